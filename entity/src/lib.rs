@@ -1,0 +1,20 @@
+//! sea-orm entities of Rollcall: the tables, and nothing of the API.
+//!
+//! The GraphQL layer never derives its types from these models; it maps them, so
+//! a column added here does not become part of the public contract by accident.
+
+pub mod audit_event;
+pub mod organization;
+pub mod role;
+pub mod role_permission;
+pub mod user;
+pub mod user_role;
+
+pub mod prelude {
+    pub use super::audit_event::Entity as AuditEvent;
+    pub use super::organization::Entity as Organization;
+    pub use super::role::Entity as Role;
+    pub use super::role_permission::Entity as RolePermission;
+    pub use super::user::Entity as User;
+    pub use super::user_role::Entity as UserRole;
+}

@@ -1,0 +1,58 @@
+use sea_orm::entity::prelude::*;
+
+/// A staff login. `email` is stored normalised (trimmed, lower case).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    /// argon2id PHC string; `None` until the user sets a password through an invite.
+    pub password_hash: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: Option<String>,
+    /// `ACTIVE` or `INACTIVE`: whether the user may log in.
+    pub status: String,
+    /// `ACTIVE`, `INACTIVE` or `LEAVE`, as the organisation's HR records have it.
+    pub employee_status: String,
+    pub mobile_phone: Option<String>,
+    pub locale: Option<String>,
+    pub idle_timeout_minutes: Option<i32>,
+    pub external_id: Option<String>,
+    pub must_change_password: bool,
+    pub is_super_admin: bool,
+    pub last_login_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::organization::Entity",
+        from = "Column::OrganizationId",
+        to = "super::organization::Column::Id"
+    )]
+    Organization,
+    #[sea_orm(has_many = "super::user_role::Entity")]
+    UserRoles,
+}
+
+impl Related<super::organization::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Organization.def()
+    }
+}
+
+impl Related<super::role::Entity> for Entity {
+    fn to() -> RelationDef {
+        super::user_role::Relation::Role.def()
+    }
+    fn via() -> Option<RelationDef> {
+        Some(super::user_role::Relation::User.def().rev())
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

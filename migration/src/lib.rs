@@ -1,0 +1,19 @@
+//! Database migrations of Rollcall.
+//!
+//! One file per change, named `mYYYYMMDD_NNNNNN_verb_noun.rs`, never edited once
+//! landed. The same migrations run on PostgreSQL and SQLite; every migration runs in
+//! a transaction on both (SQLite does not by default), and foreign keys are declared
+//! in `create_table` because SQLite cannot add them later.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_accounts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_accounts::Migration)]
+    }
+}

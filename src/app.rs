@@ -1,0 +1,257 @@
+//! Building the application from a [`Config`]: database, migrations, session
+//! store, schema, routes. Tests build it exactly as `main` does, on a free port.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Route, get,
+    listener::{Acceptor, Listener, TcpListener},
+    middleware::{CatchPanic, Cors},
+};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+use crate::{
+    auth::{
+        password::Hasher,
+        session::{SessionStore, memory::MemoryStore, redis::RedisStore},
+    },
+    config::Config,
+    graphql::{AppSchema, build_schema},
+    http,
+    services::{accounts, auth::Authenticator},
+};
+
+/// What every request shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<Config>,
+    /// Base of links in emails and the API.
+    pub public_url: String,
+}
+
+/// Connect to the database with bounded waits, and make SQLite fit for concurrent use.
+pub async fn connect_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.db_pool_size)
+        .min_connections(1)
+        .connect_timeout(config.db_timeout())
+        .acquire_timeout(config.db_timeout())
+        .idle_timeout(Duration::from_secs(300))
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .with_context(|| "cannot connect to the database")?;
+    if config.is_sqlite() {
+        // WAL lets readers proceed while an import writes; foreign keys are off by
+        // default in SQLite.
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 5000",
+        ] {
+            db.execute_unprepared(pragma).await?;
+        }
+    }
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.context("migrations failed")
+}
+
+/// The configured session store: Redis when `REDIS_URL` is set, else in process.
+pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+    Ok(match &config.redis_url {
+        Some(url) => {
+            let store =
+                RedisStore::connect(url, &config.redis_prefix, config.redis_timeout()).await?;
+            tracing::info!("sessions are kept in Redis");
+            Arc::new(store)
+        }
+        None => {
+            tracing::warn!(
+                "REDIS_URL is not set: sessions are kept in process; run one instance only"
+            );
+            Arc::new(MemoryStore::default())
+        }
+    })
+}
+
+pub struct Application {
+    port: u16,
+    acceptor: poem::listener::TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static>,
+    shutdown_timeout: Duration,
+    pub state: AppState,
+}
+
+impl Application {
+    /// Connect, migrate, bootstrap an empty database, and bind the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect_database(&config).await?;
+        if config.is_sqlite() {
+            tracing::info!(
+                "using the embedded SQLite database ({})",
+                redact_url(&config.database_url)
+            );
+        }
+        migrate(&db).await?;
+        let store = connect_store(&config).await?;
+        let hasher = Hasher::new(config.hash_permits());
+        if let Some(admin) = accounts::bootstrap(&db, &hasher).await?
+            && let Some(password) = admin.generated_password
+        {
+            // Printed once, to the terminal, never to the log.
+            println!(
+                "\nCreated the first super admin.\n  email:    {}\n  password: {}\nChange it at first login; it is not shown again.\n",
+                admin.user.email,
+                password.expose()
+            );
+        }
+        let acceptor = TcpListener::bind(config.bind).into_acceptor().await?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no address")?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let auth = Arc::new(Authenticator::new(
+            db.clone(),
+            store,
+            hasher,
+            config.session_max(),
+        ));
+        let config = Arc::new(config);
+        let state = AppState {
+            db,
+            auth,
+            config: config.clone(),
+            public_url,
+        };
+        let schema = build_schema(Some(state.clone()));
+        http::metrics::handle();
+        let app = routes(state.clone(), schema);
+        tracing::info!(%address, "listening");
+        Ok(Self {
+            port: address.port(),
+            acceptor,
+            app,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_seconds),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGTERM or SIGINT, then stop accepting and give in-flight
+    /// requests up to the configured bound to finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'static> {
+    let route = Route::new()
+        .at(
+            "/graphql",
+            get(http::graphql::endpoint).post(http::graphql::endpoint),
+        )
+        .at("/graphql/ws", get(http::ws::endpoint))
+        .at("/graphiql/assets/:name", get(http::graphiql::asset))
+        .at("/healthz", get(http::health::healthz))
+        .at("/readyz", get(http::health::readyz))
+        .at("/metrics", get(http::metrics::render));
+    let cors = (!state.config.cors_origins.is_empty()).then(|| {
+        Cors::new()
+            .allow_origins(state.config.cors_origins.iter().map(String::as_str))
+            .allow_credentials(true)
+            .allow_headers(["content-type", "authorization", http::graphql::CSRF_HEADER])
+            .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
+    });
+    route
+        .data(state)
+        .data(schema)
+        .with(CatchPanic::new())
+        .around(log_request)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .boxed()
+}
+
+/// One structured log line per request: method, path (never the query string),
+/// status and duration.
+async fn log_request<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<poem::Response> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let result = next.call(req).await.map(IntoResponse::into_response);
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(err) => err.status(),
+    };
+    tracing::info!(
+        %method,
+        path,
+        status = status.as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    result
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

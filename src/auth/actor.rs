@@ -1,0 +1,119 @@
+//! The caller of a request, and the tenant scope every data access goes through.
+//!
+//! An [`Actor`] is built once per request from a validated session: the user, the
+//! organisation, and the permissions of the user's roles as they are now. Services
+//! receive it and build every query through [`Actor::scope`], which filters by the
+//! actor's organisation: a record of another organisation cannot be read or changed
+//! by accident, and is indistinguishable from one that does not exist.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use uuid::Uuid;
+
+use super::{Permission, session::SessionId};
+use crate::error::{AppError, AppResult};
+
+/// Where a request comes from, for sessions and the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// An authenticated user acting through one session.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub session_id: SessionId,
+    pub permissions: BTreeSet<Permission>,
+    pub is_super_admin: bool,
+    pub must_change_password: bool,
+    pub origin: Origin,
+}
+
+impl Actor {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.is_super_admin || self.permissions.contains(&permission)
+    }
+
+    /// `FORBIDDEN` unless the actor holds `permission`.
+    pub fn require(&self, permission: Permission) -> AppResult<()> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "This needs the {} permission.",
+                permission.as_str()
+            )))
+        }
+    }
+
+    pub fn require_super_admin(&self) -> AppResult<()> {
+        if self.is_super_admin {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("Only a super admin may do this."))
+        }
+    }
+
+    /// Every query of an organisation's records starts here.
+    pub fn scope<E: TenantScoped>(&self) -> Select<E> {
+        E::find().filter(E::organization_column().eq(self.organization_id))
+    }
+}
+
+/// Entities that belong to one organisation.
+pub trait TenantScoped: EntityTrait {
+    fn organization_column() -> Self::Column;
+}
+
+impl TenantScoped for entity::user::Entity {
+    fn organization_column() -> Self::Column {
+        entity::user::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::role::Entity {
+    fn organization_column() -> Self::Column {
+        entity::role::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::audit_event::Entity {
+    fn organization_column() -> Self::Column {
+        entity::audit_event::Column::OrganizationId
+    }
+}
+
+/// The caller of a request as the GraphQL layer sees it: anonymous, or an actor.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub actor: Option<Actor>,
+    pub origin: Origin,
+}
+
+impl Caller {
+    /// The actor, refused while they must change their password.
+    pub fn actor(&self) -> AppResult<&Actor> {
+        let actor = self.actor_pending_password_change()?;
+        if actor.must_change_password {
+            return Err(AppError::PasswordChangeRequired);
+        }
+        Ok(actor)
+    }
+
+    /// The actor, even while they must change their password: only `me`,
+    /// `changePassword` and `logout` use this.
+    pub fn actor_pending_password_change(&self) -> AppResult<&Actor> {
+        self.actor.as_ref().ok_or(AppError::Unauthenticated)
+    }
+
+    /// The actor, holding `permission`.
+    pub fn require(&self, permission: Permission) -> AppResult<&Actor> {
+        let actor = self.actor()?;
+        actor.require(permission)?;
+        Ok(actor)
+    }
+}

@@ -1,0 +1,442 @@
+//! The Redis session store, shared by every instance.
+//!
+//! Keys, all under the configured prefix:
+//! - `s:{id}`: a hash per session, expiring with it (the shorter of the inactivity
+//!   window and what remains of the absolute lifetime);
+//! - `us:{user}`: the set of a user's session ids, for listing and revoking;
+//! - `authz:{organization}`: the organisation's authorisation epoch;
+//! - `fail:{key}`: failed-login counters;
+//! - channel `revoked`: the ids of revoked sessions, for every instance's subscriptions.
+//!
+//! Every check-and-change is a Lua script, so it is atomic and costs one round trip;
+//! times come from Redis's own clock, so instances with skewed clocks agree.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::{
+    Attempts, NewSession, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
+    StoreEvent, StoreResult, Touched, millis_to_time, new_epoch,
+};
+
+/// Reads the session, refuses it if ended, slides it, and reads its organisation's
+/// authorisation epoch (creating one if Redis lost it), all at once.
+const TOUCH: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local f = redis.call('HMGET', KEYS[1], 'uid', 'org', 'created', 'seen', 'abs', 'idle', 'ip', 'ua')
+if not f[1] then return false end
+local abs = tonumber(f[5])
+local idle = tonumber(f[6])
+if now >= abs or now >= tonumber(f[4]) + idle then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+redis.call('HSET', KEYS[1], 'seen', now)
+redis.call('PEXPIRE', KEYS[1], math.min(idle, abs - now))
+local epoch_key = ARGV[1] .. f[2]
+local epoch = redis.call('GET', epoch_key)
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', epoch_key, epoch)
+end
+f[4] = tostring(now)
+f[9] = epoch
+return f
+";
+
+const CREATE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[3])
+local max = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'org', ARGV[2], 'created', now, 'seen', now,
+  'abs', now + max, 'idle', idle, 'ip', ARGV[5], 'ua', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], math.min(idle, max))
+redis.call('SADD', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], max)
+return now
+";
+
+const REVOKE: &str = r"
+local uid = redis.call('HGET', KEYS[1], 'uid')
+if not uid then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', ARGV[1] .. uid, ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[2])
+return 1
+";
+
+const REVOKE_USER: &str = r"
+local ended = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[2] then
+    redis.call('SREM', KEYS[1], id)
+    if redis.call('DEL', ARGV[1] .. id) == 1 then
+      ended = ended + 1
+      redis.call('PUBLISH', ARGV[3], id)
+    end
+  end
+end
+return ended
+";
+
+const RECORD_FAILURE: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or count >= tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+";
+
+struct Scripts {
+    touch: Script,
+    create: Script,
+    revoke: Script,
+    revoke_user: Script,
+    record_failure: Script,
+}
+
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    scripts: Arc<Scripts>,
+    events: broadcast::Sender<StoreEvent>,
+    relay: tokio::task::AbortHandle,
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
+
+impl RedisStore {
+    /// Connect, and start relaying revocations from other instances.
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = tokio::time::timeout(
+            timeout * 4,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
+        let (events, _) = broadcast::channel(1024);
+        let channel = format!("{prefix}revoked");
+        let relay = tokio::spawn(relay_revocations(client, channel, events.clone())).abort_handle();
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            timeout,
+            scripts: Arc::new(Scripts {
+                touch: Script::new(TOUCH),
+                create: Script::new(CREATE),
+                revoke: Script::new(REVOKE),
+                revoke_user: Script::new(REVOKE_USER),
+                record_failure: Script::new(RECORD_FAILURE),
+            }),
+            events,
+            relay,
+        })
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}s:{}", self.prefix, id.0)
+    }
+
+    fn user_key(&self, user_id: Uuid) -> String {
+        format!("{}us:{}", self.prefix, user_id)
+    }
+
+    fn revoked_channel(&self) -> String {
+        format!("{}revoked", self.prefix)
+    }
+
+    /// Bound every call: a dead Redis must answer SERVICE_UNAVAILABLE quickly, not hang.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> StoreResult<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(StoreError(err.to_string())),
+            Err(_) => Err(StoreError("timed out".to_owned())),
+        }
+    }
+
+    fn record_from_fields(id: SessionId, fields: &[Option<String>]) -> Option<SessionRecord> {
+        let get = |i: usize| fields.get(i).cloned().flatten();
+        let number = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
+        let optional = |i: usize| get(i).filter(|v| !v.is_empty());
+        Some(SessionRecord {
+            id,
+            user_id: get(0)?.parse().ok()?,
+            organization_id: get(1)?.parse().ok()?,
+            created_at: millis_to_time(number(2)?),
+            last_seen_at: millis_to_time(number(3)?),
+            absolute_expiry: millis_to_time(number(4)?),
+            idle_timeout: Duration::from_millis(u64::try_from(number(5)?).ok()?),
+            ip_address: optional(6),
+            user_agent: optional(7),
+        })
+    }
+}
+
+const FIELDS: [&str; 8] = ["uid", "org", "created", "seen", "abs", "idle", "ip", "ua"];
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, new: NewSession) -> StoreResult<(SessionToken, SessionRecord)> {
+        let token = SessionToken::generate();
+        let id = token.id();
+        let idle_ms = new.idle_timeout.as_millis() as u64;
+        let max_ms = new.max_lifetime.as_millis() as u64;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.create.key(self.session_key(&id));
+        invocation
+            .key(self.user_key(new.user_id))
+            .arg(new.user_id.to_string())
+            .arg(new.organization_id.to_string())
+            .arg(idle_ms)
+            .arg(max_ms)
+            .arg(new.ip_address.clone().unwrap_or_default())
+            .arg(new.user_agent.clone().unwrap_or_default())
+            .arg(&id.0);
+        let now: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        let created = millis_to_time(now);
+        let record = SessionRecord {
+            id,
+            user_id: new.user_id,
+            organization_id: new.organization_id,
+            created_at: created,
+            last_seen_at: created,
+            absolute_expiry: created
+                + chrono::Duration::from_std(new.max_lifetime).unwrap_or(chrono::Duration::MAX),
+            idle_timeout: new.idle_timeout,
+            ip_address: new.ip_address,
+            user_agent: new.user_agent,
+        };
+        Ok((token, record))
+    }
+
+    async fn touch(&self, id: &SessionId) -> StoreResult<Option<Touched>> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.touch.key(self.session_key(id));
+        invocation
+            .arg(format!("{}authz:", self.prefix))
+            .arg(new_epoch());
+        let fields: Option<Vec<Option<String>>> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        let Some(fields) = fields else {
+            return Ok(None);
+        };
+        let authz_epoch = fields.get(8).cloned().flatten().unwrap_or_default();
+        Ok(
+            Self::record_from_fields(id.clone(), &fields).map(|session| Touched {
+                session,
+                authz_epoch,
+            }),
+        )
+    }
+
+    async fn get(&self, id: &SessionId) -> StoreResult<Option<SessionRecord>> {
+        let mut connection = self.connection.clone();
+        let fields: Vec<Option<String>> = self
+            .bounded(
+                redis::cmd("HMGET")
+                    .arg(self.session_key(id))
+                    .arg(&FIELDS[..])
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let now = chrono::Utc::now();
+        Ok(Self::record_from_fields(id.clone(), &fields).filter(|s| !s.is_expired(now)))
+    }
+
+    async fn list_for_user(&self, user_id: Uuid) -> StoreResult<Vec<SessionRecord>> {
+        let mut connection = self.connection.clone();
+        let user_key = self.user_key(user_id);
+        let ids: Vec<String> = self.bounded(connection.smembers(&user_key)).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET")
+                .arg(self.session_key(&SessionId(id.clone())))
+                .arg(&FIELDS[..]);
+        }
+        let rows: Vec<Vec<Option<String>>> =
+            self.bounded(pipe.query_async(&mut connection)).await?;
+        let now = chrono::Utc::now();
+        let mut sessions = Vec::new();
+        let mut gone = Vec::new();
+        for (id, fields) in ids.into_iter().zip(rows) {
+            match Self::record_from_fields(SessionId(id.clone()), &fields) {
+                Some(session) if !session.is_expired(now) => sessions.push(session),
+                _ => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            // Sessions that expired on their own leave their id behind in the set.
+            let _: i64 = self.bounded(connection.srem(&user_key, gone)).await?;
+        }
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(sessions)
+    }
+
+    async fn revoke(&self, id: &SessionId) -> StoreResult<bool> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.revoke.key(self.session_key(id));
+        invocation
+            .arg(format!("{}us:", self.prefix))
+            .arg(&id.0)
+            .arg(self.revoked_channel());
+        let ended: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(ended == 1)
+    }
+
+    async fn revoke_user(&self, user_id: Uuid, keep: Option<&SessionId>) -> StoreResult<u64> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.revoke_user.key(self.user_key(user_id));
+        invocation
+            .arg(format!("{}s:", self.prefix))
+            .arg(keep.map(|k| k.0.as_str()).unwrap_or(""))
+            .arg(self.revoked_channel());
+        self.bounded(invocation.invoke_async(&mut connection)).await
+    }
+
+    async fn bump_authz_epoch(&self, organization_id: Uuid) -> StoreResult<()> {
+        let mut connection = self.connection.clone();
+        let key = format!("{}authz:{}", self.prefix, organization_id);
+        self.bounded(connection.set::<_, _, ()>(key, new_epoch()))
+            .await
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> StoreResult<Attempts> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self
+            .scripts
+            .record_failure
+            .key(format!("{}fail:{}", self.prefix, key));
+        invocation.arg(limit).arg(window.as_millis() as u64);
+        let (count, ttl): (u64, i64) = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(Attempts {
+            count,
+            retry_after: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        })
+    }
+
+    async fn failures(&self, keys: &[String]) -> StoreResult<Vec<Attempts>> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        for key in keys {
+            let key = format!("{}fail:{}", self.prefix, key);
+            pipe.get(&key).pttl(&key);
+        }
+        let values: Vec<(Option<u64>, i64)> = {
+            let flat: Vec<redis::Value> = self.bounded(pipe.query_async(&mut connection)).await?;
+            flat.chunks(2)
+                .map(|pair| {
+                    let count = redis::from_redis_value::<Option<u64>>(pair[0].clone())
+                        .ok()
+                        .flatten();
+                    let ttl = redis::from_redis_value::<i64>(pair[1].clone()).unwrap_or(-2);
+                    (count, ttl)
+                })
+                .collect()
+        };
+        Ok(values
+            .into_iter()
+            .map(|(count, ttl)| Attempts {
+                count: count.unwrap_or(0),
+                retry_after: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+            })
+            .collect())
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        let mut connection = self.connection.clone();
+        self.bounded(connection.del::<_, ()>(format!("{}fail:{}", self.prefix, key)))
+            .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut connection = self.connection.clone();
+        self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+/// Relay the revocation channel to this instance's subscribers, reconnecting with
+/// backoff. Pub/sub over RESP2 does not reconnect by itself, and what was published
+/// while disconnected is lost: after a reconnect, listeners are told to resync.
+async fn relay_revocations(
+    client: redis::Client,
+    channel: String,
+    events: broadcast::Sender<StoreEvent>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut connected_before = false;
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
+            Ok(Ok(mut pubsub)) => {
+                backoff = Duration::from_millis(100);
+                if connected_before {
+                    tracing::info!("revocation channel reconnected");
+                    let _ = events.send(StoreEvent::Resync);
+                }
+                connected_before = true;
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    if let Ok(id) = message.get_payload::<String>() {
+                        let _ = events.send(StoreEvent::Revoked(SessionId(id)));
+                    }
+                }
+                tracing::warn!("revocation channel lost; reconnecting");
+                let _ = events.send(StoreEvent::Resync);
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot subscribe to revocations"),
+            Err(_) => tracing::warn!("timed out subscribing to revocations"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

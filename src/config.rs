@@ -1,0 +1,251 @@
+//! One typed configuration, read from flags or the matching environment variables.
+//!
+//! Every field has a default that works on a laptop with nothing installed: SQLite
+//! in the working directory and sessions kept in process. Production sets
+//! `DATABASE_URL` and `REDIS_URL`.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Rollcall: staff, roles, providers, projects and imports for healthcare organisations.
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database, then serve the API (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Create a super admin.
+    CreateAdmin(CreateAdminArgs),
+    /// Print the GraphQL schema that the server serves.
+    ExportSchema,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAdminArgs {
+    /// Email of the new super admin (their username).
+    #[arg(long)]
+    pub email: String,
+    /// Keep this password as it is; without it a strong one is generated, printed once,
+    /// and must be changed at first login.
+    #[arg(long, env = "ROLLCALL_ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// The organisation the admin belongs to; created when it does not exist.
+    #[arg(long, default_value = "Rollcall")]
+    pub organization: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Database URL: `postgres://…` in production, `sqlite://…` for the embedded store.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://rollcall.db?mode=rwc",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Maximum connections in the database pool.
+    #[arg(
+        long,
+        env = "ROLLCALL_DB_POOL_SIZE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a database connection or a statement, in seconds.
+    #[arg(
+        long,
+        env = "ROLLCALL_DB_TIMEOUT_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub db_timeout_seconds: u64,
+
+    /// Redis URL for sessions, revocation and rate limits; without it sessions are
+    /// kept in process (one instance only).
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel Rollcall uses.
+    #[arg(
+        long,
+        env = "ROLLCALL_REDIS_PREFIX",
+        default_value = "rollcall:",
+        global = true
+    )]
+    pub redis_prefix: String,
+
+    /// How long a Redis command may take before the request answers SERVICE_UNAVAILABLE, in milliseconds.
+    #[arg(
+        long,
+        env = "ROLLCALL_REDIS_TIMEOUT_MS",
+        default_value_t = 1500,
+        global = true
+    )]
+    pub redis_timeout_ms: u64,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "ROLLCALL_BIND",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// Public base URL for links in emails and the API; by default `http://` and the bound address.
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "ROLLCALL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing's `EnvFilter` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+
+    /// Serve the GraphiQL explorer at `GET /graphql` for browsers.
+    #[arg(long, env = "ROLLCALL_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub graphiql: bool,
+
+    /// Mark the session cookie `Secure`; turn off only for local plain HTTP.
+    #[arg(long, env = "ROLLCALL_SECURE_COOKIES", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub secure_cookies: bool,
+
+    /// Origins allowed to call the API from a browser with credentials, comma separated.
+    #[arg(
+        long,
+        env = "ROLLCALL_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Absolute maximum lifetime of a session, whatever the activity, in minutes.
+    #[arg(
+        long,
+        env = "ROLLCALL_SESSION_MAX_MINUTES",
+        default_value_t = 720,
+        global = true
+    )]
+    pub session_max_minutes: u32,
+
+    /// Password hashes computed at once; more wait their turn so that logins cannot
+    /// take every core from other requests. 0 means one less than the cores (at least one).
+    #[arg(
+        long,
+        env = "ROLLCALL_HASH_CONCURRENCY",
+        default_value_t = 0,
+        global = true
+    )]
+    pub hash_concurrency: usize,
+
+    /// Deepest selection a query may nest.
+    #[arg(long, env = "ROLLCALL_MAX_DEPTH", default_value_t = 12, global = true)]
+    pub max_depth: usize,
+
+    /// Highest complexity a query may have (each field counts one, lists multiply by `first`).
+    #[arg(
+        long,
+        env = "ROLLCALL_MAX_COMPLEXITY",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub max_complexity: usize,
+
+    /// Most aliased fields one request may hold.
+    #[arg(
+        long,
+        env = "ROLLCALL_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_aliases: usize,
+
+    /// Most operations one batched request may hold.
+    #[arg(long, env = "ROLLCALL_MAX_BATCH", default_value_t = 10, global = true)]
+    pub max_batch: usize,
+
+    /// Largest request body, in bytes, for requests that are not uploads.
+    #[arg(long, env = "ROLLCALL_MAX_BODY_BYTES", default_value_t = 1 << 20, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Largest uploaded file, in bytes.
+    #[arg(long, env = "ROLLCALL_MAX_UPLOAD_BYTES", default_value_t = 10 << 20, global = true)]
+    pub max_upload_bytes: usize,
+
+    /// Largest `first` a list accepts.
+    #[arg(
+        long,
+        env = "ROLLCALL_MAX_PAGE_SIZE",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_page_size: usize,
+
+    /// How long a graceful shutdown waits for in-flight requests, in seconds.
+    #[arg(
+        long,
+        env = "ROLLCALL_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Config {
+    /// Parse a configuration from arguments only, ignoring nothing: tests build
+    /// theirs this way and then override fields.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_timeout_seconds)
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn session_max(&self) -> Duration {
+        Duration::from_secs(u64::from(self.session_max_minutes) * 60)
+    }
+
+    pub fn hash_permits(&self) -> usize {
+        if self.hash_concurrency > 0 {
+            return self.hash_concurrency;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        cores.saturating_sub(1).max(1)
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}

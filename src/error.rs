@@ -1,0 +1,216 @@
+//! The one error type every layer returns, and what each variant shows the client.
+//!
+//! - Services and the auth layer return [`AppError`]; its variants say what the
+//!   client sees (`extensions.code`), not where the error came from.
+//! - Resolvers use `?` on `AppError`; the `From<AppError> for async_graphql::Error`
+//!   conversion is the only way into a GraphQL error. async-graphql's
+//!   `custom-error-conversion` feature removes its blanket `From<Display>`, so a
+//!   database error cannot reach a client by accident.
+//! - An `Internal` error is logged once, here, with a correlation id that the client
+//!   also receives; its cause never leaves the server.
+
+use async_graphql::ErrorExtensions;
+use serde::Serialize;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// One invalid input field: which, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("You are not logged in, or your session has ended.")]
+    Unauthenticated,
+    #[error("Invalid email or password.")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{}", bad_input_message(.0))]
+    BadInput(Vec<FieldError>),
+    #[error("{0} not found.")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("You must change your password before doing anything else.")]
+    PasswordChangeRequired,
+    #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("The {0} is unavailable; try again shortly.")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn bad_input_message(fields: &[FieldError]) -> String {
+    match fields {
+        [one] => format!("{}: {}", one.field, one.message),
+        _ => format!("{} fields are invalid.", fields.len()),
+    }
+}
+
+impl AppError {
+    /// A single invalid field.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput(vec![FieldError::new(field, message)])
+    }
+
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::Forbidden(reason.into())
+    }
+
+    /// The `extensions.code` a client sees.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::DbErr;
+        match err {
+            // A pool that cannot hand out a connection, or a server that went away, is an
+            // outage the client should retry, not a bug.
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable("database")
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(err: sea_orm::TransactionError<AppError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(app) => app,
+        }
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        match err {
+            AppError::Internal(cause) => {
+                let reference = uuid::Uuid::new_v4();
+                tracing::error!(%reference, error = ?cause, "internal error");
+                async_graphql::Error::new(format!(
+                    "Something went wrong on our side (reference {reference})."
+                ))
+                .extend_with(|_, ext| {
+                    ext.set("code", code);
+                    ext.set("reference", reference.to_string());
+                })
+            }
+            AppError::BadInput(ref fields) => {
+                let list: Vec<async_graphql::Value> = fields
+                    .iter()
+                    .map(|f| {
+                        let mut map = async_graphql::indexmap::IndexMap::new();
+                        map.insert(
+                            async_graphql::Name::new("field"),
+                            async_graphql::Value::from(f.field.clone()),
+                        );
+                        map.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::from(f.message.clone()),
+                        );
+                        async_graphql::Value::Object(map)
+                    })
+                    .collect();
+                async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+                    ext.set("code", code);
+                    ext.set("fields", list);
+                })
+            }
+            AppError::RateLimited {
+                retry_after_seconds,
+            } => async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+                ext.set("code", code);
+                ext.set("retryAfterSeconds", retry_after_seconds);
+            }),
+            other => async_graphql::Error::new(other.to_string())
+                .extend_with(|_, ext| ext.set("code", code)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extension(err: &async_graphql::Error, key: &str) -> Option<async_graphql::Value> {
+        err.extensions.as_ref().and_then(|e| e.get(key).cloned())
+    }
+
+    #[test]
+    fn every_variant_carries_its_code() {
+        let cases = [
+            (AppError::Unauthenticated, "UNAUTHENTICATED"),
+            (AppError::InvalidCredentials, "UNAUTHENTICATED"),
+            (AppError::forbidden("no"), "FORBIDDEN"),
+            (AppError::bad_input("email", "bad"), "BAD_USER_INPUT"),
+            (AppError::NotFound("User"), "NOT_FOUND"),
+            (AppError::Conflict("taken".into()), "CONFLICT"),
+            (AppError::PasswordChangeRequired, "PASSWORD_CHANGE_REQUIRED"),
+            (
+                AppError::RateLimited {
+                    retry_after_seconds: 3,
+                },
+                "RATE_LIMITED",
+            ),
+            (AppError::Unavailable("database"), "SERVICE_UNAVAILABLE"),
+            (AppError::Internal(anyhow::anyhow!("boom")), "INTERNAL"),
+        ];
+        for (err, code) in cases {
+            let gql: async_graphql::Error = err.into();
+            assert_eq!(extension(&gql, "code"), Some(code.into()), "{gql:?}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let gql: async_graphql::Error =
+            AppError::Internal(anyhow::anyhow!("relation \"users\" does not exist")).into();
+        assert!(!gql.message.contains("users"), "{}", gql.message);
+        assert!(extension(&gql, "reference").is_some());
+    }
+
+    #[test]
+    fn bad_input_names_each_field() {
+        let gql: async_graphql::Error = AppError::BadInput(vec![
+            FieldError::new("email", "is not an email address"),
+            FieldError::new("firstName", "is required"),
+        ])
+        .into();
+        let Some(async_graphql::Value::List(fields)) = extension(&gql, "fields") else {
+            panic!("no fields: {gql:?}");
+        };
+        assert_eq!(fields.len(), 2);
+        assert_eq!(gql.message, "2 fields are invalid.");
+    }
+}

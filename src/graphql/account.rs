@@ -1,0 +1,294 @@
+//! Organisations, users and roles as clients read them.
+
+use async_graphql::{
+    Context, ID, InputObject, Object, Result, SimpleObject, dataloader::DataLoader,
+};
+use chrono::{DateTime, Utc};
+
+use super::{
+    Ctx,
+    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    loaders::{PermissionsOfRole, RolesOfUser, loader_error},
+};
+use crate::{
+    auth::Permission,
+    services::{organizations, roles, users},
+};
+
+/// A tenant: a practice, clinic or research programme.
+pub struct Organization(pub entity::organization::Model);
+
+#[Object]
+impl Organization {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Minutes of inactivity after which a session ends, unless the user has their own.
+    async fn default_idle_timeout_minutes(&self) -> i32 {
+        self.0.default_idle_timeout_minutes
+    }
+    /// Shortest password the organisation accepts.
+    async fn password_min_length(&self) -> i32 {
+        self.0.password_min_length
+    }
+    /// Whether passwords must contain a digit.
+    async fn password_require_digit(&self) -> bool {
+        self.0.password_require_digit
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Whether a user may log in.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Inactive,
+}
+
+/// Employment status as the organisation's records have it.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum EmployeeStatus {
+    Active,
+    Inactive,
+    Leave,
+}
+
+/// A staff login.
+pub struct User(pub entity::user::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The username, lower case.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn first_name(&self) -> &str {
+        &self.0.first_name
+    }
+    async fn last_name(&self) -> &str {
+        &self.0.last_name
+    }
+    async fn title(&self) -> Option<&str> {
+        self.0.title.as_deref()
+    }
+    async fn status(&self) -> UserStatus {
+        if self.0.status == "ACTIVE" {
+            UserStatus::Active
+        } else {
+            UserStatus::Inactive
+        }
+    }
+    async fn employee_status(&self) -> EmployeeStatus {
+        match self.0.employee_status.as_str() {
+            "INACTIVE" => EmployeeStatus::Inactive,
+            "LEAVE" => EmployeeStatus::Leave,
+            _ => EmployeeStatus::Active,
+        }
+    }
+    /// E.164, e.g. `+14155550123`.
+    async fn mobile_phone(&self) -> Option<&str> {
+        self.0.mobile_phone.as_deref()
+    }
+    /// BCP 47, e.g. `en-US`.
+    async fn locale(&self) -> Option<&str> {
+        self.0.locale.as_deref()
+    }
+    /// The user's own inactivity timeout in minutes; the organisation's applies when null.
+    async fn idle_timeout_minutes(&self) -> Option<i32> {
+        self.0.idle_timeout_minutes
+    }
+    /// The organisation's own identifier for this person.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    /// Until changed, the user can do nothing but change their password.
+    async fn must_change_password(&self) -> bool {
+        self.0.must_change_password
+    }
+    /// Whether the user may act in every organisation.
+    async fn is_super_admin(&self) -> bool {
+        self.0.is_super_admin
+    }
+    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_login_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        Ok(Organization(
+            organizations::find(&state.db, actor, Some(self.0.organization_id)).await?,
+        ))
+    }
+    /// The roles the user holds.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
+        let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
+        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+    }
+    /// What the user's roles allow, together.
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>> {
+        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
+        let roles = loader
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        let by_role = ctx
+            .data::<DataLoader<PermissionsOfRole>>()?
+            .load_many(roles.iter().map(|r| r.id))
+            .await
+            .map_err(loader_error)?;
+        let all: std::collections::BTreeSet<Permission> = by_role.into_values().flatten().collect();
+        Ok(all.into_iter().collect())
+    }
+}
+
+/// A named set of permissions.
+pub struct Role(pub entity::role::Model);
+
+#[Object]
+impl Role {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Created with the organisation; admins may still edit it.
+    async fn built_in(&self) -> bool {
+        self.0.built_in
+    }
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>> {
+        let loader = ctx.data::<DataLoader<PermissionsOfRole>>()?;
+        let permissions = loader.load_one(self.0.id).await.map_err(loader_error)?;
+        Ok(permissions.unwrap_or_default().into_iter().collect())
+    }
+}
+
+/// One entry of the permission catalogue.
+#[derive(SimpleObject)]
+pub struct PermissionInfo {
+    pub permission: Permission,
+    pub description: &'static str,
+}
+
+/// What `users` may be narrowed by.
+#[derive(InputObject, Default)]
+pub struct UserFilter {
+    /// Part of a first name, last name or email, in any case.
+    pub search: Option<String>,
+    pub status: Option<UserStatus>,
+    /// Only holders of this role.
+    pub role_id: Option<ID>,
+}
+
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The logged-in user. Answers even while the password must be changed.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        Ok(User(users::me(&ctx.state()?.db, actor).await?))
+    }
+
+    /// The caller's organisation, or with `id` any organisation for a super admin.
+    async fn organization(&self, ctx: &Context<'_>, id: Option<ID>) -> Result<Organization> {
+        let actor = ctx.caller()?.actor()?;
+        let id = id.as_ref().map(|id| parse_id(id, "id")).transpose()?;
+        Ok(Organization(
+            organizations::find(&ctx.state()?.db, actor, id).await?,
+        ))
+    }
+
+    /// Every organisation (super admin).
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Organization>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let first = page_size(first, state.config.max_page_size)?;
+        let had_cursor = after.is_some();
+        let page = organizations::list(&state.db, actor, decode_cursor(after)?, first).await?;
+        Ok(into_connection(page, had_cursor, |m| m.id, Organization))
+    }
+
+    /// Staff users of the organisation (USERS_READ).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<UserFilter>,
+    ) -> Result<Conn<User>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let first = page_size(first, state.config.max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let filter = users::UserFilter {
+            search: filter.search,
+            status: filter.status.map(|s| match s {
+                UserStatus::Active => "ACTIVE".to_owned(),
+                UserStatus::Inactive => "INACTIVE".to_owned(),
+            }),
+            role_id: filter
+                .role_id
+                .as_ref()
+                .map(|id| parse_id(id, "filter.roleId"))
+                .transpose()?,
+        };
+        let had_cursor = after.is_some();
+        let page = users::list(&state.db, actor, filter, decode_cursor(after)?, first).await?;
+        Ok(into_connection(page, had_cursor, |m| m.id, User))
+    }
+
+    /// One user of the organisation; null for an unknown id or another organisation's.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        Ok(users::find(&ctx.state()?.db, actor, id).await?.map(User))
+    }
+
+    /// The organisation's roles, by name.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        let actor = ctx.caller()?.actor()?;
+        Ok(roles::list(&ctx.state()?.db, actor)
+            .await?
+            .into_iter()
+            .map(Role)
+            .collect())
+    }
+
+    /// The permission catalogue, with what each permission allows.
+    async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<PermissionInfo>> {
+        ctx.caller()?.actor()?;
+        Ok(Permission::ALL
+            .into_iter()
+            .map(|permission| PermissionInfo {
+                permission,
+                description: permission.description(),
+            })
+            .collect())
+    }
+}

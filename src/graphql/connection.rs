@@ -1,0 +1,79 @@
+//! Relay connections for every list: opaque cursors, `first` capped, `totalCount`.
+
+use async_graphql::{
+    OutputType, SimpleObject,
+    connection::{Connection, Edge, EmptyFields},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, AppResult},
+    services::Page,
+};
+
+/// Fields every connection carries besides edges and pageInfo.
+#[derive(SimpleObject)]
+pub struct Totals {
+    /// How many items the whole list holds, across all pages.
+    pub total_count: u64,
+}
+
+pub type Conn<T> = Connection<String, T, Totals, EmptyFields>;
+
+/// The page size: `first` if given (at most `max`), else 20.
+pub fn page_size(first: Option<i32>, max: usize) -> AppResult<u64> {
+    match first {
+        None => Ok(20.min(max as u64)),
+        Some(n) if n < 0 => Err(AppError::bad_input("first", "must not be negative")),
+        Some(n) if n as usize > max => Err(AppError::bad_input(
+            "first",
+            format!("must be at most {max}"),
+        )),
+        Some(n) => Ok(n as u64),
+    }
+}
+
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn decode_cursor(after: Option<String>) -> AppResult<Option<Uuid>> {
+    after
+        .map(|cursor| {
+            URL_SAFE_NO_PAD
+                .decode(cursor.as_bytes())
+                .ok()
+                .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor this list gave out"))
+        })
+        .transpose()
+}
+
+/// Turn a page of models into a connection of their GraphQL types.
+pub fn into_connection<M, T: OutputType>(
+    page: Page<M>,
+    had_cursor: bool,
+    id: impl Fn(&M) -> Uuid,
+    node: impl Fn(M) -> T,
+) -> Conn<T> {
+    let mut connection = Connection::with_additional_fields(
+        had_cursor,
+        page.has_next_page,
+        Totals {
+            total_count: page.total_count,
+        },
+    );
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|model| Edge::new(encode_cursor(id(&model)), node(model))),
+    );
+    connection
+}
+
+/// Parse an `ID` argument; a malformed one is a bad input naming `field`.
+pub fn parse_id(raw: &async_graphql::ID, field: &str) -> AppResult<Uuid> {
+    raw.parse::<Uuid>()
+        .map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}

@@ -1,0 +1,62 @@
+//! The GraphQL schema: roots merged from one file per area, with the limits that
+//! keep a single request from costing the server more than it should.
+
+mod account;
+mod audit;
+mod connection;
+mod context;
+mod loaders;
+mod session;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
+
+pub use context::Ctx;
+
+use crate::app::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    account::AccountQuery,
+    session::SessionQuery,
+    audit::AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(session::SessionMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(session::SessionSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema with its limits; `state` is shared by every request.
+pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    );
+    if let Some(state) = state {
+        let config = state.config.clone();
+        builder = builder
+            .limit_depth(config.max_depth)
+            .limit_complexity(config.max_complexity)
+            .limit_recursive_depth(config.max_depth * 2)
+            .limit_directives(10)
+            .data(
+                DataLoader::new(loaders::RolesOfUser(state.db.clone()), tokio::spawn)
+                    .delay(std::time::Duration::ZERO),
+            )
+            .data(
+                DataLoader::new(loaders::PermissionsOfRole(state.db.clone()), tokio::spawn)
+                    .delay(std::time::Duration::ZERO),
+            )
+            .data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL the server serves.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}

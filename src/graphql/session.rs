@@ -1,0 +1,223 @@
+//! Logging in and out, passwords, and sessions: one's own and (SESSIONS_MANAGE)
+//! anyone's in the organisation; `sessionEvents` tells a client its session ended.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt, stream};
+use poem::http::header::SET_COOKIE;
+
+use super::{Ctx, account::User, connection::parse_id};
+use crate::{
+    auth::session::{EndReason, SessionId, SessionRecord, wait_for_end},
+    http::cookies,
+    services::{sessions, users},
+};
+
+/// A login session.
+pub struct Session {
+    record: SessionRecord,
+    current: bool,
+}
+
+#[Object]
+impl Session {
+    /// The session's public id (a digest of its token, which it never reveals).
+    async fn id(&self) -> ID {
+        ID(self.record.id.0.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.record.created_at
+    }
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.record.last_seen_at
+    }
+    /// When the session ends unless it is used again: the inactivity timeout from
+    /// the last request, or the absolute maximum, whichever comes first.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.record.expires_at()
+    }
+    /// When the session ends whatever the activity.
+    async fn absolute_expires_at(&self) -> DateTime<Utc> {
+        self.record.absolute_expiry
+    }
+    async fn ip_address(&self) -> Option<&str> {
+        self.record.ip_address.as_deref()
+    }
+    async fn user_agent(&self) -> Option<&str> {
+        self.record.user_agent.as_deref()
+    }
+    /// Whether this is the session making the request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
+/// A successful login. Browsers also receive the `rollcall_session` cookie.
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// The bearer token for `Authorization: Bearer`; shown once.
+    token: String,
+    expires_at: DateTime<Utc>,
+    user: User,
+    /// When true, only `me`, `changePassword` and `logout` are allowed until the
+    /// password is changed.
+    must_change_password: bool,
+}
+
+/// Why a session ended.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEventKind {
+    Revoked,
+    Expired,
+}
+
+/// The end of the subscriber's own session; the socket closes right after.
+#[derive(SimpleObject)]
+pub struct SessionEvent {
+    kind: SessionEventKind,
+    session_id: ID,
+}
+
+fn sessions_of(records: Vec<SessionRecord>, current: &SessionId) -> Vec<Session> {
+    records
+        .into_iter()
+        .map(|record| Session {
+            current: &record.id == current,
+            record,
+        })
+        .collect()
+}
+
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The caller's live sessions, newest first.
+    async fn my_sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let actor = ctx.caller()?.actor()?;
+        let store = ctx.state()?.auth.store();
+        let records = sessions::my_sessions(store.as_ref(), actor).await?;
+        Ok(sessions_of(records, &actor.session_id))
+    }
+
+    /// A user's live sessions (SESSIONS_MANAGE).
+    async fn user_sessions(&self, ctx: &Context<'_>, user_id: ID) -> Result<Vec<Session>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        let records =
+            sessions::user_sessions(&state.db, state.auth.store().as_ref(), actor, user_id).await?;
+        Ok(sessions_of(records, &actor.session_id))
+    }
+}
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Log in; sets the session cookie and returns the bearer token. After 10
+    /// failures for one email (or 100 from one address) within 15 minutes, answers
+    /// RATE_LIMITED for 15 minutes.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<LoginPayload> {
+        let state = ctx.state()?;
+        let caller = ctx.caller()?;
+        let logged_in = state
+            .auth
+            .login(&email, &password, caller.origin.clone())
+            .await?;
+        let expires_at = logged_in.session.expires_at();
+        ctx.append_http_header(
+            SET_COOKIE,
+            cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies),
+        );
+        Ok(LoginPayload {
+            token: logged_in.token.expose().to_owned(),
+            expires_at,
+            must_change_password: logged_in.user.must_change_password,
+            user: User(logged_in.user),
+        })
+    }
+
+    /// End the current session and clear the cookie.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        state.auth.logout(actor).await?;
+        ctx.append_http_header(
+            SET_COOKIE,
+            cookies::clear_session_cookie(state.config.secure_cookies),
+        );
+        Ok(true)
+    }
+
+    /// Change one's password. Every other session of the user ends; this one stays.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> Result<bool> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        state
+            .auth
+            .change_password(actor, &current_password, &new_password)
+            .await?;
+        Ok(true)
+    }
+
+    /// End one session: one's own, or any of the organisation with SESSIONS_MANAGE.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let id = SessionId(id.0);
+        sessions::revoke_session(&state.db, state.auth.store().as_ref(), actor, &id).await?;
+        Ok(true)
+    }
+
+    /// End every session of a user; how many were ended.
+    async fn revoke_user_sessions(&self, ctx: &Context<'_>, user_id: ID) -> Result<u64> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        Ok(
+            sessions::revoke_user_sessions(&state.db, state.auth.store().as_ref(), actor, user_id)
+                .await?,
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct SessionSubscription;
+
+#[Subscription]
+impl SessionSubscription {
+    /// One value when the subscriber's own session is revoked (on any instance) or
+    /// expires; then the socket closes.
+    async fn session_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = SessionEvent>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        // The user must still exist: a subscription is no way around deactivation.
+        users::me(&state.db, actor).await?;
+        let store = state.auth.store().clone();
+        let id = actor.session_id.clone();
+        Ok(stream::once(async move {
+            let reason = wait_for_end(store, id.clone()).await;
+            SessionEvent {
+                kind: match reason {
+                    EndReason::Revoked => SessionEventKind::Revoked,
+                    EndReason::Expired => SessionEventKind::Expired,
+                },
+                session_id: ID(id.0),
+            }
+        })
+        .boxed())
+    }
+}

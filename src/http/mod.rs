@@ -1,0 +1,57 @@
+//! Poem routes: GraphQL over HTTP and websockets, and what is not GraphQL
+//! (health, readiness, metrics, the GraphiQL explorer's own assets).
+
+pub mod cookies;
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod metrics;
+pub mod ws;
+
+use poem::Request;
+
+use crate::auth::{actor::Origin, session::SessionToken};
+
+/// How a request presented its session.
+pub enum Presented {
+    None,
+    Bearer(SessionToken),
+    Cookie(SessionToken),
+    /// Something was presented that cannot be a token of ours.
+    Malformed,
+}
+
+/// Read the session token from `Authorization: Bearer` or the session cookie.
+/// Tokens in URLs are never looked at.
+pub fn presented_token(req: &Request) -> Presented {
+    if let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .and_then(SessionToken::parse);
+        return token.map_or(Presented::Malformed, Presented::Bearer);
+    }
+    match cookies::session_cookie_value(req) {
+        Some(value) => SessionToken::parse(value).map_or(Presented::Malformed, Presented::Cookie),
+        None => Presented::None,
+    }
+}
+
+/// Where the request comes from: the peer address and the user agent.
+pub fn origin_of(req: &Request) -> Origin {
+    Origin {
+        ip_address: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    }
+}

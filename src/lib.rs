@@ -1,0 +1,20 @@
+//! Rollcall: the GraphQL backend healthcare organisations use to run their people.
+//!
+//! - [`config`]: one typed configuration from flags and environment;
+//! - [`app`]: builds the server (database, migrations, session store, routes);
+//! - [`graphql`]: the schema, one file per area, translating to services;
+//! - [`services`]: what the product does, over a connection and an actor;
+//! - [`auth`]: passwords, sessions, permissions, the tenant scope;
+//! - [`domain`]: values valid by construction;
+//! - [`http`]: GraphQL over HTTP and websockets, health, metrics, GraphiQL;
+//! - [`error`]: the one error type and its mapping to `extensions.code`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod services;
+pub mod telemetry;

@@ -1,0 +1,53 @@
+use clap::Parser;
+use rollcall::{
+    app::{self, Application},
+    auth::password::Hasher,
+    config::{Cli, Command},
+    graphql, services, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::ExportSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Serve => {
+            telemetry::init(config.log_format, &config.log_filter);
+            Application::build(config).await?.run_until_stopped().await
+        }
+        Command::Migrate => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let db = app::connect_database(&config).await?;
+            app::migrate(&db).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::CreateAdmin(args) => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let db = app::connect_database(&config).await?;
+            app::migrate(&db).await?;
+            let hasher = Hasher::new(1);
+            let created = services::accounts::create_super_admin(
+                &db,
+                &hasher,
+                &args.email,
+                args.password.as_deref(),
+                &args.organization,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Created super admin {}.", created.user.email);
+            if let Some(password) = created.generated_password {
+                println!(
+                    "Generated password: {}\nIt must be changed at first login.",
+                    password.expose()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The append-only audit trail: written in the same transaction as the change it
+//! records, never updated, never deleted.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{Page, paginate};
+use crate::{
+    auth::{Actor, Permission, actor::Origin},
+    error::AppResult,
+};
+
+/// One event to record.
+#[derive(Clone, Debug, Default)]
+pub struct AuditEntry {
+    pub organization_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub session_id: Option<String>,
+    pub action: &'static str,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    /// Changed fields; never secrets.
+    pub changes: Option<serde_json::Value>,
+    pub origin: Origin,
+}
+
+impl AuditEntry {
+    /// An event done by `actor` in their organisation.
+    pub fn by(actor: &Actor, action: &'static str) -> Self {
+        Self {
+            organization_id: Some(actor.organization_id),
+            actor_user_id: Some(actor.user_id),
+            session_id: Some(actor.session_id.0.clone()),
+            action,
+            origin: actor.origin.clone(),
+            ..Self::default()
+        }
+    }
+
+    pub fn target(mut self, target_type: &'static str, id: impl ToString) -> Self {
+        self.target_type = Some(target_type);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn target_opt(self, target_type: &'static str, id: Option<impl ToString>) -> Self {
+        match id {
+            Some(id) => self.target(target_type, id),
+            None => self,
+        }
+    }
+
+    pub fn changes(mut self, changes: serde_json::Value) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+}
+
+pub async fn record(db: &impl ConnectionTrait, entry: AuditEntry) -> AppResult<()> {
+    let truncate =
+        |s: Option<String>, max: usize| s.map(|s| s.chars().take(max).collect::<String>());
+    let event = entity::audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(entry.organization_id),
+        actor_user_id: Set(entry.actor_user_id),
+        session_id: Set(entry.session_id),
+        action: Set(entry.action.to_owned()),
+        target_type: Set(entry.target_type.map(str::to_owned)),
+        target_id: Set(entry.target_id),
+        changes: Set(entry.changes),
+        ip_address: Set(truncate(entry.origin.ip_address, 64)),
+        user_agent: Set(truncate(entry.origin.user_agent, 512)),
+        created_at: Set(Utc::now()),
+    };
+    entity::audit_event::Entity::insert(event)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// What `auditEvents` may be narrowed by.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub async fn search(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    filter: AuditFilter,
+    after: Option<Uuid>,
+    first: u64,
+) -> AppResult<Page<entity::audit_event::Model>> {
+    use entity::audit_event::{Column, Entity};
+    actor.require(Permission::AuditRead)?;
+    let mut select = actor.scope::<Entity>();
+    if let Some(actor_id) = filter.actor_id {
+        select = select.filter(Column::ActorUserId.eq(actor_id));
+    }
+    if let Some(action) = filter.action {
+        select = select.filter(Column::Action.eq(action));
+    }
+    if let Some(target) = filter.target_id {
+        select = select.filter(Column::TargetId.eq(target));
+    }
+    if let Some(from) = filter.from {
+        select = select.filter(Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        select = select.filter(Column::CreatedAt.lt(to));
+    }
+    paginate(db, select, Column::Id, after, first).await
+}

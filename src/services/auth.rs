@@ -1,0 +1,357 @@
+//! Logging in and out, changing passwords, and turning a presented token into an
+//! [`Actor`] on every request.
+//!
+//! Permissions are cached per instance, keyed by the organisation's authorisation
+//! epoch that the session lookup returns in the same round trip. Any change of a
+//! user's roles, a role's permissions or a user's status replaces the epoch, so the
+//! very next request on every instance reloads from the database: no cached
+//! permission outlives a change.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, JoinType,
+    QueryFilter, QuerySelect, RelationTrait, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::audit::{self, AuditEntry};
+use crate::{
+    auth::{
+        Actor, Permission,
+        actor::Origin,
+        password::{Hasher, Password, PasswordPolicy, Verified},
+        session::{NewSession, SessionRecord, SessionStore, SessionToken},
+    },
+    error::{AppError, AppResult},
+};
+
+/// Failed logins for one email before it is locked, and for how long.
+pub const EMAIL_FAILURE_LIMIT: u64 = 10;
+/// Failed logins from one address before it is locked.
+pub const IP_FAILURE_LIMIT: u64 = 100;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const CACHE_CAPACITY: usize = 50_000;
+
+#[derive(Clone)]
+struct CachedAuthz {
+    epoch: String,
+    permissions: BTreeSet<Permission>,
+    is_super_admin: bool,
+    must_change_password: bool,
+}
+
+/// A successful login.
+pub struct LoggedIn {
+    pub token: SessionToken,
+    pub session: SessionRecord,
+    pub user: entity::user::Model,
+}
+
+pub struct Authenticator {
+    db: DatabaseConnection,
+    store: Arc<dyn SessionStore>,
+    hasher: Hasher,
+    session_max: Duration,
+    cache: Mutex<HashMap<Uuid, CachedAuthz>>,
+}
+
+impl Authenticator {
+    pub fn new(
+        db: DatabaseConnection,
+        store: Arc<dyn SessionStore>,
+        hasher: Hasher,
+        session_max: Duration,
+    ) -> Self {
+        Self {
+            db,
+            store,
+            hasher,
+            session_max,
+            cache: Mutex::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// The actor behind a presented token, or `None` when the token opens no live
+    /// session. Costs one store round trip, plus one database query when the
+    /// organisation's permissions changed since this instance last looked.
+    pub async fn resolve(&self, token: &SessionToken, origin: Origin) -> AppResult<Option<Actor>> {
+        let Some(touched) = self.store.touch(&token.id()).await? else {
+            return Ok(None);
+        };
+        let session = touched.session;
+        let cached = self
+            .cache_lock()
+            .get(&session.user_id)
+            .filter(|c| c.epoch == touched.authz_epoch)
+            .cloned();
+        let authz = match cached {
+            Some(authz) => authz,
+            None => {
+                let Some(authz) = self
+                    .load_authz(session.user_id, touched.authz_epoch)
+                    .await?
+                else {
+                    // The user is gone or inactive: the session must not outlive them.
+                    self.store.revoke(&session.id).await?;
+                    return Ok(None);
+                };
+                let mut cache = self.cache_lock();
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(session.user_id, authz.clone());
+                authz
+            }
+        };
+        Ok(Some(Actor {
+            user_id: session.user_id,
+            organization_id: session.organization_id,
+            session_id: session.id,
+            permissions: authz.permissions,
+            is_super_admin: authz.is_super_admin,
+            must_change_password: authz.must_change_password,
+            origin,
+        }))
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CachedAuthz>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn load_authz(&self, user_id: Uuid, epoch: String) -> AppResult<Option<CachedAuthz>> {
+        let Some(user) = entity::user::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if user.status != "ACTIVE" {
+            return Ok(None);
+        }
+        let permissions = permissions_of(&self.db, user_id).await?;
+        Ok(Some(CachedAuthz {
+            epoch,
+            permissions,
+            is_super_admin: user.is_super_admin,
+            must_change_password: user.must_change_password,
+        }))
+    }
+
+    /// Log in with email and password. Every failure answers the same and takes as
+    /// long, whether the account exists, is inactive or has no password yet.
+    pub async fn login(&self, email: &str, password: &str, origin: Origin) -> AppResult<LoggedIn> {
+        let email = email.trim().to_lowercase();
+        let email_key = format!("email:{}", hex(&Sha256::digest(email.as_bytes())));
+        let ip_key = origin.ip_address.as_ref().map(|ip| format!("ip:{ip}"));
+        let mut keys = vec![email_key.clone()];
+        keys.extend(ip_key.clone());
+        let counts = self.store.failures(&keys).await?;
+        let limits = [EMAIL_FAILURE_LIMIT, IP_FAILURE_LIMIT];
+        if let Some(locked) = counts
+            .iter()
+            .zip(limits)
+            .filter(|(attempts, limit)| attempts.count >= *limit)
+            .map(|(attempts, _)| attempts.retry_after)
+            .max()
+        {
+            return Err(AppError::RateLimited {
+                retry_after_seconds: locked.as_secs().max(1),
+            });
+        }
+
+        let user = entity::user::Entity::find()
+            .filter(entity::user::Column::Email.eq(email.as_str()))
+            .one(&self.db)
+            .await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let verified = self.hasher.verify(password, stored).await?;
+        let user = match (user, verified) {
+            (Some(user), verified @ (Verified::Yes | Verified::YesRehashed(_)))
+                if user.status == "ACTIVE" =>
+            {
+                if let Verified::YesRehashed(new_hash) = verified {
+                    let mut active: entity::user::ActiveModel = user.clone().into();
+                    active.password_hash = Set(Some(new_hash));
+                    active.update(&self.db).await?;
+                }
+                user
+            }
+            (user, _) => {
+                self.store
+                    .record_failure(&email_key, EMAIL_FAILURE_LIMIT, FAILURE_WINDOW)
+                    .await?;
+                if let Some(ip_key) = &ip_key {
+                    self.store
+                        .record_failure(ip_key, IP_FAILURE_LIMIT, FAILURE_WINDOW)
+                        .await?;
+                }
+                audit::record(
+                    &self.db,
+                    AuditEntry {
+                        organization_id: user.as_ref().map(|u| u.organization_id),
+                        action: "auth.login_failed",
+                        origin,
+                        ..AuditEntry::default()
+                    }
+                    .target_opt("User", user.as_ref().map(|u| u.id)),
+                )
+                .await?;
+                return Err(AppError::InvalidCredentials);
+            }
+        };
+        self.store.clear_failures(&email_key).await?;
+
+        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
+        let idle_minutes = user
+            .idle_timeout_minutes
+            .unwrap_or(organization.default_idle_timeout_minutes)
+            .clamp(1, 720);
+        let (token, session) = self
+            .store
+            .create(NewSession {
+                user_id: user.id,
+                organization_id: user.organization_id,
+                idle_timeout: Duration::from_secs(u64::try_from(idle_minutes).unwrap_or(30) * 60),
+                max_lifetime: self.session_max,
+                ip_address: origin.ip_address.clone(),
+                user_agent: origin.user_agent.clone(),
+            })
+            .await?;
+        let now = Utc::now();
+        let mut active: entity::user::ActiveModel = user.clone().into();
+        active.last_login_at = Set(Some(now));
+        let user = active.update(&self.db).await?;
+        audit::record(
+            &self.db,
+            AuditEntry {
+                organization_id: Some(user.organization_id),
+                actor_user_id: Some(user.id),
+                session_id: Some(session.id.0.clone()),
+                action: "auth.login",
+                origin,
+                ..AuditEntry::default()
+            }
+            .target("User", user.id),
+        )
+        .await?;
+        Ok(LoggedIn {
+            token,
+            session,
+            user,
+        })
+    }
+
+    /// End the actor's own session.
+    pub async fn logout(&self, actor: &Actor) -> AppResult<()> {
+        self.store.revoke(&actor.session_id).await?;
+        audit::record(
+            &self.db,
+            AuditEntry::by(actor, "auth.logout").target("Session", &actor.session_id),
+        )
+        .await
+    }
+
+    /// Change the actor's password: their other sessions end, this one stays.
+    pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> AppResult<()> {
+        let user = entity::user::Entity::find_by_id(actor.user_id)
+            .one(&self.db)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
+        if self
+            .hasher
+            .verify(current, user.password_hash.as_deref())
+            .await?
+            == Verified::No
+        {
+            return Err(AppError::bad_input(
+                "currentPassword",
+                "is not your current password",
+            ));
+        }
+        let policy = policy_of(&organization);
+        let password = Password::parse(new, policy, Some(&user.email), "newPassword")?;
+        if self
+            .hasher
+            .verify(password.expose(), user.password_hash.as_deref())
+            .await?
+            != Verified::No
+        {
+            return Err(AppError::bad_input(
+                "newPassword",
+                "must differ from your current password",
+            ));
+        }
+        let hash = self.hasher.hash(&password).await?;
+        let txn = self.db.begin().await?;
+        let mut active: entity::user::ActiveModel = user.into();
+        active.password_hash = Set(Some(hash));
+        active.must_change_password = Set(false);
+        active.updated_at = Set(Utc::now());
+        active.update(&txn).await?;
+        audit::record(
+            &txn,
+            AuditEntry::by(actor, "user.change_password").target("User", actor.user_id),
+        )
+        .await?;
+        txn.commit().await?;
+        self.store
+            .revoke_user(actor.user_id, Some(&actor.session_id))
+            .await?;
+        self.store.bump_authz_epoch(actor.organization_id).await?;
+        Ok(())
+    }
+}
+
+/// The permissions a user holds through their roles.
+pub async fn permissions_of(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<BTreeSet<Permission>> {
+    let names: Vec<String> = entity::role_permission::Entity::find()
+        .select_only()
+        .column(entity::role_permission::Column::Permission)
+        .join(
+            JoinType::InnerJoin,
+            entity::role_permission::Relation::Role.def(),
+        )
+        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
+        .filter(entity::user_role::Column::UserId.eq(user_id))
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
+}
+
+pub fn policy_of(organization: &entity::organization::Model) -> PasswordPolicy {
+    PasswordPolicy {
+        min_length: usize::try_from(organization.password_min_length).unwrap_or(8),
+        require_digit: organization.password_require_digit,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
