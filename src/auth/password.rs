@@ -239,7 +239,7 @@ mod tests {
         Password::parse(
             raw,
             PasswordPolicy::default(),
-            Some("ada.lovelace@example.org"),
+            Some("ada1815@example.org"),
             "password",
         )
     }
@@ -251,7 +251,8 @@ mod tests {
             ("no digits here", "digit"),
             ("password1", "most common"),
             ("Password1", "most common"),
-            ("ada.lovelace@example.org", "email"),
+            ("ADA1815@example.org", "email"),
+            ("Ada1815", "at least 8"),
             (&"a1".repeat(65), "at most 128"),
         ];
         for (raw, reason) in cases {
