@@ -1,0 +1,358 @@
+//! Black-box test harness: starts the real server on a free port, exactly as
+//! `rollcall serve` does, and talks HTTP and websockets to it.
+//!
+//! Every test runs on each backend available: embedded SQLite with the in-process
+//! session store, and PostgreSQL with Redis. Each app gets its own database (a
+//! temporary SQLite file, or a fresh PostgreSQL database) and its own Redis key
+//! prefix, and removes them when dropped. With `CI=true` an unreachable PostgreSQL
+//! or Redis fails the test; elsewhere those runs are skipped, loudly.
+
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use rollcall::{app::Application, config::Config};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "Correct horse 42";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file and in-process sessions: the embedded default.
+    Embedded,
+    /// PostgreSQL and Redis: production.
+    Production,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+async fn production_reachable() -> bool {
+    let pg = async {
+        let db = sea_orm::Database::connect(postgres_admin_url())
+            .await
+            .ok()?;
+        db.execute_unprepared("SELECT 1").await.ok()
+    };
+    let redis = async {
+        let client = redis::Client::open(redis_url()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    let timeout = Duration::from_secs(3);
+    matches!(tokio::time::timeout(timeout, pg).await, Ok(Some(_)))
+        && matches!(tokio::time::timeout(timeout, redis).await, Ok(Some(_)))
+}
+
+/// The backends this run covers.
+pub async fn backends() -> Vec<Backend> {
+    if production_reachable().await {
+        return vec![Backend::Embedded, Backend::Production];
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but PostgreSQL ({}) or Redis ({}) is unreachable",
+            postgres_admin_url(),
+            redis_url()
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPING the PostgreSQL + Redis run: they are unreachable. Set CI=true to make this fatal. ***\n"
+    );
+    vec![Backend::Embedded]
+}
+
+/// Where one test's data lives; shared by the instances of a scale-out test.
+pub struct Storage {
+    pub backend: Backend,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    postgres_database: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Storage {
+    pub async fn new(backend: Backend) -> Arc<Self> {
+        let prefix = format!("rollcall-test:{}:", Uuid::new_v4().simple());
+        match backend {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                Arc::new(Self {
+                    backend,
+                    database_url: format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("rollcall.db").display()
+                    ),
+                    redis_url: None,
+                    redis_prefix: prefix,
+                    postgres_database: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Production => {
+                let name = format!("rollcall_test_{}", Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(postgres_admin_url())
+                    .await
+                    .unwrap();
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                let base = postgres_admin_url();
+                let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+                Arc::new(Self {
+                    backend,
+                    database_url: url,
+                    redis_url: Some(redis_url()),
+                    redis_prefix: prefix,
+                    postgres_database: Some(name),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        let mut config = Config::from_args(["rollcall"]).unwrap();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.database_url = self.database_url.clone();
+        config.redis_url = self.redis_url.clone();
+        config.redis_prefix = self.redis_prefix.clone();
+        config.secure_cookies = false;
+        config.hash_concurrency = 2;
+        config.db_pool_size = 5;
+        config.public_url = None;
+        config.cors_origins = Vec::new();
+        config
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let database = self.postgres_database.take();
+        let redis = self.redis_url.clone();
+        let prefix = self.redis_prefix.clone();
+        // Drop cannot await: clean up on a thread with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Some(name) = database
+                    && let Ok(admin) = sea_orm::Database::connect(postgres_admin_url()).await
+                {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+                if let Some(url) = redis
+                    && let Ok(client) = redis::Client::open(url)
+                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}*"))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<(), _> =
+                            redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A running server.
+pub struct TestApp {
+    pub address: String,
+    pub storage: Arc<Storage>,
+    pub db: sea_orm::DatabaseConnection,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_on(Storage::new(backend).await).await
+    }
+
+    /// Another instance on the same database and Redis.
+    pub async fn spawn_on(storage: Arc<Storage>) -> Self {
+        Self::spawn_with(storage, |_| {}).await
+    }
+
+    pub async fn spawn_with(storage: Arc<Storage>, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = storage.config();
+        adjust(&mut config);
+        let app = Application::build(config).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let db = app.state.db.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            address,
+            storage,
+            db,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.storage.backend
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql/ws", self.address.replacen("http", "ws", 1))
+    }
+
+    /// POST a GraphQL request as JSON; the status and body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Log in; the bearer token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (_, body) = self
+            .graphql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": password }),
+            )
+            .await;
+        body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login failed: {body}"))
+            .to_owned()
+    }
+
+    /// Create an organisation (with its built-in roles) directly in the database.
+    pub async fn organization(&self, name: &str) -> Uuid {
+        let (org, _) = rollcall::services::accounts::create_organization(&self.db, name)
+            .await
+            .unwrap();
+        org.id
+    }
+
+    /// Create an active user holding `roles` (by name) in `organization`, with
+    /// [`PASSWORD`], directly in the database; their id.
+    pub async fn user(&self, organization: Uuid, email: &str, roles: &[&str]) -> Uuid {
+        let hash = rollcall::auth::password::Hasher::new(1)
+            .hash(
+                &rollcall::auth::password::Password::parse(PASSWORD, Default::default(), None, "p")
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        entity::user::Entity::insert(entity::user::ActiveModel {
+            id: Set(id),
+            organization_id: Set(organization),
+            email: Set(email.to_lowercase()),
+            password_hash: Set(Some(hash)),
+            first_name: Set("Test".into()),
+            last_name: Set(email.split('@').next().unwrap().into()),
+            title: Set(None),
+            status: Set("ACTIVE".into()),
+            employee_status: Set("ACTIVE".into()),
+            mobile_phone: Set(None),
+            locale: Set(None),
+            idle_timeout_minutes: Set(None),
+            external_id: Set(None),
+            must_change_password: Set(false),
+            is_super_admin: Set(false),
+            last_login_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .unwrap();
+        for role in roles {
+            let role = entity::role::Entity::find()
+                .filter(entity::role::Column::OrganizationId.eq(organization))
+                .filter(entity::role::Column::Name.eq(*role))
+                .one(&self.db)
+                .await
+                .unwrap()
+                .unwrap();
+            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
+                user_id: Set(id),
+                role_id: Set(role.id),
+            })
+            .exec_without_returning(&self.db)
+            .await
+            .unwrap();
+        }
+        id
+    }
+
+    /// Stop accepting and wait for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+}

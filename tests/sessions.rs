@@ -1,0 +1,503 @@
+//! Sessions, real-time revocation, the password-change gate, brute-force lockout
+//! and tenant isolation, end to end over HTTP and websockets.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, PASSWORD, TestApp, error_code};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn a_cookie_session_works_for_json_and_needs_the_csrf_header_otherwise() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Cookie Clinic").await;
+        app.user(org, "nurse@cookie.test", &["Clinical Provider"])
+            .await;
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let browser = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        let login = browser
+            .post(format!("{}/graphql", app.address))
+            .json(&json!({ "query": "mutation { login(email: \"nurse@cookie.test\", password: \"Correct horse 42\") { user { email } } }" }))
+            .send()
+            .await
+            .unwrap();
+        let cookie = login
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(cookie.starts_with("rollcall_session="), "{cookie}");
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+        }
+
+        let me = |client: &reqwest::Client| {
+            client
+                .post(format!("{}/graphql", app.address))
+                .json(&json!({ "query": "{ me { email } }" }))
+                .send()
+        };
+        let body: Value = me(&browser).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            body["data"]["me"]["email"], "nurse@cookie.test",
+            "{backend:?}: {body}"
+        );
+
+        // A GET carrying the cookie without the CSRF header is refused; with it, served.
+        let url = format!("{}/graphql?query=%7Bme%7Bemail%7D%7D", app.address);
+        let refused = browser.get(&url).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 403);
+        let allowed: Value = browser
+            .get(&url)
+            .header("x-rollcall-csrf", "1")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(allowed["data"]["me"]["email"], "nurse@cookie.test");
+
+        // Logout ends the session and clears the cookie.
+        let logout = browser
+            .post(format!("{}/graphql", app.address))
+            .json(&json!({ "query": "mutation { logout }" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            logout
+                .headers()
+                .get("set-cookie")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let body: Value = me(&browser).await.unwrap().json().await.unwrap();
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn a_generated_password_must_be_changed_before_anything_else() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let hasher = rollcall::auth::password::Hasher::new(1);
+        let created = rollcall::services::accounts::create_super_admin(
+            &app.db,
+            &hasher,
+            "root@ops.test",
+            None,
+            "Ops",
+        )
+        .await
+        .unwrap();
+        let generated = created.generated_password.unwrap();
+
+        let other = app.login("root@ops.test", generated.expose()).await;
+        let token = app.login("root@ops.test", generated.expose()).await;
+        let (_, body) = app
+            .graphql(Some(&token), "{ roles { name } }", Value::Null)
+            .await;
+        assert_eq!(error_code(&body), "PASSWORD_CHANGE_REQUIRED", "{backend:?}");
+        let (_, body) = app
+            .graphql(Some(&token), "{ me { mustChangePassword } }", Value::Null)
+            .await;
+        assert_eq!(body["data"]["me"]["mustChangePassword"], true);
+
+        let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+        let (_, body) = app
+            .graphql(
+                Some(&token),
+                change,
+                json!({ "c": generated.expose(), "n": "password1" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert_eq!(
+            body["errors"][0]["extensions"]["fields"][0]["field"],
+            "newPassword"
+        );
+        let (_, body) = app
+            .graphql(
+                Some(&token),
+                change,
+                json!({ "c": generated.expose(), "n": "a fresh secret 77" }),
+            )
+            .await;
+        assert_eq!(body["data"]["changePassword"], true, "{body}");
+
+        // This session goes on and may do everything; the other one ended.
+        let (_, body) = app
+            .graphql(Some(&token), "{ roles { name } }", Value::Null)
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let (_, body) = app
+            .graphql(Some(&other), "{ me { id } }", Value::Null)
+            .await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_on_the_next_request_on_every_instance() {
+    for backend in common::backends().await {
+        let first = TestApp::spawn(backend).await;
+        let second = match backend {
+            // Instances share sessions only through Redis.
+            Backend::Production => Some(TestApp::spawn_on(first.storage.clone()).await),
+            Backend::Embedded => None,
+        };
+        let org = first.organization("Revocation Health").await;
+        first.user(org, "admin@revoke.test", &["Admin"]).await;
+        let staff = first.user(org, "staff@revoke.test", &["Billing"]).await;
+        let admin = first.login("admin@revoke.test", PASSWORD).await;
+        let victim = first.login("staff@revoke.test", PASSWORD).await;
+        let on_second = second.as_ref().unwrap_or(&first);
+        let (_, body) = on_second
+            .graphql(Some(&victim), "{ me { email } }", Value::Null)
+            .await;
+        assert_eq!(body["data"]["me"]["email"], "staff@revoke.test");
+
+        let (_, body) = first
+            .graphql(
+                Some(&admin),
+                "query($u: ID!) { userSessions(userId: $u) { id current } }",
+                json!({ "u": staff.to_string() }),
+            )
+            .await;
+        let sessions = body["data"]["userSessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 1, "{body}");
+        let (_, body) = first
+            .graphql(
+                Some(&admin),
+                "mutation($u: ID!) { revokeUserSessions(userId: $u) }",
+                json!({ "u": staff.to_string() }),
+            )
+            .await;
+        assert_eq!(body["data"]["revokeUserSessions"], 1, "{body}");
+
+        let (_, body) = on_second
+            .graphql(Some(&victim), "{ me { email } }", Value::Null)
+            .await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{backend:?}");
+
+        let (_, body) = first
+            .graphql(Some(&admin), "query($a: String) { auditEvents(filter: { action: $a }) { totalCount edges { node { actor { email } targetId } } } }", json!({ "a": "session.revoke_user" }))
+            .await;
+        assert_eq!(body["data"]["auditEvents"]["totalCount"], 1, "{body}");
+        assert_eq!(
+            body["data"]["auditEvents"]["edges"][0]["node"]["targetId"],
+            staff.to_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn my_sessions_lists_each_login_and_marks_the_current_one() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Sessions Ltd").await;
+        app.user(org, "two@sessions.test", &["Billing"]).await;
+        let first = app.login("two@sessions.test", PASSWORD).await;
+        let second = app.login("two@sessions.test", PASSWORD).await;
+        assert_ne!(first, second, "every login gets a new token");
+        let (_, body) = app
+            .graphql(
+                Some(&second),
+                "{ mySessions { id current createdAt lastSeenAt expiresAt ipAddress userAgent } }",
+                Value::Null,
+            )
+            .await;
+        let sessions = body["data"]["mySessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 2, "{backend:?}: {body}");
+        assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+        assert_eq!(sessions[0]["ipAddress"], "127.0.0.1");
+        for session in sessions {
+            assert_ne!(
+                session["id"].as_str(),
+                Some(first.as_str()),
+                "ids must not be tokens"
+            );
+        }
+
+        let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].clone();
+        let (_, body) = app
+            .graphql(
+                Some(&second),
+                "mutation($id: ID!) { revokeSession(id: $id) }",
+                json!({ "id": other }),
+            )
+            .await;
+        assert_eq!(body["data"]["revokeSession"], true);
+        let (_, body) = app
+            .graphql(Some(&first), "{ me { id } }", Value::Null)
+            .await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn ten_failed_logins_lock_the_email_even_for_the_right_password() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Lockout Care").await;
+        app.user(org, "target@lockout.test", &["Billing"]).await;
+        let login =
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+        for attempt in 0..10 {
+            let email = if attempt % 2 == 0 {
+                "Target@Lockout.test"
+            } else {
+                "target@lockout.test"
+            };
+            let (_, body) = app
+                .graphql(None, login, json!({ "e": email, "p": "wrong password 1" }))
+                .await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED", "attempt {attempt}");
+        }
+        let (_, body) = app
+            .graphql(
+                None,
+                login,
+                json!({ "e": "target@lockout.test", "p": PASSWORD }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "RATE_LIMITED", "{backend:?}: {body}");
+        assert!(
+            body["errors"][0]["extensions"]["retryAfterSeconds"]
+                .as_u64()
+                .unwrap()
+                > 800
+        );
+
+        // An unknown email answers exactly like a wrong password, and is counted too.
+        let (_, unknown) = app
+            .graphql(
+                None,
+                login,
+                json!({ "e": "nobody@lockout.test", "p": "wrong password 1" }),
+            )
+            .await;
+        assert_eq!(error_code(&unknown), "UNAUTHENTICATED");
+        assert_eq!(
+            unknown["errors"][0]["message"],
+            "Invalid email or password."
+        );
+
+        // Aliased logins count one attempt each.
+        let aliased: String = (0..10).map(|i| format!("a{i}: login(email: \"ghost@lockout.test\", password: \"nope nope 1\") {{ token }} ")).collect();
+        app.graphql(None, &format!("mutation {{ {aliased} }}"), Value::Null)
+            .await;
+        let (_, body) = app
+            .graphql(
+                None,
+                login,
+                json!({ "e": "ghost@lockout.test", "p": "nope nope 1" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "RATE_LIMITED");
+    }
+}
+
+#[tokio::test]
+async fn another_organisations_records_are_indistinguishable_from_missing_ones() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let ours = app.organization("Ours").await;
+        let theirs = app.organization("Theirs").await;
+        app.user(ours, "admin@ours.test", &["Admin"]).await;
+        let foreign = app.user(theirs, "admin@theirs.test", &["Admin"]).await;
+        let foreign_token = app.login("admin@theirs.test", PASSWORD).await;
+        let (_, body) = app
+            .graphql(Some(&foreign_token), "{ mySessions { id } }", Value::Null)
+            .await;
+        let foreign_session = body["data"]["mySessions"][0]["id"].clone();
+        let admin = app.login("admin@ours.test", PASSWORD).await;
+        let id = json!({ "id": foreign.to_string() });
+
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID!) { user(id: $id) { email } }",
+                id.clone(),
+            )
+            .await;
+        assert!(
+            body["data"]["user"].is_null() && body["errors"].is_null(),
+            "{backend:?}: {body}"
+        );
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID!) { userSessions(userId: $id) { id } }",
+                id.clone(),
+            )
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "mutation($id: ID!) { revokeUserSessions(userId: $id) }",
+                id.clone(),
+            )
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "mutation($id: ID!) { revokeSession(id: $id) }",
+                json!({ "id": foreign_session }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "query($id: ID) { organization(id: $id) { name } }",
+                json!({ "id": theirs.to_string() }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "{ users { totalCount edges { node { email } } } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(body["data"]["users"]["totalCount"], 1, "{body}");
+
+        // Their session survived every attempt.
+        let (_, body) = app
+            .graphql(Some(&foreign_token), "{ me { email } }", Value::Null)
+            .await;
+        assert_eq!(body["data"]["me"]["email"], "admin@theirs.test");
+    }
+}
+
+#[tokio::test]
+async fn an_open_subscription_is_told_and_closed_when_its_session_is_revoked() {
+    use graphql_client::GraphQLQuery;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+
+    struct SessionEvents;
+    impl GraphQLQuery for SessionEvents {
+        type Variables = ();
+        type ResponseData = Value;
+        fn build_query(variables: ()) -> graphql_client::QueryBody<()> {
+            graphql_client::QueryBody {
+                variables,
+                query: "subscription Watch { sessionEvents { kind sessionId } }",
+                operation_name: "Watch",
+            }
+        }
+    }
+
+    for backend in common::backends().await {
+        let watcher = TestApp::spawn(backend).await;
+        let revoker = match backend {
+            Backend::Production => TestApp::spawn_on(watcher.storage.clone()).await,
+            Backend::Embedded => TestApp::spawn_on(watcher.storage.clone()).await,
+        };
+        let revoker = if backend == Backend::Production {
+            Some(revoker)
+        } else {
+            drop(revoker);
+            None
+        };
+        let org = watcher.organization("Live Clinic").await;
+        watcher.user(org, "admin@live.test", &["Admin"]).await;
+        let user = watcher.user(org, "mobile@live.test", &["Provider"]).await;
+        let token = watcher.login("mobile@live.test", PASSWORD).await;
+        let admin = watcher.login("admin@live.test", PASSWORD).await;
+
+        let mut request = watcher.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (connection, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (client, actor) = graphql_ws_client::Client::build(connection)
+            .payload(json!({ "token": token }))
+            .unwrap()
+            .await
+            .unwrap();
+        tokio::spawn(actor.into_future());
+        let mut events = client
+            .subscribe(graphql_ws_client::graphql::StreamingOperation::<
+                SessionEvents,
+            >::new(()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let by = revoker.as_ref().unwrap_or(&watcher);
+        let (_, body) = by
+            .graphql(
+                Some(&admin),
+                "mutation($u: ID!) { revokeUserSessions(userId: $u) }",
+                json!({ "u": user.to_string() }),
+            )
+            .await;
+        assert_eq!(body["data"]["revokeUserSessions"], 1);
+
+        let event = tokio::time::timeout(Duration::from_secs(1), events.next())
+            .await
+            .expect("no event within a second");
+        let event = event.unwrap().unwrap();
+        assert!(event.errors.is_none(), "{:?}", event.errors);
+        assert_eq!(
+            event.data.unwrap()["sessionEvents"]["kind"],
+            "REVOKED",
+            "{backend:?}"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(1), events.next())
+            .await
+            .expect("socket not closed within a second");
+        assert!(closed.is_none(), "{backend:?}: the stream must end");
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_without_a_valid_session_is_refused() {
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    use futures_util::SinkExt;
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": { "token": "x".repeat(43) } })
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(2), socket.next())
+        .await
+        .unwrap();
+    match reply {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert!(frame.reason.contains("not logged in"), "{frame:?}")
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
