@@ -129,6 +129,18 @@ impl Storage {
         }
     }
 
+    /// Only a Redis key prefix, removed when dropped.
+    pub async fn redis_only() -> Arc<Self> {
+        Arc::new(Self {
+            backend: Backend::Production,
+            database_url: String::new(),
+            redis_url: Some(redis_url()),
+            redis_prefix: format!("rollcall-test:{}:", Uuid::new_v4().simple()),
+            postgres_database: None,
+            _dir: None,
+        })
+    }
+
     pub fn config(&self) -> Config {
         let mut config = Config::from_args(["rollcall"]).unwrap();
         config.bind = "127.0.0.1:0".parse().unwrap();

@@ -1,0 +1,170 @@
+//! One conformance suite for both session stores: what the memory store does, the
+//! Redis store does too.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use rollcall::auth::session::{
+    EndReason, NewSession, SessionStore, StoreEvent, memory::MemoryStore, redis::RedisStore,
+    wait_for_end,
+};
+use uuid::Uuid;
+
+/// The stores to check, and the Redis storage to remove afterwards.
+async fn stores() -> (Vec<Arc<dyn SessionStore>>, Option<Arc<common::Storage>>) {
+    let mut stores: Vec<Arc<dyn SessionStore>> = vec![Arc::new(MemoryStore::default())];
+    let mut storage = None;
+    if common::backends()
+        .await
+        .contains(&common::Backend::Production)
+    {
+        let redis = common::Storage::redis_only().await;
+        let url = redis.redis_url.clone().unwrap();
+        stores.push(Arc::new(
+            RedisStore::connect(&url, &redis.redis_prefix, Duration::from_secs(2))
+                .await
+                .unwrap(),
+        ));
+        storage = Some(redis);
+    }
+    (stores, storage)
+}
+
+fn new_session(user: Uuid, org: Uuid, idle: Duration) -> NewSession {
+    NewSession {
+        user_id: user,
+        organization_id: org,
+        idle_timeout: idle,
+        max_lifetime: Duration::from_secs(3600),
+        ip_address: Some("10.0.0.7".to_owned()),
+        user_agent: Some("conformance".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_created_touched_listed_and_revoked() {
+    let (stores, _cleanup) = stores().await;
+    for store in stores {
+        let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
+        let (token, created) = store
+            .create(new_session(user, org, Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(created.id, token.id());
+
+        let touched = store
+            .touch(&token.id())
+            .await
+            .unwrap()
+            .expect("live session");
+        assert_eq!(touched.session.user_id, user);
+        assert_eq!(touched.session.ip_address.as_deref(), Some("10.0.0.7"));
+        assert!(touched.session.last_seen_at >= created.created_at);
+        let epoch = touched.authz_epoch.clone();
+        assert!(!epoch.is_empty());
+        assert_eq!(
+            store.touch(&token.id()).await.unwrap().unwrap().authz_epoch,
+            epoch,
+            "{}",
+            store.kind()
+        );
+        store.bump_authz_epoch(org).await.unwrap();
+        assert_ne!(
+            store.touch(&token.id()).await.unwrap().unwrap().authz_epoch,
+            epoch,
+            "{}",
+            store.kind()
+        );
+
+        let (second, _) = store
+            .create(new_session(user, org, Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(store.list_for_user(user).await.unwrap().len(), 2);
+
+        let mut events = store.subscribe();
+        assert!(store.revoke(&token.id()).await.unwrap());
+        assert!(
+            !store.revoke(&token.id()).await.unwrap(),
+            "revoking twice reports nothing ended"
+        );
+        assert!(store.touch(&token.id()).await.unwrap().is_none());
+        let event = tokio::time::timeout(Duration::from_secs(1), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event, StoreEvent::Revoked(token.id()), "{}", store.kind());
+
+        let (third, _) = store
+            .create(new_session(user, org, Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(store.revoke_user(user, Some(&third.id())).await.unwrap(), 1);
+        assert!(store.touch(&second.id()).await.unwrap().is_none());
+        assert!(
+            store.touch(&third.id()).await.unwrap().is_some(),
+            "the kept session survives"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_its_watchers_hear_so() {
+    let (stores, _cleanup) = stores().await;
+    for store in stores {
+        let (token, _) = store
+            .create(new_session(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Duration::from_millis(700),
+            ))
+            .await
+            .unwrap();
+        let watcher = tokio::spawn(wait_for_end(store.clone(), token.id()));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            store.touch(&token.id()).await.unwrap().is_some(),
+            "activity slides the window"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            store.get(&token.id()).await.unwrap().is_some(),
+            "{}: still inside the slid window",
+            store.kind()
+        );
+        let reason = tokio::time::timeout(Duration::from_secs(3), watcher)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reason, EndReason::Expired, "{}", store.kind());
+        assert!(store.touch(&token.id()).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn failures_are_counted_locked_and_cleared() {
+    let (stores, _cleanup) = stores().await;
+    for store in stores {
+        let key = format!("email:{}", Uuid::new_v4());
+        let window = Duration::from_secs(900);
+        for expected in 1..=3 {
+            let attempts = store.record_failure(&key, 3, window).await.unwrap();
+            assert_eq!(attempts.count, expected);
+        }
+        let now = store.failures(std::slice::from_ref(&key)).await.unwrap();
+        assert_eq!(now[0].count, 3);
+        assert!(
+            now[0].retry_after > Duration::from_secs(890),
+            "{}",
+            store.kind()
+        );
+        store.clear_failures(&key).await.unwrap();
+        assert_eq!(store.failures(&[key]).await.unwrap()[0].count, 0);
+    }
+}
