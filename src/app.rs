@@ -158,12 +158,6 @@ impl Application {
         self.port
     }
 
-    /// Serve until SIGTERM or SIGINT, then stop accepting and give in-flight
-    /// requests up to the configured bound to finish.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
-    }
-
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -224,26 +218,20 @@ async fn log_request<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<p
     result
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Install the SIGTERM and SIGINT handlers now (before the listener is bound, so no
+/// early signal kills the process outright) and return the future that resolves
+/// on either: stop accepting, then finish requests in flight within the bound.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: no new connections, finishing requests in flight");
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+    })
 }
 
 /// A database URL without its password, for logs.

@@ -17,7 +17,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             telemetry::init(config.log_format, &config.log_filter);
-            Application::build(config).await?.run_until_stopped().await
+            let stop = app::shutdown_signal()?;
+            Application::build(config).await?.run_until(stop).await
         }
         Command::Migrate => {
             telemetry::init(config.log_format, &config.log_filter);
