@@ -40,6 +40,20 @@ async fn post_raw(
     (status, media, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A batch of `size` `{ __typename }` operations.
+async fn post_batch(app: &TestApp, size: usize) -> (u16, String, Value) {
+    let batch: Vec<Value> = (0..size)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    post_raw(
+        app,
+        Some("application/json"),
+        None,
+        Value::Array(batch).to_string(),
+    )
+    .await
+}
+
 /// `{ me { id } }` through graphql_client, a real GraphQL client library.
 struct MeQuery;
 
@@ -239,27 +253,9 @@ async fn limits_refuse_costly_requests_before_any_database_work() {
             .contains("aliases")
     );
 
-    let batch: Vec<Value> = (0..11)
-        .map(|_| json!({ "query": "{ __typename }" }))
-        .collect();
-    let (status, _, body) = post_raw(
-        &app,
-        Some("application/json"),
-        None,
-        Value::Array(batch).to_string(),
-    )
-    .await;
+    let (status, _, body) = post_batch(&app, 11).await;
     assert_eq!((status, error_code(&body)), (400, "BAD_USER_INPUT"));
-    let batch: Vec<Value> = (0..2)
-        .map(|_| json!({ "query": "{ __typename }" }))
-        .collect();
-    let (status, _, body) = post_raw(
-        &app,
-        Some("application/json"),
-        None,
-        Value::Array(batch).to_string(),
-    )
-    .await;
+    let (status, _, body) = post_batch(&app, 2).await;
     assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(2)));
 
     let huge =
@@ -277,9 +273,8 @@ async fn limits_refuse_costly_requests_before_any_database_work() {
 async fn health_readiness_metrics_and_graphiql_are_served() {
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
-        let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
-        assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok");
-        let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
+        assert_eq!(app.get("/healthz").await.text().await.unwrap(), "ok");
+        let ready: Value = app.get("/readyz").await.json().await.unwrap();
         assert_eq!(ready["status"], "ready", "{backend:?}");
         let expected_store = if backend == Backend::Production {
             "redis"
@@ -289,7 +284,7 @@ async fn health_readiness_metrics_and_graphiql_are_served() {
         assert_eq!(ready["sessionStore"]["kind"], expected_store);
 
         app.graphql(None, "{ __typename }", Value::Null).await;
-        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        let metrics = app.get("/metrics").await.text().await.unwrap();
         assert!(
             metrics.contains(
                 "rollcall_graphql_requests_total{operation_type=\"query\",outcome=\"ok\"}"
@@ -322,7 +317,7 @@ async fn health_readiness_metrics_and_graphiql_are_served() {
             "react-dom.production.min.js",
             "start.js",
         ] {
-            let response = get(&format!("/graphiql/assets/{asset}")).await.unwrap();
+            let response = app.get(&format!("/graphiql/assets/{asset}")).await;
             assert_eq!(response.status().as_u16(), 200, "{asset}");
         }
     }

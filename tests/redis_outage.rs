@@ -126,12 +126,7 @@ async fn a_redis_outage_answers_503_quickly_and_recovers_without_a_restart() {
         "{body}"
     );
 
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status().as_u16(), 503);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(
@@ -163,11 +158,6 @@ async fn a_redis_outage_answers_503_quickly_and_recovers_without_a_restart() {
         (status, body["data"]["me"]["email"].as_str()),
         (200, Some("oncall@outage.test"))
     );
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status().as_u16(), 200);
 }

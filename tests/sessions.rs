@@ -157,11 +157,7 @@ async fn a_generated_password_must_be_changed_before_anything_else() {
 async fn a_revoked_session_is_refused_on_the_next_request_on_every_instance() {
     for backend in common::backends().await {
         let first = TestApp::spawn(backend).await;
-        let second = match backend {
-            // Instances share sessions only through Redis.
-            Backend::Production => Some(TestApp::spawn_on(first.storage.clone()).await),
-            Backend::Embedded => None,
-        };
+        let second = first.peer().await;
         let org = first.organization("Revocation Health").await;
         first.user(org, "admin@revoke.test", &["Admin"]).await;
         let staff = first.user(org, "staff@revoke.test", &["Billing"]).await;
@@ -411,10 +407,7 @@ async fn an_open_subscription_is_told_and_closed_when_its_session_is_revoked() {
     for backend in common::backends().await {
         let watcher = TestApp::spawn(backend).await;
         // Revoke from another instance where instances share Redis.
-        let revoker = match backend {
-            Backend::Production => Some(TestApp::spawn_on(watcher.storage.clone()).await),
-            Backend::Embedded => None,
-        };
+        let revoker = watcher.peer().await;
         let org = watcher.organization("Live Clinic").await;
         watcher.user(org, "admin@live.test", &["Admin"]).await;
         let user = watcher.user(org, "mobile@live.test", &["Provider"]).await;

@@ -31,6 +31,22 @@ use crate::{app::AppState, auth::Caller, graphql::AppSchema};
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub const CSRF_HEADER: &str = "x-rollcall-csrf";
 
+/// How the session was presented, kept after the token is moved out.
+#[derive(Clone, Copy)]
+enum PresentedKind {
+    Cookie,
+    Other,
+}
+
+impl PresentedKind {
+    fn of(presented: &Presented) -> Self {
+        match presented {
+            Presented::Cookie(_) => Self::Cookie,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// The media type the response is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Media {
@@ -189,6 +205,7 @@ async fn serve(
     let is_get = req.method() == Method::GET;
 
     let presented = presented_token(req);
+    let presented_kind = PresentedKind::of(&presented);
     if matches!(presented, Presented::Cookie(_))
         && !is_json_body
         && !req.headers().contains_key(CSRF_HEADER)
@@ -267,8 +284,7 @@ async fn serve(
     let mut clear_cookie = false;
     let actor = match presented {
         Presented::Bearer(token) | Presented::Cookie(token) => {
-            let from_cookie = cookies::session_cookie_value(req).is_some()
-                && !req.headers().contains_key(header::AUTHORIZATION);
+            let from_cookie = matches!(presented_kind, PresentedKind::Cookie);
             match state.auth.resolve(&token, origin.clone()).await {
                 Ok(actor) => {
                     clear_cookie = actor.is_none() && from_cookie;

@@ -239,6 +239,24 @@ impl TestApp {
         }
     }
 
+    /// A second instance on the same database and Redis, where instances share
+    /// sessions (only through Redis); `None` on the embedded backend.
+    pub async fn peer(&self) -> Option<TestApp> {
+        match self.backend() {
+            Backend::Production => Some(Self::spawn_on(self.storage.clone()).await),
+            Backend::Embedded => None,
+        }
+    }
+
+    /// GET a path of the server.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn backend(&self) -> Backend {
         self.storage.backend
     }

@@ -133,7 +133,7 @@ impl RedisStore {
         .await
         .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
         let (events, _) = broadcast::channel(1024);
-        let channel = format!("{prefix}revoked");
+        let channel = revoked_channel(prefix);
         let relay = tokio::spawn(relay_revocations(client, channel, events.clone())).abort_handle();
         Ok(Self {
             connection,
@@ -160,7 +160,7 @@ impl RedisStore {
     }
 
     fn revoked_channel(&self) -> String {
-        format!("{}revoked", self.prefix)
+        revoked_channel(&self.prefix)
     }
 
     /// Bound every call: a dead Redis must answer SERVICE_UNAVAILABLE quickly, not hang.
@@ -191,6 +191,10 @@ impl RedisStore {
             user_agent: optional(7),
         })
     }
+}
+
+fn revoked_channel(prefix: &str) -> String {
+    format!("{prefix}revoked")
 }
 
 const FIELDS: [&str; 8] = ["uid", "org", "created", "seen", "abs", "idle", "ip", "ua"];
