@@ -14,6 +14,8 @@ use poem::{
     middleware::{CatchPanic, Cors},
 };
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{
@@ -23,7 +25,12 @@ use crate::{
     config::Config,
     graphql::{AppSchema, build_schema},
     http,
-    services::{accounts, auth::Authenticator},
+    mail::{NoTransport, SmtpMailer},
+    services::{
+        accounts,
+        auth::Authenticator,
+        outbox::{Deliverer, Transport},
+    },
 };
 
 /// What every request shares.
@@ -34,6 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Base of links in emails and the API.
     pub public_url: String,
+    /// Wakes this instance's outbox worker when a message was queued.
+    pub outbox_wake: Arc<Notify>,
 }
 
 /// Connect to the database with bounded waits, and make SQLite fit for concurrent use.
@@ -46,9 +55,10 @@ pub async fn connect_database(config: &Config) -> anyhow::Result<DatabaseConnect
         .acquire_timeout(config.db_timeout())
         .idle_timeout(Duration::from_secs(300))
         .sqlx_logging(false);
-    let db = Database::connect(options)
+    let mut db = Database::connect(options)
         .await
         .with_context(|| "cannot connect to the database")?;
+    db.set_metric_callback(http::metrics::record_query);
     if config.is_sqlite() {
         // WAL lets readers proceed while an import writes; foreign keys are off by
         // default in SQLite.
@@ -90,6 +100,7 @@ pub struct Application {
     acceptor: poem::listener::TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static>,
     shutdown_timeout: Duration,
+    deliverer: Deliverer,
     pub state: AppState,
 }
 
@@ -134,12 +145,27 @@ impl Application {
             hasher,
             config.session_max(),
         ));
+        let transport: Arc<dyn Transport> = match &config.smtp_url {
+            Some(url) => {
+                tracing::info!("email is delivered by SMTP");
+                Arc::new(SmtpMailer::new(url, &config.mail_from)?)
+            }
+            None => {
+                tracing::warn!(
+                    "ROLLCALL_SMTP_URL is not set: emails are not sent, only marked undelivered"
+                );
+                Arc::new(NoTransport)
+            }
+        };
+        let outbox_wake = Arc::new(Notify::new());
+        let deliverer = Deliverer::new(db.clone(), transport, outbox_wake.clone());
         let config = Arc::new(config);
         let state = AppState {
             db,
             auth,
             config: config.clone(),
             public_url,
+            outbox_wake,
         };
         let schema = build_schema(Some(state.clone()));
         http::metrics::handle();
@@ -150,6 +176,7 @@ impl Application {
             acceptor,
             app,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_seconds),
+            deliverer,
             state,
         })
     }
@@ -162,9 +189,14 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        poem::Server::new_with_acceptor(self.acceptor)
+        let stopping = CancellationToken::new();
+        let worker = tokio::spawn(self.deliverer.run(stopping.clone().cancelled_owned()));
+        let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
-            .await?;
+            .await;
+        stopping.cancel();
+        let _ = worker.await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -180,7 +212,11 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .at("/graphiql/assets/:name", get(http::graphiql::asset))
         .at("/healthz", get(http::health::healthz))
         .at("/readyz", get(http::health::readyz))
-        .at("/metrics", get(http::metrics::render));
+        .at("/metrics", get(http::metrics::render))
+        .at(
+            "/invite/:token",
+            get(http::invite::show).post(http::invite::submit),
+        );
     let cors = (!state.config.cors_origins.is_empty()).then(|| {
         Cors::new()
             .allow_origins(state.config.cors_origins.iter().map(String::as_str))
@@ -197,12 +233,12 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .boxed()
 }
 
-/// One structured log line per request: method, path (never the query string),
-/// status and duration.
+/// One structured log line per request: method, path (never the query string, nor
+/// the token of a link), status and duration.
 async fn log_request<E: Endpoint>(next: E, req: poem::Request) -> poem::Result<poem::Response> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = http::loggable_path(req.uri().path());
     let result = next.call(req).await.map(IntoResponse::into_response);
     let status = match &result {
         Ok(response) => response.status(),

@@ -203,6 +203,22 @@ pub struct Config {
     )]
     pub max_page_size: usize,
 
+    /// SMTP server for outgoing email: `smtps://user:pass@host:465` (TLS from the
+    /// start), `smtp://user:pass@host:587?tls=required` (STARTTLS), or
+    /// `smtp://host:25` (no TLS: a relay on a trusted network). Unset: messages are
+    /// logged and marked undelivered.
+    #[arg(long, env = "ROLLCALL_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing email.
+    #[arg(
+        long,
+        env = "ROLLCALL_MAIL_FROM",
+        default_value = "Rollcall <no-reply@rollcall.invalid>",
+        global = true
+    )]
+    pub mail_from: String,
+
     /// How long a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(
         long,

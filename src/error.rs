@@ -30,6 +30,41 @@ impl FieldError {
     }
 }
 
+/// Collects the field errors of an input so that the client learns every wrong
+/// field at once, not one per attempt.
+#[derive(Debug, Default)]
+pub struct Validation(Vec<FieldError>);
+
+impl Validation {
+    /// The value if `result` holds one; otherwise remember its field errors.
+    pub fn check<T>(&mut self, result: AppResult<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(AppError::BadInput(fields)) => {
+                self.0.extend(fields);
+                None
+            }
+            Err(other) => {
+                self.0.push(FieldError::new("input", other.to_string()));
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// `BAD_USER_INPUT` with every field error collected, if any.
+    pub fn finish(self) -> AppResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::BadInput(self.0))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("You are not logged in, or your session has ended.")]
@@ -99,6 +134,22 @@ impl From<sea_orm::DbErr> for AppError {
             }
             other => Self::Internal(other.into()),
         }
+    }
+}
+
+/// Turn a unique-constraint violation into the error the client should see; any
+/// other database error passes through. Checks before inserts give the friendly
+/// error in the common case; this covers the race between two requests.
+pub trait OnConstraint<T> {
+    fn on_unique_violation(self, err: impl FnOnce() -> AppError) -> AppResult<T>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sea_orm::DbErr> {
+    fn on_unique_violation(self, err: impl FnOnce() -> AppError) -> AppResult<T> {
+        self.map_err(|db| match db.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => err(),
+            _ => db.into(),
+        })
     }
 }
 

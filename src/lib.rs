@@ -6,7 +6,9 @@
 //! - [`services`]: what the product does, over a connection and an actor;
 //! - [`auth`]: passwords, sessions, permissions, the tenant scope;
 //! - [`domain`]: values valid by construction;
-//! - [`http`]: GraphQL over HTTP and websockets, health, metrics, GraphiQL;
+//! - [`http`]: GraphQL over HTTP and websockets, health, metrics, GraphiQL,
+//!   the invite page;
+//! - [`mail`]: outgoing email for the outbox;
 //! - [`error`]: the one error type and its mapping to `extensions.code`.
 
 pub mod app;
@@ -16,5 +18,6 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod services;
 pub mod telemetry;

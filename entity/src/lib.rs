@@ -4,7 +4,10 @@
 //! a column added here does not become part of the public contract by accident.
 
 pub mod audit_event;
+pub mod invite;
 pub mod organization;
+pub mod outbox_message;
+pub mod provider;
 pub mod role;
 pub mod role_permission;
 pub mod user;
@@ -12,7 +15,10 @@ pub mod user_role;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
+    pub use super::invite::Entity as Invite;
     pub use super::organization::Entity as Organization;
+    pub use super::outbox_message::Entity as OutboxMessage;
+    pub use super::provider::Entity as Provider;
     pub use super::role::Entity as Role;
     pub use super::role_permission::Entity as RolePermission;
     pub use super::user::Entity as User;

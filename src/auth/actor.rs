@@ -117,3 +117,9 @@ impl Caller {
         Ok(actor)
     }
 }
+
+impl TenantScoped for entity::provider::Entity {
+    fn organization_column() -> Self::Column {
+        entity::provider::Column::OrganizationId
+    }
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{
     Ctx,
     connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
-    loaders::{PermissionsOfRole, RolesOfUser, loader_error},
+    loaders::{PermissionsOfRole, ProviderOfUser, RolesOfUser, loader_error},
 };
 use crate::{
     auth::Permission,
@@ -132,6 +132,19 @@ impl User {
         Ok(Organization(
             organizations::find(&state.db, actor, Some(self.0.organization_id)).await?,
         ))
+    }
+    /// The user's provider record, if they are a provider (PROVIDERS_READ to see it).
+    async fn provider(&self, ctx: &Context<'_>) -> Result<Option<super::providers::Provider>> {
+        let actor = ctx.caller()?.actor_pending_password_change()?;
+        if actor.user_id != self.0.id && !actor.has(Permission::ProvidersRead) {
+            return Ok(None);
+        }
+        let provider = ctx
+            .data::<DataLoader<ProviderOfUser>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(provider.map(super::providers::Provider))
     }
     /// The roles the user holds.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {

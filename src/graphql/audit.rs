@@ -1,14 +1,15 @@
 //! The audit trail as admins search it.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, Result};
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, dataloader::DataLoader};
 use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
     account::User,
     connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    loaders::{UserById, loader_error},
 };
-use crate::services::{audit, users};
+use crate::services::audit;
 
 /// Who did what, to which record, when, from where.
 pub struct AuditEvent(entity::audit_event::Model);
@@ -28,8 +29,14 @@ impl AuditEvent {
             return Ok(None);
         };
         let caller = ctx.caller()?.actor()?;
-        Ok(users::find(&ctx.state()?.db, caller, actor_id)
-            .await?
+        let user = ctx
+            .data::<DataLoader<UserById>>()?
+            .load_one(actor_id)
+            .await
+            .map_err(loader_error)?;
+        // A super admin acting in this organisation is shown; other tenants' users are not.
+        Ok(user
+            .filter(|u| u.organization_id == caller.organization_id || u.is_super_admin)
             .map(User))
     }
     async fn session_id(&self) -> Option<ID> {

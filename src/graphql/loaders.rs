@@ -6,7 +6,7 @@ use std::{
 };
 
 use async_graphql::dataloader::Loader;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{auth::Permission, services::roles};
@@ -49,5 +49,39 @@ pub fn loader_error(err: Arc<crate::error::AppError>) -> crate::error::AppError 
             crate::error::AppError::Unavailable(what) => crate::error::AppError::Unavailable(what),
             other => crate::error::AppError::Internal(anyhow::anyhow!("{other}")),
         },
+    }
+}
+
+/// Users by id. Callers that may see another organisation's ids filter the result.
+pub struct UserById(pub DatabaseConnection);
+
+impl Loader<Uuid> for UserById {
+    type Value = entity::user::Model;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let users = entity::user::Entity::find()
+            .filter(entity::user::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        Ok(users.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+/// The provider record of each user, if they have one.
+pub struct ProviderOfUser(pub DatabaseConnection);
+
+impl Loader<Uuid> for ProviderOfUser {
+    type Value = entity::provider::Model;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let providers = entity::provider::Entity::find()
+            .filter(entity::provider::Column::UserId.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        Ok(providers.into_iter().map(|p| (p.user_id, p)).collect())
     }
 }

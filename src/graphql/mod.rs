@@ -6,7 +6,9 @@ mod audit;
 mod connection;
 mod context;
 mod loaders;
+mod providers;
 mod session;
+mod staff;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
@@ -18,11 +20,16 @@ use crate::app::AppState;
 pub struct Query(
     account::AccountQuery,
     session::SessionQuery,
+    providers::ProviderQuery,
     audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(session::SessionMutation);
+pub struct Mutation(
+    session::SessionMutation,
+    staff::StaffMutation,
+    providers::ProviderMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(session::SessionSubscription);
@@ -49,6 +56,14 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             )
             .data(
                 DataLoader::new(loaders::PermissionsOfRole(state.db.clone()), tokio::spawn)
+                    .delay(std::time::Duration::ZERO),
+            )
+            .data(
+                DataLoader::new(loaders::UserById(state.db.clone()), tokio::spawn)
+                    .delay(std::time::Duration::ZERO),
+            )
+            .data(
+                DataLoader::new(loaders::ProviderOfUser(state.db.clone()), tokio::spawn)
                     .delay(std::time::Duration::ZERO),
             )
             .data(state);

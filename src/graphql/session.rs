@@ -10,7 +10,7 @@ use super::{Ctx, account::User, connection::parse_id};
 use crate::{
     auth::session::{EndReason, SessionId, SessionRecord, wait_for_end},
     http::cookies,
-    services::{sessions, users},
+    services::{auth::LoggedIn, sessions, users},
 };
 
 /// A login session.
@@ -62,6 +62,17 @@ pub struct LoginPayload {
     /// When true, only `me`, `changePassword` and `logout` are allowed until the
     /// password is changed.
     must_change_password: bool,
+}
+
+impl From<LoggedIn> for LoginPayload {
+    fn from(logged_in: LoggedIn) -> Self {
+        Self {
+            token: logged_in.token.expose().to_owned(),
+            expires_at: logged_in.session.expires_at(),
+            must_change_password: logged_in.user.must_change_password,
+            user: User(logged_in.user),
+        }
+    }
 }
 
 /// Why a session ended.
@@ -132,17 +143,11 @@ impl SessionMutation {
             .auth
             .login(&email, &password, caller.origin.clone())
             .await?;
-        let expires_at = logged_in.session.expires_at();
         ctx.append_http_header(
             SET_COOKIE,
             cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies),
         );
-        Ok(LoginPayload {
-            token: logged_in.token.expose().to_owned(),
-            expires_at,
-            must_change_password: logged_in.user.must_change_password,
-            user: User(logged_in.user),
-        })
+        Ok(LoginPayload::from(logged_in))
     }
 
     /// End the current session and clear the cookie.

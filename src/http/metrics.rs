@@ -1,5 +1,5 @@
 //! Prometheus metrics: GraphQL requests by operation type and outcome, their
-//! latency, and the database pool.
+//! latency, database statements and the database pool.
 
 use std::sync::OnceLock;
 
@@ -32,6 +32,13 @@ pub fn record_request(operation_type: &'static str, outcome: &'static str, secon
         .increment(1);
     metrics::histogram!("rollcall_graphql_request_duration_seconds", "operation_type" => operation_type)
         .record(seconds);
+}
+
+/// Count one database statement (sea-orm's metric callback calls this).
+pub fn record_query(info: &sea_orm::metric::Info<'_>) {
+    let outcome = if info.failed { "error" } else { "ok" };
+    metrics::counter!("rollcall_db_queries_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("rollcall_db_query_duration_seconds").record(info.elapsed.as_secs_f64());
 }
 
 #[handler]

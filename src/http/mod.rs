@@ -1,10 +1,11 @@
 //! Poem routes: GraphQL over HTTP and websockets, and what is not GraphQL
-//! (health, readiness, metrics, the GraphiQL explorer's own assets).
+//! (health, readiness, metrics, the GraphiQL explorer's own assets, the invite page).
 
 pub mod cookies;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod invite;
 pub mod metrics;
 pub mod ws;
 
@@ -53,5 +54,14 @@ pub fn origin_of(req: &Request) -> Origin {
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
+    }
+}
+
+/// A request path fit for logs: the secret part of link paths (`/invite/{token}`)
+/// is replaced.
+pub fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/invite/") {
+        Some(_) => "/invite/…".to_owned(),
+        None => path.to_owned(),
     }
 }

@@ -21,7 +21,10 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::audit::{self, AuditEntry};
+use super::{
+    audit::{self, AuditEntry},
+    invites,
+};
 use crate::{
     auth::{
         Actor, Permission,
@@ -215,7 +218,67 @@ impl Authenticator {
             }
         };
         self.store.clear_failures(&email_key).await?;
+        self.open_session(user, "auth.login", origin).await
+    }
 
+    /// Redeem an invite: set the user's first password and log them in.
+    pub async fn accept_invite(
+        &self,
+        token: &str,
+        password: &str,
+        origin: Origin,
+    ) -> AppResult<LoggedIn> {
+        let (invite, user) = invites::find_open(&self.db, token).await?;
+        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
+        let password = Password::parse(
+            password,
+            policy_of(&organization),
+            Some(&user.email),
+            "password",
+        )?;
+        let hash = self.hasher.hash(&password).await?;
+        let txn = self.db.begin().await?;
+        if !invites::redeem(&txn, invite.id).await? {
+            // Another request redeemed it first.
+            return Err(invites::find_open(&txn, token)
+                .await
+                .err()
+                .unwrap_or_else(|| {
+                    AppError::bad_input("token", "this invite link was already used")
+                }));
+        }
+        invites::revoke_open(&txn, user.id).await?;
+        let mut active: entity::user::ActiveModel = user.into();
+        active.password_hash = Set(Some(hash));
+        active.must_change_password = Set(false);
+        active.updated_at = Set(Utc::now());
+        let user = active.update(&txn).await?;
+        audit::record(
+            &txn,
+            AuditEntry {
+                organization_id: Some(user.organization_id),
+                actor_user_id: Some(user.id),
+                action: "user.accept_invite",
+                origin: origin.clone(),
+                ..AuditEntry::default()
+            }
+            .target("User", user.id),
+        )
+        .await?;
+        txn.commit().await?;
+        self.open_session(user, "auth.login", origin).await
+    }
+
+    /// A new session for a user who proved who they are; recorded as `action`.
+    async fn open_session(
+        &self,
+        user: entity::user::Model,
+        action: &'static str,
+        origin: Origin,
+    ) -> AppResult<LoggedIn> {
         let organization = entity::organization::Entity::find_by_id(user.organization_id)
             .one(&self.db)
             .await?
@@ -245,7 +308,7 @@ impl Authenticator {
                 organization_id: Some(user.organization_id),
                 actor_user_id: Some(user.id),
                 session_id: Some(session.id.0.clone()),
-                action: "auth.login",
+                action,
                 origin,
                 ..AuditEntry::default()
             }

@@ -5,7 +5,10 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod invites;
 pub mod organizations;
+pub mod outbox;
+pub mod providers;
 pub mod roles;
 pub mod sessions;
 pub mod users;
@@ -51,4 +54,11 @@ where
         has_next_page,
         total_count,
     })
+}
+
+/// Escape `%`, `_` and `\\` for a LIKE pattern with `\\` as the escape character.
+pub(crate) fn escape_like(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -1,12 +1,26 @@
-//! Reading organisations: one's own, or any for a super admin.
+//! Organisations: one's own, or any for a super admin; creating one with its first
+//! admin; its settings.
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, TransactionSession, TransactionTrait,
+};
+use serde_json::json;
 use uuid::Uuid;
 
-use super::{Page, paginate};
+use super::{
+    Page, accounts,
+    audit::{self, AuditEntry},
+    paginate, users,
+};
 use crate::{
-    auth::Actor,
-    error::{AppError, AppResult},
+    auth::{
+        Actor, Permission,
+        password::{Hasher, Password},
+    },
+    domain::{Email, EmployeeStatus, text},
+    error::{AppError, AppResult, Validation},
 };
 
 /// The actor's organisation, or with an id any organisation for a super admin.
@@ -41,4 +55,157 @@ pub async fn list(
         first,
     )
     .await
+}
+
+/// The first admin of a new organisation.
+pub struct FirstAdmin {
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// A created organisation with its first admin and their generated password.
+pub struct CreatedOrganization {
+    pub organization: entity::organization::Model,
+    pub admin: entity::user::Model,
+    pub generated_password: Password,
+}
+
+/// Create an organisation, its built-in roles and its first admin (holding the
+/// Admin role, with a generated password to change at first login), in one
+/// transaction (super admin).
+pub async fn create(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    hasher: &Hasher,
+    actor: &Actor,
+    name: &str,
+    admin: FirstAdmin,
+) -> AppResult<CreatedOrganization> {
+    actor.require_super_admin()?;
+    let password = Password::generate();
+    let hash = hasher.hash(&password).await?;
+    let txn = db.begin().await?;
+    users::ensure_email_free(&txn, &admin.email, None).await?;
+    let (organization, _) = accounts::create_organization(&txn, name).await?;
+    let details = users::UserDetails {
+        email: admin.email,
+        first_name: admin.first_name,
+        last_name: admin.last_name,
+        title: None,
+        employee_status: EmployeeStatus::Active,
+        mobile_phone: None,
+        locale: None,
+        idle_timeout_minutes: None,
+        external_id: None,
+    };
+    let user = users::insert(&txn, organization.id, &details, Some(hash)).await?;
+    let admin_role = entity::role::Entity::find()
+        .filter(entity::role::Column::OrganizationId.eq(organization.id))
+        .filter(entity::role::Column::Name.eq("Admin"))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("built-in Admin role missing"))?;
+    users::assign_roles(&txn, user.id, &[admin_role]).await?;
+    let entry = |action, target_type, id: Uuid| AuditEntry {
+        organization_id: Some(organization.id),
+        ..AuditEntry::by(actor, action).target(target_type, id)
+    };
+    audit::record(
+        &txn,
+        entry("organization.create", "Organization", organization.id)
+            .changes(json!({ "name": organization.name })),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        entry("user.create", "User", user.id)
+            .changes(json!({ "email": user.email, "roles": ["Admin"], "credentials": "password" })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(CreatedOrganization {
+        organization,
+        admin: user,
+        generated_password: password,
+    })
+}
+
+/// An organisation's settings; `None` leaves one as it is.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsChanges {
+    pub name: Option<String>,
+    pub default_idle_timeout_minutes: Option<i32>,
+    pub password_min_length: Option<i32>,
+    pub password_require_digit: Option<bool>,
+}
+
+/// Change the settings of the actor's organisation (ORGANIZATION_MANAGE), or of
+/// any organisation for a super admin.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Option<Uuid>,
+    changes: SettingsChanges,
+) -> AppResult<entity::organization::Model> {
+    actor.require(Permission::OrganizationManage)?;
+    let organization = find(db, actor, id).await?;
+    let mut v = Validation::default();
+    if let Some(length) = changes.password_min_length
+        && !(8..=64).contains(&length)
+    {
+        v.add("passwordMinLength", "must be between 8 and 64");
+    }
+    if let Some(minutes) = changes.default_idle_timeout_minutes {
+        v.check(users::parse_idle_timeout(
+            minutes,
+            "defaultIdleTimeoutMinutes",
+        ));
+    }
+    let name = match changes.name.as_deref() {
+        Some(name) => v.check(text::required(name, "name", 200)),
+        None => None,
+    };
+    v.finish()?;
+    if let Some(name) = &name
+        && *name != organization.name
+        && entity::organization::Entity::find()
+            .filter(entity::organization::Column::Name.eq(name.as_str()))
+            .count(db)
+            .await?
+            > 0
+    {
+        return Err(AppError::Conflict(format!(
+            "An organisation named {name:?} already exists."
+        )));
+    }
+    let mut active: entity::organization::ActiveModel = organization.clone().into();
+    let mut changed = serde_json::Map::new();
+    if let Some(name) = name {
+        changed.insert("name".into(), json!(name));
+        active.name = Set(name);
+    }
+    if let Some(minutes) = changes.default_idle_timeout_minutes {
+        changed.insert("defaultIdleTimeoutMinutes".into(), json!(minutes));
+        active.default_idle_timeout_minutes = Set(minutes);
+    }
+    if let Some(length) = changes.password_min_length {
+        changed.insert("passwordMinLength".into(), json!(length));
+        active.password_min_length = Set(length);
+    }
+    if let Some(digit) = changes.password_require_digit {
+        changed.insert("passwordRequireDigit".into(), json!(digit));
+        active.password_require_digit = Set(digit);
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(db).await?;
+    audit::record(
+        db,
+        AuditEntry {
+            organization_id: Some(updated.id),
+            ..AuditEntry::by(actor, "organization.update").target("Organization", updated.id)
+        }
+        .changes(serde_json::Value::Object(changed)),
+    )
+    .await?;
+    Ok(updated)
 }

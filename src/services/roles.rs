@@ -1,13 +1,24 @@
-//! Reading roles and their permissions.
+//! Roles and their permissions, and the guard rail that keeps every organisation
+//! administrable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Query},
+};
+use serde_json::json;
 use uuid::Uuid;
 
+use super::audit::{self, AuditEntry};
 use crate::{
-    auth::{Actor, Permission},
-    error::AppResult,
+    auth::{Actor, Permission, session::SessionStore},
+    domain::text,
+    error::{AppError, AppResult, OnConstraint, Validation},
 };
 
 /// The organisation's roles by name. Everyone may see them: a user's own roles are
@@ -58,4 +69,305 @@ pub async fn roles_by_user(
         roles.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(map)
+}
+
+/// What a role is made of.
+#[derive(Clone, Debug)]
+pub struct RoleSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: BTreeSet<Permission>,
+}
+
+impl RoleSpec {
+    pub fn parse(
+        name: &str,
+        description: Option<&str>,
+        permissions: impl IntoIterator<Item = Permission>,
+    ) -> AppResult<Self> {
+        let mut v = Validation::default();
+        let name = v.check(text::required(name, "name", 100));
+        let description = v.check(text::optional(description, "description", 500));
+        v.finish()?;
+        Ok(Self {
+            name: name.unwrap_or_default(),
+            description: description.flatten(),
+            permissions: permissions.into_iter().collect(),
+        })
+    }
+}
+
+/// Create a role in the actor's organisation (ROLES_MANAGE).
+pub async fn create(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    spec: RoleSpec,
+) -> AppResult<entity::role::Model> {
+    actor.require(Permission::RolesManage)?;
+    let txn = db.begin().await?;
+    ensure_name_free(&txn, actor, &spec.name, None).await?;
+    let now = Utc::now();
+    let role = entity::role::Model {
+        id: Uuid::now_v7(),
+        organization_id: actor.organization_id,
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        built_in: false,
+        created_at: now,
+        updated_at: now,
+    };
+    entity::role::Entity::insert(entity::role::ActiveModel::from(role.clone()))
+        .exec_without_returning(&txn)
+        .await
+        .on_unique_violation(|| name_taken(&spec.name))?;
+    write_permissions(&txn, role.id, &spec.permissions).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "role.create")
+            .target("Role", role.id)
+            .changes(json!({ "name": role.name, "permissions": names(&spec.permissions) })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(role)
+}
+
+/// Rename, describe and re-permission a role (ROLES_MANAGE). The change applies to
+/// every holder's next request; it may not leave the organisation without an
+/// active user who can manage users and roles.
+pub async fn update(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
+    actor: &Actor,
+    id: Uuid,
+    spec: RoleSpec,
+) -> AppResult<entity::role::Model> {
+    actor.require(Permission::RolesManage)?;
+    let txn = db.begin().await?;
+    lock_organization(&txn, actor.organization_id).await?;
+    let role = find_in_scope(&txn, actor, id).await?;
+    ensure_name_free(&txn, actor, &spec.name, Some(id)).await?;
+    let before = permissions_by_role(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    let mut active: entity::role::ActiveModel = role.clone().into();
+    active.name = Set(spec.name.clone());
+    active.description = Set(spec.description.clone());
+    active.updated_at = Set(Utc::now());
+    let role = active
+        .update(&txn)
+        .await
+        .on_unique_violation(|| name_taken(&spec.name))?;
+    entity::role_permission::Entity::delete_many()
+        .filter(entity::role_permission::Column::RoleId.eq(id))
+        .exec(&txn)
+        .await?;
+    write_permissions(&txn, id, &spec.permissions).await?;
+    ensure_an_administrator_remains(&txn, actor.organization_id).await?;
+    let added: BTreeSet<_> = spec.permissions.difference(&before).copied().collect();
+    let removed: BTreeSet<_> = before.difference(&spec.permissions).copied().collect();
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "role.update")
+            .target("Role", id)
+            .changes(json!({
+                "name": role.name,
+                "permissionsAdded": names(&added),
+                "permissionsRemoved": names(&removed),
+            })),
+    )
+    .await?;
+    // Invalidate cached permissions before the change becomes visible: if the store
+    // is down, nothing is committed and no instance keeps stale rights.
+    store.bump_authz_epoch(actor.organization_id).await?;
+    txn.commit().await?;
+    Ok(role)
+}
+
+/// Delete a role nobody holds (ROLES_MANAGE). Built-in roles may be edited, not deleted.
+pub async fn delete(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<()> {
+    actor.require(Permission::RolesManage)?;
+    let txn = db.begin().await?;
+    let role = find_in_scope(&txn, actor, id).await?;
+    if role.built_in {
+        return Err(AppError::Conflict(format!(
+            "{} is a built-in role: edit its permissions instead of deleting it.",
+            role.name
+        )));
+    }
+    let holders = entity::user_role::Entity::find()
+        .filter(entity::user_role::Column::RoleId.eq(id))
+        .count(&txn)
+        .await?;
+    if holders > 0 {
+        return Err(AppError::Conflict(format!(
+            "{} user{} hold{} the role {}; give them other roles first.",
+            holders,
+            if holders == 1 { "" } else { "s" },
+            if holders == 1 { "s" } else { "" },
+            role.name
+        )));
+    }
+    entity::role::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "role.delete")
+            .target("Role", id)
+            .changes(json!({ "name": role.name })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A role of the actor's organisation; another organisation's is not found.
+async fn find_in_scope(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::role::Model> {
+    actor
+        .scope::<entity::role::Entity>()
+        .filter(entity::role::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Role"))
+}
+
+/// Resolve role ids given by a client to roles of the actor's organisation; unknown
+/// ids (also other organisations') are a bad input on `field`.
+pub async fn resolve_ids(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    ids: &[Uuid],
+    field: &str,
+) -> AppResult<Vec<entity::role::Model>> {
+    let unique: BTreeSet<Uuid> = ids.iter().copied().collect();
+    let roles = actor
+        .scope::<entity::role::Entity>()
+        .filter(entity::role::Column::Id.is_in(unique.iter().copied()))
+        .all(db)
+        .await?;
+    if roles.len() != unique.len() {
+        let known: BTreeSet<Uuid> = roles.iter().map(|r| r.id).collect();
+        let unknown: Vec<String> = unique.difference(&known).map(ToString::to_string).collect();
+        return Err(AppError::bad_input(
+            field,
+            format!("names roles that do not exist: {}", unknown.join(", ")),
+        ));
+    }
+    Ok(roles)
+}
+
+async fn ensure_name_free(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    name: &str,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    let mut select = actor
+        .scope::<entity::role::Entity>()
+        .filter(entity::role::Column::Name.eq(name));
+    if let Some(id) = except {
+        select = select.filter(entity::role::Column::Id.ne(id));
+    }
+    if select.count(db).await? > 0 {
+        return Err(name_taken(name));
+    }
+    Ok(())
+}
+
+fn name_taken(name: &str) -> AppError {
+    AppError::Conflict(format!("A role named {name:?} already exists."))
+}
+
+async fn write_permissions(
+    db: &impl ConnectionTrait,
+    role_id: Uuid,
+    permissions: &BTreeSet<Permission>,
+) -> AppResult<()> {
+    if permissions.is_empty() {
+        return Ok(());
+    }
+    entity::role_permission::Entity::insert_many(permissions.iter().map(|p| {
+        entity::role_permission::ActiveModel {
+            role_id: Set(role_id),
+            permission: Set(p.as_str().to_owned()),
+        }
+    }))
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+fn names(permissions: &BTreeSet<Permission>) -> Vec<&'static str> {
+    permissions.iter().map(|p| p.as_str()).collect()
+}
+
+/// Serialise changes to who may administer an organisation: on PostgreSQL the
+/// organisation's row is locked until the transaction ends, so two admins removing
+/// each other at once cannot both succeed. (SQLite has one writer at a time.)
+pub async fn lock_organization(db: &impl ConnectionTrait, organization_id: Uuid) -> AppResult<()> {
+    let mut select = entity::organization::Entity::find_by_id(organization_id);
+    if db.get_database_backend() == DbBackend::Postgres {
+        select = select.lock_exclusive();
+    }
+    select.one(db).await?;
+    Ok(())
+}
+
+/// The guard rail: an organisation always keeps an active user who can manage users
+/// and roles (USERS_WRITE and ROLES_MANAGE through their roles, or a super admin).
+/// Called inside the transaction of a change, after the change, so the check sees
+/// its effect and a refusal rolls it back.
+pub async fn ensure_an_administrator_remains(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<()> {
+    use entity::user::Column;
+    let holders_of = |permission: Permission| {
+        Query::select()
+            .column((entity::user_role::Entity, entity::user_role::Column::UserId))
+            .from(entity::user_role::Entity)
+            .inner_join(
+                entity::role_permission::Entity,
+                Expr::col((
+                    entity::role_permission::Entity,
+                    entity::role_permission::Column::RoleId,
+                ))
+                .equals((entity::user_role::Entity, entity::user_role::Column::RoleId)),
+            )
+            .and_where(
+                Expr::col((
+                    entity::role_permission::Entity,
+                    entity::role_permission::Column::Permission,
+                ))
+                .eq(permission.as_str()),
+            )
+            .to_owned()
+    };
+    let administrators = entity::user::Entity::find()
+        .filter(Column::OrganizationId.eq(organization_id))
+        .filter(Column::Status.eq("ACTIVE"))
+        .filter(
+            Condition::any().add(Column::IsSuperAdmin.eq(true)).add(
+                Condition::all()
+                    .add(Column::Id.in_subquery(holders_of(Permission::UsersWrite)))
+                    .add(Column::Id.in_subquery(holders_of(Permission::RolesManage))),
+            ),
+        )
+        .count(db)
+        .await?;
+    if administrators == 0 {
+        return Err(AppError::Conflict(
+            "This would leave the organisation without an active user who can manage users and roles (USERS_WRITE and ROLES_MANAGE); give that right to someone else first."
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }

@@ -1,15 +1,31 @@
-//! Reading staff users within the actor's organisation.
+//! Staff users of the actor's organisation: reading, creating, changing,
+//! deactivating, resetting passwords and giving roles.
 
+use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
+use serde_json::json;
 use uuid::Uuid;
 
-use super::{Page, paginate};
+use super::{
+    Page,
+    audit::{self, AuditEntry},
+    auth::policy_of,
+    escape_like, invites, organizations, paginate, roles,
+};
 use crate::{
-    auth::{Actor, Permission},
-    error::AppResult,
+    auth::{
+        Actor, Permission,
+        password::{Hasher, Password},
+        session::SessionStore,
+    },
+    domain::{Email, EmployeeStatus, Locale, Phone},
+    error::{AppError, AppResult, OnConstraint},
 };
 
 /// What `users` may be narrowed by.
@@ -88,8 +104,481 @@ pub async fn list(
     paginate(db, select, Column::Id, after, first).await
 }
 
-fn escape_like(raw: &str) -> String {
-    raw.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+/// The details of a staff user, valid by construction.
+#[derive(Clone, Debug)]
+pub struct UserDetails {
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: Option<String>,
+    pub employee_status: EmployeeStatus,
+    pub mobile_phone: Option<Phone>,
+    pub locale: Option<Locale>,
+    pub idle_timeout_minutes: Option<i32>,
+    pub external_id: Option<String>,
+}
+
+/// How a new user will first log in.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// A password chosen by the admin, to be changed at first login.
+    Password(String),
+    /// A strong password generated now, returned once, to be changed at first login.
+    Generate,
+    /// No password: a one-time invite link to set one.
+    Invite,
+}
+
+/// What `createUser` hands back: the user, and the secret shown once.
+pub struct CreatedUser {
+    pub user: entity::user::Model,
+    pub generated_password: Option<Password>,
+    pub invite_link: Option<String>,
+}
+
+/// Changes to a user: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct UserChanges {
+    pub email: Option<Email>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Option<Option<String>>,
+    pub employee_status: Option<EmployeeStatus>,
+    pub mobile_phone: Option<Option<Phone>>,
+    pub locale: Option<Option<Locale>>,
+    pub idle_timeout_minutes: Option<Option<i32>>,
+    pub external_id: Option<Option<String>>,
+}
+
+/// An inactivity timeout in minutes: 1 to 720.
+pub fn parse_idle_timeout(minutes: i32, field: &str) -> AppResult<i32> {
+    if (1..=720).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(AppError::bad_input(
+            field,
+            "must be between 1 and 720 minutes",
+        ))
+    }
+}
+
+/// Create a staff user (USERS_WRITE; giving roles also needs ROLES_MANAGE).
+pub async fn create(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    hasher: &Hasher,
+    actor: &Actor,
+    details: UserDetails,
+    role_ids: &[Uuid],
+    credentials: Credentials,
+    public_url: &str,
+) -> AppResult<CreatedUser> {
+    actor.require(Permission::UsersWrite)?;
+    if !role_ids.is_empty() {
+        actor.require(Permission::RolesManage)?;
+    }
+    let organization = organizations::find(db, actor, None).await?;
+    let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
+    let txn = db.begin().await?;
+    let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
+    let created = create_in(
+        &txn,
+        actor,
+        &organization,
+        &details,
+        &roles,
+        secret,
+        public_url,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// A new user's first credential, checked and hashed before any transaction opens
+/// (no database lock waits on argon2).
+pub(crate) struct Secret {
+    password: Option<Password>,
+    hash: Option<String>,
+    generated: bool,
+}
+
+impl Secret {
+    pub(crate) async fn prepare(
+        hasher: &Hasher,
+        organization: &entity::organization::Model,
+        email: &Email,
+        credentials: Credentials,
+    ) -> AppResult<Self> {
+        let (password, generated) = match credentials {
+            Credentials::Password(raw) => (
+                Some(Password::parse(
+                    &raw,
+                    policy_of(organization),
+                    Some(email.as_str()),
+                    "password",
+                )?),
+                false,
+            ),
+            Credentials::Generate => (Some(Password::generate()), true),
+            Credentials::Invite => (None, false),
+        };
+        let hash = match &password {
+            Some(password) => Some(hasher.hash(password).await?),
+            None => None,
+        };
+        Ok(Self {
+            password,
+            hash,
+            generated,
+        })
+    }
+}
+
+/// Create a user with their roles and first credential inside the caller's
+/// transaction, and audit it: what `createUser` and `createProvider` share.
+pub(crate) async fn create_in(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    organization: &entity::organization::Model,
+    details: &UserDetails,
+    roles: &[entity::role::Model],
+    secret: Secret,
+    public_url: &str,
+) -> AppResult<CreatedUser> {
+    ensure_email_free(txn, &details.email, None).await?;
+    let has_password = secret.hash.is_some();
+    let user = insert(txn, organization.id, details, secret.hash).await?;
+    assign_roles(txn, user.id, roles).await?;
+    let invite_link = if has_password {
+        None
+    } else {
+        Some(invites::issue(txn, actor, &user, &organization.name, public_url).await?)
+    };
+    audit::record(
+        txn,
+        AuditEntry::by(actor, "user.create")
+            .target("User", user.id)
+            .changes(json!({
+                "email": user.email,
+                "firstName": user.first_name,
+                "lastName": user.last_name,
+                "roles": roles.iter().map(|r| &r.name).collect::<Vec<_>>(),
+                "credentials": if has_password { "password" } else { "invite" },
+            })),
+    )
+    .await?;
+    Ok(CreatedUser {
+        user,
+        generated_password: secret.password.filter(|_| secret.generated),
+        invite_link,
+    })
+}
+
+/// Insert a user row (no roles, no audit): the part `create` shares with providers.
+pub(crate) async fn insert(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    details: &UserDetails,
+    password_hash: Option<String>,
+) -> AppResult<entity::user::Model> {
+    let now = Utc::now();
+    let user = entity::user::Model {
+        id: Uuid::now_v7(),
+        organization_id,
+        email: details.email.as_str().to_owned(),
+        must_change_password: password_hash.is_some(),
+        password_hash,
+        first_name: details.first_name.clone(),
+        last_name: details.last_name.clone(),
+        title: details.title.clone(),
+        status: "ACTIVE".to_owned(),
+        employee_status: details.employee_status.as_str().to_owned(),
+        mobile_phone: details.mobile_phone.as_ref().map(|p| p.as_str().to_owned()),
+        locale: details.locale.as_ref().map(|l| l.as_str().to_owned()),
+        idle_timeout_minutes: details.idle_timeout_minutes,
+        external_id: details.external_id.clone(),
+        is_super_admin: false,
+        last_login_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
+        .exec_without_returning(db)
+        .await
+        .on_unique_violation(|| email_taken(&details.email))?;
+    Ok(user)
+}
+
+/// Change a user's details (USERS_WRITE); only the given fields change.
+pub async fn update(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+    changes: UserChanges,
+) -> AppResult<entity::user::Model> {
+    actor.require(Permission::UsersWrite)?;
+    let txn = db.begin().await?;
+    let user = find_manageable(&txn, actor, id).await?;
+    let mut active: entity::user::ActiveModel = user.clone().into();
+    let mut changed = serde_json::Map::new();
+    let mut note = |key: &str, value: serde_json::Value| {
+        changed.insert(key.to_owned(), value);
+    };
+    if let Some(email) = &changes.email
+        && email.as_str() != user.email
+    {
+        ensure_email_free(&txn, email, Some(id)).await?;
+        active.email = Set(email.as_str().to_owned());
+        note("email", json!(email.as_str()));
+    }
+    if let Some(first_name) = changes.first_name {
+        note("firstName", json!(first_name));
+        active.first_name = Set(first_name);
+    }
+    if let Some(last_name) = changes.last_name {
+        note("lastName", json!(last_name));
+        active.last_name = Set(last_name);
+    }
+    if let Some(title) = changes.title {
+        note("title", json!(title));
+        active.title = Set(title);
+    }
+    if let Some(status) = changes.employee_status {
+        note("employeeStatus", json!(status.as_str()));
+        active.employee_status = Set(status.as_str().to_owned());
+    }
+    if let Some(phone) = changes.mobile_phone {
+        let phone = phone.map(|p| p.as_str().to_owned());
+        note("mobilePhone", json!(phone));
+        active.mobile_phone = Set(phone);
+    }
+    if let Some(locale) = changes.locale {
+        let locale = locale.map(|l| l.as_str().to_owned());
+        note("locale", json!(locale));
+        active.locale = Set(locale);
+    }
+    if let Some(minutes) = changes.idle_timeout_minutes {
+        note("idleTimeoutMinutes", json!(minutes));
+        active.idle_timeout_minutes = Set(minutes);
+    }
+    if let Some(external_id) = changes.external_id {
+        note("externalId", json!(external_id));
+        active.external_id = Set(external_id);
+    }
+    if changed.is_empty() {
+        return Ok(user);
+    }
+    active.updated_at = Set(Utc::now());
+    let email = changes.email.clone();
+    let user = active.update(&txn).await.on_unique_violation(|| {
+        email.as_ref().map_or_else(
+            || AppError::Conflict("This change conflicts with another user.".into()),
+            email_taken,
+        )
+    })?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "user.update")
+            .target("User", id)
+            .changes(serde_json::Value::Object(changed)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Deactivate a user (USERS_WRITE): every session of theirs ends at once, on every
+/// instance. The organisation's last administrator cannot be deactivated.
+pub async fn deactivate(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::user::Model> {
+    actor.require(Permission::UsersWrite)?;
+    let txn = db.begin().await?;
+    roles::lock_organization(&txn, actor.organization_id).await?;
+    let user = find_manageable(&txn, actor, id).await?;
+    if user.status == "INACTIVE" {
+        return Ok(user);
+    }
+    let user = set_status(&txn, user, "INACTIVE").await?;
+    roles::ensure_an_administrator_remains(&txn, actor.organization_id).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "user.deactivate").target("User", id),
+    )
+    .await?;
+    // End the sessions before the commit: if the store is down, nothing changes.
+    store.revoke_user(id, None).await?;
+    store.bump_authz_epoch(actor.organization_id).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Let a deactivated user log in again (USERS_WRITE).
+pub async fn reactivate(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::user::Model> {
+    actor.require(Permission::UsersWrite)?;
+    let txn = db.begin().await?;
+    let user = find_manageable(&txn, actor, id).await?;
+    if user.status == "ACTIVE" {
+        return Ok(user);
+    }
+    let user = set_status(&txn, user, "ACTIVE").await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "user.reactivate").target("User", id),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Give a user a generated password that must be changed at next login
+/// (USERS_WRITE); their sessions and open invites end.
+pub async fn reset_password(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
+    hasher: &Hasher,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<Password> {
+    actor.require(Permission::UsersWrite)?;
+    find_manageable(db, actor, id).await?;
+    let password = Password::generate();
+    let hash = hasher.hash(&password).await?;
+    let txn = db.begin().await?;
+    let user = find_manageable(&txn, actor, id).await?;
+    let mut active: entity::user::ActiveModel = user.into();
+    active.password_hash = Set(Some(hash));
+    active.must_change_password = Set(true);
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    invites::revoke_open(&txn, id).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "user.reset_password").target("User", id),
+    )
+    .await?;
+    store.revoke_user(id, None).await?;
+    store.bump_authz_epoch(actor.organization_id).await?;
+    txn.commit().await?;
+    Ok(password)
+}
+
+/// Replace a user's roles (ROLES_MANAGE); applies to their next request.
+pub async fn set_roles(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
+    actor: &Actor,
+    id: Uuid,
+    role_ids: &[Uuid],
+) -> AppResult<entity::user::Model> {
+    actor.require(Permission::RolesManage)?;
+    let txn = db.begin().await?;
+    roles::lock_organization(&txn, actor.organization_id).await?;
+    let user = find_manageable(&txn, actor, id).await?;
+    let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
+    let before: Vec<String> = roles::roles_by_user(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    entity::user_role::Entity::delete_many()
+        .filter(entity::user_role::Column::UserId.eq(id))
+        .exec(&txn)
+        .await?;
+    assign_roles(&txn, id, &roles).await?;
+    roles::ensure_an_administrator_remains(&txn, actor.organization_id).await?;
+    let mut after: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    after.sort_unstable();
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "user.set_roles")
+            .target("User", id)
+            .changes(json!({ "before": before, "after": after })),
+    )
+    .await?;
+    store.bump_authz_epoch(actor.organization_id).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+pub(crate) async fn assign_roles(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    roles: &[entity::role::Model],
+) -> AppResult<()> {
+    if roles.is_empty() {
+        return Ok(());
+    }
+    entity::user_role::Entity::insert_many(roles.iter().map(|role| {
+        entity::user_role::ActiveModel {
+            user_id: Set(user_id),
+            role_id: Set(role.id),
+        }
+    }))
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+async fn set_status(
+    db: &impl ConnectionTrait,
+    user: entity::user::Model,
+    status: &str,
+) -> AppResult<entity::user::Model> {
+    let mut active: entity::user::ActiveModel = user.into();
+    active.status = Set(status.to_owned());
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// A user of the actor's organisation whom the actor may manage: only a super admin
+/// manages a super admin.
+async fn find_manageable(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::user::Model> {
+    let user = actor
+        .scope::<entity::user::Entity>()
+        .filter(entity::user::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
+    if user.is_super_admin && !actor.is_super_admin {
+        return Err(AppError::forbidden(
+            "Only a super admin may change a super admin.",
+        ));
+    }
+    Ok(user)
+}
+
+/// Emails are unique across the platform, compared case-insensitively (they are
+/// stored lower case).
+pub(crate) async fn ensure_email_free(
+    db: &impl ConnectionTrait,
+    email: &Email,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    let mut select =
+        entity::user::Entity::find().filter(entity::user::Column::Email.eq(email.as_str()));
+    if let Some(id) = except {
+        select = select.filter(entity::user::Column::Id.ne(id));
+    }
+    if select.count(db).await? > 0 {
+        return Err(email_taken(email));
+    }
+    Ok(())
+}
+
+fn email_taken(email: &Email) -> AppError {
+    AppError::Conflict(format!("A user with the email {email} already exists."))
 }

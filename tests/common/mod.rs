@@ -386,3 +386,48 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or("")
 }
+
+impl TestApp {
+    /// Run a GraphQL request that must succeed; its `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.graphql(Some(token), query, variables).await;
+        assert!(
+            status == 200 && body["errors"].is_null(),
+            "{:?}: {query}\n→ {status} {body}",
+            self.backend()
+        );
+        body["data"].clone()
+    }
+
+    /// A super admin with [`PASSWORD`] (no change required), logged in; the token.
+    pub async fn super_admin(&self, email: &str) -> String {
+        rollcall::services::accounts::create_super_admin(
+            &self.db,
+            &rollcall::auth::password::Hasher::new(1),
+            email,
+            Some(PASSWORD),
+            "Platform",
+        )
+        .await
+        .unwrap();
+        self.login(email, PASSWORD).await
+    }
+}
+
+/// The `extensions.fields` of the first error, as `(field, message)` pairs.
+pub fn error_fields(body: &Value) -> Vec<(String, String)> {
+    body["errors"][0]["extensions"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| {
+                    (
+                        f["field"].as_str().unwrap_or("").to_owned(),
+                        f["message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

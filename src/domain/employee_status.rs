@@ -1,0 +1,70 @@
+use crate::error::{AppError, AppResult};
+
+/// Employment status as the organisation's HR records have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EmployeeStatus {
+    Active,
+    Inactive,
+    Leave,
+}
+
+impl EmployeeStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+            Self::Leave => "LEAVE",
+        }
+    }
+
+    /// Read a stored name; anything unknown reads as active.
+    pub fn from_stored(stored: &str) -> Self {
+        match stored {
+            "INACTIVE" => Self::Inactive,
+            "LEAVE" => Self::Leave,
+            _ => Self::Active,
+        }
+    }
+
+    /// Parse what people write in a spreadsheet: `Active`, `inactive`, `On leave`.
+    pub fn parse(raw: &str, field: &str) -> AppResult<Self> {
+        match raw.trim().to_lowercase().as_str() {
+            "active" => Ok(Self::Active),
+            "inactive" => Ok(Self::Inactive),
+            "leave" | "on leave" => Ok(Self::Leave),
+            _ => Err(AppError::bad_input(
+                field,
+                format!(
+                    "{:?} is not a status; use Active, Inactive or Leave",
+                    raw.trim()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_spreadsheet_spellings_and_refuses_others() {
+        assert_eq!(
+            EmployeeStatus::parse(" Active ", "s").expect("ok"),
+            EmployeeStatus::Active
+        );
+        assert_eq!(
+            EmployeeStatus::parse("On Leave", "s").expect("ok"),
+            EmployeeStatus::Leave
+        );
+        assert!(EmployeeStatus::parse("Retired", "s").is_err());
+        for s in [
+            EmployeeStatus::Active,
+            EmployeeStatus::Inactive,
+            EmployeeStatus::Leave,
+        ] {
+            assert_eq!(EmployeeStatus::from_stored(s.as_str()), s);
+        }
+    }
+}

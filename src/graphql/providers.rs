@@ -1,0 +1,396 @@
+//! Providers as clients read and change them.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+    dataloader::DataLoader,
+};
+use chrono::{DateTime, Utc};
+
+use super::{
+    Ctx,
+    account::{EmployeeStatus, User},
+    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    loaders::{UserById, loader_error},
+    staff::{clearable, parse_credentials, parse_ids, parse_user_details},
+};
+use crate::{
+    domain::{Npi, Phone, text},
+    error::{AppError, AppResult, Validation},
+    services::providers::{self, CredentialingStatus as Status, PracticeDetails, parse_tax_id},
+};
+
+/// Where a provider is in credentialing.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialingStatus {
+    Pending,
+    InReview,
+    Credentialed,
+    Expired,
+    Denied,
+}
+
+impl From<CredentialingStatus> for Status {
+    fn from(status: CredentialingStatus) -> Self {
+        match status {
+            CredentialingStatus::Pending => Self::Pending,
+            CredentialingStatus::InReview => Self::InReview,
+            CredentialingStatus::Credentialed => Self::Credentialed,
+            CredentialingStatus::Expired => Self::Expired,
+            CredentialingStatus::Denied => Self::Denied,
+        }
+    }
+}
+
+impl From<Status> for CredentialingStatus {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Pending => Self::Pending,
+            Status::InReview => Self::InReview,
+            Status::Credentialed => Self::Credentialed,
+            Status::Expired => Self::Expired,
+            Status::Denied => Self::Denied,
+        }
+    }
+}
+
+/// A practice address.
+#[derive(SimpleObject)]
+pub struct Address {
+    line1: Option<String>,
+    line2: Option<String>,
+    city: Option<String>,
+    state: Option<String>,
+    postal_code: Option<String>,
+}
+
+/// How the provider is billed for.
+#[derive(SimpleObject)]
+pub struct BillingDetails {
+    /// EIN, `12-3456789`.
+    tax_id: Option<String>,
+    address: Option<String>,
+}
+
+/// A staff user who provides care.
+pub struct Provider(pub entity::provider::Model);
+
+#[Object]
+impl Provider {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The National Provider Identifier (10 digits).
+    async fn npi(&self) -> &str {
+        &self.0.npi
+    }
+    /// The provider's role in the organisation: Provider, Admin, Billing, …
+    async fn organization_role(&self) -> &str {
+        &self.0.organization_role
+    }
+    async fn specialty(&self) -> Option<&str> {
+        self.0.specialty.as_deref()
+    }
+    async fn practice_address(&self) -> Address {
+        Address {
+            line1: self.0.address_line1.clone(),
+            line2: self.0.address_line2.clone(),
+            city: self.0.city.clone(),
+            state: self.0.state.clone(),
+            postal_code: self.0.postal_code.clone(),
+        }
+    }
+    /// Contact phone, E.164.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn billing(&self) -> BillingDetails {
+        BillingDetails {
+            tax_id: self.0.billing_tax_id.clone(),
+            address: self.0.billing_address.clone(),
+        }
+    }
+    async fn credentialing_status(&self) -> CredentialingStatus {
+        Status::from_stored(&self.0.credentialing_status).into()
+    }
+    /// The provider's login.
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx
+            .data::<DataLoader<UserById>>()?
+            .load_one(self.0.user_id)
+            .await
+            .map_err(loader_error)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("provider without user")))?;
+        Ok(User(user))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A new provider: their login and their practice details. Give `password`, or
+/// `generatePassword: true`, or neither for a one-time invite link.
+#[derive(InputObject)]
+pub struct CreateProviderInput {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: Option<String>,
+    pub employee_status: Option<EmployeeStatus>,
+    pub mobile_phone: Option<String>,
+    pub locale: Option<String>,
+    pub idle_timeout_minutes: Option<i32>,
+    pub external_id: Option<String>,
+    /// Roles to give (needs ROLES_MANAGE); by default the built-in Provider role.
+    pub role_ids: Option<Vec<ID>>,
+    pub password: Option<String>,
+    #[graphql(default)]
+    pub generate_password: bool,
+    /// Ten digits with a valid check digit; unique within the organisation.
+    pub npi: String,
+    /// Provider, Admin, Billing, …; Provider when omitted.
+    pub organization_role: Option<String>,
+    pub specialty: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    /// Contact phone; stored in E.164.
+    pub phone: Option<String>,
+    /// EIN, 9 digits.
+    pub billing_tax_id: Option<String>,
+    pub billing_address: Option<String>,
+    pub credentialing_status: Option<CredentialingStatus>,
+}
+
+/// Changes to a provider: omitted fields stay as they are; `null` clears an optional one.
+#[derive(InputObject, Default)]
+pub struct UpdateProviderInput {
+    pub npi: Option<String>,
+    pub organization_role: Option<String>,
+    pub specialty: MaybeUndefined<String>,
+    pub address_line1: MaybeUndefined<String>,
+    pub address_line2: MaybeUndefined<String>,
+    pub city: MaybeUndefined<String>,
+    pub state: MaybeUndefined<String>,
+    pub postal_code: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub billing_tax_id: MaybeUndefined<String>,
+    pub billing_address: MaybeUndefined<String>,
+    pub credentialing_status: Option<CredentialingStatus>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateProviderPayload {
+    provider: Provider,
+    /// Shown once, with `generatePassword: true`; it must be changed at first login.
+    generated_password: Option<String>,
+    /// The one-time link to set a first password, when no password was given.
+    invite_link: Option<String>,
+}
+
+/// What `providers` may be narrowed by.
+#[derive(InputObject, Default)]
+pub struct ProviderFilter {
+    /// Part of a name, email or NPI.
+    pub search: Option<String>,
+    pub organization_role: Option<String>,
+    pub credentialing_status: Option<CredentialingStatus>,
+}
+
+fn line(field: &'static str, max: usize) -> impl Fn(&str) -> AppResult<String> {
+    move |raw| text::required(raw, field, max)
+}
+
+fn parse_practice(
+    v: &mut Validation,
+    organization_role: Option<String>,
+    fields: [MaybeUndefined<String>; 9],
+    credentialing_status: Option<CredentialingStatus>,
+) -> PracticeDetails {
+    let [
+        specialty,
+        address_line1,
+        address_line2,
+        city,
+        state,
+        postal_code,
+        phone,
+        billing_tax_id,
+        billing_address,
+    ] = fields;
+    PracticeDetails {
+        organization_role: organization_role
+            .and_then(|r| v.check(text::required(&r, "organizationRole", 100))),
+        specialty: clearable(v, specialty, line("specialty", 200)),
+        address_line1: clearable(v, address_line1, line("addressLine1", 200)),
+        address_line2: clearable(v, address_line2, line("addressLine2", 200)),
+        city: clearable(v, city, line("city", 100)),
+        state: clearable(v, state, line("state", 100)),
+        postal_code: clearable(v, postal_code, line("postalCode", 20)),
+        phone: clearable(v, phone, |p| Phone::parse(p, "phone")),
+        billing_tax_id: clearable(v, billing_tax_id, |t| parse_tax_id(t, "billingTaxId")),
+        billing_address: clearable(v, billing_address, line("billingAddress", 500)),
+        credentialing_status: credentialing_status.map(Into::into),
+    }
+}
+
+fn given(value: Option<String>) -> MaybeUndefined<String> {
+    value.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value)
+}
+
+#[derive(Default)]
+pub struct ProviderQuery;
+
+#[Object]
+impl ProviderQuery {
+    /// The organisation's providers (PROVIDERS_READ).
+    async fn providers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ProviderFilter>,
+    ) -> Result<Conn<Provider>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let first = page_size(first, state.config.max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let filter = providers::ProviderFilter {
+            search: filter.search,
+            organization_role: filter.organization_role,
+            credentialing_status: filter.credentialing_status.map(Into::into),
+        };
+        let had_cursor = after.is_some();
+        let page = providers::list(&state.db, actor, filter, decode_cursor(after)?, first).await?;
+        Ok(into_connection(page, had_cursor, |m| m.id, Provider))
+    }
+
+    /// One provider of the organisation; null for an unknown id or another organisation's.
+    async fn provider(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Provider>> {
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        Ok(providers::find(&ctx.state()?.db, actor, id)
+            .await?
+            .map(Provider))
+    }
+}
+
+#[derive(Default)]
+pub struct ProviderMutation;
+
+#[Object]
+impl ProviderMutation {
+    /// Create a provider and their login in one step (PROVIDERS_WRITE). A bad NPI
+    /// answers BAD_USER_INPUT on `npi` saying why.
+    async fn create_provider(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProviderInput,
+    ) -> Result<CreateProviderPayload> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        actor.require(crate::auth::Permission::ProvidersWrite)?;
+        let mut v = Validation::default();
+        let details = parse_user_details(
+            &mut v,
+            &input.email,
+            &input.first_name,
+            &input.last_name,
+            input.title.as_deref(),
+            input.employee_status,
+            input.mobile_phone.as_deref(),
+            input.locale.as_deref(),
+            input.idle_timeout_minutes,
+            input.external_id.as_deref(),
+        );
+        let npi = v.check(Npi::parse(&input.npi, "npi"));
+        let role_ids = input
+            .role_ids
+            .as_deref()
+            .map(|ids| parse_ids(&mut v, ids, "roleIds"));
+        let credentials = parse_credentials(&mut v, input.password, input.generate_password);
+        let practice = parse_practice(
+            &mut v,
+            input.organization_role,
+            [
+                given(input.specialty),
+                given(input.address_line1),
+                given(input.address_line2),
+                given(input.city),
+                given(input.state),
+                given(input.postal_code),
+                given(input.phone),
+                given(input.billing_tax_id),
+                given(input.billing_address),
+            ],
+            input.credentialing_status,
+        );
+        v.finish()?;
+        let (Some(details), Some(npi)) = (details, npi) else {
+            return Err(AppError::Internal(anyhow::anyhow!("validated input missing")).into());
+        };
+        let created = providers::create(
+            &state.db,
+            state.auth.hasher(),
+            actor,
+            details,
+            npi,
+            practice,
+            role_ids.as_deref(),
+            credentials,
+            &state.public_url,
+        )
+        .await?;
+        if created.user.invite_link.is_some() {
+            state.outbox_wake.notify_one();
+        }
+        Ok(CreateProviderPayload {
+            provider: Provider(created.provider),
+            generated_password: created
+                .user
+                .generated_password
+                .map(|p| p.expose().to_owned()),
+            invite_link: created.user.invite_link,
+        })
+    }
+
+    /// Change a provider's NPI and practice details (PROVIDERS_WRITE).
+    async fn update_provider(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProviderInput,
+    ) -> Result<Provider> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let mut v = Validation::default();
+        let id = v.check(parse_id(&id, "id"));
+        let npi = input.npi.and_then(|n| v.check(Npi::parse(&n, "npi")));
+        let practice = parse_practice(
+            &mut v,
+            input.organization_role,
+            [
+                input.specialty,
+                input.address_line1,
+                input.address_line2,
+                input.city,
+                input.state,
+                input.postal_code,
+                input.phone,
+                input.billing_tax_id,
+                input.billing_address,
+            ],
+            input.credentialing_status,
+        );
+        v.finish()?;
+        let id =
+            id.ok_or_else(|| AppError::Internal(anyhow::anyhow!("validated input missing")))?;
+        Ok(Provider(
+            providers::update(&state.db, actor, id, npi, practice).await?,
+        ))
+    }
+}

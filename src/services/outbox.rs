@@ -1,0 +1,250 @@
+//! The outbox: messages written in the same transaction as the change that causes
+//! them (so a rolled-back change sends nothing), then delivered by a worker in
+//! every instance with retries and backoff.
+//!
+//! Delivery is at most once per message: an instance claims a message by moving it
+//! from PENDING to SENDING with a compare-and-set that only one instance can win.
+//! A message left in SENDING by an instance that died may or may not have gone
+//! out, so it is marked FAILED ("outcome unknown") rather than sent again.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{domain::Email, error::AppResult};
+
+/// Attempts before a message is given up as FAILED.
+pub const MAX_ATTEMPTS: i32 = 8;
+/// How long a claim lasts before the message counts as abandoned.
+const CLAIM: Duration = Duration::from_secs(120);
+const BATCH: u64 = 20;
+
+/// An email to send once the current transaction commits.
+pub struct NewEmail<'a> {
+    pub organization_id: Option<Uuid>,
+    /// What it is for, e.g. `user.invite`: for operators, never shown to the recipient.
+    pub kind: &'static str,
+    pub to: &'a Email,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Queue an email in the caller's transaction; its id.
+pub async fn enqueue_email(db: &impl ConnectionTrait, email: NewEmail<'_>) -> AppResult<Uuid> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    entity::outbox_message::Entity::insert(entity::outbox_message::ActiveModel {
+        id: Set(id),
+        organization_id: Set(email.organization_id),
+        channel: Set("EMAIL".to_owned()),
+        kind: Set(email.kind.to_owned()),
+        recipient: Set(email.to.as_str().to_owned()),
+        subject: Set(email.subject),
+        body: Set(email.body),
+        status: Set("PENDING".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(id)
+}
+
+/// Why a delivery failed.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// Worth trying again later (connection refused, 4xx from the server).
+    Transient(String),
+    /// Will never succeed (5xx: no such mailbox, message refused).
+    Permanent(String),
+    /// No transport is configured for this channel.
+    NotConfigured,
+}
+
+/// Something that sends a message of the outbox.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, message: &entity::outbox_message::Model) -> Result<(), DeliveryError>;
+}
+
+/// The delivery worker of one instance.
+pub struct Deliverer {
+    db: DatabaseConnection,
+    transport: Arc<dyn Transport>,
+    wake: Arc<Notify>,
+}
+
+impl Deliverer {
+    pub fn new(db: DatabaseConnection, transport: Arc<dyn Transport>, wake: Arc<Notify>) -> Self {
+        Self {
+            db,
+            transport,
+            wake,
+        }
+    }
+
+    /// Deliver due messages until `stop` resolves; woken early by `wake`.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            match self.deliver_due().await {
+                Ok(n) if n as u64 == BATCH => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "outbox delivery pass failed"),
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+
+    /// One pass: give up abandoned claims, then claim and send what is due; how many
+    /// were claimed.
+    pub async fn deliver_due(&self) -> AppResult<usize> {
+        use entity::outbox_message::{Column, Entity};
+        let now = Utc::now();
+        Entity::update_many()
+            .col_expr(Column::Status, Expr::value("FAILED"))
+            .col_expr(
+                Column::LastError,
+                Expr::value("the instance sending it stopped; delivery outcome unknown"),
+            )
+            .filter(Column::Status.eq("SENDING"))
+            .filter(Column::LockedUntil.lt(now))
+            .exec(&self.db)
+            .await?;
+        let due: Vec<Uuid> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq("PENDING"))
+            .filter(Column::NextAttemptAt.lte(now))
+            .order_by_asc(Column::NextAttemptAt)
+            .limit(BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut claimed = 0;
+        for id in due {
+            // The compare-and-set: only one instance moves it out of PENDING.
+            let won = Entity::update_many()
+                .col_expr(Column::Status, Expr::value("SENDING"))
+                .col_expr(Column::LockedUntil, Expr::value(now + CLAIM))
+                .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+                .filter(Column::Id.eq(id))
+                .filter(Column::Status.eq("PENDING"))
+                .exec(&self.db)
+                .await?
+                .rows_affected
+                == 1;
+            if !won {
+                continue;
+            }
+            claimed += 1;
+            let Some(message) = Entity::find_by_id(id).one(&self.db).await? else {
+                continue;
+            };
+            let outcome = self.transport.send(&message).await;
+            self.settle(&message, outcome).await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn settle(
+        &self,
+        message: &entity::outbox_message::Model,
+        outcome: Result<(), DeliveryError>,
+    ) -> AppResult<()> {
+        use entity::outbox_message::{Column, Entity};
+        let now = Utc::now();
+        let mut update = Entity::update_many()
+            .col_expr(
+                Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(Column::Id.eq(message.id));
+        update = match outcome {
+            Ok(()) => {
+                tracing::info!(message_id = %message.id, kind = message.kind, "message delivered");
+                update
+                    .col_expr(Column::Status, Expr::value("SENT"))
+                    .col_expr(Column::SentAt, Expr::value(now))
+            }
+            Err(DeliveryError::NotConfigured) => {
+                tracing::warn!(
+                    message_id = %message.id,
+                    kind = message.kind,
+                    channel = message.channel,
+                    "no transport configured for this channel; message left undelivered"
+                );
+                update
+                    .col_expr(Column::Status, Expr::value("UNDELIVERED"))
+                    .col_expr(
+                        Column::LastError,
+                        Expr::value("no transport is configured for this channel"),
+                    )
+            }
+            Err(DeliveryError::Permanent(reason)) => {
+                tracing::warn!(message_id = %message.id, reason, "message refused");
+                update
+                    .col_expr(Column::Status, Expr::value("FAILED"))
+                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+            }
+            Err(DeliveryError::Transient(reason)) if message.attempts >= MAX_ATTEMPTS => {
+                tracing::warn!(message_id = %message.id, reason, "message given up");
+                update
+                    .col_expr(Column::Status, Expr::value("FAILED"))
+                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+            }
+            Err(DeliveryError::Transient(reason)) => {
+                let delay = backoff(message.attempts);
+                tracing::info!(message_id = %message.id, reason, retry_in_s = delay.as_secs(), "delivery will be retried");
+                update
+                    .col_expr(Column::Status, Expr::value("PENDING"))
+                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+                    .col_expr(
+                        Column::NextAttemptAt,
+                        Expr::value(now + chrono::Duration::from_std(delay).unwrap_or_default()),
+                    )
+            }
+        };
+        update.exec(&self.db).await?;
+        Ok(())
+    }
+}
+
+/// 15 s, 30 s, 1 min, … up to an hour.
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 12) - 1).unwrap_or(0);
+    Duration::from_secs(Ord::min(15u64 << exponent, 3600))
+}
+
+fn truncate(reason: &str) -> String {
+    reason.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(15));
+        assert_eq!(backoff(2), Duration::from_secs(30));
+        assert_eq!(backoff(3), Duration::from_secs(60));
+        assert_eq!(backoff(12), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,391 @@
+//! Providers: staff users with an NPI, an organisation role, and practice and
+//! billing details.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Page,
+    audit::{self, AuditEntry},
+    escape_like, organizations, paginate, roles,
+    users::{self, CreatedUser, Credentials, Secret, UserDetails},
+};
+use crate::{
+    auth::{Actor, Permission, password::Hasher},
+    domain::{Npi, Phone},
+    error::{AppError, AppResult, OnConstraint},
+};
+
+/// Where a provider is in credentialing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialingStatus {
+    Pending,
+    InReview,
+    Credentialed,
+    Expired,
+    Denied,
+}
+
+impl CredentialingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::InReview => "IN_REVIEW",
+            Self::Credentialed => "CREDENTIALED",
+            Self::Expired => "EXPIRED",
+            Self::Denied => "DENIED",
+        }
+    }
+
+    pub fn from_stored(stored: &str) -> Self {
+        match stored {
+            "IN_REVIEW" => Self::InReview,
+            "CREDENTIALED" => Self::Credentialed,
+            "EXPIRED" => Self::Expired,
+            "DENIED" => Self::Denied,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A US employer identification number (EIN), stored as `12-3456789`.
+pub fn parse_tax_id(raw: &str, field: &str) -> AppResult<String> {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let only_separators = raw
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace());
+    if digits.len() != 9 || !only_separators {
+        return Err(AppError::bad_input(
+            field,
+            "must be a 9-digit tax id (EIN), e.g. 12-3456789",
+        ));
+    }
+    Ok(format!("{}-{}", &digits[..2], &digits[2..]))
+}
+
+/// A provider's practice and billing details, valid by construction.
+#[derive(Clone, Debug, Default)]
+pub struct PracticeDetails {
+    pub organization_role: Option<String>,
+    pub specialty: Option<Option<String>>,
+    pub address_line1: Option<Option<String>>,
+    pub address_line2: Option<Option<String>>,
+    pub city: Option<Option<String>>,
+    pub state: Option<Option<String>>,
+    pub postal_code: Option<Option<String>>,
+    pub phone: Option<Option<Phone>>,
+    pub billing_tax_id: Option<Option<String>>,
+    pub billing_address: Option<Option<String>>,
+    pub credentialing_status: Option<CredentialingStatus>,
+}
+
+/// A created provider with its user and the secret shown once.
+pub struct CreatedProvider {
+    pub provider: entity::provider::Model,
+    pub user: CreatedUser,
+}
+
+/// Create a provider: the user (with the Provider role unless `role_ids` says
+/// otherwise, which needs ROLES_MANAGE) and the provider record, in one transaction
+/// (PROVIDERS_WRITE).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is a distinct part of the seed flow"
+)]
+pub async fn create(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    hasher: &Hasher,
+    actor: &Actor,
+    details: UserDetails,
+    npi: Npi,
+    practice: PracticeDetails,
+    role_ids: Option<&[Uuid]>,
+    credentials: Credentials,
+    public_url: &str,
+) -> AppResult<CreatedProvider> {
+    actor.require(Permission::ProvidersWrite)?;
+    if role_ids.is_some() {
+        actor.require(Permission::RolesManage)?;
+    }
+    let organization = organizations::find(db, actor, None).await?;
+    ensure_npi_free(db, actor, &npi, None).await?;
+    let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
+    let txn = db.begin().await?;
+    let roles = match role_ids {
+        Some(ids) => roles::resolve_ids(&txn, actor, ids, "roleIds").await?,
+        None => {
+            actor
+                .scope::<entity::role::Entity>()
+                .filter(entity::role::Column::Name.eq("Provider"))
+                .all(&txn)
+                .await?
+        }
+    };
+    let user = users::create_in(
+        &txn,
+        actor,
+        &organization,
+        &details,
+        &roles,
+        secret,
+        public_url,
+    )
+    .await?;
+    let now = Utc::now();
+    let flat = |v: Option<Option<String>>| v.flatten();
+    let provider = entity::provider::Model {
+        id: Uuid::now_v7(),
+        organization_id: actor.organization_id,
+        user_id: user.user.id,
+        npi: npi.as_str().to_owned(),
+        organization_role: practice
+            .organization_role
+            .unwrap_or_else(|| "Provider".to_owned()),
+        specialty: flat(practice.specialty),
+        address_line1: flat(practice.address_line1),
+        address_line2: flat(practice.address_line2),
+        city: flat(practice.city),
+        state: flat(practice.state),
+        postal_code: flat(practice.postal_code),
+        phone: practice.phone.flatten().map(|p| p.as_str().to_owned()),
+        billing_tax_id: flat(practice.billing_tax_id),
+        billing_address: flat(practice.billing_address),
+        credentialing_status: practice
+            .credentialing_status
+            .unwrap_or(CredentialingStatus::Pending)
+            .as_str()
+            .to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    entity::provider::Entity::insert(entity::provider::ActiveModel::from(provider.clone()))
+        .exec_without_returning(&txn)
+        .await
+        .on_unique_violation(|| npi_taken(&npi))?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "provider.create")
+            .target("Provider", provider.id)
+            .changes(json!({
+                "userId": provider.user_id,
+                "npi": provider.npi,
+                "organizationRole": provider.organization_role,
+            })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(CreatedProvider { provider, user })
+}
+
+/// Change a provider's NPI and practice details (PROVIDERS_WRITE); only the given
+/// fields change.
+pub async fn update(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+    npi: Option<Npi>,
+    practice: PracticeDetails,
+) -> AppResult<entity::provider::Model> {
+    actor.require(Permission::ProvidersWrite)?;
+    let txn = db.begin().await?;
+    let provider = find_in_scope(&txn, actor, id).await?;
+    let mut active: entity::provider::ActiveModel = provider.clone().into();
+    let mut changed = serde_json::Map::new();
+    if let Some(npi) = &npi
+        && npi.as_str() != provider.npi
+    {
+        ensure_npi_free(&txn, actor, npi, Some(id)).await?;
+        changed.insert("npi".into(), json!(npi.as_str()));
+        active.npi = Set(npi.as_str().to_owned());
+    }
+    if let Some(role) = practice.organization_role {
+        changed.insert("organizationRole".into(), json!(role));
+        active.organization_role = Set(role);
+    }
+    if let Some(status) = practice.credentialing_status {
+        changed.insert("credentialingStatus".into(), json!(status.as_str()));
+        active.credentialing_status = Set(status.as_str().to_owned());
+    }
+    if let Some(phone) = practice.phone {
+        let phone = phone.map(|p| p.as_str().to_owned());
+        changed.insert("phone".into(), json!(phone));
+        active.phone = Set(phone);
+    }
+    for (key, value, column) in [
+        ("specialty", practice.specialty, &mut active.specialty),
+        (
+            "addressLine1",
+            practice.address_line1,
+            &mut active.address_line1,
+        ),
+        (
+            "addressLine2",
+            practice.address_line2,
+            &mut active.address_line2,
+        ),
+        ("city", practice.city, &mut active.city),
+        ("state", practice.state, &mut active.state),
+        ("postalCode", practice.postal_code, &mut active.postal_code),
+        (
+            "billingTaxId",
+            practice.billing_tax_id,
+            &mut active.billing_tax_id,
+        ),
+        (
+            "billingAddress",
+            practice.billing_address,
+            &mut active.billing_address,
+        ),
+    ] {
+        if let Some(value) = value {
+            changed.insert(key.into(), json!(value));
+            *column = Set(value);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(provider);
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await.on_unique_violation(|| {
+        npi.as_ref().map_or_else(
+            || AppError::Conflict("This change conflicts with another provider.".into()),
+            npi_taken,
+        )
+    })?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "provider.update")
+            .target("Provider", id)
+            .changes(serde_json::Value::Object(changed)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// A provider of the actor's organisation (PROVIDERS_READ), or `None`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<Option<entity::provider::Model>> {
+    actor.require(Permission::ProvidersRead)?;
+    Ok(actor
+        .scope::<entity::provider::Entity>()
+        .filter(entity::provider::Column::Id.eq(id))
+        .one(db)
+        .await?)
+}
+
+/// What `providers` may be narrowed by.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderFilter {
+    /// Matched against the user's names and email and the NPI.
+    pub search: Option<String>,
+    pub organization_role: Option<String>,
+    pub credentialing_status: Option<CredentialingStatus>,
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    filter: ProviderFilter,
+    after: Option<Uuid>,
+    first: u64,
+) -> AppResult<Page<entity::provider::Model>> {
+    use entity::provider::Column;
+    actor.require(Permission::ProvidersRead)?;
+    let mut select = actor.scope::<entity::provider::Entity>();
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        use entity::user::Column as U;
+        let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+        let like = || LikeExpr::new(&pattern).escape('\\');
+        let matching_users = Query::select()
+            .column(U::Id)
+            .from(entity::user::Entity)
+            .and_where(Expr::col(U::OrganizationId).eq(actor.organization_id))
+            .cond_where(
+                Condition::any()
+                    .add(Expr::expr(Func::lower(Expr::col(U::FirstName))).like(like()))
+                    .add(Expr::expr(Func::lower(Expr::col(U::LastName))).like(like()))
+                    .add(Expr::col(U::Email).like(like())),
+            )
+            .to_owned();
+        select = select.filter(
+            Condition::any()
+                .add(Column::UserId.in_subquery(matching_users))
+                .add(Expr::col(Column::Npi).like(like())),
+        );
+    }
+    if let Some(role) = filter.organization_role {
+        select = select.filter(Column::OrganizationRole.eq(role));
+    }
+    if let Some(status) = filter.credentialing_status {
+        select = select.filter(Column::CredentialingStatus.eq(status.as_str()));
+    }
+    paginate(db, select, Column::Id, after, first).await
+}
+
+async fn find_in_scope(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::provider::Model> {
+    actor
+        .scope::<entity::provider::Entity>()
+        .filter(entity::provider::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Provider"))
+}
+
+async fn ensure_npi_free(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    npi: &Npi,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    let mut select = actor
+        .scope::<entity::provider::Entity>()
+        .filter(entity::provider::Column::Npi.eq(npi.as_str()));
+    if let Some(id) = except {
+        select = select.filter(entity::provider::Column::Id.ne(id));
+    }
+    if select.count(db).await? > 0 {
+        return Err(npi_taken(npi));
+    }
+    Ok(())
+}
+
+fn npi_taken(npi: &Npi) -> AppError {
+    AppError::Conflict(format!(
+        "Another provider of this organisation already has the NPI {npi}."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_ids_are_nine_digits_stored_with_a_dash() {
+        assert_eq!(parse_tax_id("123456789", "t").expect("ok"), "12-3456789");
+        assert_eq!(parse_tax_id("12-3456789", "t").expect("ok"), "12-3456789");
+        for bad in ["1234", "12-345678A", "1234567890", "12/3456789"] {
+            assert!(parse_tax_id(bad, "t").is_err(), "{bad}");
+        }
+    }
+}
