@@ -704,3 +704,57 @@ async fn an_invited_user_sets_a_password_once_through_the_link() {
         assert_eq!(statuses, ["UNDELIVERED", "UNDELIVERED"], "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn organisation_settings_apply_to_the_next_password() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let root = app.super_admin("root@platform.test").await;
+        let (admin, _, _) =
+            organization_with_admin(&app, &root, "Policy Clinic", "ada@policy.test").await;
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                "mutation { updateOrganization(input: { passwordMinLength: 7 }) { id } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(
+            error_fields(&body)[0].0,
+            "passwordMinLength",
+            "{backend:?}: {body}"
+        );
+        let data = app
+            .ok(
+                &admin,
+                "mutation { updateOrganization(input: { passwordMinLength: 14, passwordRequireDigit: false, defaultIdleTimeoutMinutes: 15 }) { passwordMinLength passwordRequireDigit defaultIdleTimeoutMinutes } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(
+            data["updateOrganization"],
+            json!({ "passwordMinLength": 14, "passwordRequireDigit": false, "defaultIdleTimeoutMinutes": 15 })
+        );
+        const CREATE: &str = "mutation($p: String!) { createUser(input: { email: \"pat@policy.test\", firstName: \"P\", lastName: \"T\", password: $p }) { user { id } } }";
+        let (_, body) = app
+            .graphql(Some(&admin), CREATE, json!({ "p": "twelve chars" }))
+            .await;
+        assert_eq!(
+            error_fields(&body),
+            [(
+                "password".to_owned(),
+                "must be at least 14 characters long".to_owned()
+            )]
+        );
+        app.ok(&admin, CREATE, json!({ "p": "no digits but long enough" }))
+            .await;
+        let data = app
+            .ok(
+                &admin,
+                "{ auditEvents(filter: { action: \"organization.update\" }) { totalCount } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(data["auditEvents"]["totalCount"], 1);
+    }
+}

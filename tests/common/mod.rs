@@ -13,6 +13,8 @@
     reason = "a test fails loudly on what it did not expect"
 )]
 
+pub mod smtp;
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;

@@ -1,0 +1,131 @@
+//! Listing users with their roles, permissions and provider records costs a
+//! constant number of database statements, for a page of 10 as for a page of 100:
+//! every relation goes through a data loader. Statements are read from `/metrics`, which
+//! is process-wide, so this binary holds this one test alone.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use chrono::Utc;
+use common::TestApp;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+const LIST: &str = "query($n: Int!) { users(first: $n) { totalCount edges { node {
+    email roles { name permissions } permissions provider { npi organizationRole user { email } } } } } }";
+
+async fn statements(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("rollcall_db_queries_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The fewest statements one listing of `first` users took over a few runs (the
+/// outbox worker's polls share the counter).
+async fn cost(app: &TestApp, token: &str, first: u64) -> u64 {
+    let mut fewest = u64::MAX;
+    for _ in 0..4 {
+        let before = statements(app).await;
+        let data = app.ok(token, LIST, json!({ "n": first })).await;
+        let after = statements(app).await;
+        assert_eq!(
+            data["users"]["edges"].as_array().unwrap().len() as u64,
+            first
+        );
+        fewest = fewest.min(after - before);
+    }
+    fewest
+}
+
+#[tokio::test]
+async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Big Practice").await;
+        app.user(org, "admin@big.test", &["Admin"]).await;
+        let token = app.login("admin@big.test", common::PASSWORD).await;
+        let roles = entity::role::Entity::find()
+            .filter(entity::role::Column::OrganizationId.eq(org))
+            .all(&app.db)
+            .await
+            .unwrap();
+        let now = Utc::now();
+        for i in 0..120 {
+            let id = Uuid::now_v7();
+            entity::user::Entity::insert(entity::user::ActiveModel {
+                id: Set(id),
+                organization_id: Set(org),
+                email: Set(format!("staff{i}@big.test")),
+                password_hash: Set(None),
+                first_name: Set("Staff".into()),
+                last_name: Set(format!("Member {i}")),
+                title: Set(None),
+                status: Set("ACTIVE".into()),
+                employee_status: Set("ACTIVE".into()),
+                mobile_phone: Set(None),
+                locale: Set(None),
+                idle_timeout_minutes: Set(None),
+                external_id: Set(None),
+                must_change_password: Set(false),
+                is_super_admin: Set(false),
+                last_login_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&app.db)
+            .await
+            .unwrap();
+            for role in roles.iter().skip(i % 3).step_by(3) {
+                entity::user_role::Entity::insert(entity::user_role::ActiveModel {
+                    user_id: Set(id),
+                    role_id: Set(role.id),
+                })
+                .exec_without_returning(&app.db)
+                .await
+                .unwrap();
+            }
+            if i % 2 == 0 {
+                entity::provider::Entity::insert(entity::provider::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    organization_id: Set(org),
+                    user_id: Set(id),
+                    npi: Set(format!("{i:010}")),
+                    organization_role: Set("Provider".into()),
+                    specialty: Set(None),
+                    address_line1: Set(None),
+                    address_line2: Set(None),
+                    city: Set(None),
+                    state: Set(None),
+                    postal_code: Set(None),
+                    phone: Set(None),
+                    billing_tax_id: Set(None),
+                    billing_address: Set(None),
+                    credentialing_status: Set("PENDING".into()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+                .exec_without_returning(&app.db)
+                .await
+                .unwrap();
+            }
+        }
+
+        // Count, page, roles, permissions, providers, their users: six statements. A
+        // loader batch may split in two when its fields straggle past the gathering
+        // delay, so the bound allows that, and stays far below one per user.
+        for first in [10, 100] {
+            let statements = cost(&app, &token, first).await;
+            assert!(
+                (6..=8).contains(&statements),
+                "{backend:?}: {first} users cost {statements} statements"
+            );
+        }
+    }
+}
