@@ -157,3 +157,89 @@ fn export_schema_prints_the_committed_schema_and_help_lists_every_variable() {
     }
     assert!(help.contains("[default: 127.0.0.1:8000]"));
 }
+
+#[test]
+fn a_request_in_flight_at_sigterm_completes_and_the_log_is_json_when_asked() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = clean(&mut Command::new(BIN))
+        .current_dir(dir.path())
+        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+        .env("ROLLCALL_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("password:") {
+        assert!(stdout.read_line(&mut printed).unwrap() > 0, "{printed}");
+    }
+    let started = Instant::now();
+    let mut stream = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break stream;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    // Half a request is on the wire when the signal arrives; the rest follows.
+    let body = r#"{"query":"{ __typename }"}"#;
+    write!(
+        stream,
+        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..8]
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    stream.write_all(&body.as_bytes()[8..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""__typename":"Query""#), "{response}");
+
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "request" && l["path"] == "/graphql" && l["status"] == 200),
+        "{stderr}"
+    );
+}
