@@ -221,7 +221,12 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         Cors::new()
             .allow_origins(state.config.cors_origins.iter().map(String::as_str))
             .allow_credentials(true)
-            .allow_headers(["content-type", "authorization", http::graphql::CSRF_HEADER])
+            .allow_headers([
+                "content-type",
+                "authorization",
+                http::graphql::CSRF_HEADER,
+                http::ORGANIZATION_HEADER,
+            ])
             .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
     });
     route

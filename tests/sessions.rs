@@ -489,3 +489,78 @@ async fn a_websocket_without_a_valid_session_is_refused() {
         other => panic!("expected a close, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_hundred_failed_logins_from_one_address_lock_that_address() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Spray Care").await;
+        app.user(org, "real@spray.test", &["Billing"]).await;
+        // A password spray: one attempt for each of 100 emails, ten to a request.
+        for round in 0..10 {
+            let aliased: String = (0..10)
+                .map(|i| format!("a{i}: login(email: \"user{round}x{i}@spray.test\", password: \"guess guess 1\") {{ token }} "))
+                .collect();
+            let (_, body) = app
+                .graphql(None, &format!("mutation {{ {aliased} }}"), Value::Null)
+                .await;
+            assert_eq!(
+                error_code(&body),
+                "UNAUTHENTICATED",
+                "{backend:?} round {round}: {body}"
+            );
+        }
+        // Now even a real account with its right password is refused from here.
+        let (_, body) = app
+            .graphql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": "real@spray.test", "p": PASSWORD }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "RATE_LIMITED", "{backend:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn only_configured_origins_may_call_with_credentials() {
+    for backend in common::backends().await {
+        let storage = common::Storage::new(backend).await;
+        let app = TestApp::spawn_with(storage, |c| {
+            c.cors_origins = vec!["https://admin.riverside.example".to_owned()];
+        })
+        .await;
+        let preflight = |origin: &'static str| {
+            app.client
+                .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.address))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "content-type, x-rollcall-csrf",
+                )
+                .send()
+        };
+        let allowed = preflight("https://admin.riverside.example").await.unwrap();
+        assert_eq!(
+            allowed
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            Some("https://admin.riverside.example"),
+            "{backend:?}"
+        );
+        assert_eq!(
+            allowed.headers()["access-control-allow-credentials"],
+            "true"
+        );
+        let foreign = preflight("https://evil.example").await.unwrap();
+        assert!(
+            foreign
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{backend:?}: a foreign origin was allowed"
+        );
+    }
+}

@@ -758,3 +758,89 @@ async fn organisation_settings_apply_to_the_next_password() {
         assert_eq!(data["auditEvents"]["totalCount"], 1);
     }
 }
+
+#[tokio::test]
+async fn a_super_admin_acts_inside_any_organisation_by_naming_it() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let root = app.super_admin("root@platform.test").await;
+        let (admin, _, org) =
+            organization_with_admin(&app, &root, "Eastside", "ada@eastside.test").await;
+        let inside = |token: &str, query: &str| {
+            app.client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(token)
+                .header("x-rollcall-organization", &org)
+                .json(&json!({ "query": query }))
+                .send()
+        };
+
+        let body: Value = inside(&root, "mutation { createUser(input: { email: \"help@eastside.test\", firstName: \"H\", lastName: \"D\", generatePassword: true }) { user { organization { name } } } }")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["data"]["createUser"]["user"]["organization"]["name"], "Eastside",
+            "{backend:?}: {body}"
+        );
+        let body: Value = inside(&root, "{ users { totalCount } organization { name } }")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["users"]["totalCount"], 2);
+        assert_eq!(body["data"]["organization"]["name"], "Eastside");
+
+        // The organisation's own audit trail shows the super admin as the actor.
+        let data = app
+            .ok(&admin, "{ auditEvents(filter: { action: \"user.create\" }, first: 10) { edges { node { actor { email } } } } }", Value::Null)
+            .await;
+        let actors: Vec<&str> = data["auditEvents"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["actor"]["email"].as_str().unwrap())
+            .collect();
+        assert!(actors.contains(&"root@platform.test"), "{actors:?}");
+
+        // Nobody else may, and an unknown organisation is not found.
+        let refused = inside(&admin, "{ users { totalCount } }").await.unwrap();
+        assert_eq!(
+            refused.status().as_u16(),
+            200,
+            "own organisation is no switch"
+        );
+        let data = app
+            .ok(&root, CREATE_ORG, json!({ "i": { "name": "Westside", "adminEmail": "w@westside.test", "adminFirstName": "W", "adminLastName": "W" } }))
+            .await;
+        let other_org = data["createOrganization"]["organization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let refused = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&admin)
+            .header("x-rollcall-organization", &other_org)
+            .json(&json!({ "query": "{ users { totalCount } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 403);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        let unknown = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&root)
+            .header("x-rollcall-organization", uuid::Uuid::now_v7().to_string())
+            .json(&json!({ "query": "{ users { totalCount } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status().as_u16(), 404);
+    }
+}

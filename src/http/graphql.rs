@@ -25,7 +25,9 @@ use poem::{
 use serde_json::json;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-use super::{Presented, cookies, graphiql, metrics, origin_of, presented_token};
+use super::{
+    Presented, acting_organization, cookies, graphiql, metrics, origin_of, presented_token,
+};
 use crate::{app::AppState, auth::Caller, graphql::AppSchema};
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -113,6 +115,20 @@ impl Refusal {
             message: message.into(),
             allow: None,
         }
+    }
+
+    /// A refusal carrying an application error, with the status its code implies.
+    fn from_error(err: crate::error::AppError) -> Self {
+        let code = err.code();
+        let status = match code {
+            "FORBIDDEN" => StatusCode::FORBIDDEN,
+            "NOT_FOUND" => StatusCode::NOT_FOUND,
+            "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        // Through the one conversion that logs internal causes and hides them.
+        let message = async_graphql::Error::from(err).message;
+        Self::new(status, code, message)
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -304,6 +320,18 @@ async fn serve(
             None
         }
         Presented::None => None,
+    };
+
+    let acting_in = acting_organization(req).map_err(Refusal::bad_request)?;
+    let actor = match (actor, acting_in) {
+        (Some(actor), Some(organization_id)) => Some(
+            state
+                .auth
+                .act_in(actor, organization_id)
+                .await
+                .map_err(Refusal::from_error)?,
+        ),
+        (actor, _) => actor,
     };
 
     let batch = batch.data(Caller { actor, origin });

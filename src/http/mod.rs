@@ -65,3 +65,23 @@ pub fn loggable_path(path: &str) -> String {
         None => path.to_owned(),
     }
 }
+
+/// The header by which a super admin acts inside another organisation.
+pub const ORGANIZATION_HEADER: &str = "x-rollcall-organization";
+
+/// The organisation a request asks to act in: `Ok(None)` without the header, an
+/// error naming the header when it is not an id.
+pub fn acting_organization(req: &Request) -> Result<Option<uuid::Uuid>, String> {
+    req.headers()
+        .get(ORGANIZATION_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    format!("The {ORGANIZATION_HEADER} header must be an organisation id.")
+                })
+        })
+        .transpose()
+}

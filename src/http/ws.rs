@@ -75,6 +75,19 @@ pub async fn endpoint(
                     .resolve(&token, origin.clone())
                     .await?
                     .ok_or(AppError::Unauthenticated)?;
+                // A super admin may act inside another organisation, as over HTTP.
+                let actor = match payload
+                    .get("organizationId")
+                    .and_then(serde_json::Value::as_str)
+                {
+                    Some(id) => {
+                        let id = id
+                            .parse()
+                            .map_err(|_| AppError::bad_input("organizationId", "is not a valid id"))?;
+                        auth.act_in(actor, id).await?
+                    }
+                    None => actor,
+                };
                 let _ = session_tx.send(actor.session_id.clone());
                 let mut data = Data::default();
                 data.insert(Caller {
