@@ -1,0 +1,206 @@
+//! What a session costs: `cargo bench --bench sessions`.
+//!
+//! Starts the real server in process (PostgreSQL and Redis when they answer on
+//! 127.0.0.1, else SQLite and in-process sessions) and drives it over loopback
+//! with 32 keep-alive connections, each sending its next request as soon as the
+//! last one is answered:
+//!
+//! 1. `{ __typename }` without a session: the cost of HTTP and GraphQL alone;
+//! 2. `{ __typename }` with a bearer token: plus the session lookup alone (one
+//!    Redis round trip);
+//! 3. `{ me { id email } }` with a bearer token: plus the user read;
+//! 4. the same while 20 logins per second are hashed (argon2id) beside it.
+//!
+//! It prints requests per second and p50/p99 latency for each, and the ratios.
+//! `BENCH_SECONDS` sets each phase's length (default 10). The load generator
+//! shares the machine's cores with the server, as the figures in the issue say.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark stops loudly on what it did not expect"
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::{Backend, PASSWORD, TestApp};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+const CONNECTIONS: usize = 32;
+
+struct Figures {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// Drive `query` from `CONNECTIONS` clients for `seconds`.
+async fn drive(app: &TestApp, token: Option<&str>, query: &str, seconds: u64) -> Figures {
+    let url = format!("{}/graphql", app.address);
+    let body = Arc::new(json!({ "query": query }).to_string());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .http1_only()
+            .build()
+            .unwrap();
+        let (url, body, token) = (url.clone(), body.clone(), token.map(str::to_owned));
+        workers.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new(3).unwrap();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let mut request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_owned());
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let started = Instant::now();
+                let ok = match request.send().await {
+                    Ok(response) => {
+                        response.status().is_success()
+                            && !response
+                                .text()
+                                .await
+                                .unwrap_or_default()
+                                .contains("\"errors\"")
+                    }
+                    Err(_) => false,
+                };
+                histogram
+                    .record(started.elapsed().as_micros() as u64)
+                    .unwrap();
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (histogram, errors)
+        }));
+    }
+    let mut all = Histogram::<u64>::new(3).unwrap();
+    let mut errors = 0;
+    for worker in workers {
+        let (histogram, e) = worker.await.unwrap();
+        all.add(histogram).unwrap();
+        errors += e;
+    }
+    Figures {
+        requests_per_second: all.len() as f64 / seconds as f64,
+        p50_ms: all.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+        errors,
+    }
+}
+
+fn report(name: &str, f: &Figures) {
+    println!(
+        "{name:<44} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        f.requests_per_second, f.p50_ms, f.p99_ms, f.errors
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let seconds: u64 = std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let backend = *common::backends().await.last().unwrap();
+        let storage = common::Storage::new(backend).await;
+        let app = TestApp::spawn_with(storage, |c| {
+            c.db_pool_size = 32;
+            c.hash_concurrency = 0;
+        })
+        .await;
+        let org = app.organization("Bench Clinic").await;
+        app.user(org, "bench@bench.test", &["Admin"]).await;
+        for i in 0..4 {
+            app.user(org, &format!("login{i}@bench.test"), &["Billing"]).await;
+        }
+        let token = app.login("bench@bench.test", PASSWORD).await;
+        println!(
+            "backend: {}; {CONNECTIONS} connections; {seconds} s per phase; {} cores",
+            match backend {
+                Backend::Production => "PostgreSQL + Redis",
+                Backend::Embedded => "SQLite + in-process sessions",
+            },
+            std::thread::available_parallelism().map_or(0, usize::from)
+        );
+
+        // Warm up connections, caches and the pool.
+        drive(&app, Some(&token), "{ me { id email } }", 2).await;
+
+        let anonymous = drive(&app, None, "{ __typename }", seconds).await;
+        report("unauthenticated { __typename }", &anonymous);
+        let session_only = drive(&app, Some(&token), "{ __typename }", seconds).await;
+        report("authenticated { __typename }", &session_only);
+        let authenticated = drive(&app, Some(&token), "{ me { id email } }", seconds).await;
+        report("authenticated { me { id email } }", &authenticated);
+
+        // 20 logins per second beside the authenticated load.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let logins = {
+            let (address, stop) = (app.address.clone(), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                let (mut done, mut failed) = (0u64, 0u64);
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    let (client, address) = (client.clone(), address.clone());
+                    let email = format!("login{}@bench.test", i % 4);
+                    i += 1;
+                    let response = client
+                        .post(format!("{address}/graphql"))
+                        .json(&json!({
+                            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                            "variables": { "e": email, "p": PASSWORD }
+                        }))
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) => r.json::<Value>().await.is_ok_and(|b| b["errors"].is_null()),
+                        Err(_) => false,
+                    };
+                    if ok { done += 1 } else { failed += 1 }
+                }
+                (done, failed)
+            })
+        };
+        let under_logins = drive(&app, Some(&token), "{ me { id email } }", seconds).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (done, failed) = logins.await.unwrap();
+        report("authenticated, with 20 logins/s hashed", &under_logins);
+        println!(
+            "logins beside it: {:.1}/s ({failed} failed)",
+            done as f64 / seconds as f64
+        );
+
+        let cost = |f: &Figures| (1.0 - f.requests_per_second / anonymous.requests_per_second) * 100.0;
+        println!(
+            "throughput lost to the session lookup alone: {:.1}%; to the session and the user read of me: {:.1}%",
+            cost(&session_only),
+            cost(&authenticated)
+        );
+        println!(
+            "p99 with logins / without: {:.2}",
+            under_logins.p99_ms / authenticated.p99_ms
+        );
+        app.stop().await;
+    });
+}
