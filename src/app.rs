@@ -25,6 +25,7 @@ use crate::{
     config::Config,
     graphql::{AppSchema, build_schema},
     http,
+    import::jobs::Runner,
     mail::{NoTransport, SmtpMailer},
     services::{
         accounts,
@@ -43,6 +44,8 @@ pub struct AppState {
     pub public_url: String,
     /// Wakes this instance's outbox worker when a message was queued.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes this instance's import runner when a job was queued.
+    pub import_wake: Arc<Notify>,
 }
 
 /// Connect to the database with bounded waits, and make SQLite fit for concurrent use.
@@ -101,6 +104,7 @@ pub struct Application {
     app: poem::endpoint::BoxEndpoint<'static>,
     shutdown_timeout: Duration,
     deliverer: Deliverer,
+    runner: Runner,
     pub state: AppState,
 }
 
@@ -159,6 +163,13 @@ impl Application {
         };
         let outbox_wake = Arc::new(Notify::new());
         let deliverer = Deliverer::new(db.clone(), transport, outbox_wake.clone());
+        let import_wake = Arc::new(Notify::new());
+        let runner = Runner::new(
+            db.clone(),
+            auth.store().clone(),
+            public_url.clone(),
+            import_wake.clone(),
+        );
         let config = Arc::new(config);
         let state = AppState {
             db,
@@ -166,6 +177,7 @@ impl Application {
             config: config.clone(),
             public_url,
             outbox_wake,
+            import_wake,
         };
         let schema = build_schema(Some(state.clone()));
         http::metrics::handle();
@@ -177,6 +189,7 @@ impl Application {
             app,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_seconds),
             deliverer,
+            runner,
             state,
         })
     }
@@ -191,11 +204,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let stopping = CancellationToken::new();
         let worker = tokio::spawn(self.deliverer.run(stopping.clone().cancelled_owned()));
+        let imports = tokio::spawn(self.runner.run(stopping.clone().cancelled_owned()));
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
             .await;
+        // Hand a running import back so another instance takes it over at once.
         stopping.cancel();
-        let _ = worker.await;
+        let _ = tokio::join!(worker, imports);
         served?;
         tracing::info!("stopped");
         Ok(())
@@ -213,6 +228,7 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .at("/healthz", get(http::health::healthz))
         .at("/readyz", get(http::health::readyz))
         .at("/metrics", get(http::metrics::render))
+        .at("/imports/:id/:file", get(http::downloads::failed_rows))
         .at(
             "/invite/:token",
             get(http::invite::show).post(http::invite::submit),

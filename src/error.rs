@@ -10,12 +10,12 @@
 //!   also receives; its cause never leaves the server.
 
 use async_graphql::ErrorExtensions;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub type AppResult<T> = Result<T, AppError>;
 
 /// One invalid input field: which, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -53,6 +53,11 @@ impl Validation {
 
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
+    }
+
+    /// The field errors collected so far.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.0
     }
 
     /// `BAD_USER_INPUT` with every field error collected, if any.

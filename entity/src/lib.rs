@@ -4,7 +4,11 @@
 //! a column added here does not become part of the public contract by accident.
 
 pub mod audit_event;
+pub mod import_file;
+pub mod import_job;
+pub mod import_row;
 pub mod invite;
+pub mod mapping_template;
 pub mod organization;
 pub mod outbox_message;
 pub mod provider;
@@ -15,7 +19,11 @@ pub mod user_role;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
+    pub use super::import_file::Entity as ImportFile;
+    pub use super::import_job::Entity as ImportJob;
+    pub use super::import_row::Entity as ImportRow;
     pub use super::invite::Entity as Invite;
+    pub use super::mapping_template::Entity as MappingTemplate;
     pub use super::organization::Entity as Organization;
     pub use super::outbox_message::Entity as OutboxMessage;
     pub use super::provider::Entity as Provider;

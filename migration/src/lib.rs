@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_accounts;
 mod m20261124_000001_create_staff;
+mod m20261124_000002_create_imports;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_accounts::Migration),
             Box::new(m20261124_000001_create_staff::Migration),
+            Box::new(m20261124_000002_create_imports::Migration),
         ]
     }
 }

@@ -123,3 +123,15 @@ impl TenantScoped for entity::provider::Entity {
         entity::provider::Column::OrganizationId
     }
 }
+
+impl TenantScoped for entity::import_job::Entity {
+    fn organization_column() -> Self::Column {
+        entity::import_job::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::mapping_template::Entity {
+    fn organization_column() -> Self::Column {
+        entity::mapping_template::Column::OrganizationId
+    }
+}

@@ -57,6 +57,34 @@ pub fn into_connection<M, T: OutputType>(
     id: impl Fn(&M) -> Uuid,
     node: impl Fn(M) -> T,
 ) -> Conn<T> {
+    into_connection_by(page, had_cursor, |m| encode_cursor(id(m)), node)
+}
+
+/// A cursor for a list ordered by a number (such as a row number).
+pub fn encode_number_cursor(n: i32) -> String {
+    URL_SAFE_NO_PAD.encode(n.to_be_bytes())
+}
+
+pub fn decode_number_cursor(after: Option<String>) -> AppResult<Option<i32>> {
+    after
+        .map(|cursor| {
+            URL_SAFE_NO_PAD
+                .decode(cursor.as_bytes())
+                .ok()
+                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                .map(i32::from_be_bytes)
+                .ok_or_else(|| AppError::bad_input("after", "is not a cursor this list gave out"))
+        })
+        .transpose()
+}
+
+/// Turn a page into a connection, with cursors made by `cursor`.
+pub fn into_connection_by<M, T: OutputType>(
+    page: Page<M>,
+    had_cursor: bool,
+    cursor: impl Fn(&M) -> String,
+    node: impl Fn(M) -> T,
+) -> Conn<T> {
     let mut connection = Connection::with_additional_fields(
         had_cursor,
         page.has_next_page,
@@ -67,7 +95,7 @@ pub fn into_connection<M, T: OutputType>(
     connection.edges.extend(
         page.items
             .into_iter()
-            .map(|model| Edge::new(encode_cursor(id(&model)), node(model))),
+            .map(|model| Edge::new(cursor(&model), node(model))),
     );
     connection
 }

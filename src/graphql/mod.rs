@@ -5,6 +5,7 @@ mod account;
 mod audit;
 mod connection;
 mod context;
+mod imports;
 mod loaders;
 mod providers;
 mod session;
@@ -21,6 +22,7 @@ pub struct Query(
     account::AccountQuery,
     session::SessionQuery,
     providers::ProviderQuery,
+    imports::ImportQuery,
     audit::AuditQuery,
 );
 
@@ -29,10 +31,11 @@ pub struct Mutation(
     session::SessionMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
+    imports::ImportMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(session::SessionSubscription);
+pub struct Subscription(session::SessionSubscription, imports::ImportSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

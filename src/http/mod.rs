@@ -2,6 +2,7 @@
 //! (health, readiness, metrics, the GraphiQL explorer's own assets, the invite page).
 
 pub mod cookies;
+pub mod downloads;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::outbox::{self, NewEmail};
 use crate::{
-    auth::Actor,
     domain::Email,
     error::{AppError, AppResult},
 };
@@ -24,7 +23,7 @@ pub const VALIDITY: Duration = Duration::hours(72);
 /// return the link (shown once to the admin who created the user).
 pub async fn issue(
     db: &impl ConnectionTrait,
-    actor: &Actor,
+    created_by: Option<Uuid>,
     user: &entity::user::Model,
     organization_name: &str,
     public_url: &str,
@@ -39,7 +38,7 @@ pub async fn issue(
         token_hash: Set(digest(&token)),
         expires_at: Set(now + VALIDITY),
         used_at: Set(None),
-        created_by: Set(Some(actor.user_id)),
+        created_by: Set(created_by),
         created_at: Set(now),
     })
     .exec_without_returning(db)

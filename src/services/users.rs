@@ -252,7 +252,16 @@ pub(crate) async fn create_in(
     let invite_link = if has_password {
         None
     } else {
-        Some(invites::issue(txn, actor, &user, &organization.name, public_url).await?)
+        Some(
+            invites::issue(
+                txn,
+                Some(actor.user_id),
+                &user,
+                &organization.name,
+                public_url,
+            )
+            .await?,
+        )
     };
     audit::record(
         txn,

@@ -433,3 +433,67 @@ pub fn error_fields(body: &Value) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// A sample import file like those admins upload (`tests/samples`).
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/samples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("sample {name}: {e}"))
+}
+
+impl TestApp {
+    /// POST a GraphQL multipart request (the upload spec) with one file at
+    /// `variables.input.file`; the status and body.
+    pub async fn upload(
+        &self,
+        token: &str,
+        query: &str,
+        mut input: Value,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, Value) {
+        input["file"] = Value::Null;
+        let operations = json!({ "query": query, "variables": { "input": input } });
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations.to_string())
+            .text("map", json!({ "0": ["variables.input.file"] }).to_string())
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(file_name.to_owned())
+                    .mime_str("text/csv")
+                    .unwrap(),
+            );
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Wait until an import job has ended; its final state.
+    pub async fn finished_job(&self, token: &str, id: &str) -> Value {
+        for _ in 0..600 {
+            let data = self
+                .ok(
+                    token,
+                    "query($id: ID!) { importJob(id: $id) { status totalRows processedRows createdCount updatedCount skippedCount failedCount progress errorMessage failedRowsCsvUrl failedRowsXlsxUrl } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            let job = data["importJob"].clone();
+            if !matches!(job["status"].as_str(), Some("QUEUED" | "IN_PROGRESS")) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("import {id} did not finish");
+    }
+}

@@ -1,0 +1,92 @@
+//! File downloads outside GraphQL: the failed rows of an import, as CSV or XLSX.
+//! Authenticated like GraphQL (bearer token, or the cookie with the CSRF header),
+//! scoped to the caller's organisation, and sent as attachments with a safe name.
+
+use poem::{
+    Request, Response, handler,
+    http::{StatusCode, header},
+    web::{Data, Path},
+};
+
+use super::{Presented, acting_organization, graphql::CSRF_HEADER, origin_of, presented_token};
+use crate::{
+    app::AppState,
+    auth::Actor,
+    error::{AppError, AppResult},
+    services::imports,
+};
+
+#[handler]
+pub async fn failed_rows(
+    req: &Request,
+    Path((id, file)): Path<(String, String)>,
+    state: Data<&AppState>,
+) -> Response {
+    let xlsx = match file.as_str() {
+        "failed-rows.csv" => false,
+        "failed-rows.xlsx" => true,
+        _ => return plain(StatusCode::NOT_FOUND, "No such file."),
+    };
+    let result = async {
+        let actor = caller(req, &state).await?;
+        let id = id.parse().map_err(|_| AppError::NotFound("ImportJob"))?;
+        imports::failed_rows_file(&state.db, &actor, id, xlsx).await
+    }
+    .await;
+    match result {
+        Ok(Some((name, content_type, bytes))) => Response::builder()
+            .status(StatusCode::OK)
+            .content_type(content_type)
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            )
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("x-content-type-options", "nosniff")
+            .body(bytes),
+        Ok(None) => plain(StatusCode::NOT_FOUND, "No row of this import failed."),
+        Err(err) => {
+            let status = match err.code() {
+                "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+                "FORBIDDEN" => StatusCode::FORBIDDEN,
+                "NOT_FOUND" => StatusCode::NOT_FOUND,
+                "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            plain(status, &async_graphql::Error::from(err).message)
+        }
+    }
+}
+
+/// The caller, as GraphQL would see them; a cookie needs the CSRF header here.
+async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> {
+    let token = match presented_token(req) {
+        Presented::Bearer(token) => token,
+        Presented::Cookie(token) if req.headers().contains_key(CSRF_HEADER) => token,
+        Presented::Cookie(_) => {
+            return Err(AppError::forbidden(format!(
+                "Cookie-authenticated downloads must send the {CSRF_HEADER} header."
+            )));
+        }
+        Presented::None | Presented::Malformed => return Err(AppError::Unauthenticated),
+    };
+    let actor = state
+        .auth
+        .resolve(&token, origin_of(req))
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if actor.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
+    match acting_organization(req).map_err(|m| AppError::bad_input("organization", m))? {
+        Some(organization) => state.auth.act_in(actor, organization).await,
+        None => Ok(actor),
+    }
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(message.to_owned())
+}

@@ -1,0 +1,112 @@
+//! Failed rows as files to fix and upload again: the original columns in their
+//! original order plus an `Errors` column. Cells a spreadsheet would run as a
+//! formula are neutralised in both formats, and XLSX cells are always text.
+
+use rust_xlsxwriter::{Format, Workbook};
+
+/// One failed row: its original cells and what was wrong.
+pub struct FailedRow {
+    pub cells: Vec<String>,
+    pub errors: String,
+}
+
+/// Prefix a cell that begins like a formula (`=`, `+`, `-`, `@`, tab, carriage
+/// return) with an apostrophe, as OWASP advises against CSV injection.
+pub fn neutralise(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
+}
+
+/// The header row of an export.
+fn header_row(headers: &[String]) -> Vec<String> {
+    headers
+        .iter()
+        .map(|h| neutralise(h))
+        .chain(std::iter::once("Errors".to_owned()))
+        .collect()
+}
+
+pub fn to_csv(headers: &[String], rows: &[FailedRow]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(header_row(headers))?;
+    for row in rows {
+        writer.write_record(
+            row.cells
+                .iter()
+                .map(|c| neutralise(c))
+                .chain(std::iter::once(neutralise(&row.errors))),
+        )?;
+    }
+    // A BOM so that Excel opens the file as UTF-8.
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+    Ok(bytes)
+}
+
+pub fn to_xlsx(headers: &[String], rows: &[FailedRow]) -> anyhow::Result<Vec<u8>> {
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Failed rows")?;
+    let bold = Format::new().set_bold();
+    for (col, header) in header_row(headers).iter().enumerate() {
+        sheet.write_string_with_format(0, u16::try_from(col)?, header, &bold)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let line = u32::try_from(r + 1)?;
+        for (col, cell) in row
+            .cells
+            .iter()
+            .chain(std::iter::once(&row.errors))
+            .enumerate()
+        {
+            // write_string: always a text cell, never a formula.
+            sheet.write_string(line, u16::try_from(col)?, neutralise(cell))?;
+        }
+    }
+    Ok(workbook.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_are_neutralised() {
+        for raw in ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralise(raw).starts_with('\''), "{raw:?}");
+        }
+        assert_eq!(neutralise("Zoë"), "Zoë");
+    }
+
+    #[test]
+    fn csv_keeps_columns_in_order_with_errors_last() {
+        let bytes = to_csv(
+            &["Email".into(), "First".into()],
+            &[FailedRow {
+                cells: vec!["bad".into(), "=cmd".into()],
+                errors: "email: invalid".into(),
+            }],
+        )
+        .expect("csv");
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert_eq!(
+            text,
+            "\u{feff}Email,First,Errors\nbad,'=cmd,email: invalid\n"
+        );
+    }
+
+    #[test]
+    fn xlsx_is_a_zip_workbook() {
+        let bytes = to_xlsx(
+            &["Email".into()],
+            &[FailedRow {
+                cells: vec!["=1+1".into()],
+                errors: "x".into(),
+            }],
+        )
+        .expect("xlsx");
+        assert_eq!(&bytes[..2], b"PK");
+    }
+}

@@ -1,0 +1,333 @@
+//! The fields each import kind can fill, as clients list them in grouped,
+//! searchable dropdowns, with the header spellings the suggested mapping knows.
+
+/// What is imported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImportKind {
+    Users,
+    Providers,
+    Patients,
+    Locations,
+}
+
+impl ImportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Users => "USERS",
+            Self::Providers => "PROVIDERS",
+            Self::Patients => "PATIENTS",
+            Self::Locations => "LOCATIONS",
+        }
+    }
+
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        match stored {
+            "USERS" => Some(Self::Users),
+            "PROVIDERS" => Some(Self::Providers),
+            "PATIENTS" => Some(Self::Patients),
+            "LOCATIONS" => Some(Self::Locations),
+            _ => None,
+        }
+    }
+
+    /// Whether this server can run imports of this kind yet: patients need
+    /// projects and locations need the locations registry, which come later.
+    pub fn is_supported(self) -> bool {
+        matches!(self, Self::Users | Self::Providers)
+    }
+}
+
+/// A target field of an import.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSpec {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub category: &'static str,
+    pub subcategory: Option<&'static str>,
+    pub required: bool,
+    pub description: &'static str,
+    /// Header spellings people use for it, besides its key and label.
+    pub synonyms: &'static [&'static str],
+}
+
+const fn field(
+    key: &'static str,
+    label: &'static str,
+    category: &'static str,
+    subcategory: Option<&'static str>,
+    required: bool,
+    description: &'static str,
+    synonyms: &'static [&'static str],
+) -> FieldSpec {
+    FieldSpec {
+        key,
+        label,
+        category,
+        subcategory,
+        required,
+        description,
+        synonyms,
+    }
+}
+
+const EMAIL: FieldSpec = field(
+    "email",
+    "Email",
+    "Login",
+    None,
+    true,
+    "The username and identity of the record: an existing user with this email is updated, otherwise one is created.",
+    &[
+        "e-mail",
+        "email address",
+        "e-mail address",
+        "mail",
+        "username",
+        "user name",
+        "login",
+        "work email",
+    ],
+);
+
+fn person(names_required: bool) -> [FieldSpec; 9] {
+    [
+        field(
+            "firstName",
+            "First name",
+            "Person",
+            Some("Name"),
+            names_required,
+            "Given name.",
+            &[
+                "first",
+                "given name",
+                "forename",
+                "vorname",
+                "prenom",
+                "fname",
+            ],
+        ),
+        field(
+            "lastName",
+            "Last name",
+            "Person",
+            Some("Name"),
+            names_required,
+            "Family name.",
+            &["last", "surname", "family name", "nachname", "lname"],
+        ),
+        field(
+            "employeeStatus",
+            "Employee status",
+            "Employment",
+            None,
+            false,
+            "Active, Inactive or Leave; Active when absent.",
+            &["status", "employment status", "hr status"],
+        ),
+        field(
+            "title",
+            "Title",
+            "Employment",
+            None,
+            false,
+            "Job title, e.g. RN or Medical Assistant.",
+            &["job title", "position", "job", "designation"],
+        ),
+        field(
+            "mobilePhone",
+            "Mobile phone",
+            "Contact",
+            None,
+            false,
+            "Any common notation; stored in E.164. Without a country code, North American.",
+            &[
+                "mobile",
+                "cell",
+                "cell phone",
+                "mobile number",
+                "phone number",
+            ],
+        ),
+        field(
+            "locale",
+            "Locale",
+            "Preferences",
+            None,
+            false,
+            "Language tag such as en-US.",
+            &["language", "lang"],
+        ),
+        field(
+            "roles",
+            "Roles",
+            "Access",
+            None,
+            false,
+            "Names of existing roles, separated by ;. Replaces the user's roles when given.",
+            &["role", "role(s)", "user roles", "access roles"],
+        ),
+        field(
+            "externalId",
+            "External ID",
+            "Identity",
+            None,
+            false,
+            "The organisation's own identifier, e.g. an employee number.",
+            &[
+                "employee id",
+                "employee number",
+                "staff id",
+                "personnel number",
+            ],
+        ),
+        field(
+            "idleTimeoutMinutes",
+            "Inactivity timeout (minutes)",
+            "Preferences",
+            None,
+            false,
+            "Auto logout after this many idle minutes, 1 to 720.",
+            &[
+                "idle timeout",
+                "inactivity timeout",
+                "session timeout",
+                "auto logout",
+            ],
+        ),
+    ]
+}
+
+const PROVIDER: [FieldSpec; 10] = [
+    field(
+        "npi",
+        "NPI",
+        "Provider",
+        None,
+        true,
+        "National Provider Identifier: 10 digits with a valid check digit, unique in the organisation.",
+        &["npi number", "national provider identifier"],
+    ),
+    field(
+        "organizationRole",
+        "Organization role",
+        "Provider",
+        None,
+        false,
+        "Provider, Admin, Billing, …; Provider when absent.",
+        &["organisation role", "org role", "provider role"],
+    ),
+    field(
+        "specialty",
+        "Specialty",
+        "Provider",
+        None,
+        false,
+        "Clinical specialty.",
+        &["speciality", "specialization", "specialisation"],
+    ),
+    field(
+        "addressLine1",
+        "Address line 1",
+        "Practice",
+        Some("Address"),
+        false,
+        "Street and number.",
+        &["address", "street", "street address", "address 1"],
+    ),
+    field(
+        "addressLine2",
+        "Address line 2",
+        "Practice",
+        Some("Address"),
+        false,
+        "Suite, floor, building.",
+        &["address 2", "suite", "apt"],
+    ),
+    field(
+        "city",
+        "City",
+        "Practice",
+        Some("Address"),
+        false,
+        "City.",
+        &["town"],
+    ),
+    field(
+        "state",
+        "State",
+        "Practice",
+        Some("Address"),
+        false,
+        "State or province.",
+        &["province", "region"],
+    ),
+    field(
+        "postalCode",
+        "Postal code",
+        "Practice",
+        Some("Address"),
+        false,
+        "ZIP or postal code.",
+        &["zip", "zip code", "postcode"],
+    ),
+    field(
+        "phone",
+        "Phone",
+        "Practice",
+        Some("Contact"),
+        false,
+        "Practice phone; stored in E.164.",
+        &["telephone", "contact phone", "office phone", "work phone"],
+    ),
+    field(
+        "billingTaxId",
+        "Billing tax ID",
+        "Billing",
+        None,
+        false,
+        "EIN, 9 digits.",
+        &["tax id", "ein", "tin"],
+    ),
+];
+
+/// The fields of `kind`, required ones first within the catalogue's order.
+pub fn fields(kind: ImportKind) -> Vec<FieldSpec> {
+    let mut all = match kind {
+        ImportKind::Users => {
+            let mut v = vec![EMAIL];
+            v.extend(person(false));
+            v
+        }
+        ImportKind::Providers => {
+            let mut v = vec![EMAIL];
+            v.extend(person(true));
+            v.extend(PROVIDER);
+            v
+        }
+        ImportKind::Patients | ImportKind::Locations => Vec::new(),
+    };
+    all.sort_by_key(|f| !f.required);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_need_names_and_npi_and_users_only_email() {
+        let required = |kind| -> Vec<&str> {
+            fields(kind)
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.key)
+                .collect()
+        };
+        assert_eq!(required(ImportKind::Users), ["email"]);
+        assert_eq!(
+            required(ImportKind::Providers),
+            ["email", "firstName", "lastName", "npi"]
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Running import jobs. Every instance runs a [`Runner`]; a job is claimed with a
+//! lease so exactly one instance runs it, and every batch commits its records,
+//! its rows' outcomes, the counters and the checkpoint in one transaction. A job
+//! whose instance died is claimed again once its lease lapses and continues after
+//! its last committed batch; a graceful shutdown hands it back at once.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType},
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{
+    fields::{ImportKind, fields},
+    file::{CsvFile, decode},
+    mapping::{ColumnMapping, Mapping},
+    settings::ImportSettings,
+    staff::{self, Earlier, RowStatus, StaffImport},
+};
+use crate::{
+    auth::session::SessionStore,
+    error::{AppError, AppResult},
+};
+
+/// How long a claim lasts without a committed batch.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Rows per transaction.
+pub const BATCH_ROWS: usize = 1000;
+
+/// How a run of a job ended on this instance.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    Finished,
+    /// Cancelled, or claimed by another instance after this one's lease lapsed.
+    LostClaim,
+    /// This instance is stopping; the job was handed back.
+    Stopping,
+}
+
+/// The import worker of one instance.
+#[derive(Clone)]
+pub struct Runner {
+    db: DatabaseConnection,
+    store: Arc<dyn SessionStore>,
+    /// Who holds a claim: unique per process.
+    instance: String,
+    public_url: String,
+    wake: Arc<Notify>,
+    stopping: tokio_util::sync::CancellationToken,
+}
+
+impl Runner {
+    pub fn new(
+        db: DatabaseConnection,
+        store: Arc<dyn SessionStore>,
+        public_url: String,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            store,
+            instance: Uuid::new_v4().simple().to_string(),
+            public_url,
+            wake,
+            stopping: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Claim and run jobs until `stop` resolves; a job in progress is handed back.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send) {
+        let stopping = self.stopping.clone();
+        let work = async {
+            loop {
+                match self.claim().await {
+                    Ok(Some(job)) => {
+                        let id = job.id;
+                        match self.run_job(job).await {
+                            Ok(RunEnd::Stopping) => return,
+                            Ok(_) => {}
+                            Err(err) => {
+                                tracing::warn!(job_id = %id, error = %err, "import batch failed; the job will be resumed");
+                                let _ = self.release(id).await;
+                                tokio::time::sleep(Duration::from_secs(2)).await;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(error = %err, "cannot look for import jobs"),
+                }
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = stopping.cancelled() => return,
+                }
+            }
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            () = &mut work => {}
+            () = stop => {
+                stopping.cancel();
+                // Let the batch in flight commit and hand its job back.
+                let _ = tokio::time::timeout(Duration::from_secs(10), work).await;
+            }
+        }
+    }
+
+    /// Claim one job that is queued, or in progress with a lapsed lease.
+    pub async fn claim(&self) -> AppResult<Option<entity::import_job::Model>> {
+        use entity::import_job::{Column, Entity};
+        let now = Utc::now();
+        let claimable = || {
+            Condition::any().add(Column::Status.eq("QUEUED")).add(
+                Condition::all()
+                    .add(Column::Status.eq("IN_PROGRESS"))
+                    .add(Column::LeaseExpiresAt.lt(now)),
+            )
+        };
+        let txn = self.db.begin().await?;
+        let mut select = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(claimable())
+            .order_by_asc(Column::CreatedAt)
+            .limit(1);
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Instances skip each other's candidates instead of queueing on them.
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let Some(id) = select.into_tuple::<Uuid>().one(&txn).await? else {
+            return Ok(None);
+        };
+        let won = Entity::update_many()
+            .col_expr(Column::Status, Expr::value("IN_PROGRESS"))
+            .col_expr(Column::LeaseOwner, Expr::value(self.instance.clone()))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease()))
+            .col_expr(
+                Column::StartedAt,
+                Expr::col(Column::StartedAt).if_null(Expr::value(now)),
+            )
+            .filter(Column::Id.eq(id))
+            .filter(claimable())
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        txn.commit().await?;
+        if !won {
+            return Ok(None);
+        }
+        tracing::info!(job_id = %id, "import job claimed");
+        Ok(Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// Hand a job back so that any instance may claim it at once.
+    async fn release(&self, id: Uuid) -> AppResult<()> {
+        use entity::import_job::{Column, Entity};
+        Entity::update_many()
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now()))
+            .filter(Column::Id.eq(id))
+            .filter(Column::LeaseOwner.eq(self.instance.clone()))
+            .filter(Column::Status.eq("IN_PROGRESS"))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Run a claimed job from its checkpoint to its end.
+    pub async fn run_job(&self, job: entity::import_job::Model) -> AppResult<RunEnd> {
+        let prepared = match prepare(&self.db, &job).await {
+            Ok(prepared) => prepared,
+            Err(AppError::BadInput(fields)) => {
+                let message = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return self.fail(&job, &message).await;
+            }
+            Err(other) => return Err(other),
+        };
+        let stored = entity::import_file::Entity::find_by_id(job.id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("import job without its file"))?;
+        let text = decode(&stored.data)?;
+        let file = CsvFile::open(text, prepared.settings.delimiter_byte())?;
+        let kind = ImportKind::from_stored(&job.kind)
+            .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
+        let mapping = Mapping::check(prepared.mapping.clone(), &file.headers, &fields(kind))?;
+        let import = StaffImport {
+            organization: &prepared.organization,
+            providers: kind == ImportKind::Providers,
+            mapping: &mapping,
+            headers: &file.headers,
+            settings: &prepared.settings,
+            roles: staff::roles_by_name(&self.db, job.organization_id).await?,
+            started_by: job.created_by,
+            public_url: &self.public_url,
+        };
+        let skip = usize::try_from(job.processed_rows).unwrap_or(0);
+        let mut rows = file.rows().skip(skip).peekable();
+        while rows.peek().is_some() {
+            if self.stopping.is_cancelled() {
+                self.release(job.id).await?;
+                tracing::info!(job_id = %job.id, "import job handed back: this instance is stopping");
+                return Ok(RunEnd::Stopping);
+            }
+            let batch: Vec<_> = rows.by_ref().take(BATCH_ROWS).collect();
+            if !self.commit_batch(&job, &import, batch).await? {
+                tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
+                return Ok(RunEnd::LostClaim);
+            }
+        }
+        self.finish(&job).await
+    }
+
+    /// Write one batch and advance the checkpoint, all or nothing; false when the
+    /// job is no longer this instance's to run.
+    async fn commit_batch(
+        &self,
+        job: &entity::import_job::Model,
+        import: &StaffImport<'_>,
+        batch: Vec<super::file::Row>,
+    ) -> AppResult<bool> {
+        use entity::import_job::{Column, Entity};
+        let txn = self.db.begin().await?;
+        let results = import
+            .process(&txn, batch, &mut Earlier::Job(job.id), !job.dry_run)
+            .await?;
+        let count = |status: RowStatus| {
+            i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
+        };
+        let models: Vec<_> = results.iter().map(|r| staff::to_model(job.id, r)).collect();
+        for chunk in models.chunks(500) {
+            entity::import_row::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let ours = Entity::update_many()
+            .col_expr(
+                Column::ProcessedRows,
+                Expr::col(Column::ProcessedRows).add(i32::try_from(results.len()).unwrap_or(0)),
+            )
+            .col_expr(
+                Column::CreatedCount,
+                Expr::col(Column::CreatedCount).add(count(RowStatus::Created)),
+            )
+            .col_expr(
+                Column::UpdatedCount,
+                Expr::col(Column::UpdatedCount).add(count(RowStatus::Updated)),
+            )
+            .col_expr(
+                Column::SkippedCount,
+                Expr::col(Column::SkippedCount).add(count(RowStatus::Skipped)),
+            )
+            .col_expr(
+                Column::FailedCount,
+                Expr::col(Column::FailedCount).add(count(RowStatus::Failed)),
+            )
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now() + lease()))
+            .filter(Column::Id.eq(job.id))
+            .filter(Column::LeaseOwner.eq(self.instance.clone()))
+            .filter(Column::Status.eq("IN_PROGRESS"))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        if !ours {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        if !job.dry_run && import.mapping.maps("roles") && count(RowStatus::Updated) > 0 {
+            // Existing users' roles may have changed: no instance may keep their
+            // old permissions past this commit.
+            self.store.bump_authz_epoch(job.organization_id).await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish(&self, job: &entity::import_job::Model) -> AppResult<RunEnd> {
+        use entity::import_job::{Column, Entity};
+        let status =
+            Expr::case(Column::FailedCount.gt(0), "FINISHED_WITH_ERRORS").finally("FINISHED");
+        let done = Entity::update_many()
+            .col_expr(Column::Status, status.into())
+            .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(
+                Column::LeaseExpiresAt,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(Column::Id.eq(job.id))
+            .filter(Column::LeaseOwner.eq(self.instance.clone()))
+            .filter(Column::Status.eq("IN_PROGRESS"))
+            .exec(&self.db)
+            .await?
+            .rows_affected
+            == 1;
+        if done {
+            tracing::info!(job_id = %job.id, "import job finished");
+            Ok(RunEnd::Finished)
+        } else {
+            Ok(RunEnd::LostClaim)
+        }
+    }
+
+    async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
+        use entity::import_job::{Column, Entity};
+        Entity::update_many()
+            .col_expr(Column::Status, Expr::value("FAILED"))
+            .col_expr(Column::ErrorMessage, Expr::value(message.to_owned()))
+            .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .filter(Column::Id.eq(job.id))
+            .filter(Column::LeaseOwner.eq(self.instance.clone()))
+            .exec(&self.db)
+            .await?;
+        tracing::warn!(job_id = %job.id, "import job failed");
+        Ok(RunEnd::Finished)
+    }
+}
+
+fn lease() -> chrono::Duration {
+    chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(30))
+}
+
+/// What a job needs besides its file.
+struct Prepared {
+    organization: entity::organization::Model,
+    mapping: Vec<ColumnMapping>,
+    settings: ImportSettings,
+}
+
+async fn prepare(
+    db: &impl ConnectionTrait,
+    job: &entity::import_job::Model,
+) -> AppResult<Prepared> {
+    let organization = entity::organization::Entity::find_by_id(job.organization_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("import job without organisation"))?;
+    let mapping: Vec<ColumnMapping> = serde_json::from_value(job.mapping.clone())
+        .map_err(|e| anyhow::anyhow!("stored mapping unreadable: {e}"))?;
+    let settings: ImportSettings = serde_json::from_value(job.settings.clone())
+        .map_err(|e| anyhow::anyhow!("stored settings unreadable: {e}"))?;
+    Ok(Prepared {
+        organization,
+        mapping,
+        settings,
+    })
+}

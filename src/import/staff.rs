@@ -1,0 +1,757 @@
+//! Staff rows (USERS and PROVIDERS imports): parsed by the same domain rules as
+//! the GraphQL mutations, checked against the organisation in batches, then
+//! written with one statement per kind of change, not one per row.
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeSet, HashMap},
+};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{file::Row, mapping::Mapping, settings::ImportSettings};
+use crate::{
+    domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
+    error::{AppResult, FieldError, Validation},
+    services::{invites, providers::parse_tax_id, users::parse_idle_timeout},
+};
+
+/// A row's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowStatus {
+    Created,
+    Updated,
+    Skipped,
+    Failed,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Updated => "UPDATED",
+            Self::Skipped => "SKIPPED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+/// What a batch came to, ready to be stored as import rows.
+#[derive(Debug)]
+pub struct RowResult {
+    pub number: usize,
+    pub status: RowStatus,
+    pub identity: Option<String>,
+    pub record_id: Option<Uuid>,
+    pub errors: Vec<FieldError>,
+    pub values: Vec<(String, String)>,
+}
+
+/// Everything a batch needs to know about its job.
+pub struct StaffImport<'a> {
+    pub organization: &'a entity::organization::Model,
+    pub providers: bool,
+    pub mapping: &'a Mapping,
+    pub headers: &'a [String],
+    pub settings: &'a ImportSettings,
+    /// The organisation's roles by lower-case name.
+    pub roles: HashMap<String, entity::role::Model>,
+    /// Who started the import, for invites.
+    pub started_by: Option<Uuid>,
+    pub public_url: &'a str,
+}
+
+/// Where earlier rows of the same file are remembered, to name the row a
+/// duplicate repeats.
+pub enum Earlier<'a> {
+    /// For previews: in memory (a file is at most a few megabytes).
+    Memory(&'a mut HashMap<String, usize>),
+    /// For jobs: the job's stored rows, so a resumed job still knows them.
+    Job(Uuid),
+}
+
+/// One parsed row: the mapped, non-blank values.
+#[derive(Default)]
+struct Parsed {
+    email: Option<Email>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    title: Option<String>,
+    employee_status: Option<EmployeeStatus>,
+    mobile_phone: Option<Phone>,
+    locale: Option<Locale>,
+    roles: Option<Vec<String>>,
+    external_id: Option<String>,
+    idle_timeout: Option<i32>,
+    npi: Option<Npi>,
+    organization_role: Option<String>,
+    specialty: Option<String>,
+    address_line1: Option<String>,
+    address_line2: Option<String>,
+    city: Option<String>,
+    state: Option<String>,
+    postal_code: Option<String>,
+    phone: Option<Phone>,
+    billing_tax_id: Option<String>,
+}
+
+impl StaffImport<'_> {
+    /// The mapped, non-blank cell of `field`. Line breaks and tabs inside a cell
+    /// (Alt+Enter in Excel) become single spaces: every field is one line.
+    fn cell<'r>(&self, row: &'r Row, field: &str) -> Option<Cow<'r, str>> {
+        let index = self.mapping.column_of(field)?;
+        let cell = row
+            .cells
+            .get(index)
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())?;
+        if cell.contains(['\r', '\n', '\t']) {
+            Some(Cow::Owned(
+                cell.split(['\r', '\n', '\t'])
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ))
+        } else {
+            Some(Cow::Borrowed(cell))
+        }
+    }
+
+    /// The mapped cell of `field` parsed by `parse`; `None` when unmapped or blank.
+    fn typed<T>(
+        &self,
+        row: &Row,
+        field: &str,
+        parse: impl FnOnce(&str, &str) -> AppResult<T>,
+    ) -> AppResult<Option<T>> {
+        self.cell(row, field).map(|c| parse(&c, field)).transpose()
+    }
+
+    fn parse(&self, row: &Row, errors: &mut Vec<FieldError>) -> Parsed {
+        let mut v = Validation::default();
+        let text =
+            |field: &str, max: usize| text::optional(self.cell(row, field).as_deref(), field, max);
+        let mut parsed = Parsed {
+            email: v.check(self.typed(row, "email", Email::parse)).flatten(),
+            first_name: v.check(text("firstName", 100)).flatten(),
+            last_name: v.check(text("lastName", 100)).flatten(),
+            title: v.check(text("title", 100)).flatten(),
+            employee_status: v
+                .check(self.typed(row, "employeeStatus", EmployeeStatus::parse))
+                .flatten(),
+            mobile_phone: v
+                .check(self.typed(row, "mobilePhone", Phone::parse))
+                .flatten(),
+            locale: v.check(self.typed(row, "locale", Locale::parse)).flatten(),
+            roles: self.cell(row, "roles").map(|c| {
+                c.split(';')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+            external_id: v.check(text("externalId", 100)).flatten(),
+            idle_timeout: v
+                .check(self.typed(row, "idleTimeoutMinutes", |c, field| {
+                    c.parse::<i32>()
+                        .map_err(|_| {
+                            crate::error::AppError::bad_input(
+                                field,
+                                "must be a whole number of minutes",
+                            )
+                        })
+                        .and_then(|m| parse_idle_timeout(m, field))
+                }))
+                .flatten(),
+            ..Parsed::default()
+        };
+        if self.providers {
+            parsed.npi = v.check(self.typed(row, "npi", Npi::parse)).flatten();
+            parsed.organization_role = v.check(text("organizationRole", 100)).flatten();
+            parsed.specialty = v.check(text("specialty", 200)).flatten();
+            parsed.address_line1 = v.check(text("addressLine1", 200)).flatten();
+            parsed.address_line2 = v.check(text("addressLine2", 200)).flatten();
+            parsed.city = v.check(text("city", 100)).flatten();
+            parsed.state = v.check(text("state", 100)).flatten();
+            parsed.postal_code = v.check(text("postalCode", 20)).flatten();
+            parsed.phone = v.check(self.typed(row, "phone", Phone::parse)).flatten();
+            parsed.billing_tax_id = v
+                .check(self.typed(row, "billingTaxId", parse_tax_id))
+                .flatten();
+        }
+        errors.extend(v.into_errors());
+        for spec in super::fields::fields(if self.providers {
+            super::fields::ImportKind::Providers
+        } else {
+            super::fields::ImportKind::Users
+        }) {
+            if spec.required
+                && self.cell(row, spec.key).is_none()
+                && !errors.iter().any(|e| e.field == spec.key)
+            {
+                errors.push(FieldError::new(spec.key, "is required"));
+            }
+        }
+        parsed
+    }
+
+    /// Check a batch against the organisation and, when `write`, apply it in the
+    /// caller's transaction. Every row gets its outcome; a bad row never stops the
+    /// others.
+    pub async fn process(
+        &self,
+        db: &impl ConnectionTrait,
+        rows: Vec<Row>,
+        earlier: &mut Earlier<'_>,
+        write: bool,
+    ) -> AppResult<Vec<RowResult>> {
+        let mut planned = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut errors = Vec::new();
+            if let Some(problem) = &row.problem {
+                errors.push(FieldError::new("row", problem.clone()));
+            }
+            let parsed = if row.problem.is_none() {
+                self.parse(&row, &mut errors)
+            } else {
+                Parsed::default()
+            };
+            if let Some(names) = &parsed.roles {
+                let unknown: Vec<&str> = names
+                    .iter()
+                    .filter(|n| !self.roles.contains_key(&n.to_lowercase()))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    errors.push(FieldError::new(
+                        "roles",
+                        format!("no such role in this organisation: {}", unknown.join(", ")),
+                    ));
+                }
+            }
+            let values = self
+                .headers
+                .iter()
+                .cloned()
+                .zip(
+                    row.cells
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::repeat(String::new())),
+                )
+                .collect();
+            planned.push((row.number, parsed, errors, values));
+        }
+
+        // Duplicates of an earlier row of the file, by email (then by NPI within
+        // the batch).
+        let identities: Vec<String> = planned
+            .iter()
+            .filter_map(|(_, p, _, _)| p.email.as_ref().map(|e| e.as_str().to_owned()))
+            .collect();
+        let mut first_seen: HashMap<String, usize> = match earlier {
+            Earlier::Memory(map) => identities
+                .iter()
+                .filter_map(|i| map.get(i).map(|n| (i.clone(), *n)))
+                .collect(),
+            Earlier::Job(job_id) => earlier_rows(db, *job_id, &identities).await?,
+        };
+        let mut npi_seen: HashMap<String, usize> = HashMap::new();
+        for (number, parsed, errors, _) in &mut planned {
+            if let Some(email) = &parsed.email {
+                match first_seen.get(email.as_str()) {
+                    Some(first) if first < number => errors.push(FieldError::new(
+                        "email",
+                        format!("repeats the email of row {first}"),
+                    )),
+                    _ => {
+                        first_seen.insert(email.as_str().to_owned(), *number);
+                    }
+                }
+            }
+            if let Some(npi) = &parsed.npi {
+                match npi_seen.get(npi.as_str()) {
+                    Some(first) => errors.push(FieldError::new(
+                        "npi",
+                        format!("repeats the NPI of row {first}"),
+                    )),
+                    None => {
+                        npi_seen.insert(npi.as_str().to_owned(), *number);
+                    }
+                }
+            }
+        }
+        if let Earlier::Memory(map) = earlier {
+            for (identity, number) in &first_seen {
+                map.entry(identity.clone()).or_insert(*number);
+            }
+        }
+
+        // What exists already: users by email (any organisation), their provider
+        // records, and providers holding the batch's NPIs.
+        let emails: Vec<String> = planned
+            .iter()
+            .filter(|(_, _, errors, _)| errors.is_empty())
+            .filter_map(|(_, p, _, _)| p.email.as_ref().map(|e| e.as_str().to_owned()))
+            .collect();
+        let existing: HashMap<String, entity::user::Model> = if emails.is_empty() {
+            HashMap::new()
+        } else {
+            entity::user::Entity::find()
+                .filter(entity::user::Column::Email.is_in(emails))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|u| (u.email.clone(), u))
+                .collect()
+        };
+        let (providers_by_user, providers_by_npi) = if self.providers {
+            let user_ids: Vec<Uuid> = existing.values().map(|u| u.id).collect();
+            let npis: Vec<String> = npi_seen.keys().cloned().collect();
+            let found = entity::provider::Entity::find()
+                .filter(entity::provider::Column::OrganizationId.eq(self.organization.id))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(entity::provider::Column::UserId.is_in(user_ids))
+                        .add(entity::provider::Column::Npi.is_in(npis)),
+                )
+                .all(db)
+                .await?;
+            let by_user: HashMap<Uuid, entity::provider::Model> =
+                found.iter().map(|p| (p.user_id, p.clone())).collect();
+            let by_npi: HashMap<String, entity::provider::Model> =
+                found.into_iter().map(|p| (p.npi.clone(), p)).collect();
+            (by_user, by_npi)
+        } else {
+            (HashMap::new(), HashMap::new())
+        };
+        let current_roles = if write || !existing.is_empty() {
+            let ids: Vec<Uuid> = existing
+                .values()
+                .filter(|u| u.organization_id == self.organization.id)
+                .map(|u| u.id)
+                .collect();
+            crate::services::roles::roles_by_user(db, &ids).await?
+        } else {
+            Default::default()
+        };
+
+        let now = Utc::now();
+        let mut results = Vec::with_capacity(planned.len());
+        let mut new_users = Vec::new();
+        let mut new_providers = Vec::new();
+        let mut role_links: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+        let mut invite_for = Vec::new();
+        for (number, parsed, mut errors, values) in planned {
+            let identity = parsed.email.as_ref().map(|e| e.as_str().to_owned());
+            let existing_user = identity.as_ref().and_then(|e| existing.get(e));
+            if let Some(user) = existing_user
+                && user.organization_id != self.organization.id
+            {
+                errors.push(FieldError::new(
+                    "email",
+                    "belongs to a user of another organisation",
+                ));
+            }
+            if let (Some(npi), true) = (&parsed.npi, errors.is_empty())
+                && let Some(holder) = providers_by_npi.get(npi.as_str())
+                && Some(holder.user_id) != existing_user.map(|u| u.id)
+            {
+                errors.push(FieldError::new(
+                    "npi",
+                    "is already held by another provider of this organisation",
+                ));
+            }
+            let role_ids: Option<Vec<Uuid>> = parsed.roles.as_ref().map(|names| {
+                let set: BTreeSet<Uuid> = names
+                    .iter()
+                    .filter_map(|n| self.roles.get(&n.to_lowercase()).map(|r| r.id))
+                    .collect();
+                set.into_iter().collect()
+            });
+            if !errors.is_empty() {
+                results.push(RowResult {
+                    number,
+                    status: RowStatus::Failed,
+                    identity,
+                    record_id: None,
+                    errors,
+                    values,
+                });
+                continue;
+            }
+            let Some(email) = parsed.email.clone() else {
+                continue;
+            };
+            let (status, record_id) = match existing_user {
+                None => {
+                    let user = self.new_user(&parsed, &email, now);
+                    let id = user.id;
+                    if self.providers {
+                        new_providers.push(self.new_provider(&parsed, id, now));
+                    }
+                    if let Some(role_ids) = role_ids {
+                        role_links.push((id, role_ids));
+                    } else if self.providers
+                        && let Some(provider_role) = self.roles.get("provider")
+                    {
+                        role_links.push((id, vec![provider_role.id]));
+                    }
+                    if self.settings.send_invites {
+                        invite_for.push(user.clone());
+                    }
+                    new_users.push(user);
+                    (RowStatus::Created, id)
+                }
+                Some(user) => {
+                    let mut changed = false;
+                    let mut active: entity::user::ActiveModel = user.clone().into();
+                    self.apply_user_changes(&parsed, user, &mut active, &mut changed);
+                    let held: BTreeSet<Uuid> = current_roles
+                        .get(&user.id)
+                        .map(|rs| rs.iter().map(|r| r.id).collect())
+                        .unwrap_or_default();
+                    let roles_change =
+                        role_ids.filter(|ids| ids.iter().copied().collect::<BTreeSet<_>>() != held);
+                    changed |= roles_change.is_some();
+                    let provider_change = if self.providers {
+                        match providers_by_user.get(&user.id) {
+                            Some(provider) => self.provider_changes(&parsed, provider, now),
+                            None => Some(ProviderChange::Create(
+                                self.new_provider(&parsed, user.id, now),
+                            )),
+                        }
+                    } else {
+                        None
+                    };
+                    changed |= provider_change.is_some();
+                    if !changed || !self.settings.update_existing {
+                        (RowStatus::Skipped, user.id)
+                    } else {
+                        if write {
+                            if active.is_changed() {
+                                active.updated_at = Set(now);
+                                active.update(db).await?;
+                            }
+                            match provider_change {
+                                Some(ProviderChange::Create(p)) => new_providers.push(p),
+                                Some(ProviderChange::Update(p)) => {
+                                    p.update(db).await?;
+                                }
+                                None => {}
+                            }
+                        }
+                        if let Some(ids) = roles_change {
+                            role_links.push((user.id, ids));
+                        }
+                        (RowStatus::Updated, user.id)
+                    }
+                }
+            };
+            results.push(RowResult {
+                number,
+                status,
+                identity,
+                record_id: Some(record_id),
+                errors: Vec::new(),
+                values,
+            });
+        }
+
+        if write {
+            for chunk in new_users.chunks(500) {
+                entity::user::Entity::insert_many(
+                    chunk.iter().cloned().map(entity::user::ActiveModel::from),
+                )
+                .exec_without_returning(db)
+                .await?;
+            }
+            for chunk in new_providers.chunks(500) {
+                entity::provider::Entity::insert_many(
+                    chunk
+                        .iter()
+                        .cloned()
+                        .map(entity::provider::ActiveModel::from),
+                )
+                .exec_without_returning(db)
+                .await?;
+            }
+            let relinked: Vec<Uuid> = role_links.iter().map(|(u, _)| *u).collect();
+            if !relinked.is_empty() {
+                entity::user_role::Entity::delete_many()
+                    .filter(entity::user_role::Column::UserId.is_in(relinked))
+                    .exec(db)
+                    .await?;
+                let links: Vec<entity::user_role::ActiveModel> = role_links
+                    .iter()
+                    .flat_map(|(user_id, roles)| {
+                        roles.iter().map(|role_id| entity::user_role::ActiveModel {
+                            user_id: Set(*user_id),
+                            role_id: Set(*role_id),
+                        })
+                    })
+                    .collect();
+                for chunk in links.chunks(1000) {
+                    entity::user_role::Entity::insert_many(chunk.to_vec())
+                        .exec_without_returning(db)
+                        .await?;
+                }
+            }
+            for user in &invite_for {
+                invites::issue(
+                    db,
+                    self.started_by,
+                    user,
+                    &self.organization.name,
+                    self.public_url,
+                )
+                .await?;
+            }
+        }
+        Ok(results)
+    }
+
+    fn new_user(
+        &self,
+        p: &Parsed,
+        email: &Email,
+        now: chrono::DateTime<Utc>,
+    ) -> entity::user::Model {
+        entity::user::Model {
+            id: Uuid::now_v7(),
+            organization_id: self.organization.id,
+            email: email.as_str().to_owned(),
+            password_hash: None,
+            first_name: p.first_name.clone().unwrap_or_default(),
+            last_name: p.last_name.clone().unwrap_or_default(),
+            title: p.title.clone(),
+            status: "ACTIVE".to_owned(),
+            employee_status: p
+                .employee_status
+                .unwrap_or(EmployeeStatus::Active)
+                .as_str()
+                .to_owned(),
+            mobile_phone: p.mobile_phone.as_ref().map(|v| v.as_str().to_owned()),
+            locale: p.locale.as_ref().map(|v| v.as_str().to_owned()),
+            idle_timeout_minutes: p.idle_timeout,
+            external_id: p.external_id.clone(),
+            must_change_password: false,
+            is_super_admin: false,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn new_provider(
+        &self,
+        p: &Parsed,
+        user_id: Uuid,
+        now: chrono::DateTime<Utc>,
+    ) -> entity::provider::Model {
+        entity::provider::Model {
+            id: Uuid::now_v7(),
+            organization_id: self.organization.id,
+            user_id,
+            npi: p
+                .npi
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            organization_role: p
+                .organization_role
+                .clone()
+                .unwrap_or_else(|| "Provider".to_owned()),
+            specialty: p.specialty.clone(),
+            address_line1: p.address_line1.clone(),
+            address_line2: p.address_line2.clone(),
+            city: p.city.clone(),
+            state: p.state.clone(),
+            postal_code: p.postal_code.clone(),
+            phone: p.phone.as_ref().map(|v| v.as_str().to_owned()),
+            billing_tax_id: p.billing_tax_id.clone(),
+            billing_address: None,
+            credentialing_status: "PENDING".to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Set the mapped user fields that differ; only those become part of the update.
+    fn apply_user_changes(
+        &self,
+        p: &Parsed,
+        user: &entity::user::Model,
+        active: &mut entity::user::ActiveModel,
+        changed: &mut bool,
+    ) {
+        macro_rules! set_if_changed {
+            ($value:expr, $current:expr, $column:ident) => {
+                if let Some(value) = $value
+                    && Some(&value) != $current.as_ref()
+                {
+                    active.$column = Set(value.into());
+                    *changed = true;
+                }
+            };
+        }
+        set_if_changed!(
+            p.first_name.clone(),
+            Some(&user.first_name).cloned(),
+            first_name
+        );
+        set_if_changed!(
+            p.last_name.clone(),
+            Some(&user.last_name).cloned(),
+            last_name
+        );
+        set_if_changed!(p.title.clone(), user.title, title);
+        set_if_changed!(
+            p.employee_status.map(|s| s.as_str().to_owned()),
+            Some(&user.employee_status).cloned(),
+            employee_status
+        );
+        set_if_changed!(
+            p.mobile_phone.as_ref().map(|v| v.as_str().to_owned()),
+            user.mobile_phone,
+            mobile_phone
+        );
+        set_if_changed!(
+            p.locale.as_ref().map(|v| v.as_str().to_owned()),
+            user.locale,
+            locale
+        );
+        set_if_changed!(p.external_id.clone(), user.external_id, external_id);
+        set_if_changed!(
+            p.idle_timeout,
+            user.idle_timeout_minutes,
+            idle_timeout_minutes
+        );
+    }
+
+    /// The provider update a row asks for, if it changes anything.
+    fn provider_changes(
+        &self,
+        p: &Parsed,
+        provider: &entity::provider::Model,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<ProviderChange> {
+        let mut active: entity::provider::ActiveModel = provider.clone().into();
+        let mut changed = false;
+        macro_rules! set_if_changed {
+            ($value:expr, $current:expr, $column:ident) => {
+                if let Some(value) = $value
+                    && Some(&value) != $current.as_ref()
+                {
+                    active.$column = Set(value.into());
+                    changed = true;
+                }
+            };
+        }
+        set_if_changed!(
+            p.npi.as_ref().map(|n| n.as_str().to_owned()),
+            Some(&provider.npi).cloned(),
+            npi
+        );
+        set_if_changed!(
+            p.organization_role.clone(),
+            Some(&provider.organization_role).cloned(),
+            organization_role
+        );
+        set_if_changed!(p.specialty.clone(), provider.specialty, specialty);
+        set_if_changed!(
+            p.address_line1.clone(),
+            provider.address_line1,
+            address_line1
+        );
+        set_if_changed!(
+            p.address_line2.clone(),
+            provider.address_line2,
+            address_line2
+        );
+        set_if_changed!(p.city.clone(), provider.city, city);
+        set_if_changed!(p.state.clone(), provider.state, state);
+        set_if_changed!(p.postal_code.clone(), provider.postal_code, postal_code);
+        set_if_changed!(
+            p.phone.as_ref().map(|v| v.as_str().to_owned()),
+            provider.phone,
+            phone
+        );
+        set_if_changed!(
+            p.billing_tax_id.clone(),
+            provider.billing_tax_id,
+            billing_tax_id
+        );
+        if changed {
+            active.updated_at = Set(now);
+            Some(ProviderChange::Update(active))
+        } else {
+            None
+        }
+    }
+}
+
+enum ProviderChange {
+    Create(entity::provider::Model),
+    Update(entity::provider::ActiveModel),
+}
+
+/// The first row of the job that held each of `identities`.
+async fn earlier_rows(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+    identities: &[String],
+) -> AppResult<HashMap<String, usize>> {
+    if identities.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = entity::import_row::Entity::find()
+        .filter(entity::import_row::Column::JobId.eq(job_id))
+        .filter(entity::import_row::Column::Identity.is_in(identities.iter().cloned()))
+        .all(db)
+        .await?;
+    let mut first = HashMap::new();
+    for row in rows {
+        if let Some(identity) = row.identity {
+            let number = usize::try_from(row.row_number).unwrap_or(0);
+            first
+                .entry(identity)
+                .and_modify(|n: &mut usize| *n = (*n).min(number))
+                .or_insert(number);
+        }
+    }
+    Ok(first)
+}
+
+/// The stored form of a row's outcome.
+pub fn to_model(job_id: Uuid, result: &RowResult) -> entity::import_row::ActiveModel {
+    entity::import_row::ActiveModel {
+        job_id: Set(job_id),
+        row_number: Set(i32::try_from(result.number).unwrap_or(i32::MAX)),
+        status: Set(result.status.as_str().to_owned()),
+        identity: Set(result.identity.clone()),
+        record_id: Set(result.record_id.map(|id| id.to_string())),
+        errors: Set(json!(result.errors)),
+        row_values: Set(json!(result.values)),
+    }
+}
+
+/// The organisation's roles by lower-case name, as rows name them.
+pub async fn roles_by_name(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<HashMap<String, entity::role::Model>> {
+    Ok(entity::role::Entity::find()
+        .filter(entity::role::Column::OrganizationId.eq(organization_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.name.to_lowercase(), r))
+        .collect())
+}

@@ -1,0 +1,569 @@
+//! The import center as admins use it (IMPORTS_RUN): preview a file, start a job,
+//! follow and cancel it, page through its rows, download its failed rows, and
+//! keep mapping templates.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Page,
+    audit::{self, AuditEntry},
+    organizations, paginate,
+};
+use crate::{
+    auth::{Actor, Permission},
+    domain::text,
+    error::{AppError, AppResult, FieldError, OnConstraint},
+    import::{
+        export::{self, FailedRow},
+        fields::{FieldSpec, ImportKind, fields},
+        file::{CsvFile, decode},
+        mapping::{self, ColumnMapping, Mapping},
+        settings::ImportSettings,
+        staff::{self, Earlier, RowResult, RowStatus, StaffImport},
+    },
+};
+
+/// Rows shown with their errors in a preview.
+const SAMPLE_ROWS: usize = 20;
+
+/// An uploaded file and how to read it.
+pub struct ImportRequest {
+    pub kind: ImportKind,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+    pub mapping: Option<Vec<ColumnMapping>>,
+    pub template_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub settings: Option<ImportSettings>,
+    pub dry_run: bool,
+}
+
+/// What a preview shows; nothing is written.
+pub struct Preview {
+    pub headers: Vec<String>,
+    pub suggested_mapping: Vec<ColumnMapping>,
+    pub missing_required_fields: Vec<String>,
+    pub total_rows: usize,
+    pub sample_rows: Vec<RowResult>,
+    pub valid_rows: usize,
+    pub invalid_rows: usize,
+}
+
+/// The kind, refused clearly while this server cannot import it.
+fn supported(kind: ImportKind) -> AppResult<ImportKind> {
+    if kind.is_supported() {
+        Ok(kind)
+    } else {
+        Err(AppError::bad_input(
+            "kind",
+            format!(
+                "{} imports are not available on this server yet; USERS and PROVIDERS are",
+                kind.as_str()
+            ),
+        ))
+    }
+}
+
+/// The mapping and settings to use: given, from a template, or suggested.
+async fn resolve_mapping(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    request: &ImportRequest,
+    headers: &[String],
+    specs: &[FieldSpec],
+) -> AppResult<(Vec<ColumnMapping>, ImportSettings)> {
+    let template = match request.template_id {
+        Some(id) => Some(template_in_scope(db, actor, id).await?),
+        None => None,
+    };
+    if let Some(template) = &template
+        && template.kind != request.kind.as_str()
+    {
+        return Err(AppError::bad_input(
+            "templateId",
+            format!("is a template for {} imports", template.kind),
+        ));
+    }
+    let template_settings = template
+        .as_ref()
+        .and_then(|t| serde_json::from_value(t.settings.clone()).ok());
+    let settings = request
+        .settings
+        .clone()
+        .or(template_settings)
+        .unwrap_or_default();
+    let pairs = match (&request.mapping, &template) {
+        (Some(pairs), _) => pairs.clone(),
+        (None, Some(template)) => serde_json::from_value(template.mapping.clone())
+            .map_err(|e| anyhow::anyhow!("stored template unreadable: {e}"))?,
+        (None, None) => mapping::suggest(headers, specs),
+    };
+    Ok((pairs, settings))
+}
+
+/// Read, map and check every row of a file without writing anything.
+pub async fn preview(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    request: ImportRequest,
+) -> AppResult<Preview> {
+    actor.require(Permission::ImportsRun)?;
+    let kind = supported(request.kind)?;
+    let specs = fields(kind);
+    let text = decode(&request.bytes)?;
+    let first_pass = CsvFile::open(
+        text,
+        request
+            .settings
+            .as_ref()
+            .and_then(ImportSettings::delimiter_byte),
+    )?;
+    let (pairs, settings) =
+        resolve_mapping(db, actor, &request, &first_pass.headers, &specs).await?;
+    let file = CsvFile::open(text, settings.delimiter_byte())?;
+    let suggested_mapping = mapping::suggest(&file.headers, &specs);
+    let missing_required_fields =
+        mapping::missing_required(&specs, pairs.iter().map(|p| p.field.as_str()));
+    let total_rows = file.rows().count();
+    let mut preview = Preview {
+        headers: file.headers.clone(),
+        suggested_mapping,
+        missing_required_fields,
+        total_rows,
+        sample_rows: Vec::new(),
+        valid_rows: 0,
+        invalid_rows: 0,
+    };
+    // With a mapping that cannot run, the rows cannot be checked: say what is
+    // missing and stop there.
+    let Ok(mapping) = Mapping::check(pairs, &file.headers, &specs) else {
+        return Ok(preview);
+    };
+    let organization = organizations::find(db, actor, None).await?;
+    let import = StaffImport {
+        organization: &organization,
+        providers: kind == ImportKind::Providers,
+        mapping: &mapping,
+        headers: &file.headers,
+        settings: &settings,
+        roles: staff::roles_by_name(db, organization.id).await?,
+        started_by: Some(actor.user_id),
+        public_url: "",
+    };
+    let mut seen = HashMap::new();
+    let mut rows = file.rows().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<_> = rows
+            .by_ref()
+            .take(crate::import::jobs::BATCH_ROWS)
+            .collect();
+        for result in import
+            .process(db, batch, &mut Earlier::Memory(&mut seen), false)
+            .await?
+        {
+            if result.status == RowStatus::Failed {
+                preview.invalid_rows += 1;
+            } else {
+                preview.valid_rows += 1;
+            }
+            if preview.sample_rows.len() < SAMPLE_ROWS {
+                preview.sample_rows.push(result);
+            }
+        }
+    }
+    Ok(preview)
+}
+
+/// Store the file and mapping as a QUEUED job; a worker picks it up.
+pub async fn start(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    request: ImportRequest,
+) -> AppResult<entity::import_job::Model> {
+    actor.require(Permission::ImportsRun)?;
+    let kind = supported(request.kind)?;
+    let specs = fields(kind);
+    let text = decode(&request.bytes)?;
+    let first_pass = CsvFile::open(
+        text,
+        request
+            .settings
+            .as_ref()
+            .and_then(ImportSettings::delimiter_byte),
+    )?;
+    let (pairs, settings) =
+        resolve_mapping(db, actor, &request, &first_pass.headers, &specs).await?;
+    let file = CsvFile::open(text, settings.delimiter_byte())?;
+    let mapping = Mapping::check(pairs, &file.headers, &specs)?;
+    let total_rows = i32::try_from(file.rows().count()).unwrap_or(i32::MAX);
+    let file_name = text::optional(Some(&request.file_name), "file", 255)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "import.csv".to_owned());
+    let now = Utc::now();
+    let job = entity::import_job::Model {
+        id: Uuid::now_v7(),
+        organization_id: actor.organization_id,
+        kind: kind.as_str().to_owned(),
+        status: "QUEUED".to_owned(),
+        file_name,
+        mapping: json!(mapping.pairs),
+        settings: json!(settings),
+        project_id: request.project_id,
+        dry_run: request.dry_run,
+        total_rows,
+        processed_rows: 0,
+        created_count: 0,
+        updated_count: 0,
+        skipped_count: 0,
+        failed_count: 0,
+        error_message: None,
+        created_by: Some(actor.user_id),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        lease_owner: None,
+        lease_expires_at: None,
+    };
+    let txn = db.begin().await?;
+    entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
+        .exec_without_returning(&txn)
+        .await?;
+    entity::import_file::Entity::insert(entity::import_file::ActiveModel {
+        job_id: Set(job.id),
+        data: Set(request.bytes),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "import.start")
+            .target("ImportJob", job.id)
+            .changes(json!({
+                "kind": job.kind,
+                "fileName": job.file_name,
+                "totalRows": total_rows,
+                "dryRun": job.dry_run,
+            })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(job)
+}
+
+/// Stop a job; batches already committed stay.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::import_job::Model> {
+    use entity::import_job::{Column, Entity};
+    let job = find(db, actor, id)
+        .await?
+        .ok_or(AppError::NotFound("ImportJob"))?;
+    let cancelled = Entity::update_many()
+        .col_expr(Column::Status, Expr::value("CANCELLED"))
+        .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.is_in(["QUEUED", "IN_PROGRESS"]))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    if !cancelled {
+        return Err(AppError::Conflict(format!(
+            "The import has already ended ({}).",
+            job.status
+        )));
+    }
+    audit::record(
+        db,
+        AuditEntry::by(actor, "import.cancel").target("ImportJob", id),
+    )
+    .await?;
+    find(db, actor, id)
+        .await?
+        .ok_or(AppError::NotFound("ImportJob"))
+}
+
+/// A job of the organisation (IMPORTS_RUN), or `None`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<Option<entity::import_job::Model>> {
+    actor.require(Permission::ImportsRun)?;
+    Ok(actor
+        .scope::<entity::import_job::Entity>()
+        .filter(entity::import_job::Column::Id.eq(id))
+        .one(db)
+        .await?)
+}
+
+/// What `importJobs` may be narrowed by.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub kind: Option<ImportKind>,
+    pub status: Option<String>,
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    filter: JobFilter,
+    after: Option<Uuid>,
+    first: u64,
+) -> AppResult<Page<entity::import_job::Model>> {
+    use entity::import_job::Column;
+    actor.require(Permission::ImportsRun)?;
+    // The file itself stays in the database: lists never load it.
+    let mut select = actor.scope::<entity::import_job::Entity>();
+    if let Some(kind) = filter.kind {
+        select = select.filter(Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(Column::Status.eq(status));
+    }
+    paginate(db, select, Column::Id, after, first).await
+}
+
+/// A page of a job's rows in row order, optionally of one status.
+pub async fn rows(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+    status: Option<RowStatus>,
+    after: Option<i32>,
+    first: u64,
+) -> AppResult<Page<entity::import_row::Model>> {
+    use entity::import_row::{Column, Entity};
+    let mut select = Entity::find().filter(Column::JobId.eq(job_id));
+    if let Some(status) = status {
+        select = select.filter(Column::Status.eq(status.as_str()));
+    }
+    let total_count = select.clone().count(db).await?;
+    if let Some(after) = after {
+        select = select.filter(Column::RowNumber.gt(after));
+    }
+    let mut items = select
+        .order_by_asc(Column::RowNumber)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next_page = items.len() as u64 > first;
+    items.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(Page {
+        items,
+        has_next_page,
+        total_count,
+    })
+}
+
+/// The failed rows of a job as a file: `(file name, content type, bytes)`.
+/// `None` when no row failed.
+pub async fn failed_rows_file(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    job_id: Uuid,
+    xlsx: bool,
+) -> AppResult<Option<(String, &'static str, Vec<u8>)>> {
+    let job = find(db, actor, job_id)
+        .await?
+        .ok_or(AppError::NotFound("ImportJob"))?;
+    let rows = entity::import_row::Entity::find()
+        .filter(entity::import_row::Column::JobId.eq(job_id))
+        .filter(entity::import_row::Column::Status.eq("FAILED"))
+        .order_by_asc(entity::import_row::Column::RowNumber)
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // Every row keeps its cells under the file's headers, in the file's order.
+    let mut headers = Vec::new();
+    let failed: Vec<FailedRow> = rows
+        .into_iter()
+        .map(|row| {
+            let values: Vec<(String, String)> =
+                serde_json::from_value(row.row_values).unwrap_or_default();
+            if headers.is_empty() {
+                headers = values.iter().map(|(h, _)| h.clone()).collect();
+            }
+            let errors: Vec<FieldError> = serde_json::from_value(row.errors).unwrap_or_default();
+            FailedRow {
+                cells: values.into_iter().map(|(_, v)| v).collect(),
+                errors: errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })
+        .collect();
+    let stem: String = job
+        .file_name
+        .trim_end_matches(".csv")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    Ok(Some(if xlsx {
+        (
+            format!("{stem}-failed-rows.xlsx"),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            export::to_xlsx(&headers, &failed)?,
+        )
+    } else {
+        (
+            format!("{stem}-failed-rows.csv"),
+            "text/csv; charset=utf-8",
+            export::to_csv(&headers, &failed)?,
+        )
+    }))
+}
+
+/// A mapping template to save: new, or replacing the one with `id`.
+pub struct TemplateSpec {
+    pub id: Option<Uuid>,
+    pub kind: ImportKind,
+    pub name: String,
+    pub mapping: Vec<ColumnMapping>,
+    pub settings: ImportSettings,
+}
+
+pub async fn save_template(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    spec: TemplateSpec,
+) -> AppResult<entity::mapping_template::Model> {
+    use entity::mapping_template::{Column, Entity};
+    actor.require(Permission::ImportsRun)?;
+    let kind = supported(spec.kind)?;
+    let name = text::required(&spec.name, "name", 100)?;
+    let specs = fields(kind);
+    // Columns are the file's business; fields and required ones are checked now.
+    let columns: Vec<String> = spec.mapping.iter().map(|p| p.column.clone()).collect();
+    Mapping::check(spec.mapping.clone(), &columns, &specs)?;
+    if let Some(delimiter) = spec.settings.delimiter
+        && ![',', ';', '\t'].contains(&delimiter)
+    {
+        return Err(AppError::bad_input(
+            "settings.delimiter",
+            "must be a comma, a semicolon or a tab",
+        ));
+    }
+    let mut taken = actor
+        .scope::<Entity>()
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::Name.eq(name.as_str()));
+    if let Some(id) = spec.id {
+        taken = taken.filter(Column::Id.ne(id));
+    }
+    let name_taken = || {
+        AppError::Conflict(format!(
+            "A {} mapping template named {name:?} already exists.",
+            kind.as_str()
+        ))
+    };
+    if taken.count(db).await? > 0 {
+        return Err(name_taken());
+    }
+    let now = Utc::now();
+    let template = match spec.id {
+        Some(id) => {
+            let existing = template_in_scope(db, actor, id).await?;
+            let mut active: entity::mapping_template::ActiveModel = existing.into();
+            active.kind = Set(kind.as_str().to_owned());
+            active.name = Set(name.clone());
+            active.mapping = Set(json!(spec.mapping));
+            active.settings = Set(json!(spec.settings));
+            active.updated_at = Set(now);
+            active.update(db).await.on_unique_violation(name_taken)?
+        }
+        None => {
+            let model = entity::mapping_template::Model {
+                id: Uuid::now_v7(),
+                organization_id: actor.organization_id,
+                kind: kind.as_str().to_owned(),
+                name: name.clone(),
+                mapping: json!(spec.mapping),
+                settings: json!(spec.settings),
+                created_by: Some(actor.user_id),
+                created_at: now,
+                updated_at: now,
+            };
+            Entity::insert(entity::mapping_template::ActiveModel::from(model.clone()))
+                .exec_without_returning(db)
+                .await
+                .on_unique_violation(name_taken)?;
+            model
+        }
+    };
+    audit::record(
+        db,
+        AuditEntry::by(actor, "mapping_template.save")
+            .target("MappingTemplate", template.id)
+            .changes(json!({ "name": template.name, "kind": template.kind })),
+    )
+    .await?;
+    Ok(template)
+}
+
+pub async fn delete_template(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<()> {
+    actor.require(Permission::ImportsRun)?;
+    let template = template_in_scope(db, actor, id).await?;
+    entity::mapping_template::Entity::delete_by_id(id)
+        .exec(db)
+        .await?;
+    audit::record(
+        db,
+        AuditEntry::by(actor, "mapping_template.delete")
+            .target("MappingTemplate", id)
+            .changes(json!({ "name": template.name })),
+    )
+    .await
+}
+
+pub async fn templates(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    kind: Option<ImportKind>,
+) -> AppResult<Vec<entity::mapping_template::Model>> {
+    use entity::mapping_template::Column;
+    actor.require(Permission::ImportsRun)?;
+    let mut select = actor.scope::<entity::mapping_template::Entity>();
+    if let Some(kind) = kind {
+        select = select.filter(Column::Kind.eq(kind.as_str()));
+    }
+    Ok(select
+        .order_by_asc(Column::Kind)
+        .order_by_asc(Column::Name)
+        .all(db)
+        .await?)
+}
+
+async fn template_in_scope(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::mapping_template::Model> {
+    actor
+        .scope::<entity::mapping_template::Entity>()
+        .filter(entity::mapping_template::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("MappingTemplate"))
+}
