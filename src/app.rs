@@ -169,6 +169,7 @@ impl Application {
             auth.store().clone(),
             public_url.clone(),
             import_wake.clone(),
+            Duration::from_secs(config.import_lease_seconds.max(1)),
         );
         let config = Arc::new(config);
         let state = AppState {

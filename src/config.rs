@@ -219,6 +219,16 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// How long an instance's claim on an import job lasts without progress, in
+    /// seconds: a job whose instance died is taken over after this.
+    #[arg(
+        long,
+        env = "ROLLCALL_IMPORT_LEASE_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub import_lease_seconds: u64,
+
     /// How long a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(
         long,

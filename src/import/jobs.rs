@@ -27,8 +27,6 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// How long a claim lasts without a committed batch.
-pub const LEASE: Duration = Duration::from_secs(30);
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
@@ -51,6 +49,8 @@ pub struct Runner {
     instance: String,
     public_url: String,
     wake: Arc<Notify>,
+    /// How long a claim lasts without a committed batch.
+    lease: chrono::Duration,
     stopping: tokio_util::sync::CancellationToken,
 }
 
@@ -60,6 +60,7 @@ impl Runner {
         store: Arc<dyn SessionStore>,
         public_url: String,
         wake: Arc<Notify>,
+        lease: Duration,
     ) -> Self {
         Self {
             db,
@@ -67,6 +68,8 @@ impl Runner {
             instance: Uuid::new_v4().simple().to_string(),
             public_url,
             wake,
+            lease: chrono::Duration::from_std(lease)
+                .unwrap_or_else(|_| chrono::Duration::seconds(30)),
             stopping: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -139,7 +142,7 @@ impl Runner {
         let won = Entity::update_many()
             .col_expr(Column::Status, Expr::value("IN_PROGRESS"))
             .col_expr(Column::LeaseOwner, Expr::value(self.instance.clone()))
-            .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease()))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(now + self.lease))
             .col_expr(
                 Column::StartedAt,
                 Expr::col(Column::StartedAt).if_null(Expr::value(now)),
@@ -264,7 +267,7 @@ impl Runner {
                 Column::FailedCount,
                 Expr::col(Column::FailedCount).add(count(RowStatus::Failed)),
             )
-            .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now() + lease()))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now() + self.lease))
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
             .filter(Column::Status.eq("IN_PROGRESS"))
@@ -326,10 +329,6 @@ impl Runner {
         tracing::warn!(job_id = %job.id, "import job failed");
         Ok(RunEnd::Finished)
     }
-}
-
-fn lease() -> chrono::Duration {
-    chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::seconds(30))
 }
 
 /// What a job needs besides its file.

@@ -241,6 +241,19 @@ impl TestApp {
         }
     }
 
+    /// A handle on a server running elsewhere (another process) over `storage`:
+    /// requests go to `address`, direct database work to `db`.
+    pub fn attach(storage: Arc<Storage>, db: sea_orm::DatabaseConnection, address: String) -> Self {
+        Self {
+            address,
+            storage,
+            db,
+            client: reqwest::Client::new(),
+            stop: None,
+            task: None,
+        }
+    }
+
     /// A second instance on the same database and Redis, where instances share
     /// sessions (only through Redis); `None` on the embedded backend.
     pub async fn peer(&self) -> Option<TestApp> {

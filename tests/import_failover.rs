@@ -1,0 +1,197 @@
+//! An import survives the death of the instance running it: another instance
+//! takes the job over once the lease lapses and finishes it from the last
+//! committed batch, with exact counts (no row lost, none written twice).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{PASSWORD, Storage, TestApp};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+
+const ROWS: usize = 20_000;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts() {
+    for backend in common::backends().await {
+        // A short lease: the test waits for it to lapse.
+        take_over(backend, "KILL", 2).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_instance_shuts_down_is_handed_back_at_once() {
+    for backend in common::backends().await {
+        // A lease far longer than the test may take: only a hand-back lets B in.
+        take_over(backend, "TERM", 600).await;
+    }
+}
+
+/// Start a job on instance A (the binary), stop A with `signal` once it has
+/// committed a batch, and check that instance B finishes it exactly.
+async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64) {
+    {
+        let storage = Storage::new(backend).await;
+        let db = rollcall::app::connect_database(&storage.config())
+            .await
+            .unwrap();
+        rollcall::app::migrate(&db).await.unwrap();
+        let (org, _) = rollcall::services::accounts::create_organization(&db, "Bulk Care")
+            .await
+            .unwrap();
+
+        // Instance A: the real binary, as operators run it.
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        command
+            .env("DATABASE_URL", &storage.database_url)
+            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
+            .env("ROLLCALL_REDIS_PREFIX", &storage.redis_prefix)
+            .env("ROLLCALL_IMPORT_LEASE_SECONDS", lease_seconds.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match &storage.redis_url {
+            Some(url) => command.env("REDIS_URL", url),
+            None => command.env_remove("REDIS_URL"),
+        };
+        let mut a = command.spawn().unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "A never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let a_app = TestApp::attach(
+            storage.clone(),
+            db.clone(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        a_app.user(org.id, "admin@bulk.test", &["Admin"]).await;
+        let token = a_app.login("admin@bulk.test", PASSWORD).await;
+
+        let mut file = String::from("Email,First Name,Last Name,Job Title\n");
+        for i in 0..ROWS {
+            file.push_str(&format!("staff{i}@bulk.test,First{i},Last{i},RN\n"));
+        }
+        let (_, body) = a_app
+            .upload(
+                &token,
+                "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                json!({ "kind": "USERS" }),
+                "bulk.csv",
+                file.into_bytes(),
+            )
+            .await;
+        let id: uuid::Uuid = body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+
+        // Kill A outright as soon as it has committed a batch.
+        let job = || async {
+            entity::import_job::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let started = Instant::now();
+        loop {
+            let current = job().await;
+            if current.processed_rows > 0 {
+                assert!(
+                    current.processed_rows < ROWS as i32,
+                    "{backend:?}: A finished before it could be killed"
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "A never committed a batch"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            Command::new("kill")
+                .args([format!("-{signal}"), a.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        a.wait().unwrap();
+        let at_death = job().await;
+        assert_eq!(at_death.status, "IN_PROGRESS");
+        if signal == "TERM" {
+            assert!(
+                at_death.lease_expires_at.unwrap() <= chrono::Utc::now(),
+                "{backend:?}: a graceful shutdown hands the job back"
+            );
+        }
+
+        // Instance B takes it over when the lease lapses, and finishes it.
+        let _b =
+            TestApp::spawn_with(storage.clone(), |c| c.import_lease_seconds = lease_seconds).await;
+        let started = Instant::now();
+        let done = loop {
+            let current = job().await;
+            if current.status != "IN_PROGRESS" && current.status != "QUEUED" {
+                break current;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "B never finished: {current:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(done.status, "FINISHED", "{backend:?}");
+        assert_ne!(done.lease_owner, at_death.lease_owner);
+        assert_eq!(
+            (
+                done.processed_rows,
+                done.created_count,
+                done.updated_count,
+                done.skipped_count,
+                done.failed_count
+            ),
+            (ROWS as i32, ROWS as i32, 0, 0, 0),
+            "{backend:?}"
+        );
+        let rows = entity::import_row::Entity::find()
+            .filter(entity::import_row::Column::JobId.eq(id))
+            .count(&db)
+            .await
+            .unwrap();
+        assert_eq!(rows, ROWS as u64, "{backend:?}: every row's outcome once");
+        let users = entity::user::Entity::find()
+            .filter(entity::user::Column::OrganizationId.eq(org.id))
+            .count(&db)
+            .await
+            .unwrap();
+        assert_eq!(
+            users,
+            ROWS as u64 + 1,
+            "{backend:?}: every user once, and the admin"
+        );
+    }
+}
