@@ -549,3 +549,85 @@ async fn mappings_templates_dry_runs_and_access_are_checked() {
         assert_eq!(error_fields(&body)[0].0, "kind");
     }
 }
+
+#[tokio::test]
+async fn import_progress_is_pushed_over_the_websocket_until_the_final_value() {
+    use futures_util::StreamExt;
+    use graphql_client::GraphQLQuery;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+
+    struct Progress;
+    impl GraphQLQuery for Progress {
+        type Variables = Value;
+        type ResponseData = Value;
+        fn build_query(variables: Value) -> graphql_client::QueryBody<Value> {
+            graphql_client::QueryBody {
+                variables,
+                query: "subscription Follow($id: ID!) { importJobProgress(id: $id) { status processedRows totalRows createdCount progress } }",
+                operation_name: "Follow",
+            }
+        }
+    }
+
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let admin = importer(&app, "Progress Clinic").await;
+        let mut file = String::from("Email,First Name,Last Name\n");
+        for i in 0..3000 {
+            file.push_str(&format!("p{i}@progress.test,P{i},Q{i}\n"));
+        }
+        let (_, body) = app
+            .upload(
+                &admin,
+                START,
+                json!({ "kind": "USERS" }),
+                "p.csv",
+                file.into_bytes(),
+            )
+            .await;
+        let id = body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (connection, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (client, actor) = graphql_ws_client::Client::build(connection)
+            .payload(json!({ "token": admin }))
+            .unwrap()
+            .await
+            .unwrap();
+        tokio::spawn(actor.into_future());
+        let mut values = client
+            .subscribe(
+                graphql_ws_client::graphql::StreamingOperation::<Progress>::new(
+                    json!({ "id": id }),
+                ),
+            )
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_millis(1500), values.next())
+                .await
+                .expect("a value at least every second");
+            let Some(value) = next else { break };
+            let value = value.unwrap();
+            assert!(value.errors.is_none(), "{:?}", value.errors);
+            seen.push(value.data.unwrap()["importJobProgress"].clone());
+        }
+        let last = seen.last().unwrap();
+        assert_eq!(last["status"], "FINISHED", "{backend:?}: {seen:?}");
+        assert_eq!(last["createdCount"], 3000);
+        assert_eq!(last["progress"], 1.0);
+        let progress: Vec<f64> = seen
+            .iter()
+            .map(|v| v["progress"].as_f64().unwrap())
+            .collect();
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    }
+}
