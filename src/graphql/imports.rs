@@ -389,6 +389,22 @@ pub struct ImportPreview {
     invalid_rows: u64,
 }
 
+/// A mapping as jobs and templates store it.
+fn stored_mapping(stored: &serde_json::Value) -> Vec<ColumnMapping> {
+    serde_json::from_value::<Vec<mapping::ColumnMapping>>(stored.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}
+
+/// Settings as jobs and templates store them.
+fn stored_settings(stored: &serde_json::Value) -> ImportSettingsValue {
+    serde_json::from_value::<ImportSettings>(stored.clone())
+        .unwrap_or_default()
+        .into()
+}
+
 /// An import job.
 pub struct ImportJob(pub entity::import_job::Model);
 
@@ -443,16 +459,10 @@ impl ImportJob {
         self.0.error_message.as_deref()
     }
     async fn mapping(&self) -> Vec<ColumnMapping> {
-        serde_json::from_value::<Vec<mapping::ColumnMapping>>(self.0.mapping.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        stored_mapping(&self.0.mapping)
     }
     async fn settings(&self) -> ImportSettingsValue {
-        serde_json::from_value::<ImportSettings>(self.0.settings.clone())
-            .unwrap_or_default()
-            .into()
+        stored_settings(&self.0.settings)
     }
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(id) = self.0.created_by else {
@@ -537,16 +547,10 @@ impl MappingTemplate {
         &self.0.name
     }
     async fn mapping(&self) -> Vec<ColumnMapping> {
-        serde_json::from_value::<Vec<mapping::ColumnMapping>>(self.0.mapping.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        stored_mapping(&self.0.mapping)
     }
     async fn settings(&self) -> ImportSettingsValue {
-        serde_json::from_value::<ImportSettings>(self.0.settings.clone())
-            .unwrap_or_default()
-            .into()
+        stored_settings(&self.0.settings)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -331,15 +331,15 @@ impl StaffImport<'_> {
         } else {
             (HashMap::new(), HashMap::new())
         };
-        let current_roles = if write || !existing.is_empty() {
-            let ids: Vec<Uuid> = existing
-                .values()
-                .filter(|u| u.organization_id == self.organization.id)
-                .map(|u| u.id)
-                .collect();
-            crate::services::roles::roles_by_user(db, &ids).await?
-        } else {
+        let own_ids: Vec<Uuid> = existing
+            .values()
+            .filter(|u| u.organization_id == self.organization.id)
+            .map(|u| u.id)
+            .collect();
+        let current_roles = if own_ids.is_empty() {
             Default::default()
+        } else {
+            crate::services::roles::roles_by_user(db, &own_ids).await?
         };
 
         let now = Utc::now();
