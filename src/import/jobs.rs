@@ -240,12 +240,8 @@ impl Runner {
         let count = |status: RowStatus| {
             i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
         };
-        let models: Vec<_> = results.iter().map(|r| staff::to_model(job.id, r)).collect();
-        for chunk in models.chunks(500) {
-            entity::import_row::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        let models = results.iter().map(|r| staff::to_model(job.id, r)).collect();
+        crate::services::bulk::insert_all(&txn, models).await?;
         let ours = Entity::update_many()
             .col_expr(
                 Column::ProcessedRows,

@@ -9,7 +9,10 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -18,7 +21,7 @@ use super::{file::Row, mapping::Mapping, settings::ImportSettings};
 use crate::{
     domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
     error::{AppResult, FieldError, Validation},
-    services::{invites, providers::parse_tax_id, users::parse_idle_timeout},
+    services::{bulk, invites, providers::parse_tax_id, users::parse_idle_timeout},
 };
 
 /// A row's outcome.
@@ -465,23 +468,22 @@ impl StaffImport<'_> {
         }
 
         if write {
-            for chunk in new_users.chunks(500) {
-                entity::user::Entity::insert_many(
-                    chunk.iter().cloned().map(entity::user::ActiveModel::from),
-                )
-                .exec_without_returning(db)
-                .await?;
-            }
-            for chunk in new_providers.chunks(500) {
-                entity::provider::Entity::insert_many(
-                    chunk
-                        .iter()
-                        .cloned()
-                        .map(entity::provider::ActiveModel::from),
-                )
-                .exec_without_returning(db)
-                .await?;
-            }
+            bulk::insert_all(
+                db,
+                new_users
+                    .into_iter()
+                    .map(entity::user::ActiveModel::from)
+                    .collect(),
+            )
+            .await?;
+            bulk::insert_all(
+                db,
+                new_providers
+                    .into_iter()
+                    .map(entity::provider::ActiveModel::from)
+                    .collect(),
+            )
+            .await?;
             let relinked: Vec<Uuid> = role_links.iter().map(|(u, _)| *u).collect();
             if !relinked.is_empty() {
                 entity::user_role::Entity::delete_many()
@@ -497,11 +499,7 @@ impl StaffImport<'_> {
                         })
                     })
                     .collect();
-                for chunk in links.chunks(1000) {
-                    entity::user_role::Entity::insert_many(chunk.to_vec())
-                        .exec_without_returning(db)
-                        .await?;
-                }
+                bulk::insert_all(db, links).await?;
             }
             for user in &invite_for {
                 invites::issue(
@@ -711,15 +709,28 @@ async fn earlier_rows(
     if identities.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = entity::import_row::Entity::find()
-        .filter(entity::import_row::Column::JobId.eq(job_id))
-        .filter(entity::import_row::Column::Identity.is_in(identities.iter().cloned()))
+    use entity::import_row::{Column, Entity};
+    let among = if db.get_database_backend() == DbBackend::Postgres {
+        // One array parameter: PostgreSQL probes the (job, identity) index once
+        // per value. A list of parameters gets no such plan and is compared
+        // against every earlier row of the job, which grows with the file.
+        Expr::col(Column::Identity).eq(PgFunc::any(Expr::val(identities.to_vec())))
+    } else {
+        Column::Identity.is_in(identities.iter().cloned())
+    };
+    let rows: Vec<(Option<String>, i32)> = Entity::find()
+        .select_only()
+        .column(Column::Identity)
+        .column(Column::RowNumber)
+        .filter(Column::JobId.eq(job_id))
+        .filter(among)
+        .into_tuple()
         .all(db)
         .await?;
     let mut first = HashMap::new();
-    for row in rows {
-        if let Some(identity) = row.identity {
-            let number = usize::try_from(row.row_number).unwrap_or(0);
+    for (identity, number) in rows {
+        if let Some(identity) = identity {
+            let number = usize::try_from(number).unwrap_or(0);
             first
                 .entry(identity)
                 .and_modify(|n: &mut usize| *n = (*n).min(number))
