@@ -32,6 +32,7 @@ use crate::{
         auth::Authenticator,
         outbox::{Deliverer, Transport},
     },
+    sms::{Channels, SmsWebhook},
 };
 
 /// What every request shares.
@@ -149,7 +150,7 @@ impl Application {
             hasher,
             config.session_max(),
         ));
-        let transport: Arc<dyn Transport> = match &config.smtp_url {
+        let email: Arc<dyn Transport> = match &config.smtp_url {
             Some(url) => {
                 tracing::info!("email is delivered by SMTP");
                 Arc::new(SmtpMailer::new(url, &config.mail_from)?)
@@ -161,6 +162,14 @@ impl Application {
                 Arc::new(NoTransport)
             }
         };
+        let sms: Arc<dyn Transport> = match &config.sms_webhook_url {
+            Some(url) => {
+                tracing::info!("text messages are delivered by webhook");
+                Arc::new(SmsWebhook::new(url)?)
+            }
+            None => Arc::new(NoTransport),
+        };
+        let transport: Arc<dyn Transport> = Arc::new(Channels { email, sms });
         let outbox_wake = Arc::new(Notify::new());
         let deliverer = Deliverer::new(db.clone(), transport, outbox_wake.clone());
         let import_wake = Arc::new(Notify::new());
@@ -233,6 +242,11 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .at(
             "/invite/:token",
             get(http::invite::show).post(http::invite::submit),
+        )
+        .at("/projects/:id/qr.svg", get(http::patient_page::qr_code))
+        .at(
+            "/p/:token",
+            get(http::patient_page::show).post(http::patient_page::submit),
         );
     let cors = (!state.config.cors_origins.is_empty()).then(|| {
         Cors::new()

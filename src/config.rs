@@ -219,6 +219,17 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Webhook that sends text messages: Rollcall POSTs JSON `{ "to", "body" }`
+    /// (`to` in E.164) and counts any 2xx answer as sent. Unset: text messages
+    /// are logged and marked undelivered.
+    #[arg(
+        long,
+        env = "ROLLCALL_SMS_WEBHOOK_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sms_webhook_url: Option<String>,
+
     /// How long an instance's claim on an import job lasts without progress, in
     /// seconds: a job whose instance died is taken over after this.
     #[arg(

@@ -21,4 +21,5 @@ pub mod http;
 pub mod import;
 pub mod mail;
 pub mod services;
+pub mod sms;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 //! a column added here does not become part of the public contract by accident.
 
 pub mod audit_event;
+pub mod enrollment;
 pub mod import_file;
 pub mod import_job;
 pub mod import_row;
@@ -11,6 +12,9 @@ pub mod invite;
 pub mod mapping_template;
 pub mod organization;
 pub mod outbox_message;
+pub mod patient;
+pub mod patient_link;
+pub mod project;
 pub mod provider;
 pub mod role;
 pub mod role_permission;
@@ -19,6 +23,7 @@ pub mod user_role;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
+    pub use super::enrollment::Entity as Enrollment;
     pub use super::import_file::Entity as ImportFile;
     pub use super::import_job::Entity as ImportJob;
     pub use super::import_row::Entity as ImportRow;
@@ -26,6 +31,9 @@ pub mod prelude {
     pub use super::mapping_template::Entity as MappingTemplate;
     pub use super::organization::Entity as Organization;
     pub use super::outbox_message::Entity as OutboxMessage;
+    pub use super::patient::Entity as Patient;
+    pub use super::patient_link::Entity as PatientLink;
+    pub use super::project::Entity as Project;
     pub use super::provider::Entity as Provider;
     pub use super::role::Entity as Role;
     pub use super::role_permission::Entity as RolePermission;

@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_accounts;
 mod m20261124_000001_create_staff;
 mod m20261124_000002_create_imports;
+mod m20261124_000003_create_projects;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_accounts::Migration),
             Box::new(m20261124_000001_create_staff::Migration),
             Box::new(m20261124_000002_create_imports::Migration),
+            Box::new(m20261124_000003_create_projects::Migration),
         ]
     }
 }

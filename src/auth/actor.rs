@@ -135,3 +135,21 @@ impl TenantScoped for entity::mapping_template::Entity {
         entity::mapping_template::Column::OrganizationId
     }
 }
+
+impl TenantScoped for entity::project::Entity {
+    fn organization_column() -> Self::Column {
+        entity::project::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::patient::Entity {
+    fn organization_column() -> Self::Column {
+        entity::patient::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::enrollment::Entity {
+    fn organization_column() -> Self::Column {
+        entity::enrollment::Column::OrganizationId
+    }
+}

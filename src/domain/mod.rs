@@ -1,5 +1,6 @@
 //! Values that are valid by construction: parse input once, at the edge, into these.
 
+mod date;
 mod email;
 mod employee_status;
 mod locale;
@@ -7,6 +8,7 @@ mod npi;
 mod phone;
 pub mod text;
 
+pub use date::parse_date;
 pub use email::Email;
 pub use employee_status::EmployeeStatus;
 pub use locale::Locale;

@@ -85,3 +85,44 @@ impl Loader<Uuid> for ProviderOfUser {
         Ok(providers.into_iter().map(|p| (p.user_id, p)).collect())
     }
 }
+
+/// Records of one table by their UUID primary key: patients of enrolments,
+/// outbox messages of requests.
+pub struct ById<E>(pub DatabaseConnection, std::marker::PhantomData<E>);
+
+impl<E> ById<E> {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self(db, std::marker::PhantomData)
+    }
+}
+
+impl<E> Loader<Uuid> for ById<E>
+where
+    E: EntityTrait + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+{
+    type Value = E::Model;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        use sea_orm::{Iterable, ModelTrait, PrimaryKeyToColumn, Value};
+        let Some(key) = E::PrimaryKey::iter()
+            .next()
+            .map(PrimaryKeyToColumn::into_column)
+        else {
+            return Ok(HashMap::new());
+        };
+        let models = E::find()
+            .filter(key.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        Ok(models
+            .into_iter()
+            .filter_map(|m| match m.get(key) {
+                Value::Uuid(Some(id)) => Some((id, m)),
+                _ => None,
+            })
+            .collect())
+    }
+}

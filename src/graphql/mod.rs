@@ -7,6 +7,7 @@ mod connection;
 mod context;
 mod imports;
 mod loaders;
+mod projects;
 mod providers;
 mod session;
 mod staff;
@@ -22,6 +23,7 @@ pub struct Query(
     account::AccountQuery,
     session::SessionQuery,
     providers::ProviderQuery,
+    projects::ProjectQuery,
     imports::ImportQuery,
     audit::AuditQuery,
 );
@@ -31,6 +33,7 @@ pub struct Mutation(
     session::SessionMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
+    projects::ProjectMutation,
     imports::ImportMutation,
 );
 
@@ -70,6 +73,14 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             ))
             .data(DataLoader::new(
                 loaders::ProviderOfUser(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                loaders::ById::<entity::patient::Entity>::new(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                loaders::ById::<entity::outbox_message::Entity>::new(state.db.clone()),
                 tokio::spawn,
             ))
             .data(state);

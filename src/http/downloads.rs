@@ -45,21 +45,25 @@ pub async fn failed_rows(
             .header("x-content-type-options", "nosniff")
             .body(bytes),
         Ok(None) => plain(StatusCode::NOT_FOUND, "No row of this import failed."),
-        Err(err) => {
-            let status = match err.code() {
-                "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-                "FORBIDDEN" => StatusCode::FORBIDDEN,
-                "NOT_FOUND" => StatusCode::NOT_FOUND,
-                "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            plain(status, &async_graphql::Error::from(err).message)
-        }
+        Err(err) => refused(err),
     }
 }
 
+/// A refusal as plain text with the matching HTTP status.
+pub(super) fn refused(err: AppError) -> Response {
+    let status = match err.code() {
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" | "PASSWORD_CHANGE_REQUIRED" => StatusCode::FORBIDDEN,
+        "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    plain(status, &async_graphql::Error::from(err).message)
+}
+
 /// The caller, as GraphQL would see them; a cookie needs the CSRF header here.
-async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> {
+pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> {
     let token = match presented_token(req) {
         Presented::Bearer(token) => token,
         Presented::Cookie(token) if req.headers().contains_key(CSRF_HEADER) => token,
@@ -84,7 +88,7 @@ async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> {
     }
 }
 
-fn plain(status: StatusCode, message: &str) -> Response {
+pub(super) fn plain(status: StatusCode, message: &str) -> Response {
     Response::builder()
         .status(status)
         .content_type("text/plain; charset=utf-8")

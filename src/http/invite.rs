@@ -106,14 +106,16 @@ fn not_found() -> Response {
     )
 }
 
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "<h1>Please try again shortly</h1><p>Rollcall cannot complete this right now.</p>",
     )
 }
 
-fn page(status: StatusCode, body: &str) -> Response {
+/// A small page in the house style, with the headers every page holding a token
+/// in its URL needs.
+pub(super) fn page(status: StatusCode, body: &str) -> Response {
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod health;
 pub mod invite;
 pub mod metrics;
+pub mod patient_page;
 pub mod ws;
 
 use poem::Request;
@@ -61,9 +62,12 @@ pub fn origin_of(req: &Request) -> Origin {
 /// A request path fit for logs: the secret part of link paths (`/invite/{token}`)
 /// is replaced.
 pub fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/invite/") {
-        Some(_) => "/invite/…".to_owned(),
-        None => path.to_owned(),
+    if path.starts_with("/invite/") {
+        "/invite/…".to_owned()
+    } else if path.starts_with("/p/") {
+        "/p/…".to_owned()
+    } else {
+        path.to_owned()
     }
 }
 

@@ -10,6 +10,8 @@ pub mod imports;
 pub mod invites;
 pub mod organizations;
 pub mod outbox;
+pub mod patients;
+pub mod projects;
 pub mod providers;
 pub mod roles;
 pub mod sessions;

@@ -39,16 +39,43 @@ pub struct NewEmail<'a> {
 
 /// Queue an email in the caller's transaction; its id.
 pub async fn enqueue_email(db: &impl ConnectionTrait, email: NewEmail<'_>) -> AppResult<Uuid> {
+    enqueue(
+        db,
+        NewMessage {
+            organization_id: email.organization_id,
+            kind: email.kind,
+            channel: "EMAIL",
+            to: email.to.as_str().to_owned(),
+            subject: email.subject,
+            body: email.body,
+        },
+    )
+    .await
+}
+
+/// A message on any channel: `EMAIL` (to an address) or `SMS` (to an E.164
+/// number; the subject is unused).
+pub struct NewMessage {
+    pub organization_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub channel: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Queue a message in the caller's transaction; its id.
+pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> AppResult<Uuid> {
     let id = Uuid::now_v7();
     let now = Utc::now();
     entity::outbox_message::Entity::insert(entity::outbox_message::ActiveModel {
         id: Set(id),
-        organization_id: Set(email.organization_id),
-        channel: Set("EMAIL".to_owned()),
-        kind: Set(email.kind.to_owned()),
-        recipient: Set(email.to.as_str().to_owned()),
-        subject: Set(email.subject),
-        body: Set(email.body),
+        organization_id: Set(message.organization_id),
+        channel: Set(message.channel.to_owned()),
+        kind: Set(message.kind.to_owned()),
+        recipient: Set(message.to),
+        subject: Set(message.subject),
+        body: Set(message.body),
         status: Set("PENDING".to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),

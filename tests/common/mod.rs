@@ -14,6 +14,7 @@
 )]
 
 pub mod smtp;
+pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,0 +1,766 @@
+//! Patients and their enrolments in projects: added by hand or through the API,
+//! by responding through a project's links, and sent requests by email or text.
+//!
+//! Patients belong to the organisation and are matched by external id, then by
+//! email, so one person enrolled in two projects is one patient. Reading them is
+//! recorded in the audit trail.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, Utc};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Page,
+    audit::{self, AuditEntry},
+    outbox::{self, NewMessage},
+    paginate,
+    projects::{self, LinkSubject},
+};
+use crate::{
+    auth::{Actor, Permission, actor::Origin},
+    domain::{Email, Phone, parse_date, text},
+    error::{AppError, AppResult, FieldError, Validation},
+};
+
+/// Where an enrolment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollmentStatus {
+    Added,
+    Requested,
+    Responded,
+}
+
+impl EnrollmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Requested => "REQUESTED",
+            Self::Responded => "RESPONDED",
+        }
+    }
+
+    pub fn from_stored(stored: &str) -> Self {
+        match stored {
+            "REQUESTED" => Self::Requested,
+            "RESPONDED" => Self::Responded,
+            _ => Self::Added,
+        }
+    }
+}
+
+/// How a request reaches the patient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Sms => "SMS",
+        }
+    }
+}
+
+/// How a patient came into a project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Manual,
+    Api,
+    Import,
+    GenericLink,
+    UniqueLink,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "MANUAL",
+            Self::Api => "API",
+            Self::Import => "IMPORT",
+            Self::GenericLink => "GENERIC_LINK",
+            Self::UniqueLink => "UNIQUE_LINK",
+        }
+    }
+}
+
+/// A patient's details, valid by construction. Absent fields are left as they
+/// are on a patient who already exists.
+#[derive(Clone, Debug, Default)]
+pub struct PatientDetails {
+    pub external_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub date_of_birth: Option<NaiveDate>,
+}
+
+/// The raw fields of a patient, from the API, a form or a file.
+#[derive(Clone, Debug, Default)]
+pub struct RawPatient<'a> {
+    pub external_id: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub date_of_birth: Option<&'a str>,
+}
+
+impl PatientDetails {
+    /// Every bad field at once. `names_required`: first and last name must be
+    /// given; at least one of external id and email always must.
+    pub fn parse(raw: &RawPatient<'_>, names_required: bool) -> Result<Self, Vec<FieldError>> {
+        let mut check = Validation::default();
+        let external_id = check
+            .check(text::optional(raw.external_id, "externalId", 100))
+            .flatten();
+        let name = |check: &mut Validation, value: Option<&str>, field: &str| {
+            if names_required {
+                check.check(text::required(value.unwrap_or(""), field, 100))
+            } else {
+                check.check(text::optional(value, field, 100)).flatten()
+            }
+        };
+        let first_name = name(&mut check, raw.first_name, "firstName");
+        let last_name = name(&mut check, raw.last_name, "lastName");
+        let email = present(raw.email).and_then(|e| check.check(Email::parse(e, "email")));
+        let phone = present(raw.phone).and_then(|p| check.check(Phone::parse(p, "phone")));
+        let date_of_birth = present(raw.date_of_birth)
+            .and_then(|d| check.check(parse_date(d, "dateOfBirth")))
+            .and_then(|d| {
+                if d > Utc::now().date_naive() {
+                    check.add("dateOfBirth", "is in the future");
+                    None
+                } else {
+                    Some(d)
+                }
+            });
+        if present(raw.external_id).is_none() && present(raw.email).is_none() {
+            check.add("externalId", "an external id or an email is required");
+        }
+        let errors = check.into_errors();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            external_id,
+            first_name,
+            last_name,
+            email,
+            phone,
+            date_of_birth,
+        })
+    }
+}
+
+/// Find the organisation's patient by external id, then email; update it with
+/// the given fields, or create it. The patient, and whether it is new.
+pub async fn upsert_patient(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    details: &PatientDetails,
+) -> AppResult<(entity::patient::Model, bool)> {
+    use entity::patient::{Column, Entity};
+    let mut found = None;
+    if let Some(external_id) = &details.external_id {
+        found = Entity::find()
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::ExternalId.eq(external_id.as_str()))
+            .one(db)
+            .await?;
+    }
+    if found.is_none()
+        && let Some(email) = &details.email
+    {
+        // A patient found by email keeps the external id it has, if any.
+        found = Entity::find()
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::Email.eq(email.as_str()))
+            .filter(
+                Condition::any()
+                    .add(Column::ExternalId.is_null())
+                    .add(Column::ExternalId.eq(details.external_id.clone())),
+            )
+            .one(db)
+            .await?;
+    }
+    let now = Utc::now();
+    let Some(patient) = found else {
+        let patient = entity::patient::Model {
+            id: Uuid::now_v7(),
+            organization_id,
+            external_id: details.external_id.clone(),
+            first_name: details.first_name.clone(),
+            last_name: details.last_name.clone(),
+            email: details.email.as_ref().map(|e| e.as_str().to_owned()),
+            phone: details.phone.as_ref().map(|p| p.as_str().to_owned()),
+            date_of_birth: details.date_of_birth,
+            created_at: now,
+            updated_at: now,
+        };
+        Entity::insert(entity::patient::ActiveModel::from(patient.clone()))
+            .exec_without_returning(db)
+            .await?;
+        return Ok((patient, true));
+    };
+    let mut active: entity::patient::ActiveModel = patient.clone().into();
+    let set = |current: &Option<String>,
+               new: Option<String>,
+               column: &mut sea_orm::ActiveValue<Option<String>>| {
+        if new.is_some() && *current != new {
+            *column = Set(new);
+        }
+    };
+    set(
+        &patient.external_id,
+        details.external_id.clone(),
+        &mut active.external_id,
+    );
+    set(
+        &patient.first_name,
+        details.first_name.clone(),
+        &mut active.first_name,
+    );
+    set(
+        &patient.last_name,
+        details.last_name.clone(),
+        &mut active.last_name,
+    );
+    set(
+        &patient.email,
+        details.email.as_ref().map(|e| e.as_str().to_owned()),
+        &mut active.email,
+    );
+    set(
+        &patient.phone,
+        details.phone.as_ref().map(|p| p.as_str().to_owned()),
+        &mut active.phone,
+    );
+    if details.date_of_birth.is_some() && details.date_of_birth != patient.date_of_birth {
+        active.date_of_birth = Set(details.date_of_birth);
+    }
+    if !active.is_changed() {
+        return Ok((patient, false));
+    }
+    active.updated_at = Set(now);
+    Ok((active.update(db).await?, false))
+}
+
+/// Enrol `patient` in `project` unless it already is; the enrolment, and
+/// whether it is new.
+pub async fn enroll(
+    db: &impl ConnectionTrait,
+    project: &entity::project::Model,
+    patient: &entity::patient::Model,
+    source: Source,
+    status: EnrollmentStatus,
+) -> AppResult<(entity::enrollment::Model, bool)> {
+    use entity::enrollment::{Column, Entity};
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    Entity::insert(entity::enrollment::ActiveModel {
+        id: Set(id),
+        organization_id: Set(project.organization_id),
+        project_id: Set(project.id),
+        patient_id: Set(patient.id),
+        external_id: Set(patient.external_id.clone()),
+        status: Set(status.as_str().to_owned()),
+        source: Set(source.as_str().to_owned()),
+        request_channel: Set(None),
+        requested_at: Set(None),
+        last_requested_at: Set(None),
+        request_count: Set(0),
+        last_message_id: Set(None),
+        responded_at: Set((status == EnrollmentStatus::Responded).then_some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([Column::ProjectId, Column::PatientId])
+    .exec(db)
+    .await?;
+    let enrollment = Entity::find()
+        .filter(Column::ProjectId.eq(project.id))
+        .filter(Column::PatientId.eq(patient.id))
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("enrolment vanished after its insert"))?;
+    let created = enrollment.id == id;
+    if created {
+        projects::unique_token(db, project, &link_subject(&enrollment)).await?;
+    }
+    Ok((enrollment, created))
+}
+
+/// Add a patient to a project by hand or through the API.
+pub async fn add_to_project(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    project_id: Uuid,
+    details: PatientDetails,
+    source: Source,
+) -> AppResult<entity::enrollment::Model> {
+    actor.require(Permission::PatientsWrite)?;
+    let project = projects::find(db, actor, project_id).await?;
+    if project.archived_at.is_some() {
+        return Err(AppError::Conflict(
+            "This project is archived: it enrols no one.".into(),
+        ));
+    }
+    let txn = db.begin().await?;
+    let (patient, _) = upsert_patient(&txn, actor.organization_id, &details).await?;
+    let (enrollment, created) =
+        enroll(&txn, &project, &patient, source, EnrollmentStatus::Added).await?;
+    if created {
+        audit::record(
+            &txn,
+            AuditEntry::by(actor, "project.patient_add")
+                .target("Enrollment", enrollment.id)
+                .changes(json!({ "projectId": project.id, "patientId": patient.id })),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(enrollment)
+}
+
+/// A page of a project's enrolments, recorded in the audit trail as a read of
+/// that project's patients.
+pub async fn enrollments(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    project_id: Uuid,
+    status: Option<EnrollmentStatus>,
+    after: Option<Uuid>,
+    first: u64,
+) -> AppResult<Page<entity::enrollment::Model>> {
+    actor.require(Permission::PatientsRead)?;
+    let mut select = actor
+        .scope::<entity::enrollment::Entity>()
+        .filter(entity::enrollment::Column::ProjectId.eq(project_id));
+    if let Some(status) = status {
+        select = select.filter(entity::enrollment::Column::Status.eq(status.as_str()));
+    }
+    let page = paginate(db, select, entity::enrollment::Column::Id, after, first).await?;
+    audit::record(
+        db,
+        AuditEntry::by(actor, "patients.read")
+            .target("Project", project_id)
+            .changes(json!({
+                "enrollments": page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+                "status": status.map(EnrollmentStatus::as_str),
+            })),
+    )
+    .await?;
+    Ok(page)
+}
+
+/// The patients of `ids` within the actor's organisation, by id.
+pub async fn patients_by_id(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, entity::patient::Model>> {
+    Ok(entity::patient::Entity::find()
+        .filter(entity::patient::Column::OrganizationId.eq(organization_id))
+        .filter(entity::patient::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
+/// What an enrolment's unique link identifies.
+fn link_subject(enrollment: &entity::enrollment::Model) -> LinkSubject {
+    match &enrollment.external_id {
+        Some(external_id) => LinkSubject::ExternalId(external_id.clone()),
+        None => LinkSubject::Patient(enrollment.patient_id),
+    }
+}
+
+/// The unique link of an enrolment (recorded when the enrolment was made).
+pub fn unique_link(
+    project: &entity::project::Model,
+    enrollment: &entity::enrollment::Model,
+    public_url: &str,
+) -> String {
+    let token = projects::derive_token(project, &link_subject(enrollment));
+    format!("{public_url}/p/{token}")
+}
+
+/// Queue a request for each enrolment (all that have not responded when `ids`
+/// is `None`) and mark them REQUESTED; how many were queued. A patient without
+/// an address for the channel refuses the whole call, by name.
+pub async fn send_requests(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    project_id: Uuid,
+    ids: Option<Vec<Uuid>>,
+    channel: Channel,
+    public_url: &str,
+) -> AppResult<u64> {
+    use entity::enrollment::{Column, Entity};
+    actor.require(Permission::PatientsWrite)?;
+    let project = projects::find(db, actor, project_id).await?;
+    if project.archived_at.is_some() {
+        return Err(AppError::Conflict(
+            "This project is archived: it sends no requests.".into(),
+        ));
+    }
+    let mut select = actor
+        .scope::<Entity>()
+        .filter(Column::ProjectId.eq(project.id));
+    select = match &ids {
+        Some(ids) => select.filter(Column::Id.is_in(ids.iter().copied())),
+        None => select.filter(Column::Status.ne(EnrollmentStatus::Responded.as_str())),
+    };
+    let chosen = select.all(db).await?;
+    if let Some(ids) = &ids {
+        let known: std::collections::HashSet<Uuid> = chosen.iter().map(|e| e.id).collect();
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !known.contains(id))
+            .map(Uuid::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(AppError::bad_input(
+                "enrollmentIds",
+                format!("no such enrolment in this project: {}", unknown.join(", ")),
+            ));
+        }
+    }
+    let patient_ids: Vec<Uuid> = chosen.iter().map(|e| e.patient_id).collect();
+    let patients = patients_by_id(db, actor.organization_id, &patient_ids).await?;
+    let mut unreachable = Vec::new();
+    let mut responded = Vec::new();
+    for enrollment in &chosen {
+        let patient = &patients[&enrollment.patient_id];
+        if EnrollmentStatus::from_stored(&enrollment.status) == EnrollmentStatus::Responded {
+            responded.push(display_name(patient));
+        } else if address(patient, channel).is_none() {
+            unreachable.push(display_name(patient));
+        }
+    }
+    let mut check = Validation::default();
+    if !unreachable.is_empty() {
+        let what = match channel {
+            Channel::Email => "email address",
+            Channel::Sms => "mobile phone number",
+        };
+        check.add(
+            "enrollmentIds",
+            format!("no {what} for {}", unreachable.join(", ")),
+        );
+    }
+    if !responded.is_empty() {
+        check.add(
+            "enrollmentIds",
+            format!("already responded: {}", responded.join(", ")),
+        );
+    }
+    check.finish()?;
+
+    let organization = entity::organization::Entity::find_by_id(actor.organization_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Organization"))?;
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    for enrollment in &chosen {
+        let patient = &patients[&enrollment.patient_id];
+        let link = unique_link(&project, enrollment, public_url);
+        let greeting = patient
+            .first_name
+            .as_deref()
+            .map_or_else(|| "Hello,".to_owned(), |n| format!("Hello {n},"));
+        let message = match channel {
+            Channel::Email => NewMessage {
+                organization_id: Some(actor.organization_id),
+                kind: "project.request",
+                channel: channel.as_str(),
+                to: address(patient, channel).unwrap_or_default(),
+                subject: format!("{}: {}", organization.name, project.name),
+                body: format!(
+                    "{greeting}\n\n{org} invites you to respond to \"{project}\".\n\
+                     Open your personal link to answer:\n\n{link}\n\n\
+                     The link is yours alone; please do not forward it.\n",
+                    org = organization.name,
+                    project = project.name,
+                ),
+            },
+            Channel::Sms => NewMessage {
+                organization_id: Some(actor.organization_id),
+                kind: "project.request",
+                channel: channel.as_str(),
+                to: address(patient, channel).unwrap_or_default(),
+                subject: String::new(),
+                body: format!(
+                    "{org}: please respond to {project}: {link}",
+                    org = organization.name,
+                    project = project.name,
+                ),
+            },
+        };
+        let message_id = outbox::enqueue(&txn, message).await?;
+        Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(EnrollmentStatus::Requested.as_str()),
+            )
+            .col_expr(
+                Column::RequestChannel,
+                Expr::col(Column::RequestChannel).if_null(channel.as_str()),
+            )
+            .col_expr(
+                Column::RequestedAt,
+                Expr::col(Column::RequestedAt).if_null(Expr::value(now)),
+            )
+            .col_expr(Column::LastRequestedAt, Expr::value(now))
+            .col_expr(Column::RequestCount, Expr::col(Column::RequestCount).add(1))
+            .col_expr(Column::LastMessageId, Expr::value(message_id))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(enrollment.id))
+            // A response that arrived meanwhile stays a response.
+            .filter(Column::Status.ne(EnrollmentStatus::Responded.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "project.requests_send")
+            .target("Project", project.id)
+            .changes(json!({
+                "channel": channel.as_str(),
+                "enrollments": chosen.iter().map(|e| e.id).collect::<Vec<_>>(),
+            })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(chosen.len() as u64)
+}
+
+/// What a patient submits on a project's page.
+#[derive(Clone, Debug, Default)]
+pub struct Response<'a> {
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub consent: bool,
+}
+
+/// Record a response through a generic link: the patient is found by email
+/// (else phone) within the organisation, or created, and enrolled as RESPONDED.
+/// Responding twice changes nothing.
+pub async fn respond_generic(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    project: &entity::project::Model,
+    response: &Response<'_>,
+    origin: &Origin,
+) -> AppResult<entity::enrollment::Model> {
+    let mut check = Validation::default();
+    let first_name = check.check(text::required(
+        response.first_name.unwrap_or(""),
+        "firstName",
+        100,
+    ));
+    let last_name = check.check(text::required(
+        response.last_name.unwrap_or(""),
+        "lastName",
+        100,
+    ));
+    let email = present(response.email).and_then(|e| check.check(Email::parse(e, "email")));
+    let phone = present(response.phone).and_then(|p| check.check(Phone::parse(p, "phone")));
+    if present(response.email).is_none() && present(response.phone).is_none() {
+        check.add("email", "an email address or a phone number is required");
+    }
+    if !response.consent {
+        check.add("consent", "is required to respond");
+    }
+    check.finish()?;
+    let details = PatientDetails {
+        external_id: None,
+        first_name,
+        last_name,
+        email,
+        phone,
+        date_of_birth: None,
+    };
+    record_response(db, project, &details, None, Source::GenericLink, origin).await
+}
+
+/// Record a response through a unique link: that patient's enrolment becomes
+/// RESPONDED, created (with the patient) if needed.
+pub async fn respond_unique(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    link: &entity::patient_link::Model,
+    project: &entity::project::Model,
+    consent: bool,
+    origin: &Origin,
+) -> AppResult<entity::enrollment::Model> {
+    if !consent {
+        return Err(AppError::bad_input("consent", "is required to respond"));
+    }
+    let details = PatientDetails {
+        external_id: link.external_id.clone(),
+        ..PatientDetails::default()
+    };
+    record_response(
+        db,
+        project,
+        &details,
+        link.patient_id,
+        Source::UniqueLink,
+        origin,
+    )
+    .await
+}
+
+async fn record_response(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    project: &entity::project::Model,
+    details: &PatientDetails,
+    patient_id: Option<Uuid>,
+    source: Source,
+    origin: &Origin,
+) -> AppResult<entity::enrollment::Model> {
+    use entity::enrollment::{Column, Entity};
+    let txn = db.begin().await?;
+    let patient = match patient_id {
+        Some(id) => entity::patient::Entity::find_by_id(id)
+            .filter(entity::patient::Column::OrganizationId.eq(project.organization_id))
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("Patient"))?,
+        None if details.external_id.is_none() && details.email.is_none() => {
+            find_by_phone_or_create(&txn, project.organization_id, details).await?
+        }
+        None => {
+            upsert_patient(&txn, project.organization_id, details)
+                .await?
+                .0
+        }
+    };
+    let (enrollment, created) =
+        enroll(&txn, project, &patient, source, EnrollmentStatus::Responded).await?;
+    let now = Utc::now();
+    if !created && enrollment.responded_at.is_some() {
+        // Responding twice changes nothing.
+        txn.commit().await?;
+        return Ok(enrollment);
+    }
+    let enrollment = if created {
+        enrollment
+    } else {
+        Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(EnrollmentStatus::Responded.as_str()),
+            )
+            .col_expr(Column::RespondedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(enrollment.id))
+            .filter(Column::RespondedAt.is_null())
+            .exec(&txn)
+            .await?;
+        Entity::find_by_id(enrollment.id)
+            .one(&txn)
+            .await?
+            .ok_or(AppError::NotFound("Enrollment"))?
+    };
+    // The patient has no account: the event has an origin and no actor.
+    audit::record(
+        &txn,
+        AuditEntry {
+            organization_id: Some(project.organization_id),
+            action: "project.patient_respond",
+            origin: origin.clone(),
+            ..AuditEntry::default()
+        }
+        .target("Enrollment", enrollment.id)
+        .changes(json!({ "projectId": project.id, "source": source.as_str(), "new": created })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(enrollment)
+}
+
+/// A generic-link respondent who gave a phone and no email: the organisation's
+/// patient with that phone and no email, or a new one.
+async fn find_by_phone_or_create(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    details: &PatientDetails,
+) -> AppResult<entity::patient::Model> {
+    use entity::patient::{Column, Entity};
+    if let Some(phone) = &details.phone
+        && let Some(found) = Entity::find()
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::Phone.eq(phone.as_str()))
+            .filter(Column::Email.is_null())
+            .one(db)
+            .await?
+    {
+        return Ok(found);
+    }
+    let now = Utc::now();
+    let patient = entity::patient::Model {
+        id: Uuid::now_v7(),
+        organization_id,
+        external_id: None,
+        first_name: details.first_name.clone(),
+        last_name: details.last_name.clone(),
+        email: None,
+        phone: details.phone.as_ref().map(|p| p.as_str().to_owned()),
+        date_of_birth: None,
+        created_at: now,
+        updated_at: now,
+    };
+    Entity::insert(entity::patient::ActiveModel::from(patient.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(patient)
+}
+
+/// A field that was given and is not blank.
+fn present(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The patient's address for a channel.
+fn address(patient: &entity::patient::Model, channel: Channel) -> Option<String> {
+    match channel {
+        Channel::Email => patient.email.clone(),
+        Channel::Sms => patient.phone.clone(),
+    }
+}
+
+/// How a patient is named in messages to staff.
+pub fn display_name(patient: &entity::patient::Model) -> String {
+    let name = [patient.first_name.as_deref(), patient.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match (&patient.external_id, name.is_empty()) {
+        (Some(id), true) => id.clone(),
+        (Some(id), false) => format!("{name} ({id})"),
+        (None, true) => patient
+            .email
+            .clone()
+            .unwrap_or_else(|| patient.id.to_string()),
+        (None, false) => name,
+    }
+}
