@@ -541,9 +541,9 @@ async fn mappings_templates_dry_runs_and_access_are_checked() {
             .upload(
                 &admin,
                 START,
-                json!({ "kind": "PATIENTS" }),
-                "p.csv",
-                sample("patients.csv"),
+                json!({ "kind": "LOCATIONS" }),
+                "l.csv",
+                sample("locations.csv"),
             )
             .await;
         assert_eq!(error_fields(&body)[0].0, "kind");

@@ -118,12 +118,13 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         }
 
         // Count, page, roles, permissions, providers, their users: six statements. A
-        // loader batch may split in two when its fields straggle past the gathering
-        // delay, so the bound allows that, and stays far below one per user.
+        // loader batch may split when its fields straggle past the gathering delay
+        // (more often on a busy machine), so the bound allows each of the four
+        // batches one split, and stays far below one statement per user.
         for first in [10, 100] {
             let statements = cost(&app, &token, first).await;
             assert!(
-                (6..=8).contains(&statements),
+                (6..=10).contains(&statements),
                 "{backend:?}: {first} users cost {statements} statements"
             );
         }

@@ -33,7 +33,7 @@ impl ImportKind {
     /// Whether this server can run imports of this kind yet: patients need
     /// projects and locations need the locations registry, which come later.
     pub fn is_supported(self) -> bool {
-        matches!(self, Self::Users | Self::Providers)
+        matches!(self, Self::Users | Self::Providers | Self::Patients)
     }
 }
 
@@ -291,6 +291,96 @@ const PROVIDER: [FieldSpec; 10] = [
     ),
 ];
 
+/// A patient of a project; the identity is the external id, else the email.
+const PATIENT: [FieldSpec; 6] = [
+    field(
+        "firstName",
+        "First name",
+        "Patient",
+        Some("Name"),
+        true,
+        "Given name.",
+        &[
+            "first",
+            "given name",
+            "forename",
+            "first name",
+            "patient first name",
+        ],
+    ),
+    field(
+        "lastName",
+        "Last name",
+        "Patient",
+        Some("Name"),
+        true,
+        "Family name.",
+        &[
+            "last",
+            "surname",
+            "family name",
+            "last name",
+            "patient last name",
+        ],
+    ),
+    field(
+        "externalId",
+        "External ID",
+        "Patient",
+        Some("Identity"),
+        false,
+        "The organisation's own identifier, e.g. a medical record number: the patient's identity. Give it or the email on every row.",
+        &[
+            "mrn",
+            "medical record number",
+            "patient id",
+            "record number",
+            "external id",
+            "chart number",
+        ],
+    ),
+    field(
+        "email",
+        "Email",
+        "Patient",
+        Some("Contact"),
+        false,
+        "The patient's email; their identity when there is no external id, and where email requests go.",
+        &["e-mail", "email address", "e-mail address", "mail"],
+    ),
+    field(
+        "phone",
+        "Mobile phone",
+        "Patient",
+        Some("Contact"),
+        false,
+        "Where text message requests go; stored in E.164.",
+        &[
+            "mobile",
+            "cell",
+            "cell phone",
+            "mobile phone",
+            "telephone",
+            "phone number",
+        ],
+    ),
+    field(
+        "dateOfBirth",
+        "Date of birth",
+        "Patient",
+        None,
+        false,
+        "YYYY-MM-DD or MM/DD/YYYY.",
+        &[
+            "dob",
+            "birth date",
+            "date of birth",
+            "birthdate",
+            "birthday",
+        ],
+    ),
+];
+
 /// The fields of `kind`, required ones first within the catalogue's order.
 pub fn fields(kind: ImportKind) -> Vec<FieldSpec> {
     let mut all = match kind {
@@ -305,7 +395,8 @@ pub fn fields(kind: ImportKind) -> Vec<FieldSpec> {
             v.extend(PROVIDER);
             v
         }
-        ImportKind::Patients | ImportKind::Locations => Vec::new(),
+        ImportKind::Patients => PATIENT.to_vec(),
+        ImportKind::Locations => Vec::new(),
     };
     all.sort_by_key(|f| !f.required);
     all

@@ -16,11 +16,12 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
+    Importer, JobContext,
     fields::{ImportKind, fields},
     file::{CsvFile, decode},
     mapping::{ColumnMapping, Mapping},
     settings::ImportSettings,
-    staff::{self, Earlier, RowStatus, StaffImport},
+    staff::{self, Earlier, RowStatus},
 };
 use crate::{
     auth::session::SessionStore,
@@ -178,14 +179,7 @@ impl Runner {
     pub async fn run_job(&self, job: entity::import_job::Model) -> AppResult<RunEnd> {
         let prepared = match prepare(&self.db, &job).await {
             Ok(prepared) => prepared,
-            Err(AppError::BadInput(fields)) => {
-                let message = fields
-                    .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return self.fail(&job, &message).await;
-            }
+            Err(AppError::BadInput(fields)) => return self.fail(&job, &describe(&fields)).await,
             Err(other) => return Err(other),
         };
         let stored = entity::import_file::Entity::find_by_id(job.id)
@@ -197,15 +191,24 @@ impl Runner {
         let kind = ImportKind::from_stored(&job.kind)
             .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
         let mapping = Mapping::check(prepared.mapping.clone(), &file.headers, &fields(kind))?;
-        let import = StaffImport {
-            organization: &prepared.organization,
-            providers: kind == ImportKind::Providers,
-            mapping: &mapping,
-            headers: &file.headers,
-            settings: &prepared.settings,
-            roles: staff::roles_by_name(&self.db, job.organization_id).await?,
-            started_by: job.created_by,
-            public_url: &self.public_url,
+        let import = match Importer::new(
+            &self.db,
+            JobContext {
+                kind,
+                organization: &prepared.organization,
+                project: prepared.project.as_ref(),
+                mapping: &mapping,
+                headers: &file.headers,
+                settings: &prepared.settings,
+                started_by: job.created_by,
+                public_url: &self.public_url,
+            },
+        )
+        .await
+        {
+            Ok(import) => import,
+            Err(AppError::BadInput(fields)) => return self.fail(&job, &describe(&fields)).await,
+            Err(other) => return Err(other),
         };
         let skip = usize::try_from(job.processed_rows).unwrap_or(0);
         let mut rows = file.rows().skip(skip).peekable();
@@ -229,7 +232,7 @@ impl Runner {
     async fn commit_batch(
         &self,
         job: &entity::import_job::Model,
-        import: &StaffImport<'_>,
+        import: &Importer<'_>,
         batch: Vec<super::file::Row>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
@@ -240,7 +243,7 @@ impl Runner {
         let count = |status: RowStatus| {
             i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
         };
-        let models = results.iter().map(|r| staff::to_model(job.id, r)).collect();
+        let models = results.iter().map(|r| staff::to_model(job.id, r));
         crate::services::bulk::insert_all(&txn, models).await?;
         let ours = Entity::update_many()
             .col_expr(
@@ -275,7 +278,7 @@ impl Runner {
             txn.rollback().await?;
             return Ok(false);
         }
-        if !job.dry_run && import.mapping.maps("roles") && count(RowStatus::Updated) > 0 {
+        if !job.dry_run && import.changes_roles() && count(RowStatus::Updated) > 0 {
             // Existing users' roles may have changed: no instance may keep their
             // old permissions past this commit.
             self.store.bump_authz_epoch(job.organization_id).await?;
@@ -327,9 +330,19 @@ impl Runner {
     }
 }
 
+/// Why a job cannot run, for its `errorMessage`.
+fn describe(fields: &[crate::error::FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What a job needs besides its file.
 struct Prepared {
     organization: entity::organization::Model,
+    project: Option<entity::project::Model>,
     mapping: Vec<ColumnMapping>,
     settings: ImportSettings,
 }
@@ -346,8 +359,28 @@ async fn prepare(
         .map_err(|e| anyhow::anyhow!("stored mapping unreadable: {e}"))?;
     let settings: ImportSettings = serde_json::from_value(job.settings.clone())
         .map_err(|e| anyhow::anyhow!("stored settings unreadable: {e}"))?;
+    // The project of a PATIENTS job, while it takes patients.
+    let project = match job.project_id {
+        Some(id) => {
+            let project = entity::project::Entity::find_by_id(id)
+                .filter(entity::project::Column::OrganizationId.eq(job.organization_id))
+                .one(db)
+                .await?;
+            match project {
+                Some(p) if p.archived_at.is_none() => Some(p),
+                _ => {
+                    return Err(AppError::bad_input(
+                        "projectId",
+                        "the project no longer exists or is archived",
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
     Ok(Prepared {
         organization,
+        project,
         mapping,
         settings,
     })

@@ -7,6 +7,7 @@
 //! - [`mapping`]: suggested and checked mappings;
 //! - [`settings`]: delimiter, update and invite switches;
 //! - [`staff`]: USERS and PROVIDERS rows, checked and written per batch;
+//! - [`patients`]: PATIENTS rows, enrolled in the job's project;
 //! - [`jobs`]: claiming jobs with a lease, batches with checkpoints, finishing;
 //! - [`export`]: failed rows as CSV and XLSX, safe from formula injection.
 
@@ -15,5 +16,86 @@ pub mod fields;
 pub mod file;
 pub mod jobs;
 pub mod mapping;
+pub mod patients;
 pub mod settings;
 pub mod staff;
+
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+/// What a job (or a preview) runs with.
+pub struct JobContext<'a> {
+    pub kind: fields::ImportKind,
+    pub organization: &'a entity::organization::Model,
+    /// The project PATIENTS rows are enrolled in.
+    pub project: Option<&'a entity::project::Model>,
+    pub mapping: &'a mapping::Mapping,
+    pub headers: &'a [String],
+    pub settings: &'a settings::ImportSettings,
+    /// Who started the import, for invites.
+    pub started_by: Option<Uuid>,
+    pub public_url: &'a str,
+}
+
+/// The batch processor of a job's kind.
+pub enum Importer<'a> {
+    Staff(staff::StaffImport<'a>),
+    Patients(patients::PatientImport<'a>),
+}
+
+impl<'a> Importer<'a> {
+    pub async fn new(db: &impl ConnectionTrait, context: JobContext<'a>) -> AppResult<Self> {
+        use fields::ImportKind;
+        match context.kind {
+            ImportKind::Patients => {
+                let project = context.project.ok_or_else(|| {
+                    AppError::bad_input("projectId", "is required for PATIENTS imports")
+                })?;
+                Ok(Self::Patients(patients::PatientImport {
+                    project,
+                    mapping: context.mapping,
+                    headers: context.headers,
+                    settings: context.settings,
+                }))
+            }
+            ImportKind::Users | ImportKind::Providers => Ok(Self::Staff(staff::StaffImport {
+                organization: context.organization,
+                providers: context.kind == ImportKind::Providers,
+                mapping: context.mapping,
+                headers: context.headers,
+                settings: context.settings,
+                roles: staff::roles_by_name(db, context.organization.id).await?,
+                started_by: context.started_by,
+                public_url: context.public_url,
+            })),
+            ImportKind::Locations => Err(AppError::bad_input(
+                "kind",
+                "LOCATIONS imports are not available on this server yet",
+            )),
+        }
+    }
+
+    /// Check a batch and, when `write`, apply it in the caller's transaction.
+    pub async fn process(
+        &self,
+        db: &impl ConnectionTrait,
+        rows: Vec<file::Row>,
+        earlier: &mut staff::Earlier<'_>,
+        write: bool,
+    ) -> AppResult<Vec<staff::RowResult>> {
+        match self {
+            Self::Staff(import) => import.process(db, rows, earlier, write).await,
+            Self::Patients(import) => import.process(db, rows, earlier, write).await,
+        }
+    }
+
+    /// Whether the batch may change users' roles (and so their permissions).
+    pub fn changes_roles(&self) -> bool {
+        match self {
+            Self::Staff(import) => import.mapping.maps("roles"),
+            Self::Patients(_) => false,
+        }
+    }
+}

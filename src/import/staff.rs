@@ -78,6 +78,70 @@ pub enum Earlier<'a> {
     Job(Uuid),
 }
 
+impl Earlier<'_> {
+    /// The first row of the file that held each of `identities`, as far as
+    /// earlier batches know.
+    pub async fn first_rows(
+        &self,
+        db: &impl ConnectionTrait,
+        identities: &[String],
+    ) -> AppResult<HashMap<String, usize>> {
+        match self {
+            Earlier::Memory(map) => Ok(identities
+                .iter()
+                .filter_map(|i| map.get(i).map(|n| (i.clone(), *n)))
+                .collect()),
+            Earlier::Job(job_id) => earlier_rows(db, *job_id, identities).await,
+        }
+    }
+
+    /// Keep this batch's first rows for the next batches (a job keeps them in
+    /// its stored rows instead).
+    pub fn remember(&mut self, first_seen: &HashMap<String, usize>) {
+        if let Earlier::Memory(map) = self {
+            for (identity, number) in first_seen {
+                map.entry(identity.clone()).or_insert(*number);
+            }
+        }
+    }
+}
+
+/// The mapped, non-blank cell of `field`. Line breaks and tabs inside a cell
+/// (Alt+Enter in Excel) become single spaces: every field is one line.
+pub fn mapped_cell<'r>(mapping: &Mapping, row: &'r Row, field: &str) -> Option<Cow<'r, str>> {
+    let index = mapping.column_of(field)?;
+    let cell = row
+        .cells
+        .get(index)
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())?;
+    if cell.contains(['\r', '\n', '\t']) {
+        Some(Cow::Owned(
+            cell.split(['\r', '\n', '\t'])
+                .map(str::trim)
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+    } else {
+        Some(Cow::Borrowed(cell))
+    }
+}
+
+/// A row's original cells under their headers, as kept with its outcome.
+pub fn row_values(headers: &[String], row: &Row) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .cloned()
+        .zip(
+            row.cells
+                .iter()
+                .cloned()
+                .chain(std::iter::repeat(String::new())),
+        )
+        .collect()
+}
+
 /// One parsed row: the mapped, non-blank values.
 #[derive(Default)]
 struct Parsed {
@@ -104,26 +168,8 @@ struct Parsed {
 }
 
 impl StaffImport<'_> {
-    /// The mapped, non-blank cell of `field`. Line breaks and tabs inside a cell
-    /// (Alt+Enter in Excel) become single spaces: every field is one line.
     fn cell<'r>(&self, row: &'r Row, field: &str) -> Option<Cow<'r, str>> {
-        let index = self.mapping.column_of(field)?;
-        let cell = row
-            .cells
-            .get(index)
-            .map(|c| c.trim())
-            .filter(|c| !c.is_empty())?;
-        if cell.contains(['\r', '\n', '\t']) {
-            Some(Cow::Owned(
-                cell.split(['\r', '\n', '\t'])
-                    .map(str::trim)
-                    .filter(|part| !part.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ))
-        } else {
-            Some(Cow::Borrowed(cell))
-        }
+        mapped_cell(self.mapping, row, field)
     }
 
     /// The mapped cell of `field` parsed by `parse`; `None` when unmapped or blank.
@@ -238,17 +284,7 @@ impl StaffImport<'_> {
                     ));
                 }
             }
-            let values = self
-                .headers
-                .iter()
-                .cloned()
-                .zip(
-                    row.cells
-                        .iter()
-                        .cloned()
-                        .chain(std::iter::repeat(String::new())),
-                )
-                .collect();
+            let values = row_values(self.headers, &row);
             planned.push((row.number, parsed, errors, values));
         }
 
@@ -258,13 +294,7 @@ impl StaffImport<'_> {
             .iter()
             .filter_map(|(_, p, _, _)| p.email.as_ref().map(|e| e.as_str().to_owned()))
             .collect();
-        let mut first_seen: HashMap<String, usize> = match earlier {
-            Earlier::Memory(map) => identities
-                .iter()
-                .filter_map(|i| map.get(i).map(|n| (i.clone(), *n)))
-                .collect(),
-            Earlier::Job(job_id) => earlier_rows(db, *job_id, &identities).await?,
-        };
+        let mut first_seen = earlier.first_rows(db, &identities).await?;
         let mut npi_seen: HashMap<String, usize> = HashMap::new();
         for (number, parsed, errors, _) in &mut planned {
             if let Some(email) = &parsed.email {
@@ -290,11 +320,7 @@ impl StaffImport<'_> {
                 }
             }
         }
-        if let Earlier::Memory(map) = earlier {
-            for (identity, number) in &first_seen {
-                map.entry(identity.clone()).or_insert(*number);
-            }
-        }
+        earlier.remember(&first_seen);
 
         // What exists already: users by email (any organisation), their provider
         // records, and providers holding the batch's NPIs.
@@ -468,22 +494,8 @@ impl StaffImport<'_> {
         }
 
         if write {
-            bulk::insert_all(
-                db,
-                new_users
-                    .into_iter()
-                    .map(entity::user::ActiveModel::from)
-                    .collect(),
-            )
-            .await?;
-            bulk::insert_all(
-                db,
-                new_providers
-                    .into_iter()
-                    .map(entity::provider::ActiveModel::from)
-                    .collect(),
-            )
-            .await?;
+            bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
+            bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
             let relinked: Vec<Uuid> = role_links.iter().map(|(u, _)| *u).collect();
             if !relinked.is_empty() {
                 entity::user_role::Entity::delete_many()

@@ -8,8 +8,8 @@
 //! `INSERT … VALUES` in chunks below its parameter limit.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, EntityName, EntityTrait, Iterable,
-    Statement, Value,
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, EntityName, EntityTrait,
+    IntoActiveModel, Iterable, Statement, Value,
 };
 use serde_json::{Map, Value as Json};
 
@@ -18,11 +18,19 @@ use crate::error::AppResult;
 /// Rows per statement on PostgreSQL.
 const PG_CHUNK: usize = 5_000;
 
-/// Insert every model; each must set every column.
-pub async fn insert_all<A>(db: &impl ConnectionTrait, models: Vec<A>) -> AppResult<()>
+/// Insert every model (models or active models of `A`); each must set every
+/// column.
+pub async fn insert_all<A>(
+    db: &impl ConnectionTrait,
+    models: impl IntoIterator<Item = impl IntoActiveModel<A>>,
+) -> AppResult<()>
 where
     A: ActiveModelTrait + Send,
 {
+    let models: Vec<A> = models
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .collect();
     if models.is_empty() {
         return Ok(());
     }

@@ -22,12 +22,13 @@ use crate::{
     domain::text,
     error::{AppError, AppResult, FieldError, OnConstraint},
     import::{
+        Importer, JobContext,
         export::{self, FailedRow},
         fields::{FieldSpec, ImportKind, fields},
         file::{CsvFile, decode},
         mapping::{self, ColumnMapping, Mapping},
         settings::ImportSettings,
-        staff::{self, Earlier, RowResult, RowStatus, StaffImport},
+        staff::{Earlier, RowResult, RowStatus},
     },
 };
 
@@ -65,11 +66,54 @@ fn supported(kind: ImportKind) -> AppResult<ImportKind> {
         Err(AppError::bad_input(
             "kind",
             format!(
-                "{} imports are not available on this server yet; USERS and PROVIDERS are",
+                "{} imports are not available on this server yet; USERS, PROVIDERS and PATIENTS are",
                 kind.as_str()
             ),
         ))
     }
+}
+
+/// The project a PATIENTS import enrols into: required, the organisation's own,
+/// not archived. Other kinds have none.
+async fn project_for(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    kind: ImportKind,
+    project_id: Option<Uuid>,
+) -> AppResult<Option<entity::project::Model>> {
+    if kind != ImportKind::Patients {
+        return Ok(None);
+    }
+    let Some(id) = project_id else {
+        return Err(AppError::bad_input(
+            "projectId",
+            "is required for PATIENTS imports",
+        ));
+    };
+    let project = actor
+        .scope::<entity::project::Entity>()
+        .filter(entity::project::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::bad_input("projectId", "no such project"))?;
+    if project.archived_at.is_some() {
+        return Err(AppError::bad_input(
+            "projectId",
+            "is archived: it enrols no one",
+        ));
+    }
+    Ok(Some(project))
+}
+
+/// A PATIENTS mapping must name the identity: the external id or the email.
+fn check_identity_mapped(kind: ImportKind, mapping: &Mapping) -> AppResult<()> {
+    if kind == ImportKind::Patients && !mapping.maps("externalId") && !mapping.maps("email") {
+        return Err(AppError::bad_input(
+            "mapping",
+            "map externalId or email: one of them identifies each patient",
+        ));
+    }
+    Ok(())
 }
 
 /// The mapping and settings to use: given, from a template, or suggested.
@@ -148,16 +192,21 @@ pub async fn preview(
         return Ok(preview);
     };
     let organization = organizations::find(db, actor, None).await?;
-    let import = StaffImport {
-        organization: &organization,
-        providers: kind == ImportKind::Providers,
-        mapping: &mapping,
-        headers: &file.headers,
-        settings: &settings,
-        roles: staff::roles_by_name(db, organization.id).await?,
-        started_by: Some(actor.user_id),
-        public_url: "",
-    };
+    let project = project_for(db, actor, kind, request.project_id).await?;
+    let import = Importer::new(
+        db,
+        JobContext {
+            kind,
+            organization: &organization,
+            project: project.as_ref(),
+            mapping: &mapping,
+            headers: &file.headers,
+            settings: &settings,
+            started_by: Some(actor.user_id),
+            public_url: "",
+        },
+    )
+    .await?;
     let mut seen = HashMap::new();
     let mut rows = file.rows().peekable();
     while rows.peek().is_some() {
@@ -203,6 +252,10 @@ pub async fn start(
         resolve_mapping(db, actor, &request, &first_pass.headers, &specs).await?;
     let file = CsvFile::open(text, settings.delimiter_byte())?;
     let mapping = Mapping::check(pairs, &file.headers, &specs)?;
+    check_identity_mapped(kind, &mapping)?;
+    let project_id = project_for(db, actor, kind, request.project_id)
+        .await?
+        .map(|p| p.id);
     let total_rows = i32::try_from(file.rows().count()).unwrap_or(i32::MAX);
     let file_name = text::optional(Some(&request.file_name), "file", 255)
         .ok()
@@ -217,7 +270,7 @@ pub async fn start(
         file_name,
         mapping: json!(mapping.pairs),
         settings: json!(settings),
-        project_id: request.project_id,
+        project_id,
         dry_run: request.dry_run,
         total_rows,
         processed_rows: 0,

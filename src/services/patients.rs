@@ -198,23 +198,46 @@ pub async fn upsert_patient(
     }
     let now = Utc::now();
     let Some(patient) = found else {
-        let patient = entity::patient::Model {
-            id: Uuid::now_v7(),
-            organization_id,
-            external_id: details.external_id.clone(),
-            first_name: details.first_name.clone(),
-            last_name: details.last_name.clone(),
-            email: details.email.as_ref().map(|e| e.as_str().to_owned()),
-            phone: details.phone.as_ref().map(|p| p.as_str().to_owned()),
-            date_of_birth: details.date_of_birth,
-            created_at: now,
-            updated_at: now,
-        };
+        let patient = new_patient(organization_id, details, now);
         Entity::insert(entity::patient::ActiveModel::from(patient.clone()))
             .exec_without_returning(db)
             .await?;
         return Ok((patient, true));
     };
+    let mut active = with_changes(&patient, details);
+    if !active.is_changed() {
+        return Ok((patient, false));
+    }
+    active.updated_at = Set(now);
+    Ok((active.update(db).await?, false))
+}
+
+/// A new patient of the organisation with `details`.
+pub fn new_patient(
+    organization_id: Uuid,
+    details: &PatientDetails,
+    now: chrono::DateTime<Utc>,
+) -> entity::patient::Model {
+    entity::patient::Model {
+        id: Uuid::now_v7(),
+        organization_id,
+        external_id: details.external_id.clone(),
+        first_name: details.first_name.clone(),
+        last_name: details.last_name.clone(),
+        email: details.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: details.phone.as_ref().map(|p| p.as_str().to_owned()),
+        date_of_birth: details.date_of_birth,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// `patient` with every given field of `details` that differs set; unchanged
+/// (`is_changed() == false`) when none does.
+pub fn with_changes(
+    patient: &entity::patient::Model,
+    details: &PatientDetails,
+) -> entity::patient::ActiveModel {
     let mut active: entity::patient::ActiveModel = patient.clone().into();
     let set = |current: &Option<String>,
                new: Option<String>,
@@ -251,11 +274,7 @@ pub async fn upsert_patient(
     if details.date_of_birth.is_some() && details.date_of_birth != patient.date_of_birth {
         active.date_of_birth = Set(details.date_of_birth);
     }
-    if !active.is_changed() {
-        return Ok((patient, false));
-    }
-    active.updated_at = Set(now);
-    Ok((active.update(db).await?, false))
+    active
 }
 
 /// Enrol `patient` in `project` unless it already is; the enrolment, and

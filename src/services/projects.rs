@@ -224,21 +224,53 @@ pub async fn unique_token(
     subject: &LinkSubject,
 ) -> AppResult<String> {
     let token = derive_token(project, subject);
+    record_links(db, vec![link_row(project, subject, &token, Utc::now())]).await?;
+    Ok(token)
+}
+
+/// The stored form of `subject`'s unique link in `project`.
+pub fn link_model(
+    project: &entity::project::Model,
+    subject: &LinkSubject,
+    now: chrono::DateTime<Utc>,
+) -> entity::patient_link::ActiveModel {
+    link_row(project, subject, &derive_token(project, subject), now)
+}
+
+fn link_row(
+    project: &entity::project::Model,
+    subject: &LinkSubject,
+    token: &str,
+    now: chrono::DateTime<Utc>,
+) -> entity::patient_link::ActiveModel {
     let (external_id, patient_id) = match subject {
         LinkSubject::ExternalId(id) => (Some(id.clone()), None),
         LinkSubject::Patient(id) => (None, Some(*id)),
     };
-    entity::patient_link::Entity::insert(entity::patient_link::ActiveModel {
-        token_hash: Set(digest(&token)),
+    entity::patient_link::ActiveModel {
+        token_hash: Set(digest(token)),
         project_id: Set(project.id),
         external_id: Set(external_id),
         patient_id: Set(patient_id),
-        created_at: Set(Utc::now()),
-    })
-    .on_conflict_do_nothing()
-    .exec(db)
-    .await?;
-    Ok(token)
+        created_at: Set(now),
+    }
+}
+
+/// Record unique links; one already recorded stays as it is.
+pub async fn record_links(
+    db: &impl ConnectionTrait,
+    links: Vec<entity::patient_link::ActiveModel>,
+) -> AppResult<()> {
+    let mut links = links.into_iter().peekable();
+    while links.peek().is_some() {
+        // Five columns a row: well below every backend's parameter limit.
+        let chunk: Vec<_> = links.by_ref().take(1000).collect();
+        entity::patient_link::Entity::insert_many(chunk)
+            .on_conflict_do_nothing()
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The unique link a token opens, with its project, if the project is active.

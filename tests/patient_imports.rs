@@ -1,0 +1,255 @@
+//! PATIENTS imports through the import center: the sample file as admins upload
+//! it, enrolled in a project with exact counts, the same file again creating
+//! nothing, and the project that must be given.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use common::{PASSWORD, TestApp, error_code, error_fields, sample};
+use serde_json::{Value, json};
+
+const START: &str = "mutation($input: ImportInput!) { startImport(input: $input) { id } }";
+const PREVIEW: &str = "mutation($input: ImportInput!) { previewImport(input: $input) {
+    suggestedMapping { column field } missingRequiredFields totalRows validRows invalidRows } }";
+
+async fn import(app: &TestApp, token: &str, input: Value, bytes: Vec<u8>) -> Value {
+    let (_, body) = app.upload(token, START, input, "patients.csv", bytes).await;
+    let id = body["data"]["startImport"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let mut job = app.finished_job(token, &id).await;
+    job["id"] = json!(id);
+    job
+}
+
+#[tokio::test]
+async fn the_sample_patients_file_enrols_with_exact_counts_and_again_creates_nothing() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Riverside Clinic").await;
+        app.user(org, "admin@riverside.test", &["Admin"]).await;
+        let admin = app.login("admin@riverside.test", PASSWORD).await;
+        let project = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Cardiology follow-up\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // The headers map themselves.
+        let (_, body) = app
+            .upload(
+                &admin,
+                PREVIEW,
+                json!({ "kind": "PATIENTS", "projectId": project }),
+                "patients.csv",
+                sample("patients.csv"),
+            )
+            .await;
+        let preview = &body["data"]["previewImport"];
+        let mapped: Vec<(&str, &str)> = preview["suggestedMapping"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|m| (m["column"].as_str().unwrap(), m["field"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            mapped,
+            [
+                ("MRN", "externalId"),
+                ("First", "firstName"),
+                ("Last", "lastName"),
+                ("Email", "email"),
+                ("Mobile", "phone"),
+                ("DOB", "dateOfBirth"),
+            ]
+        );
+        assert_eq!(preview["totalRows"], 16);
+        assert_eq!(preview["validRows"], 10);
+        assert_eq!(preview["invalidRows"], 6);
+
+        let job = import(
+            &app,
+            &admin,
+            json!({ "kind": "PATIENTS", "projectId": project }),
+            sample("patients.csv"),
+        )
+        .await;
+        assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{job}");
+        assert_eq!(job["createdCount"], 10);
+        assert_eq!(job["failedCount"], 6);
+        let rows = app
+            .ok(
+                &admin,
+                "query($id: ID!) { importJob(id: $id) { rows(first: 100, status: FAILED) { edges { node { rowNumber errors { field message } } } } } }",
+                json!({ "id": job["id"] }),
+            )
+            .await;
+        let failed: Vec<(u64, String, String)> = rows["importJob"]["rows"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let node = &e["node"];
+                (
+                    node["rowNumber"].as_u64().unwrap(),
+                    node["errors"][0]["field"].as_str().unwrap().to_owned(),
+                    node["errors"][0]["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let numbers: Vec<u64> = failed.iter().map(|f| f.0).collect();
+        assert_eq!(numbers, [4, 5, 10, 11, 16, 17], "{failed:?}");
+        for (number, field, message) in &failed {
+            match number {
+                4 | 10 | 16 => {
+                    assert_eq!(field, "dateOfBirth");
+                    assert!(message.contains("YYYY-MM-DD or MM/DD/YYYY"), "{message}");
+                }
+                5 | 11 => {
+                    assert_eq!(field, "dateOfBirth");
+                    assert!(message.contains("not a day of the calendar"), "{message}");
+                }
+                _ => {
+                    assert_eq!(field, "externalId");
+                    assert!(message.contains("external id or an email"), "{message}");
+                }
+            }
+        }
+
+        let enrolled = app
+            .ok(
+                &admin,
+                "query($id: ID!) { project(id: $id) { stats { enrolled } enrollments(first: 100) { edges { node { source externalId uniqueLink patient { phone dateOfBirth } } } } } }",
+                json!({ "id": project }),
+            )
+            .await;
+        assert_eq!(enrolled["project"]["stats"]["enrolled"], 10);
+        let edges = enrolled["project"]["enrollments"]["edges"]
+            .as_array()
+            .unwrap();
+        let chloe = edges
+            .iter()
+            .find(|e| e["node"]["externalId"] == "MRN-1001")
+            .unwrap();
+        assert_eq!(chloe["node"]["source"], "IMPORT");
+        assert_eq!(chloe["node"]["patient"]["phone"], "+12175552001");
+        assert_eq!(chloe["node"]["patient"]["dateOfBirth"], "1984-03-12");
+        // The imported patient's unique link opens their page.
+        let link = chloe["node"]["uniqueLink"].as_str().unwrap();
+        let path = format!(
+            "/{}",
+            link.split_once("://").unwrap().1.split_once('/').unwrap().1
+        );
+        assert_eq!(app.get(&path).await.status(), 200);
+
+        // The same file again creates nothing; in another project the same people
+        // are the same patients, newly enrolled.
+        let again = import(
+            &app,
+            &admin,
+            json!({ "kind": "PATIENTS", "projectId": project }),
+            sample("patients.csv"),
+        )
+        .await;
+        assert_eq!(again["createdCount"], 0, "{again}");
+        assert_eq!(again["skippedCount"], 10);
+        assert_eq!(again["failedCount"], 6);
+        let second = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Flu shots\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let other = import(
+            &app,
+            &admin,
+            json!({ "kind": "PATIENTS", "projectId": second }),
+            sample("patients.csv"),
+        )
+        .await;
+        assert_eq!(other["createdCount"], 10, "{other}");
+        let patients: i64 = {
+            use sea_orm::{EntityTrait, PaginatorTrait};
+            i64::try_from(
+                entity::patient::Entity::find()
+                    .count(&app.db)
+                    .await
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(patients, 10, "one patient per person across projects");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_patients_import_needs_a_project_of_the_organisation_and_an_identity() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Checks Clinic").await;
+        app.user(org, "admin@checks.test", &["Admin"]).await;
+        let admin = app.login("admin@checks.test", PASSWORD).await;
+        let other = app.organization("Elsewhere").await;
+        app.user(other, "admin@elsewhere.test", &["Admin"]).await;
+        let stranger = app.login("admin@elsewhere.test", PASSWORD).await;
+        let foreign = app
+            .ok(
+                &stranger,
+                "mutation { createProject(input: { name: \"Theirs\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .clone();
+
+        for (input, field) in [
+            (json!({ "kind": "PATIENTS" }), "projectId"),
+            (
+                json!({ "kind": "PATIENTS", "projectId": foreign }),
+                "projectId",
+            ),
+        ] {
+            let (_, body) = app
+                .upload(&admin, START, input, "patients.csv", sample("patients.csv"))
+                .await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+            assert_eq!(error_fields(&body)[0].0, field, "{body}");
+        }
+
+        let project = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Ours\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .clone();
+        let (_, body) = app
+            .upload(
+                &admin,
+                START,
+                json!({ "kind": "PATIENTS", "projectId": project, "mapping": [
+                    { "column": "First", "field": "firstName" }, { "column": "Last", "field": "lastName" } ] }),
+                "patients.csv",
+                sample("patients.csv"),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(error_fields(&body)[0].0, "mapping", "{body}");
+        app.stop().await;
+    }
+}
