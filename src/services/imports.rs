@@ -116,6 +116,36 @@ fn check_identity_mapped(kind: ImportKind, mapping: &Mapping) -> AppResult<()> {
     Ok(())
 }
 
+/// Open the file with the delimiter its settings name (or the one detected),
+/// with the mapping and settings to use.
+async fn open_mapped<'t>(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    request: &ImportRequest,
+    text: &'t str,
+    specs: &[FieldSpec],
+) -> AppResult<(CsvFile<'t>, Vec<ColumnMapping>, ImportSettings)> {
+    // The request's own settings may name the delimiter; a template's settings
+    // are known only once the headers are read, so the file may be read twice.
+    let first_pass = CsvFile::open(
+        text,
+        request
+            .settings
+            .as_ref()
+            .and_then(ImportSettings::delimiter_byte),
+    )?;
+    let (pairs, settings) = resolve_mapping(db, actor, request, &first_pass.headers, specs).await?;
+    let file = if settings
+        .delimiter_byte()
+        .is_none_or(|d| d == first_pass.delimiter)
+    {
+        first_pass
+    } else {
+        CsvFile::open(text, settings.delimiter_byte())?
+    };
+    Ok((file, pairs, settings))
+}
+
 /// The mapping and settings to use: given, from a template, or suggested.
 async fn resolve_mapping(
     db: &impl ConnectionTrait,
@@ -163,16 +193,7 @@ pub async fn preview(
     let kind = supported(request.kind)?;
     let specs = fields(kind);
     let text = decode(&request.bytes)?;
-    let first_pass = CsvFile::open(
-        text,
-        request
-            .settings
-            .as_ref()
-            .and_then(ImportSettings::delimiter_byte),
-    )?;
-    let (pairs, settings) =
-        resolve_mapping(db, actor, &request, &first_pass.headers, &specs).await?;
-    let file = CsvFile::open(text, settings.delimiter_byte())?;
+    let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
     let suggested_mapping = mapping::suggest(&file.headers, &specs);
     let missing_required_fields =
         mapping::missing_required(&specs, pairs.iter().map(|p| p.field.as_str()));
@@ -241,16 +262,7 @@ pub async fn start(
     let kind = supported(request.kind)?;
     let specs = fields(kind);
     let text = decode(&request.bytes)?;
-    let first_pass = CsvFile::open(
-        text,
-        request
-            .settings
-            .as_ref()
-            .and_then(ImportSettings::delimiter_byte),
-    )?;
-    let (pairs, settings) =
-        resolve_mapping(db, actor, &request, &first_pass.headers, &specs).await?;
-    let file = CsvFile::open(text, settings.delimiter_byte())?;
+    let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
     let mapping = Mapping::check(pairs, &file.headers, &specs)?;
     check_identity_mapped(kind, &mapping)?;
     let project_id = project_for(db, actor, kind, request.project_id)
