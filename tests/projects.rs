@@ -559,11 +559,35 @@ async fn project_rules_permissions_and_bad_input() {
             .await;
         assert_eq!(error_code(&body), "CONFLICT", "{body}");
 
+        // Responses are rate limited per IP address: a script cannot fill a
+        // project with made-up patients.
+        let open = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Open day\" }) { patientLink } }",
+                json!({}),
+            )
+            .await;
+        let open = path_of(open["createProject"]["patientLink"].as_str().unwrap());
+        let mut statuses = Vec::new();
+        for i in 0..61 {
+            let email = format!("visitor{i}@mail.example");
+            let form = [
+                ("firstName", "Visitor"),
+                ("lastName", "Number"),
+                ("email", email.as_str()),
+                ("consent", "yes"),
+            ];
+            statuses.push(respond(&app, &open, &form).await.0);
+        }
+        assert!(statuses[..60].iter().all(|s| *s == 200), "{statuses:?}");
+        assert_eq!(statuses[60], 429);
+
         // A provider may read projects but not their patients' requests.
         let read = app
             .ok(&provider, "{ projects { totalCount } }", json!({}))
             .await;
-        assert_eq!(read["projects"]["totalCount"], 1);
+        assert_eq!(read["projects"]["totalCount"], 2);
         let (_, body) = app
             .graphql(
                 Some(&provider),
