@@ -13,6 +13,7 @@ pub mod mapping_template;
 pub mod organization;
 pub mod outbox_message;
 pub mod patient;
+pub mod patient_assignment;
 pub mod patient_link;
 pub mod project;
 pub mod provider;
@@ -32,6 +33,7 @@ pub mod prelude {
     pub use super::organization::Entity as Organization;
     pub use super::outbox_message::Entity as OutboxMessage;
     pub use super::patient::Entity as Patient;
+    pub use super::patient_assignment::Entity as PatientAssignment;
     pub use super::patient_link::Entity as PatientLink;
     pub use super::project::Entity as Project;
     pub use super::provider::Entity as Provider;

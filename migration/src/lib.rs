@@ -11,6 +11,7 @@ mod m20261123_000001_create_accounts;
 mod m20261124_000001_create_staff;
 mod m20261124_000002_create_imports;
 mod m20261124_000003_create_projects;
+mod m20261124_000004_create_patient_assignments;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_staff::Migration),
             Box::new(m20261124_000002_create_imports::Migration),
             Box::new(m20261124_000003_create_projects::Migration),
+            Box::new(m20261124_000004_create_patient_assignments::Migration),
         ]
     }
 }

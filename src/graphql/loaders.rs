@@ -126,3 +126,17 @@ where
             .collect())
     }
 }
+
+/// The staff users each patient is assigned to.
+pub struct CareTeamOfPatient(pub DatabaseConnection);
+
+impl Loader<Uuid> for CareTeamOfPatient {
+    type Value = Vec<Uuid>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::care_teams::care_teams(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

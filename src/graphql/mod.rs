@@ -83,6 +83,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
                 loaders::ById::<entity::outbox_message::Entity>::new(state.db.clone()),
                 tokio::spawn,
             ))
+            .data(DataLoader::new(
+                loaders::CareTeamOfPatient(state.db.clone()),
+                tokio::spawn,
+            ))
             .data(state);
     }
     builder.finish()

@@ -7,13 +7,15 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
+    account::User,
     connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
-    loaders::{ById, loader_error},
+    loaders::{ById, CareTeamOfPatient, UserById, loader_error},
     staff::parse_ids,
 };
 use crate::{
     error::{AppError, Validation},
     services::{
+        care_teams,
         patients::{self, Channel, PatientDetails, RawPatient, Source},
         projects::{self, LinkSubject, ProjectDetails},
     },
@@ -237,6 +239,23 @@ impl Patient {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The staff users the patient is assigned to.
+    async fn care_team(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        let ids = ctx
+            .data::<DataLoader<CareTeamOfPatient>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        let users = ctx
+            .data::<DataLoader<UserById>>()?
+            .load_many(ids)
+            .await
+            .map_err(loader_error)?;
+        let mut users: Vec<_> = users.into_values().collect();
+        users.sort_by(|a, b| (&a.last_name, &a.first_name).cmp(&(&b.last_name, &b.first_name)));
+        Ok(users.into_iter().map(User).collect())
+    }
 }
 
 /// Whether the latest request reached the patient.
@@ -372,6 +391,45 @@ impl ProjectQuery {
         Ok(into_connection(page, had_cursor, |m| m.id, Project))
     }
 
+    /// One patient, if the caller sees them (PATIENTS_READ: assigned patients;
+    /// with PATIENTS_ALL, every patient of the organisation). Audited.
+    async fn patient(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Patient>> {
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        Ok(care_teams::find_patient(&ctx.state()?.db, actor, id)
+            .await?
+            .map(Patient))
+    }
+
+    /// The patients the caller sees, narrowed by `search` (part of a name,
+    /// email or external id) or to one user's caseload. Audited.
+    async fn patients(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+        assigned_to: Option<ID>,
+    ) -> Result<Conn<Patient>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let first = page_size(first, state.config.max_page_size)?;
+        let assigned_to = assigned_to
+            .map(|id| parse_id(&id, "assignedTo"))
+            .transpose()?;
+        let had_cursor = after.is_some();
+        let page = care_teams::patients(
+            &state.db,
+            actor,
+            search.as_deref(),
+            assigned_to,
+            decode_cursor(after)?,
+            first,
+        )
+        .await?;
+        Ok(into_connection(page, had_cursor, |p| p.id, Patient))
+    }
+
     /// One project of the organisation; null for an unknown id or another
     /// organisation's.
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
@@ -455,6 +513,39 @@ impl ProjectMutation {
         Ok(Enrollment(enrollment, project))
     }
 
+    /// Assign patients to a staff user (PATIENTS_WRITE; to oneself,
+    /// PATIENTS_SELF_ASSIGN suffices). Every patient must be one the caller
+    /// sees. How many were newly assigned.
+    async fn assign_patients(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        patient_ids: Vec<ID>,
+    ) -> Result<i32> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let (user_id, patient_ids) = assignment_ids(&user_id, &patient_ids)?;
+        Ok(count(
+            care_teams::assign(&state.db, actor, user_id, &patient_ids).await?,
+        ))
+    }
+
+    /// Take patients out of a user's caseload (as for assignPatients); how
+    /// many were assigned.
+    async fn unassign_patients(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        patient_ids: Vec<ID>,
+    ) -> Result<i32> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let (user_id, patient_ids) = assignment_ids(&user_id, &patient_ids)?;
+        Ok(count(
+            care_teams::unassign(&state.db, actor, user_id, &patient_ids).await?,
+        ))
+    }
+
     /// Send each enrolment (every one not yet responded when `enrollmentIds` is
     /// omitted) its unique link by email or text message, and mark it REQUESTED;
     /// how many were queued. Sending again is a reminder. A patient with no
@@ -486,4 +577,15 @@ impl ProjectMutation {
         state.outbox_wake.notify_one();
         Ok(count(queued))
     }
+}
+
+fn assignment_ids(user_id: &ID, patient_ids: &[ID]) -> Result<(uuid::Uuid, Vec<uuid::Uuid>)> {
+    let mut v = Validation::default();
+    let user_id = v.check(parse_id(user_id, "userId"));
+    let patient_ids = parse_ids(&mut v, patient_ids, "patientIds");
+    if patient_ids.len() > 1000 {
+        v.add("patientIds", "at most 1000 at once");
+    }
+    v.finish()?;
+    Ok((user_id.unwrap_or_default(), patient_ids))
 }

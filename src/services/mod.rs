@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
+pub mod care_teams;
 pub mod imports;
 pub mod invites;
 pub mod organizations;

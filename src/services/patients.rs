@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::{
     Page,
     audit::{self, AuditEntry},
+    care_teams,
     outbox::{self, NewMessage},
     paginate,
     projects::{self, LinkSubject},
@@ -338,7 +339,18 @@ pub async fn add_to_project(
         ));
     }
     let txn = db.begin().await?;
-    let (patient, _) = upsert_patient(&txn, actor.organization_id, &details).await?;
+    let (patient, created) = upsert_patient(&txn, actor.organization_id, &details).await?;
+    if !actor.has(Permission::PatientsAll) {
+        // Without PATIENTS_ALL a user works within their care team: a new
+        // patient joins it, an existing one must already be in it.
+        if created {
+            care_teams::insert_assignments(&txn, actor, actor.user_id, &[patient.id]).await?;
+        } else if !care_teams::can_see(&txn, actor, patient.id).await? {
+            return Err(AppError::forbidden(
+                "This patient is not in your care team; ask someone who sees all patients to enrol them.",
+            ));
+        }
+    }
     let (enrollment, created) =
         enroll(&txn, &project, &patient, source, EnrollmentStatus::Added).await?;
     if created {
@@ -365,9 +377,13 @@ pub async fn enrollments(
     first: u64,
 ) -> AppResult<Page<entity::enrollment::Model>> {
     actor.require(Permission::PatientsRead)?;
-    let mut select = actor
-        .scope::<entity::enrollment::Entity>()
-        .filter(entity::enrollment::Column::ProjectId.eq(project_id));
+    let mut select = care_teams::visible(
+        actor
+            .scope::<entity::enrollment::Entity>()
+            .filter(entity::enrollment::Column::ProjectId.eq(project_id)),
+        entity::enrollment::Column::PatientId,
+        actor,
+    );
     if let Some(status) = status {
         select = select.filter(entity::enrollment::Column::Status.eq(status.as_str()));
     }
@@ -438,9 +454,13 @@ pub async fn send_requests(
             "This project is archived: it sends no requests.".into(),
         ));
     }
-    let mut select = actor
-        .scope::<Entity>()
-        .filter(Column::ProjectId.eq(project.id));
+    let mut select = care_teams::visible(
+        actor
+            .scope::<Entity>()
+            .filter(Column::ProjectId.eq(project.id)),
+        Column::PatientId,
+        actor,
+    );
     select = match &ids {
         Some(ids) => select.filter(Column::Id.is_in(ids.iter().copied())),
         None => select.filter(Column::Status.ne(EnrollmentStatus::Responded.as_str())),
