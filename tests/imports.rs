@@ -535,18 +535,6 @@ async fn mappings_templates_dry_runs_and_access_are_checked() {
             )
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND");
-
-        // Kinds this server cannot import yet are refused, not half-done.
-        let (_, body) = app
-            .upload(
-                &admin,
-                START,
-                json!({ "kind": "LOCATIONS" }),
-                "l.csv",
-                sample("locations.csv"),
-            )
-            .await;
-        assert_eq!(error_fields(&body)[0].0, "kind");
     }
 }
 

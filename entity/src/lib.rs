@@ -9,6 +9,7 @@ pub mod import_file;
 pub mod import_job;
 pub mod import_row;
 pub mod invite;
+pub mod location;
 pub mod mapping_template;
 pub mod organization;
 pub mod outbox_message;
@@ -29,6 +30,7 @@ pub mod prelude {
     pub use super::import_job::Entity as ImportJob;
     pub use super::import_row::Entity as ImportRow;
     pub use super::invite::Entity as Invite;
+    pub use super::location::Entity as Location;
     pub use super::mapping_template::Entity as MappingTemplate;
     pub use super::organization::Entity as Organization;
     pub use super::outbox_message::Entity as OutboxMessage;

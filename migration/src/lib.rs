@@ -12,6 +12,7 @@ mod m20261124_000001_create_staff;
 mod m20261124_000002_create_imports;
 mod m20261124_000003_create_projects;
 mod m20261124_000004_create_patient_assignments;
+mod m20261124_000005_create_locations;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_imports::Migration),
             Box::new(m20261124_000003_create_projects::Migration),
             Box::new(m20261124_000004_create_patient_assignments::Migration),
+            Box::new(m20261124_000005_create_locations::Migration),
         ]
     }
 }

@@ -153,3 +153,9 @@ impl TenantScoped for entity::enrollment::Entity {
         entity::enrollment::Column::OrganizationId
     }
 }
+
+impl TenantScoped for entity::location::Entity {
+    fn organization_column() -> Self::Column {
+        entity::location::Column::OrganizationId
+    }
+}

@@ -7,6 +7,7 @@ mod connection;
 mod context;
 mod imports;
 mod loaders;
+mod locations;
 mod projects;
 mod providers;
 mod session;
@@ -24,6 +25,7 @@ pub struct Query(
     session::SessionQuery,
     providers::ProviderQuery,
     projects::ProjectQuery,
+    locations::LocationQuery,
     imports::ImportQuery,
     audit::AuditQuery,
 );
@@ -34,6 +36,7 @@ pub struct Mutation(
     staff::StaffMutation,
     providers::ProviderMutation,
     projects::ProjectMutation,
+    locations::LocationMutation,
     imports::ImportMutation,
 );
 

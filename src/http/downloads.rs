@@ -13,6 +13,7 @@ use crate::{
     app::AppState,
     auth::Actor,
     error::{AppError, AppResult},
+    import::{fields::ImportKind, templates},
     services::imports,
 };
 
@@ -46,6 +47,50 @@ pub async fn failed_rows(
             .body(bytes),
         Ok(None) => plain(StatusCode::NOT_FOUND, "No row of this import failed."),
         Err(err) => refused(err),
+    }
+}
+
+/// The blank template of an import kind: `GET /imports/templates/{kind}.csv`
+/// or `.xlsx` (IMPORTS_RUN).
+#[handler]
+pub async fn template(req: &Request, Path(file): Path<String>, state: Data<&AppState>) -> Response {
+    let Some((kind, extension)) = file.rsplit_once('.') else {
+        return plain(StatusCode::NOT_FOUND, "No such template.");
+    };
+    let Some(kind) = ImportKind::from_stored(&kind.to_uppercase()) else {
+        return plain(StatusCode::NOT_FOUND, "No such template.");
+    };
+    let (bytes, content_type) = match extension {
+        "csv" => (templates::csv(kind), "text/csv; charset=utf-8"),
+        "xlsx" => (
+            templates::xlsx(kind),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        _ => return plain(StatusCode::NOT_FOUND, "No such template."),
+    };
+    if let Err(err) = async {
+        caller(req, &state)
+            .await?
+            .require(crate::auth::Permission::ImportsRun)
+    }
+    .await
+    {
+        return refused(err);
+    }
+    match bytes {
+        Ok(bytes) => Response::builder()
+            .status(StatusCode::OK)
+            .content_type(content_type)
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"rollcall-{}-template.{extension}\"",
+                    kind.as_str().to_lowercase()
+                ),
+            )
+            .header("x-content-type-options", "nosniff")
+            .body(bytes),
+        Err(err) => refused(AppError::Internal(err)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Failed rows as files to fix and upload again: the original columns in their
 //! original order plus an `Errors` column. Cells a spreadsheet would run as a
 //! formula are neutralised in both formats, and XLSX cells are always text.
+//! Import templates are written the same way.
 
 use rust_xlsxwriter::{Format, Workbook};
 
@@ -19,48 +20,66 @@ pub fn neutralise(cell: &str) -> String {
     }
 }
 
-/// The header row of an export.
-fn header_row(headers: &[String]) -> Vec<String> {
-    headers
+/// A failed row's cells with its errors last.
+fn with_errors(headers: &[String], rows: &[FailedRow]) -> (Vec<String>, Vec<Vec<String>>) {
+    let headers = headers
         .iter()
-        .map(|h| neutralise(h))
+        .cloned()
         .chain(std::iter::once("Errors".to_owned()))
-        .collect()
+        .collect();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            row.cells
+                .iter()
+                .cloned()
+                .chain(std::iter::once(row.errors.clone()))
+                .collect()
+        })
+        .collect();
+    (headers, rows)
 }
 
 pub fn to_csv(headers: &[String], rows: &[FailedRow]) -> anyhow::Result<Vec<u8>> {
+    let (headers, rows) = with_errors(headers, rows);
+    table_csv(&headers, &rows)
+}
+
+pub fn to_xlsx(headers: &[String], rows: &[FailedRow]) -> anyhow::Result<Vec<u8>> {
+    let (headers, rows) = with_errors(headers, rows);
+    table_xlsx("Failed rows", &headers, &rows)
+}
+
+/// A table as CSV with a BOM (so that Excel opens it as UTF-8), every cell
+/// neutralised.
+pub fn table_csv(headers: &[String], rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(header_row(headers))?;
+    writer.write_record(headers.iter().map(|h| neutralise(h)))?;
     for row in rows {
-        writer.write_record(
-            row.cells
-                .iter()
-                .map(|c| neutralise(c))
-                .chain(std::iter::once(neutralise(&row.errors))),
-        )?;
+        writer.write_record(row.iter().map(|c| neutralise(c)))?;
     }
-    // A BOM so that Excel opens the file as UTF-8.
     let mut bytes = b"\xEF\xBB\xBF".to_vec();
     bytes.extend(writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
     Ok(bytes)
 }
 
-pub fn to_xlsx(headers: &[String], rows: &[FailedRow]) -> anyhow::Result<Vec<u8>> {
+/// A table as an XLSX workbook of one sheet: a bold header row, every cell
+/// text (never a formula) and neutralised.
+pub fn table_xlsx(
+    sheet_name: &str,
+    headers: &[String],
+    rows: &[Vec<String>],
+) -> anyhow::Result<Vec<u8>> {
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    sheet.set_name("Failed rows")?;
+    sheet.set_name(sheet_name)?;
     let bold = Format::new().set_bold();
-    for (col, header) in header_row(headers).iter().enumerate() {
-        sheet.write_string_with_format(0, u16::try_from(col)?, header, &bold)?;
+    for (col, header) in headers.iter().enumerate() {
+        sheet.write_string_with_format(0, u16::try_from(col)?, neutralise(header), &bold)?;
     }
     for (r, row) in rows.iter().enumerate() {
         let line = u32::try_from(r + 1)?;
-        for (col, cell) in row
-            .cells
-            .iter()
-            .chain(std::iter::once(&row.errors))
-            .enumerate()
-        {
+        for (col, cell) in row.iter().enumerate() {
             // write_string: always a text cell, never a formula.
             sheet.write_string(line, u16::try_from(col)?, neutralise(cell))?;
         }

@@ -29,12 +29,6 @@ impl ImportKind {
             _ => None,
         }
     }
-
-    /// Whether this server can run imports of this kind yet: patients need
-    /// projects and locations need the locations registry, which come later.
-    pub fn is_supported(self) -> bool {
-        matches!(self, Self::Users | Self::Providers | Self::Patients)
-    }
 }
 
 /// A target field of an import.
@@ -381,6 +375,89 @@ const PATIENT: [FieldSpec; 6] = [
     ),
 ];
 
+/// A practice location; its name is its identity.
+const LOCATION: [FieldSpec; 8] = [
+    field(
+        "name",
+        "Location name",
+        "Location",
+        None,
+        true,
+        "Unique within the organisation, whatever its case: an existing location with this name is updated.",
+        &[
+            "location",
+            "location name",
+            "site",
+            "site name",
+            "office",
+            "clinic",
+        ],
+    ),
+    field(
+        "addressLine1",
+        "Address line 1",
+        "Location",
+        Some("Address"),
+        false,
+        "Street and number.",
+        &["street", "address", "street address", "address 1"],
+    ),
+    field(
+        "addressLine2",
+        "Address line 2",
+        "Location",
+        Some("Address"),
+        false,
+        "Suite, floor, building.",
+        &["address 2", "suite", "unit"],
+    ),
+    field(
+        "city",
+        "City",
+        "Location",
+        Some("Address"),
+        false,
+        "",
+        &["town"],
+    ),
+    field(
+        "state",
+        "State",
+        "Location",
+        Some("Address"),
+        false,
+        "",
+        &["province", "region"],
+    ),
+    field(
+        "postalCode",
+        "Postal code",
+        "Location",
+        Some("Address"),
+        false,
+        "",
+        &["zip", "zip code", "postcode", "postal"],
+    ),
+    field(
+        "phone",
+        "Phone",
+        "Location",
+        None,
+        false,
+        "Stored in E.164.",
+        &["telephone", "phone number", "main phone"],
+    ),
+    field(
+        "active",
+        "Active",
+        "Location",
+        None,
+        false,
+        "yes or no (also true/false, 1/0); yes when absent.",
+        &["is active", "status", "enabled", "open"],
+    ),
+];
+
 /// The fields of `kind`, required ones first within the catalogue's order.
 pub fn fields(kind: ImportKind) -> Vec<FieldSpec> {
     let mut all = match kind {
@@ -396,7 +473,7 @@ pub fn fields(kind: ImportKind) -> Vec<FieldSpec> {
             v
         }
         ImportKind::Patients => PATIENT.to_vec(),
-        ImportKind::Locations => Vec::new(),
+        ImportKind::Locations => LOCATION.to_vec(),
     };
     all.sort_by_key(|f| !f.required);
     all

@@ -8,17 +8,21 @@
 //! - [`settings`]: delimiter, update and invite switches;
 //! - [`staff`]: USERS and PROVIDERS rows, checked and written per batch;
 //! - [`patients`]: PATIENTS rows, enrolled in the job's project;
+//! - [`locations`]: LOCATIONS rows, identified by name;
 //! - [`jobs`]: claiming jobs with a lease, batches with checkpoints, finishing;
-//! - [`export`]: failed rows as CSV and XLSX, safe from formula injection.
+//! - [`export`]: failed rows as CSV and XLSX, safe from formula injection;
+//! - [`templates`]: blank templates of each kind, which map themselves.
 
 pub mod export;
 pub mod fields;
 pub mod file;
 pub mod jobs;
+pub mod locations;
 pub mod mapping;
 pub mod patients;
 pub mod settings;
 pub mod staff;
+pub mod templates;
 
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
@@ -43,6 +47,7 @@ pub struct JobContext<'a> {
 pub enum Importer<'a> {
     Staff(staff::StaffImport<'a>),
     Patients(patients::PatientImport<'a>),
+    Locations(locations::LocationImport<'a>),
 }
 
 impl<'a> Importer<'a> {
@@ -70,10 +75,12 @@ impl<'a> Importer<'a> {
                 started_by: context.started_by,
                 public_url: context.public_url,
             })),
-            ImportKind::Locations => Err(AppError::bad_input(
-                "kind",
-                "LOCATIONS imports are not available on this server yet",
-            )),
+            ImportKind::Locations => Ok(Self::Locations(locations::LocationImport {
+                organization_id: context.organization.id,
+                mapping: context.mapping,
+                headers: context.headers,
+                settings: context.settings,
+            })),
         }
     }
 
@@ -88,6 +95,7 @@ impl<'a> Importer<'a> {
         match self {
             Self::Staff(import) => import.process(db, rows, earlier, write).await,
             Self::Patients(import) => import.process(db, rows, earlier, write).await,
+            Self::Locations(import) => import.process(db, rows, earlier, write).await,
         }
     }
 
@@ -95,7 +103,7 @@ impl<'a> Importer<'a> {
     pub fn changes_roles(&self) -> bool {
         match self {
             Self::Staff(import) => import.mapping.maps("roles"),
-            Self::Patients(_) => false,
+            Self::Patients(_) | Self::Locations(_) => false,
         }
     }
 }

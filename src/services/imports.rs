@@ -58,21 +58,6 @@ pub struct Preview {
     pub invalid_rows: usize,
 }
 
-/// The kind, refused clearly while this server cannot import it.
-fn supported(kind: ImportKind) -> AppResult<ImportKind> {
-    if kind.is_supported() {
-        Ok(kind)
-    } else {
-        Err(AppError::bad_input(
-            "kind",
-            format!(
-                "{} imports are not available on this server yet; USERS, PROVIDERS and PATIENTS are",
-                kind.as_str()
-            ),
-        ))
-    }
-}
-
 /// The project a PATIENTS import enrols into: required, the organisation's own,
 /// not archived. Other kinds have none.
 async fn project_for(
@@ -190,7 +175,7 @@ pub async fn preview(
     request: ImportRequest,
 ) -> AppResult<Preview> {
     actor.require(Permission::ImportsRun)?;
-    let kind = supported(request.kind)?;
+    let kind = request.kind;
     let specs = fields(kind);
     let text = decode(&request.bytes)?;
     let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
@@ -259,7 +244,7 @@ pub async fn start(
     request: ImportRequest,
 ) -> AppResult<entity::import_job::Model> {
     actor.require(Permission::ImportsRun)?;
-    let kind = supported(request.kind)?;
+    let kind = request.kind;
     let specs = fields(kind);
     let text = decode(&request.bytes)?;
     let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
@@ -516,7 +501,7 @@ pub async fn save_template(
 ) -> AppResult<entity::mapping_template::Model> {
     use entity::mapping_template::{Column, Entity};
     actor.require(Permission::ImportsRun)?;
-    let kind = supported(spec.kind)?;
+    let kind = spec.kind;
     let name = text::required(&spec.name, "name", 100)?;
     let specs = fields(kind);
     // Columns are the file's business; fields and required ones are checked now.

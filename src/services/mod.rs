@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod care_teams;
 pub mod imports;
 pub mod invites;
+pub mod locations;
 pub mod organizations;
 pub mod outbox;
 pub mod patients;
