@@ -78,6 +78,8 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
                 last_login_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                email_signature: Set(None),
+                preferences: Set(None),
             })
             .exec_without_returning(&app.db)
             .await

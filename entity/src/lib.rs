@@ -4,6 +4,8 @@
 //! a column added here does not become part of the public contract by accident.
 
 pub mod audit_event;
+pub mod availability_slot;
+pub mod certification;
 pub mod enrollment;
 pub mod import_file;
 pub mod import_job;
@@ -25,6 +27,8 @@ pub mod user_role;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
+    pub use super::availability_slot::Entity as AvailabilitySlot;
+    pub use super::certification::Entity as Certification;
     pub use super::enrollment::Entity as Enrollment;
     pub use super::import_file::Entity as ImportFile;
     pub use super::import_job::Entity as ImportJob;

@@ -12,6 +12,8 @@ pub struct Model {
     pub password_require_digit: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// IANA name; availability is written in it.
+    pub time_zone: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

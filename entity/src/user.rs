@@ -26,6 +26,11 @@ pub struct Model {
     pub last_login_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Appended to emails the user sends from the front-ends.
+    pub email_signature: Option<String>,
+    /// The front-ends' per-user settings (default views and the like): a JSON
+    /// object of bounded size.
+    pub preferences: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

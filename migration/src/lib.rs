@@ -13,6 +13,7 @@ mod m20261124_000002_create_imports;
 mod m20261124_000003_create_projects;
 mod m20261124_000004_create_patient_assignments;
 mod m20261124_000005_create_locations;
+mod m20261124_000006_create_profiles;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_projects::Migration),
             Box::new(m20261124_000004_create_patient_assignments::Migration),
             Box::new(m20261124_000005_create_locations::Migration),
+            Box::new(m20261124_000006_create_profiles::Migration),
         ]
     }
 }

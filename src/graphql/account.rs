@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use super::{
     Ctx,
     connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
-    loaders::{PermissionsOfRole, ProviderOfUser, RolesOfUser, loader_error},
+    loaders::{
+        AvailabilityOfUser, CertificationsOfUser, PermissionsOfRole, ProviderOfUser, RolesOfUser,
+        loader_error,
+    },
 };
 use crate::{
     auth::Permission,
@@ -37,6 +40,10 @@ impl Organization {
     /// Whether passwords must contain a digit.
     async fn password_require_digit(&self) -> bool {
         self.0.password_require_digit
+    }
+    /// IANA name; staff availability is written in it.
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -151,6 +158,44 @@ impl User {
         let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
         let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
         Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+    }
+    /// Appended to emails the user sends from the front-ends.
+    async fn email_signature(&self) -> Option<&str> {
+        self.0.email_signature.as_deref()
+    }
+    /// The front-ends' settings for this user (a JSON object).
+    async fn preferences(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.preferences.clone().map(async_graphql::Json)
+    }
+    /// The user's certifications, soonest to expire first.
+    async fn certifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::profiles::Certification>> {
+        Ok(ctx
+            .data::<DataLoader<CertificationsOfUser>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::profiles::Certification)
+            .collect())
+    }
+    /// The user's weekly availability, by day and time.
+    async fn availability(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::profiles::AvailabilitySlot>> {
+        Ok(ctx
+            .data::<DataLoader<AvailabilityOfUser>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::profiles::AvailabilitySlot)
+            .collect())
     }
     /// What the user's roles allow, together.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>> {

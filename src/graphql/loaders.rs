@@ -140,3 +140,31 @@ impl Loader<Uuid> for CareTeamOfPatient {
             .map_err(Arc::new)
     }
 }
+
+/// The certifications of each user.
+pub struct CertificationsOfUser(pub DatabaseConnection);
+
+impl Loader<Uuid> for CertificationsOfUser {
+    type Value = Vec<entity::certification::Model>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::profiles::certifications_of(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// The weekly availability of each user.
+pub struct AvailabilityOfUser(pub DatabaseConnection);
+
+impl Loader<Uuid> for AvailabilityOfUser {
+    type Value = Vec<entity::availability_slot::Model>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::profiles::availability_of(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -8,6 +8,7 @@ mod context;
 mod imports;
 mod loaders;
 mod locations;
+mod profiles;
 mod projects;
 mod providers;
 mod session;
@@ -26,6 +27,7 @@ pub struct Query(
     providers::ProviderQuery,
     projects::ProjectQuery,
     locations::LocationQuery,
+    profiles::ProfileQuery,
     imports::ImportQuery,
     audit::AuditQuery,
 );
@@ -37,6 +39,7 @@ pub struct Mutation(
     providers::ProviderMutation,
     projects::ProjectMutation,
     locations::LocationMutation,
+    profiles::ProfileMutation,
     imports::ImportMutation,
 );
 
@@ -88,6 +91,18 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             ))
             .data(DataLoader::new(
                 loaders::CareTeamOfPatient(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                loaders::ById::<entity::location::Entity>::new(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                loaders::CertificationsOfUser(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                loaders::AvailabilityOfUser(state.db.clone()),
                 tokio::spawn,
             ))
             .data(state);

@@ -58,6 +58,8 @@ pub struct UpdateOrganizationInput {
     /// 8 to 64 characters.
     pub password_min_length: Option<i32>,
     pub password_require_digit: Option<bool>,
+    /// IANA name, e.g. `America/Chicago`: staff availability is written in it.
+    pub time_zone: Option<String>,
 }
 
 /// A new staff user. Give `password`, or `generatePassword: true`, or neither for
@@ -317,6 +319,7 @@ impl StaffMutation {
             default_idle_timeout_minutes: input.default_idle_timeout_minutes,
             password_min_length: input.password_min_length,
             password_require_digit: input.password_require_digit,
+            time_zone: input.time_zone,
         };
         Ok(Organization(
             organizations::update(&state.db, actor, id, changes).await?,

@@ -556,6 +556,8 @@ impl StaffImport<'_> {
             last_login_at: None,
             created_at: now,
             updated_at: now,
+            email_signature: None,
+            preferences: None,
         }
     }
 

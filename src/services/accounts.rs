@@ -50,6 +50,7 @@ pub async fn create_organization(
         password_require_digit: true,
         created_at: now,
         updated_at: now,
+        time_zone: "UTC".to_owned(),
     };
     entity::organization::Entity::insert(entity::organization::ActiveModel::from(
         organization.clone(),
@@ -164,6 +165,8 @@ pub async fn create_super_admin(
         last_login_at: None,
         created_at: now,
         updated_at: now,
+        email_signature: None,
+        preferences: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(&txn)

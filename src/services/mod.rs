@@ -13,6 +13,7 @@ pub mod locations;
 pub mod organizations;
 pub mod outbox;
 pub mod patients;
+pub mod profiles;
 pub mod projects;
 pub mod providers;
 pub mod roles;

@@ -137,6 +137,7 @@ pub struct SettingsChanges {
     pub default_idle_timeout_minutes: Option<i32>,
     pub password_min_length: Option<i32>,
     pub password_require_digit: Option<bool>,
+    pub time_zone: Option<String>,
 }
 
 /// Change the settings of the actor's organisation (ORGANIZATION_MANAGE), or of
@@ -165,6 +166,10 @@ pub async fn update(
         Some(name) => v.check(text::required(name, "name", 200)),
         None => None,
     };
+    let time_zone = changes
+        .time_zone
+        .as_deref()
+        .and_then(|tz| v.check(super::profiles::parse_time_zone(tz, "timeZone")));
     v.finish()?;
     if let Some(name) = &name
         && *name != organization.name
@@ -195,6 +200,10 @@ pub async fn update(
     if let Some(digit) = changes.password_require_digit {
         changed.insert("passwordRequireDigit".into(), json!(digit));
         active.password_require_digit = Set(digit);
+    }
+    if let Some(time_zone) = time_zone {
+        changed.insert("timeZone".into(), json!(time_zone));
+        active.time_zone = Set(time_zone);
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(db).await?;

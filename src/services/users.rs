@@ -310,6 +310,8 @@ pub(crate) async fn insert(
         last_login_at: None,
         created_at: now,
         updated_at: now,
+        email_signature: None,
+        preferences: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(db)

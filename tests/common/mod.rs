@@ -354,6 +354,8 @@ impl TestApp {
             last_login_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            email_signature: Set(None),
+            preferences: Set(None),
         })
         .exec_without_returning(&self.db)
         .await

@@ -1,0 +1,369 @@
+//! Self-service profiles, certifications and availability as clients read and
+//! change them.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, InputValueError, InputValueResult, MaybeUndefined, Object,
+    Result, Scalar, ScalarType, Value, dataloader::DataLoader,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    Ctx,
+    account::User,
+    connection::parse_id,
+    loaders::{ById, UserById, loader_error},
+    locations::Location,
+};
+use crate::{
+    domain::{Locale, Phone, text},
+    error::{AppError, Validation},
+    services::profiles::{self, ProfileChanges, Slot},
+};
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| {
+                    InputValueError::custom(format!("\"{s}\" is not a date as YYYY-MM-DD"))
+                }),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum DayOfWeek {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl DayOfWeek {
+    fn iso(self) -> i16 {
+        match self {
+            Self::Monday => 1,
+            Self::Tuesday => 2,
+            Self::Wednesday => 3,
+            Self::Thursday => 4,
+            Self::Friday => 5,
+            Self::Saturday => 6,
+            Self::Sunday => 7,
+        }
+    }
+
+    fn from_iso(day: i16) -> Self {
+        match day {
+            2 => Self::Tuesday,
+            3 => Self::Wednesday,
+            4 => Self::Thursday,
+            5 => Self::Friday,
+            6 => Self::Saturday,
+            7 => Self::Sunday,
+            _ => Self::Monday,
+        }
+    }
+}
+
+/// A certification a staff user holds.
+pub struct Certification(pub entity::certification::Model);
+
+#[Object]
+impl Certification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx
+            .data::<DataLoader<UserById>>()?
+            .load_one(self.0.user_id)
+            .await
+            .map_err(loader_error)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("certification without user")))?;
+        Ok(User(user))
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn issuing_body(&self) -> Option<&str> {
+        self.0.issuing_body.as_deref()
+    }
+    async fn number(&self) -> Option<&str> {
+        self.0.number.as_deref()
+    }
+    async fn issued_on(&self) -> Option<Date> {
+        self.0.issued_on.map(Date)
+    }
+    async fn expires_on(&self) -> Option<Date> {
+        self.0.expires_on.map(Date)
+    }
+    /// Whether it expired before today (UTC).
+    async fn expired(&self) -> bool {
+        self.0
+            .expires_on
+            .is_some_and(|d| d < Utc::now().date_naive())
+    }
+}
+
+/// One weekly slot, in the organisation's time zone.
+pub struct AvailabilitySlot(pub entity::availability_slot::Model);
+
+#[Object]
+impl AvailabilitySlot {
+    async fn day_of_week(&self) -> DayOfWeek {
+        DayOfWeek::from_iso(self.0.day_of_week)
+    }
+    /// `HH:MM`, local time.
+    async fn start(&self) -> String {
+        profiles::format_time(self.0.start_minute)
+    }
+    /// `HH:MM`, local time (exclusive).
+    async fn end(&self) -> String {
+        profiles::format_time(self.0.end_minute)
+    }
+    async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>> {
+        let Some(id) = self.0.location_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<DataLoader<ById<entity::location::Entity>>>()?
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(Location))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CertificationInput {
+    pub name: String,
+    pub issuing_body: Option<String>,
+    pub number: Option<String>,
+    pub issued_on: Option<Date>,
+    pub expires_on: Option<Date>,
+}
+
+/// A weekly slot; `start` and `end` are `HH:MM` local time, `end` exclusive.
+#[derive(InputObject)]
+pub struct AvailabilityInput {
+    pub day_of_week: DayOfWeek,
+    pub start: String,
+    pub end: String,
+    pub location_id: Option<ID>,
+}
+
+/// Changes to a profile: omitted fields stay as they are, `null` clears an
+/// optional one; `certifications` and `availability`, when given, replace the
+/// whole list.
+#[derive(InputObject, Default)]
+pub struct ProfileInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: MaybeUndefined<String>,
+    /// Stored in E.164.
+    pub mobile_phone: MaybeUndefined<String>,
+    /// BCP 47, e.g. `en-US`.
+    pub locale: MaybeUndefined<String>,
+    pub email_signature: MaybeUndefined<String>,
+    /// A JSON object of at most 16 KiB: the front-ends' settings for this user.
+    pub preferences: MaybeUndefined<async_graphql::Json<serde_json::Value>>,
+    pub certifications: Option<Vec<CertificationInput>>,
+    pub availability: Option<Vec<AvailabilityInput>>,
+}
+
+fn clear_or<T>(
+    v: &mut Validation,
+    value: MaybeUndefined<String>,
+    parse: impl FnOnce(&str) -> crate::error::AppResult<T>,
+) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(raw) if raw.trim().is_empty() => Some(None),
+        MaybeUndefined::Value(raw) => v.check(parse(&raw)).map(Some),
+    }
+}
+
+impl ProfileInput {
+    fn parse(self) -> Result<ProfileChanges, AppError> {
+        let mut v = Validation::default();
+        let first_name = self
+            .first_name
+            .and_then(|n| v.check(text::required(&n, "firstName", 100)));
+        let last_name = self
+            .last_name
+            .and_then(|n| v.check(text::required(&n, "lastName", 100)));
+        let title = clear_or(&mut v, self.title, |t| text::required(t, "title", 100));
+        let mobile_phone = clear_or(&mut v, self.mobile_phone, |p| {
+            Phone::parse(p, "mobilePhone")
+        });
+        let locale = clear_or(&mut v, self.locale, |l| Locale::parse(l, "locale"));
+        let email_signature = match self.email_signature {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(s) if s.trim().is_empty() => Some(None),
+            MaybeUndefined::Value(s) if s.chars().count() > 2000 => {
+                v.add("emailSignature", "must be at most 2000 characters long");
+                None
+            }
+            MaybeUndefined::Value(s) => Some(Some(s.trim().to_owned())),
+        };
+        let preferences = match self.preferences {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(json) => v
+                .check(profiles::parse_preferences(json.0, "preferences"))
+                .map(Some),
+        };
+        let certifications = self.certifications.map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    profiles::parse_certification(
+                        &mut v,
+                        i,
+                        &c.name,
+                        c.issuing_body.as_deref(),
+                        c.number.as_deref(),
+                        c.issued_on.map(|d| d.0),
+                        c.expires_on.map(|d| d.0),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        let availability = self.availability.map(|list| {
+            let slots: Vec<Slot> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| {
+                    let start = v.check(profiles::parse_time(
+                        &a.start,
+                        &format!("availability[{i}].start"),
+                    ));
+                    let end = v.check(profiles::parse_time(
+                        &a.end,
+                        &format!("availability[{i}].end"),
+                    ));
+                    let location_id = match &a.location_id {
+                        Some(id) => {
+                            Some(v.check(parse_id(id, &format!("availability[{i}].locationId")))?)
+                        }
+                        None => None,
+                    };
+                    Some(Slot {
+                        day_of_week: a.day_of_week.iso(),
+                        start_minute: start?,
+                        end_minute: end?,
+                        location_id,
+                    })
+                })
+                .collect();
+            if slots.len() == list.len() {
+                profiles::check_slots(&slots, &mut v);
+            }
+            slots
+        });
+        v.finish()?;
+        Ok(ProfileChanges {
+            first_name,
+            last_name,
+            title,
+            mobile_phone,
+            locale,
+            email_signature,
+            preferences,
+            certifications,
+            availability,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct ProfileQuery;
+
+#[Object]
+impl ProfileQuery {
+    /// The organisation's certifications that expire within `withinDays` days,
+    /// expired ones first (USERS_READ).
+    async fn expiring_certifications(
+        &self,
+        ctx: &Context<'_>,
+        within_days: i32,
+    ) -> Result<Vec<Certification>> {
+        let actor = ctx.caller()?.actor()?;
+        Ok(
+            profiles::expiring_certifications(&ctx.state()?.db, actor, within_days)
+                .await?
+                .into_iter()
+                .map(Certification)
+                .collect(),
+        )
+    }
+
+    /// Active staff scheduled at `at` (at a location, when given), by their
+    /// weekly availability in the organisation's time zone (USERS_READ).
+    async fn available_staff(
+        &self,
+        ctx: &Context<'_>,
+        at: DateTime<Utc>,
+        location_id: Option<ID>,
+    ) -> Result<Vec<User>> {
+        let actor = ctx.caller()?.actor()?;
+        let location_id = location_id
+            .map(|id| parse_id(&id, "locationId"))
+            .transpose()?;
+        Ok(
+            profiles::available_staff(&ctx.state()?.db, actor, at, location_id)
+                .await?
+                .into_iter()
+                .map(User)
+                .collect(),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ProfileMutation;
+
+#[Object]
+impl ProfileMutation {
+    /// Change one's own profile, certifications and availability. Email,
+    /// roles, status and the inactivity timeout stay with admins.
+    async fn update_my_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<User> {
+        let actor = ctx.caller()?.actor()?;
+        let changes = input.parse()?;
+        Ok(User(
+            profiles::update(&ctx.state()?.db, actor, actor.user_id, changes).await?,
+        ))
+    }
+
+    /// Change a staff user's profile, certifications and availability
+    /// (USERS_WRITE).
+    async fn update_user_profile(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        input: ProfileInput,
+    ) -> Result<User> {
+        let actor = ctx.caller()?.actor()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        let changes = input.parse()?;
+        Ok(User(
+            profiles::update(&ctx.state()?.db, actor, user_id, changes).await?,
+        ))
+    }
+}
