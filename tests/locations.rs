@@ -82,6 +82,26 @@ async fn locations_are_kept_per_organisation_with_unique_names() {
             json!([{ "name": "Main Clinic", "active": false }])
         );
 
+        // A provider's practice address may be one of the locations.
+        let provider = app
+            .ok(
+                &admin,
+                "mutation($l: ID) { createProvider(input: { email: \"dr.lee@place.test\", firstName: \"Min\", lastName: \"Lee\",
+                    npi: \"1234567893\", locationId: $l }) { provider { id location { name } } } }",
+                json!({ "l": main["id"] }),
+            )
+            .await["createProvider"]["provider"]
+            .clone();
+        assert_eq!(provider["location"]["name"], "Main Clinic");
+        let cleared = app
+            .ok(
+                &admin,
+                "mutation($id: ID!) { updateProvider(id: $id, input: { locationId: null }) { location { name } } }",
+                json!({ "id": provider["id"] }),
+            )
+            .await;
+        assert!(cleared["updateProvider"]["location"].is_null());
+
         let other = app.organization("Other Place").await;
         app.user(other, "admin@other.test", &["Admin"]).await;
         let stranger = app.login("admin@other.test", PASSWORD).await;
@@ -95,6 +115,17 @@ async fn locations_are_kept_per_organisation_with_unique_names() {
             )
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+        // Nor can another organisation's provider point at it.
+        let (_, body) = app
+            .graphql(
+                Some(&stranger),
+                "mutation($l: ID) { createProvider(input: { email: \"dr.x@other.test\", firstName: \"X\", lastName: \"Y\",
+                    npi: \"1234567893\", locationId: $l }) { provider { id } } }",
+                json!({ "l": main["id"] }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(common::error_fields(&body)[0].0, "locationId");
         app.stop().await;
     }
 }

@@ -238,6 +238,25 @@ async fn a_patients_import_needs_a_project_of_the_organisation_and_an_identity()
             )
             .await["createProject"]["id"]
             .clone();
+        // Importing patients touches patients outside any one care team.
+        app.ok(
+            &admin,
+            "mutation { createRole(input: { name: \"Importer\", permissions: [IMPORTS_RUN, PATIENTS_READ, PATIENTS_WRITE] }) { id } }",
+            json!({}),
+        )
+        .await;
+        app.user(org, "importer@checks.test", &["Importer"]).await;
+        let importer = app.login("importer@checks.test", PASSWORD).await;
+        let (_, body) = app
+            .upload(
+                &importer,
+                START,
+                json!({ "kind": "PATIENTS", "projectId": project }),
+                "patients.csv",
+                sample("patients.csv"),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
         let (_, body) = app
             .upload(
                 &admin,

@@ -112,6 +112,7 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
                     credentialing_status: Set("PENDING".into()),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    location_id: Set(None),
                 })
                 .exec_without_returning(&app.db)
                 .await

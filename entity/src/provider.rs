@@ -26,6 +26,8 @@ pub struct Model {
     pub credentialing_status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The organisation's location the provider practises at, if any.
+    pub location_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

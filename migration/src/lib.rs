@@ -14,6 +14,7 @@ mod m20261124_000003_create_projects;
 mod m20261124_000004_create_patient_assignments;
 mod m20261124_000005_create_locations;
 mod m20261124_000006_create_profiles;
+mod m20261124_000007_add_provider_location;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_patient_assignments::Migration),
             Box::new(m20261124_000005_create_locations::Migration),
             Box::new(m20261124_000006_create_profiles::Migration),
+            Box::new(m20261124_000007_add_provider_location::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ use super::{
     connection::parse_id,
     loaders::{ById, UserById, loader_error},
     locations::Location,
+    staff::clearable,
 };
 use crate::{
     domain::{Locale, Phone, text},
@@ -185,19 +186,6 @@ pub struct ProfileInput {
     pub availability: Option<Vec<AvailabilityInput>>,
 }
 
-fn clear_or<T>(
-    v: &mut Validation,
-    value: MaybeUndefined<String>,
-    parse: impl FnOnce(&str) -> crate::error::AppResult<T>,
-) -> Option<Option<T>> {
-    match value {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(raw) if raw.trim().is_empty() => Some(None),
-        MaybeUndefined::Value(raw) => v.check(parse(&raw)).map(Some),
-    }
-}
-
 impl ProfileInput {
     fn parse(self) -> Result<ProfileChanges, AppError> {
         let mut v = Validation::default();
@@ -207,11 +195,11 @@ impl ProfileInput {
         let last_name = self
             .last_name
             .and_then(|n| v.check(text::required(&n, "lastName", 100)));
-        let title = clear_or(&mut v, self.title, |t| text::required(t, "title", 100));
-        let mobile_phone = clear_or(&mut v, self.mobile_phone, |p| {
+        let title = clearable(&mut v, self.title, |t| text::required(t, "title", 100));
+        let mobile_phone = clearable(&mut v, self.mobile_phone, |p| {
             Phone::parse(p, "mobilePhone")
         });
-        let locale = clear_or(&mut v, self.locale, |l| Locale::parse(l, "locale"));
+        let locale = clearable(&mut v, self.locale, |l| Locale::parse(l, "locale"));
         let email_signature = match self.email_signature {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),

@@ -109,6 +109,18 @@ impl Provider {
             address: self.0.billing_address.clone(),
         }
     }
+    /// The organisation's location the provider practises at.
+    async fn location(&self, ctx: &Context<'_>) -> Result<Option<super::locations::Location>> {
+        let Some(id) = self.0.location_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<DataLoader<super::loaders::ById<entity::location::Entity>>>()?
+            .load_one(id)
+            .await
+            .map_err(loader_error)?
+            .map(super::locations::Location))
+    }
     async fn credentialing_status(&self) -> CredentialingStatus {
         Status::from_stored(&self.0.credentialing_status).into()
     }
@@ -164,6 +176,8 @@ pub struct CreateProviderInput {
     pub billing_tax_id: Option<String>,
     pub billing_address: Option<String>,
     pub credentialing_status: Option<CredentialingStatus>,
+    /// The organisation's location the provider practises at.
+    pub location_id: Option<ID>,
 }
 
 /// Changes to a provider: omitted fields stay as they are; `null` clears an optional one.
@@ -181,6 +195,8 @@ pub struct UpdateProviderInput {
     pub billing_tax_id: MaybeUndefined<String>,
     pub billing_address: MaybeUndefined<String>,
     pub credentialing_status: Option<CredentialingStatus>,
+    /// The organisation's location the provider practises at; `null` clears.
+    pub location_id: MaybeUndefined<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -208,7 +224,7 @@ fn line(field: &'static str, max: usize) -> impl Fn(&str) -> AppResult<String> {
 fn parse_practice(
     v: &mut Validation,
     organization_role: Option<String>,
-    fields: [MaybeUndefined<String>; 9],
+    fields: [MaybeUndefined<String>; 10],
     credentialing_status: Option<CredentialingStatus>,
 ) -> PracticeDetails {
     let [
@@ -221,6 +237,7 @@ fn parse_practice(
         phone,
         billing_tax_id,
         billing_address,
+        location_id,
     ] = fields;
     PracticeDetails {
         organization_role: organization_role
@@ -235,6 +252,9 @@ fn parse_practice(
         billing_tax_id: clearable(v, billing_tax_id, |t| parse_tax_id(t, "billingTaxId")),
         billing_address: clearable(v, billing_address, line("billingAddress", 500)),
         credentialing_status: credentialing_status.map(Into::into),
+        location_id: clearable(v, location_id, |id| {
+            parse_id(&ID(id.to_owned()), "locationId")
+        }),
     }
 }
 
@@ -326,6 +346,7 @@ impl ProviderMutation {
                 given(input.phone),
                 given(input.billing_tax_id),
                 given(input.billing_address),
+                given(input.location_id.map(|id| id.0)),
             ],
             input.credentialing_status,
         );
@@ -383,6 +404,7 @@ impl ProviderMutation {
                 input.phone,
                 input.billing_tax_id,
                 input.billing_address,
+                input.location_id.map_value(|id| id.0),
             ],
             input.credentialing_status,
         );

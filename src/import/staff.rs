@@ -592,6 +592,7 @@ impl StaffImport<'_> {
             credentialing_status: "PENDING".to_owned(),
             created_at: now,
             updated_at: now,
+            location_id: None,
         }
     }
 

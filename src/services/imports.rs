@@ -59,7 +59,8 @@ pub struct Preview {
 }
 
 /// The project a PATIENTS import enrols into: required, the organisation's own,
-/// not archived. Other kinds have none.
+/// not archived, and the caller must write and see all patients. Other kinds
+/// have none.
 async fn project_for(
     db: &impl ConnectionTrait,
     actor: &Actor,
@@ -69,6 +70,9 @@ async fn project_for(
     if kind != ImportKind::Patients {
         return Ok(None);
     }
+    // A patients file matches and changes patients across the organisation.
+    actor.require(Permission::PatientsWrite)?;
+    actor.require(Permission::PatientsAll)?;
     let Some(id) = project_id else {
         return Err(AppError::bad_input(
             "projectId",
@@ -351,11 +355,19 @@ pub async fn find(
     id: Uuid,
 ) -> AppResult<Option<entity::import_job::Model>> {
     actor.require(Permission::ImportsRun)?;
-    Ok(actor
+    let job = actor
         .scope::<entity::import_job::Entity>()
         .filter(entity::import_job::Column::Id.eq(id))
         .one(db)
-        .await?)
+        .await?;
+    if job
+        .as_ref()
+        .is_some_and(|j| j.kind == ImportKind::Patients.as_str())
+    {
+        // Its rows hold the file's patients, whoever's care team they are in.
+        actor.require(Permission::PatientsAll)?;
+    }
+    Ok(job)
 }
 
 /// What `importJobs` may be narrowed by.

@@ -85,6 +85,27 @@ pub struct PracticeDetails {
     pub billing_tax_id: Option<Option<String>>,
     pub billing_address: Option<Option<String>>,
     pub credentialing_status: Option<CredentialingStatus>,
+    /// The organisation's location the practice address is (`Some(None)` clears).
+    pub location_id: Option<Option<Uuid>>,
+}
+
+/// A location must be the actor's organisation's.
+async fn ensure_location(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    location_id: Option<Option<Uuid>>,
+) -> AppResult<()> {
+    if let Some(Some(id)) = location_id
+        && actor
+            .scope::<entity::location::Entity>()
+            .filter(entity::location::Column::Id.eq(id))
+            .count(db)
+            .await?
+            == 0
+    {
+        return Err(AppError::bad_input("locationId", "no such location"));
+    }
+    Ok(())
 }
 
 /// A created provider with its user and the secret shown once.
@@ -117,6 +138,7 @@ pub async fn create(
     }
     let organization = organizations::find(db, actor, None).await?;
     ensure_npi_free(db, actor, &npi, None).await?;
+    ensure_location(db, actor, practice.location_id).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
     let txn = db.begin().await?;
     let roles = match role_ids {
@@ -165,6 +187,7 @@ pub async fn create(
             .to_owned(),
         created_at: now,
         updated_at: now,
+        location_id: practice.location_id.flatten(),
     };
     entity::provider::Entity::insert(entity::provider::ActiveModel::from(provider.clone()))
         .exec_without_returning(&txn)
@@ -218,6 +241,11 @@ pub async fn update(
         let phone = phone.map(|p| p.as_str().to_owned());
         changed.insert("phone".into(), json!(phone));
         active.phone = Set(phone);
+    }
+    if let Some(location) = practice.location_id {
+        ensure_location(&txn, actor, practice.location_id).await?;
+        changed.insert("locationId".into(), json!(location));
+        active.location_id = Set(location);
     }
     for (key, value, column) in [
         ("specialty", practice.specialty, &mut active.specialty),
