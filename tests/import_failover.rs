@@ -10,7 +10,7 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -19,14 +19,6 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 const ROWS: usize = 20_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts() {
@@ -58,34 +50,17 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64) {
             .unwrap();
 
         // Instance A: the real binary, as operators run it.
-        let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
         command
             .env("DATABASE_URL", &storage.database_url)
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
             .env("ROLLCALL_REDIS_PREFIX", &storage.redis_prefix)
-            .env("ROLLCALL_IMPORT_LEASE_SECONDS", lease_seconds.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("ROLLCALL_IMPORT_LEASE_SECONDS", lease_seconds.to_string());
         match &storage.redis_url {
             Some(url) => command.env("REDIS_URL", url),
             None => command.env_remove("REDIS_URL"),
         };
-        let mut a = command.spawn().unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "A never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let a_app = TestApp::attach(
-            storage.clone(),
-            db.clone(),
-            format!("http://127.0.0.1:{port}"),
-        );
+        let (mut a, address) = common::spawn_binary(command);
+        let a_app = TestApp::attach(storage.clone(), db.clone(), address);
         a_app.user(org.id, "admin@bulk.test", &["Admin"]).await;
         let token = a_app.login("admin@bulk.test", PASSWORD).await;
 

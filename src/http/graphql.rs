@@ -261,6 +261,17 @@ async fn serve(
         )));
     }
 
+    // PostgreSQL cannot store U+0000 in text, and no field of Rollcall means it:
+    // refuse it once here rather than let it reach a query.
+    if batch
+        .iter()
+        .any(|r| r.query.contains('\0') || r.variables.values().any(holds_nul))
+    {
+        return Err(Refusal::bad_request(
+            "Text may not contain the NUL character (U+0000).",
+        ));
+    }
+
     let mut operation = "unknown";
     for request in batch.iter_mut() {
         let operation_name = request.operation_name.clone();
@@ -461,6 +472,18 @@ fn finish(response: &mut BatchResponse, media: Media) -> (StatusCode, &'static s
         (StatusCode::BAD_REQUEST, "rejected")
     } else {
         (StatusCode::OK, outcome)
+    }
+}
+
+/// Whether a variable's value holds U+0000 anywhere, names included.
+fn holds_nul(value: &async_graphql::Value) -> bool {
+    match value {
+        async_graphql::Value::String(s) => s.contains('\0'),
+        async_graphql::Value::List(items) => items.iter().any(holds_nul),
+        async_graphql::Value::Object(fields) => fields
+            .iter()
+            .any(|(name, value)| name.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 

@@ -32,6 +32,7 @@ use crate::{
         password::{Hasher, Password, PasswordPolicy, Verified},
         session::{NewSession, SessionRecord, SessionStore, SessionToken},
     },
+    domain::Email,
     error::{AppError, AppResult},
 };
 
@@ -199,10 +200,16 @@ impl Authenticator {
             });
         }
 
-        let user = entity::user::Entity::find()
-            .filter(entity::user::Column::Email.eq(email.as_str()))
-            .one(&self.db)
-            .await?;
+        // An address no user can have is not looked up (it may not even be
+        // storable), but is answered like any unknown one, in the same time.
+        let user = if Email::parse(&email, "email").is_ok() {
+            entity::user::Entity::find()
+                .filter(entity::user::Column::Email.eq(email.as_str()))
+                .one(&self.db)
+                .await?
+        } else {
+            None
+        };
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let verified = self.hasher.verify(password, stored).await?;
         let user = match (user, verified) {

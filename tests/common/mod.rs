@@ -513,3 +513,39 @@ impl TestApp {
         panic!("import {id} did not finish");
     }
 }
+
+/// Start the real binary with `command` (its environment set by the caller) on
+/// a port the system chooses, and wait until it listens: the child and its
+/// address. The port is read from the server's own `listening` log line, so no
+/// other process can take it in between.
+pub fn spawn_binary(mut command: std::process::Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    command
+        .env("ROLLCALL_BIND", "127.0.0.1:0")
+        .env("ROLLCALL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn,rollcall::app=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (found, address) = std::sync::mpsc::channel();
+    // Keep reading after the address, so that the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(sender) = found.take_if(|_| line.contains("\"listening\"")) {
+                let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let address = log["fields"]["address"]
+                    .as_str()
+                    .or_else(|| log["address"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = sender.send(address);
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the server never said where it listens"));
+    (child, format!("http://{address}"))
+}
