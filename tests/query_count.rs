@@ -1,6 +1,7 @@
 //! Listing users with their roles, permissions and provider records costs a
-//! constant number of database statements, for a page of 10 as for a page of 100:
-//! every relation goes through a data loader. Statements are read from `/metrics`, which
+//! constant number of database statements, for a page of 10 as for a page of 100,
+//! and so does a page of projects with their figures: every relation goes
+//! through a data loader. Statements are read from `/metrics`, which
 //! is process-wide, so this binary holds this one test alone.
 
 #![allow(
@@ -131,5 +132,31 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
                 "{backend:?}: {first} users cost {statements} statements"
             );
         }
+
+        // Projects with their figures: count, page and one grouped count.
+        for i in 0..30 {
+            app.ok(
+                &token,
+                "mutation($n: String!) { createProject(input: { name: $n }) { id } }",
+                json!({ "n": format!("Project {i}") }),
+            )
+            .await;
+        }
+        let mut fewest = u64::MAX;
+        for _ in 0..4 {
+            let before = statements(&app).await;
+            let data = app.ok(&token, PROJECTS, json!({})).await;
+            let after = statements(&app).await;
+            assert_eq!(data["projects"]["edges"].as_array().unwrap().len(), 30);
+            fewest = fewest.min(after - before);
+        }
+        // A split of the figures' batch is allowed, as above.
+        assert!(
+            (3..=5).contains(&fewest),
+            "{backend:?}: 30 projects with stats cost {fewest} statements"
+        );
     }
 }
+
+const PROJECTS: &str = "{ projects(first: 30) { totalCount edges { node {
+    name stats { enrolled responseRate byChannel { channel requested } } } } } }";

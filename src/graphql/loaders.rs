@@ -168,3 +168,17 @@ impl Loader<Uuid> for AvailabilityOfUser {
             .map_err(Arc::new)
     }
 }
+
+/// The figures of each project: one grouped count for a page of projects.
+pub struct StatsOfProject(pub DatabaseConnection);
+
+impl Loader<Uuid> for StatsOfProject {
+    type Value = crate::services::projects::ProjectStats;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::projects::stats_of(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -94,6 +94,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
                 tokio::spawn,
             ))
             .data(DataLoader::new(
+                loaders::StatsOfProject(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
                 loaders::ById::<entity::location::Entity>::new(state.db.clone()),
                 tokio::spawn,
             ))

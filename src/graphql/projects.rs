@@ -9,7 +9,7 @@ use super::{
     Ctx,
     account::User,
     connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
-    loaders::{ById, CareTeamOfPatient, UserById, loader_error},
+    loaders::{ById, CareTeamOfPatient, StatsOfProject, UserById, loader_error},
     staff::parse_ids,
 };
 use crate::{
@@ -150,14 +150,21 @@ impl Project {
     /// Enrolled, requested, responded, outstanding and the response rate,
     /// overall and by the channel of the first request.
     async fn stats(&self, ctx: &Context<'_>) -> Result<ProjectStats> {
-        let (total, by_channel) = projects::stats(&ctx.state()?.db, self.0.id).await?;
+        let figures = ctx
+            .data::<DataLoader<StatsOfProject>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        let total = figures.total;
         Ok(ProjectStats {
             enrolled: count(total.enrolled),
             requested: count(total.requested),
             responded: count(total.responded),
             outstanding: count(total.outstanding),
             response_rate: total.response_rate,
-            by_channel: by_channel
+            by_channel: figures
+                .by_channel
                 .into_iter()
                 .map(|(channel, s)| ChannelStats {
                     channel: if channel == "SMS" {

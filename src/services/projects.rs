@@ -8,6 +8,8 @@
 //! digest of each unique token is stored, to find it again when the patient
 //! responds.
 
+use std::collections::HashMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
@@ -306,31 +308,36 @@ pub struct Stats {
     pub response_rate: f64,
 }
 
-/// The project's figures, overall and by the channel of the first request.
-pub async fn stats(
+/// Each project's figures, overall and by the channel of the first request:
+/// one grouped count for all of them.
+pub async fn stats_of(
     db: &impl ConnectionTrait,
-    project_id: Uuid,
-) -> AppResult<(Stats, Vec<(String, Stats)>)> {
+    project_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, ProjectStats>> {
     use entity::enrollment::{Column, Entity};
-    // One grouped count. An enrolment has a request channel from its first
-    // request on, so the channel also tells whether it was requested.
-    let rows: Vec<(Option<String>, String, i64)> = Entity::find()
+    // An enrolment has a request channel from its first request on, so the
+    // channel also tells whether it was requested.
+    let rows: Vec<(Uuid, Option<String>, String, i64)> = Entity::find()
         .select_only()
+        .column(Column::ProjectId)
         .column(Column::RequestChannel)
         .column(Column::Status)
         .column_as(Expr::col(Column::Id).count(), "n")
-        .filter(Column::ProjectId.eq(project_id))
+        .filter(Column::ProjectId.is_in(project_ids.iter().copied()))
+        .group_by(Column::ProjectId)
         .group_by(Column::RequestChannel)
         .group_by(Column::Status)
         .into_tuple()
         .all(db)
         .await?;
-    let mut total = Stats::default();
-    let mut by_channel: Vec<(String, Stats)> = ["EMAIL", "SMS"]
+    let mut all: HashMap<Uuid, ProjectStats> = project_ids
         .iter()
-        .map(|c| ((*c).to_owned(), Stats::default()))
+        .map(|id| (*id, ProjectStats::default()))
         .collect();
-    for (channel, status, n) in rows {
+    for (project_id, channel, status, n) in rows {
+        let Some(figures) = all.get_mut(&project_id) else {
+            continue;
+        };
         let requested = channel.is_some();
         let n = u64::try_from(n).unwrap_or(0);
         let add = |s: &mut Stats| {
@@ -346,23 +353,43 @@ pub async fn stats(
                 s.responded += n;
             }
         };
-        add(&mut total);
-        if let Some((_, s)) = by_channel
+        add(&mut figures.total);
+        if let Some((_, s)) = figures
+            .by_channel
             .iter_mut()
-            .find(|(c, _)| Some(c.as_str()) == channel.as_deref())
+            .find(|(c, _)| Some(*c) == channel.as_deref())
         {
             add(s);
         }
     }
-    for s in std::iter::once(&mut total).chain(by_channel.iter_mut().map(|(_, s)| s)) {
-        let answered = s.requested - s.outstanding;
-        s.response_rate = if s.requested == 0 {
-            0.0
-        } else {
-            answered as f64 / s.requested as f64
-        };
+    for figures in all.values_mut() {
+        let ProjectStats { total, by_channel } = figures;
+        for s in std::iter::once(total).chain(by_channel.iter_mut().map(|(_, s)| s)) {
+            let answered = s.requested - s.outstanding;
+            s.response_rate = if s.requested == 0 {
+                0.0
+            } else {
+                answered as f64 / s.requested as f64
+            };
+        }
     }
-    Ok((total, by_channel))
+    Ok(all)
+}
+
+/// A project's figures, overall and by the channel of its first request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectStats {
+    pub total: Stats,
+    pub by_channel: [(&'static str, Stats); 2],
+}
+
+impl Default for ProjectStats {
+    fn default() -> Self {
+        Self {
+            total: Stats::default(),
+            by_channel: [("EMAIL", Stats::default()), ("SMS", Stats::default())],
+        }
+    }
 }
 
 fn name_taken() -> AppError {
