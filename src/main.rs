@@ -6,6 +6,11 @@ use rollcall::{
     graphql, services, telemetry,
 };
 
+/// mimalloc returns freed memory to the system and does not contend across
+/// threads the way glibc's allocator did under load (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
