@@ -81,6 +81,10 @@ async fn import(backend: Backend, file: &[u8]) -> (Duration, Storage_) {
 
 type Storage_ = std::sync::Arc<Storage>;
 
+/// The server binary's allocator, so that the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -109,6 +109,10 @@ fn report(name: &str, f: &Figures) {
     );
 }
 
+/// The server binary's allocator, so that the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
