@@ -156,6 +156,17 @@ async fn self_assignment_then_a_narrowed_role_shows_each_user_only_their_patient
             .await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
 
+        // Search narrows within the caller's view, never beyond it.
+        let search =
+            "query($q: String!) { patients(search: $q) { edges { node { externalId } } } }";
+        let found = app.ok(&admin, search, json!({ "q": "IENT2" })).await;
+        assert_eq!(
+            found["patients"]["edges"],
+            json!([{ "node": { "externalId": "P-2" } }])
+        );
+        let found = app.ok(&ben, search, json!({ "q": "ient1" })).await;
+        assert_eq!(found["patients"]["edges"], json!([]), "P-1 is Ana's");
+
         // Admins see care teams and caseloads, and change them; each change is audited.
         let team = app
             .ok(

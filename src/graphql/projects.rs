@@ -58,6 +58,15 @@ pub enum RequestChannel {
     Sms,
 }
 
+impl From<Channel> for RequestChannel {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Email => Self::Email,
+            Channel::Sms => Self::Sms,
+        }
+    }
+}
+
 impl From<RequestChannel> for Channel {
     fn from(channel: RequestChannel) -> Self {
         match channel {
@@ -167,11 +176,7 @@ impl Project {
                 .by_channel
                 .into_iter()
                 .map(|(channel, s)| ChannelStats {
-                    channel: if channel == "SMS" {
-                        RequestChannel::Sms
-                    } else {
-                        RequestChannel::Email
-                    },
+                    channel: channel.into(),
                     requested: count(s.requested),
                     responded: count(s.responded),
                     outstanding: count(s.outstanding),
@@ -514,9 +519,8 @@ impl ProjectMutation {
             true,
         )
         .map_err(AppError::BadInput)?;
-        let enrollment =
+        let (enrollment, project) =
             patients::add_to_project(&state.db, actor, project_id, details, Source::Api).await?;
-        let project = projects::find(&state.db, actor, project_id).await?;
         Ok(Enrollment(enrollment, project))
     }
 

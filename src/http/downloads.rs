@@ -60,14 +60,9 @@ pub async fn template(req: &Request, Path(file): Path<String>, state: Data<&AppS
     let Some(kind) = ImportKind::from_stored(&kind.to_uppercase()) else {
         return plain(StatusCode::NOT_FOUND, "No such template.");
     };
-    let (bytes, content_type) = match extension {
-        "csv" => (templates::csv(kind), "text/csv; charset=utf-8"),
-        "xlsx" => (
-            templates::xlsx(kind),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ),
-        _ => return plain(StatusCode::NOT_FOUND, "No such template."),
-    };
+    if !matches!(extension, "csv" | "xlsx") {
+        return plain(StatusCode::NOT_FOUND, "No such template.");
+    }
     if let Err(err) = async {
         caller(req, &state)
             .await?
@@ -77,6 +72,14 @@ pub async fn template(req: &Request, Path(file): Path<String>, state: Data<&AppS
     {
         return refused(err);
     }
+    let (bytes, content_type) = if extension == "csv" {
+        (templates::csv(kind), "text/csv; charset=utf-8")
+    } else {
+        (
+            templates::xlsx(kind),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    };
     match bytes {
         Ok(bytes) => Response::builder()
             .status(StatusCode::OK)

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{
     Page,
     audit::{self, AuditEntry},
-    care_teams,
+    care_teams, organizations,
     outbox::{self, NewMessage},
     paginate,
     projects::{self, LinkSubject},
@@ -323,14 +323,15 @@ pub async fn enroll(
     Ok((enrollment, created))
 }
 
-/// Add a patient to a project by hand or through the API.
+/// Add a patient to a project by hand or through the API; the enrolment and
+/// its project.
 pub async fn add_to_project(
     db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     project_id: Uuid,
     details: PatientDetails,
     source: Source,
-) -> AppResult<entity::enrollment::Model> {
+) -> AppResult<(entity::enrollment::Model, entity::project::Model)> {
     actor.require(Permission::PatientsWrite)?;
     let project = projects::find(db, actor, project_id).await?;
     if project.archived_at.is_some() {
@@ -363,7 +364,7 @@ pub async fn add_to_project(
         .await?;
     }
     txn.commit().await?;
-    Ok(enrollment)
+    Ok((enrollment, project))
 }
 
 /// A page of a project's enrolments, recorded in the audit trail as a read of
@@ -511,10 +512,7 @@ pub async fn send_requests(
     }
     check.finish()?;
 
-    let organization = entity::organization::Entity::find_by_id(actor.organization_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("Organization"))?;
+    let organization = organizations::find(db, actor, None).await?;
     let txn = db.begin().await?;
     let now = Utc::now();
     for enrollment in &chosen {

@@ -117,9 +117,11 @@ pub fn check_slots(slots: &[Slot], v: &mut Validation) {
     }
 }
 
-/// The organisation's time zone.
-pub fn time_zone(organization: &entity::organization::Model) -> chrono_tz::Tz {
-    organization.time_zone.parse().unwrap_or(chrono_tz::UTC)
+/// The time zone of the actor's organisation (stored names are checked when
+/// set; UTC should one not parse).
+async fn organization_zone(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<chrono_tz::Tz> {
+    let organization = super::organizations::find(db, actor, None).await?;
+    Ok(organization.time_zone.parse().unwrap_or(chrono_tz::UTC))
 }
 
 /// An IANA time zone name, e.g. `America/Chicago`.
@@ -393,12 +395,8 @@ pub async fn expiring_certifications(
             "must be between 0 and 3650",
         ));
     }
-    let organization = entity::organization::Entity::find_by_id(actor.organization_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("Organization"))?;
     let today = Utc::now()
-        .with_timezone(&time_zone(&organization))
+        .with_timezone(&organization_zone(db, actor).await?)
         .date_naive();
     let until = today + chrono::Duration::days(i64::from(days));
     Ok(Entity::find()
@@ -420,11 +418,7 @@ pub async fn available_staff(
 ) -> AppResult<Vec<entity::user::Model>> {
     use entity::availability_slot::{Column, Entity};
     actor.require(Permission::UsersRead)?;
-    let organization = entity::organization::Entity::find_by_id(actor.organization_id)
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("Organization"))?;
-    let local = at.with_timezone(&time_zone(&organization));
+    let local = at.with_timezone(&organization_zone(db, actor).await?);
     let day = i16::try_from(local.weekday().number_from_monday()).unwrap_or(1);
     let minute = i32::try_from(local.hour() * 60 + local.minute()).unwrap_or(0);
     let mut slots = Entity::find()

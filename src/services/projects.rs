@@ -28,6 +28,7 @@ use super::{
     Page,
     audit::{self, AuditEntry},
     paginate,
+    patients::Channel,
 };
 use crate::{
     auth::{Actor, Permission},
@@ -357,7 +358,7 @@ pub async fn stats_of(
         if let Some((_, s)) = figures
             .by_channel
             .iter_mut()
-            .find(|(c, _)| Some(*c) == channel.as_deref())
+            .find(|(c, _)| Some(c.as_str()) == channel.as_deref())
         {
             add(s);
         }
@@ -380,14 +381,17 @@ pub async fn stats_of(
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProjectStats {
     pub total: Stats,
-    pub by_channel: [(&'static str, Stats); 2],
+    pub by_channel: [(Channel, Stats); 2],
 }
 
 impl Default for ProjectStats {
     fn default() -> Self {
         Self {
             total: Stats::default(),
-            by_channel: [("EMAIL", Stats::default()), ("SMS", Stats::default())],
+            by_channel: [
+                (Channel::Email, Stats::default()),
+                (Channel::Sms, Stats::default()),
+            ],
         }
     }
 }
