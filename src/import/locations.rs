@@ -84,22 +84,19 @@ impl LocationImport<'_> {
             ));
         }
 
+        earlier
+            .mark_repeats(
+                db,
+                planned
+                    .iter_mut()
+                    .filter_map(|(number, identity, _, errors, _)| {
+                        Some((*number, identity.as_deref()?, errors))
+                    })
+                    .collect(),
+                |_, first| FieldError::new("name", format!("repeats the location of row {first}")),
+            )
+            .await?;
         let identities: Vec<String> = planned.iter().filter_map(|p| p.1.clone()).collect();
-        let mut first_seen = earlier.first_rows(db, &identities).await?;
-        for (number, identity, _, errors, _) in &mut planned {
-            let Some(identity) = identity else { continue };
-            match first_seen.get(identity.as_str()) {
-                Some(first) if first < number => errors.push(FieldError::new(
-                    "name",
-                    format!("repeats the location of row {first}"),
-                )),
-                _ => {
-                    first_seen.insert(identity.clone(), *number);
-                }
-            }
-        }
-        earlier.remember(&first_seen);
-
         let existing: HashMap<String, entity::location::Model> = if identities.is_empty() {
             HashMap::new()
         } else {

@@ -103,27 +103,23 @@ impl PatientImport<'_> {
         let mut planned: Vec<Planned> = rows.iter().map(|row| self.parse(row)).collect();
 
         // A later row repeating an identity of the file fails, naming the first.
-        let identities: Vec<String> = planned.iter().filter_map(|p| p.identity.clone()).collect();
-        let mut first_seen = earlier.first_rows(db, &identities).await?;
-        for plan in &mut planned {
-            let Some(identity) = &plan.identity else {
-                continue;
-            };
-            match first_seen.get(identity) {
-                Some(first) if *first < plan.number => plan.errors.push(FieldError::new(
-                    if identity.starts_with("email:") {
+        earlier
+            .mark_repeats(
+                db,
+                planned
+                    .iter_mut()
+                    .filter_map(|p| Some((p.number, p.identity.as_deref()?, &mut p.errors)))
+                    .collect(),
+                |identity, first| {
+                    let field = if identity.starts_with("email:") {
                         "email"
                     } else {
                         "externalId"
-                    },
-                    format!("repeats the patient of row {first}"),
-                )),
-                _ => {
-                    first_seen.insert(identity.clone(), plan.number);
-                }
-            }
-        }
-        earlier.remember(&first_seen);
+                    };
+                    FieldError::new(field, format!("repeats the patient of row {first}"))
+                },
+            )
+            .await?;
 
         // Who exists already: by external id, then by email.
         let organization_id = self.project.organization_id;

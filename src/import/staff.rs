@@ -81,7 +81,7 @@ pub enum Earlier<'a> {
 impl Earlier<'_> {
     /// The first row of the file that held each of `identities`, as far as
     /// earlier batches know.
-    pub async fn first_rows(
+    async fn first_rows(
         &self,
         db: &impl ConnectionTrait,
         identities: &[String],
@@ -95,9 +95,33 @@ impl Earlier<'_> {
         }
     }
 
+    /// Fail each row whose identity an earlier row of the file holds, with the
+    /// error `repeated` makes from the identity and the first row's number, and
+    /// remember the first rows for the next batches. Rows come as (number,
+    /// identity, errors).
+    pub async fn mark_repeats(
+        &mut self,
+        db: &impl ConnectionTrait,
+        rows: Vec<(usize, &str, &mut Vec<FieldError>)>,
+        repeated: impl Fn(&str, usize) -> FieldError,
+    ) -> AppResult<()> {
+        let identities: Vec<String> = rows.iter().map(|(_, i, _)| (*i).to_owned()).collect();
+        let mut first_seen = self.first_rows(db, &identities).await?;
+        for (number, identity, errors) in rows {
+            match first_seen.get(identity) {
+                Some(first) if *first < number => errors.push(repeated(identity, *first)),
+                _ => {
+                    first_seen.insert(identity.to_owned(), number);
+                }
+            }
+        }
+        self.remember(&first_seen);
+        Ok(())
+    }
+
     /// Keep this batch's first rows for the next batches (a job keeps them in
     /// its stored rows instead).
-    pub fn remember(&mut self, first_seen: &HashMap<String, usize>) {
+    fn remember(&mut self, first_seen: &HashMap<String, usize>) {
         if let Earlier::Memory(map) = self {
             for (identity, number) in first_seen {
                 map.entry(identity.clone()).or_insert(*number);
@@ -290,24 +314,20 @@ impl StaffImport<'_> {
 
         // Duplicates of an earlier row of the file, by email (then by NPI within
         // the batch).
-        let identities: Vec<String> = planned
-            .iter()
-            .filter_map(|(_, p, _, _)| p.email.as_ref().map(|e| e.as_str().to_owned()))
-            .collect();
-        let mut first_seen = earlier.first_rows(db, &identities).await?;
+        earlier
+            .mark_repeats(
+                db,
+                planned
+                    .iter_mut()
+                    .filter_map(|(number, parsed, errors, _)| {
+                        Some((*number, parsed.email.as_ref()?.as_str(), errors))
+                    })
+                    .collect(),
+                |_, first| FieldError::new("email", format!("repeats the email of row {first}")),
+            )
+            .await?;
         let mut npi_seen: HashMap<String, usize> = HashMap::new();
         for (number, parsed, errors, _) in &mut planned {
-            if let Some(email) = &parsed.email {
-                match first_seen.get(email.as_str()) {
-                    Some(first) if first < number => errors.push(FieldError::new(
-                        "email",
-                        format!("repeats the email of row {first}"),
-                    )),
-                    _ => {
-                        first_seen.insert(email.as_str().to_owned(), *number);
-                    }
-                }
-            }
             if let Some(npi) = &parsed.npi {
                 match npi_seen.get(npi.as_str()) {
                     Some(first) => errors.push(FieldError::new(
@@ -320,7 +340,6 @@ impl StaffImport<'_> {
                 }
             }
         }
-        earlier.remember(&first_seen);
 
         // What exists already: users by email (any organisation), their provider
         // records, and providers holding the batch's NPIs.
