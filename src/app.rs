@@ -58,6 +58,7 @@ pub async fn connect_database(config: &Config) -> anyhow::Result<DatabaseConnect
         .connect_timeout(config.db_timeout())
         .acquire_timeout(config.db_timeout())
         .idle_timeout(Duration::from_secs(300))
+        .statement_timeout(Duration::from_secs(config.db_statement_timeout_seconds))
         .sqlx_logging(false);
     let mut db = Database::connect(options)
         .await

@@ -80,6 +80,25 @@ pub struct Config {
     )]
     pub db_timeout_seconds: u64,
 
+    /// How long one SQL statement may run on PostgreSQL before it is cancelled, in seconds.
+    #[arg(
+        long,
+        env = "ROLLCALL_DB_STATEMENT_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub db_statement_timeout_seconds: u64,
+
+    /// How long one GraphQL request may run before it is stopped and answers
+    /// SERVICE_UNAVAILABLE, in seconds.
+    #[arg(
+        long,
+        env = "ROLLCALL_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub request_timeout_seconds: u64,
+
     /// Redis URL for sessions, revocation and rate limits; without it sessions are
     /// kept in process (one instance only).
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
@@ -263,6 +282,10 @@ impl Config {
 
     pub fn db_timeout(&self) -> Duration {
         Duration::from_secs(self.db_timeout_seconds)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
     }
 
     pub fn redis_timeout(&self) -> Duration {

@@ -129,16 +129,37 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
-        match err {
-            // A pool that cannot hand out a connection, or a server that went away, is an
-            // outage the client should retry, not a bug.
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable("database")
-            }
-            other => Self::Internal(other.into()),
+        if is_outage(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable("database")
+        } else {
+            Self::Internal(err.into())
         }
+    }
+}
+
+/// Whether a database error means the database is unreachable (a pool that
+/// cannot hand out a connection, a server that went away or is shutting down,
+/// a statement timeout) rather than a bug: the client should retry later.
+pub fn is_outage(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(cause)) | DbErr::Exec(RuntimeErr::SqlxError(cause)) => {
+            match cause.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // 08: connection exception; 57: operator intervention (shutdown,
+                // crash recovery, statement timeout); 53300: too many connections.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57") || code == "53300"
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -245,6 +266,37 @@ mod tests {
         for (err, code) in cases {
             let gql: async_graphql::Error = err.into();
             assert_eq!(extension(&gql, "code"), Some(code.into()), "{gql:?}");
+        }
+    }
+
+    #[test]
+    fn a_lost_database_is_an_outage_and_a_bad_statement_is_not() {
+        use std::sync::Arc;
+
+        use sea_orm::{DbErr, RuntimeErr, sqlx};
+        let sqlx_err = |e: sqlx::Error| RuntimeErr::SqlxError(Arc::new(e));
+        let io = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ))
+        };
+        for outage in [
+            DbErr::Query(sqlx_err(io())),
+            DbErr::Exec(sqlx_err(io())),
+            DbErr::Query(sqlx_err(sqlx::Error::PoolTimedOut)),
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+        ] {
+            assert!(is_outage(&outage), "{outage:?}");
+            assert_eq!(AppError::from(outage).code(), "SERVICE_UNAVAILABLE");
+        }
+        for bug in [
+            DbErr::Query(sqlx_err(sqlx::Error::RowNotFound)),
+            DbErr::Query(sqlx_err(sqlx::Error::ColumnNotFound("x".into()))),
+            DbErr::Custom("boom".into()),
+        ] {
+            assert!(!is_outage(&bug), "{bug:?}");
+            assert_eq!(AppError::from(bug).code(), "INTERNAL");
         }
     }
 

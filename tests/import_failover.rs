@@ -16,7 +16,6 @@ use std::{
 
 use common::{PASSWORD, Storage, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use serde_json::json;
 
 const ROWS: usize = 20_000;
 
@@ -24,7 +23,14 @@ const ROWS: usize = 20_000;
 async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts() {
     for backend in common::backends().await {
         // A short lease: the test waits for it to lapse.
-        take_over(backend, "KILL", 2).await;
+        take_over(backend, "KILL", 2, Moment::BetweenBatches).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_instance_is_killed_right_after_claiming_it_is_finished_by_another() {
+    for backend in common::backends().await {
+        take_over(backend, "KILL", 2, Moment::AfterClaim).await;
     }
 }
 
@@ -32,13 +38,22 @@ async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts
 async fn a_job_whose_instance_shuts_down_is_handed_back_at_once() {
     for backend in common::backends().await {
         // A lease far longer than the test may take: only a hand-back lets B in.
-        take_over(backend, "TERM", 600).await;
+        take_over(backend, "TERM", 600, Moment::BetweenBatches).await;
     }
 }
 
-/// Start a job on instance A (the binary), stop A with `signal` once it has
-/// committed a batch, and check that instance B finishes it exactly.
-async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64) {
+/// When instance A is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// A holds the job and has committed nothing yet (its first batch is in flight).
+    AfterClaim,
+    /// A has committed at least one batch and has more to go (the next in flight).
+    BetweenBatches,
+}
+
+/// Start a job on instance A (the binary), stop A with `signal` at `moment`,
+/// and check that instance B finishes it exactly.
+async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, moment: Moment) {
     {
         let storage = Storage::new(backend).await;
         let db = rollcall::app::connect_database(&storage.config())
@@ -64,26 +79,13 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64) {
         a_app.user(org.id, "admin@bulk.test", &["Admin"]).await;
         let token = a_app.login("admin@bulk.test", PASSWORD).await;
 
-        let mut file = String::from("Email,First Name,Last Name,Job Title\n");
-        for i in 0..ROWS {
-            file.push_str(&format!("staff{i}@bulk.test,First{i},Last{i},RN\n"));
-        }
-        let (_, body) = a_app
-            .upload(
-                &token,
-                "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-                json!({ "kind": "USERS" }),
-                "bulk.csv",
-                file.into_bytes(),
-            )
-            .await;
-        let id: uuid::Uuid = body["data"]["startImport"]["id"]
-            .as_str()
-            .unwrap()
+        let id: uuid::Uuid = a_app
+            .start_staff_import(&token, common::staff_file(ROWS, "bulk.test"))
+            .await
             .parse()
             .unwrap();
 
-        // Kill A outright as soon as it has committed a batch.
+        // Stop A as soon as the moment comes.
         let job = || async {
             entity::import_job::Entity::find_by_id(id)
                 .one(&db)
@@ -94,7 +96,11 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64) {
         let started = Instant::now();
         loop {
             let current = job().await;
-            if current.processed_rows > 0 {
+            let now = match moment {
+                Moment::AfterClaim => current.status == "IN_PROGRESS",
+                Moment::BetweenBatches => current.processed_rows > 0,
+            };
+            if now {
                 assert!(
                     current.processed_rows < ROWS as i32,
                     "{backend:?}: A finished before it could be killed"

@@ -560,23 +560,9 @@ async fn import_progress_is_pushed_over_the_websocket_until_the_final_value() {
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
         let admin = importer(&app, "Progress Clinic").await;
-        let mut file = String::from("Email,First Name,Last Name\n");
-        for i in 0..3000 {
-            file.push_str(&format!("p{i}@progress.test,P{i},Q{i}\n"));
-        }
-        let (_, body) = app
-            .upload(
-                &admin,
-                START,
-                json!({ "kind": "USERS" }),
-                "p.csv",
-                file.into_bytes(),
-            )
+        let id = app
+            .start_staff_import(&admin, common::staff_file(3000, "progress.test"))
             .await;
-        let id = body["data"]["startImport"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
 
         let mut request = app.ws_url().into_client_request().unwrap();
         request.headers_mut().insert(

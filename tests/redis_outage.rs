@@ -9,82 +9,19 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+
+use common::{
+    Backend, PASSWORD, Storage, TestApp, error_code,
+    services::{PrivateRedis, free_port, skip_without},
 };
-
-use common::{Backend, PASSWORD, Storage, TestApp, error_code};
 use serde_json::Value;
-
-/// A private Redis on its own port, so stopping it disturbs no other test.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(5) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Self {
-            port,
-            child: Some(child),
-        })
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn a_redis_outage_answers_503_quickly_and_recovers_without_a_restart() {
     let port = free_port();
     let Some(mut redis) = PrivateRedis::start(port) else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "redis-server is needed in CI"
-        );
-        eprintln!("\n*** SKIPPING the Redis outage test: redis-server cannot be started. ***\n");
+        skip_without("redis-server");
         return;
     };
     let storage = Storage::new(Backend::Embedded).await;

@@ -82,23 +82,9 @@ async fn three_instances_share_sessions_revocations_rate_limits_and_imports() {
     }
 
     // An import started on B is run by one of them and read from any.
-    let mut file = String::from("Email,First Name,Last Name\n");
-    for i in 0..3_000 {
-        file.push_str(&format!("staff{i}@cluster.test,First{i},Last{i}\n"));
-    }
-    let (_, body) = b
-        .upload(
-            &admin,
-            "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-            json!({ "kind": "USERS" }),
-            "cluster.csv",
-            file.into_bytes(),
-        )
+    let id = b
+        .start_staff_import(&admin, common::staff_file(3_000, "cluster.test"))
         .await;
-    let id = body["data"]["startImport"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned();
     let job = c.finished_job(&admin, &id).await;
     assert_eq!(job["status"], "FINISHED", "{job}");
     assert_eq!(job["createdCount"], 3_000);

@@ -346,7 +346,22 @@ async fn serve(
     };
 
     let batch = batch.data(Caller { actor, origin });
-    let mut response = schema.execute_batch(batch).await;
+    // A request past its deadline is dropped with its open transactions, which
+    // roll back: a stuck dependency cannot hold a connection forever.
+    let deadline = config.request_timeout();
+    let mut response = tokio::time::timeout(deadline, schema.execute_batch(batch))
+        .await
+        .map_err(|_| {
+            tracing::warn!(operation, "request stopped at its deadline");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                format!(
+                    "The request took longer than {} seconds and was stopped; try again shortly.",
+                    deadline.as_secs()
+                ),
+            )
+        })?;
     let (status, outcome) = finish(&mut response, media);
 
     let mut http = Response::builder()

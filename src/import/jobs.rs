@@ -115,15 +115,20 @@ impl Runner {
         }
     }
 
-    /// Claim one job that is queued, or in progress with a lapsed lease.
+    /// Claim one job that is queued, in progress with a lapsed lease, or still
+    /// held by this instance: it runs one job at a time, so a job it holds while
+    /// looking for work is one whose run broke off (the database went away
+    /// mid-batch and the hand-back could not be written either).
     pub async fn claim(&self) -> AppResult<Option<entity::import_job::Model>> {
         use entity::import_job::{Column, Entity};
         let now = Utc::now();
         let claimable = || {
             Condition::any().add(Column::Status.eq("QUEUED")).add(
-                Condition::all()
-                    .add(Column::Status.eq("IN_PROGRESS"))
-                    .add(Column::LeaseExpiresAt.lt(now)),
+                Condition::all().add(Column::Status.eq("IN_PROGRESS")).add(
+                    Condition::any()
+                        .add(Column::LeaseExpiresAt.lt(now))
+                        .add(Column::LeaseOwner.eq(self.instance.clone())),
+                ),
             )
         };
         let txn = self.db.begin().await?;

@@ -13,6 +13,7 @@
     reason = "a test fails loudly on what it did not expect"
 )]
 
+pub mod services;
 pub mod smtp;
 pub mod webhook;
 
@@ -39,7 +40,7 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
@@ -130,6 +131,19 @@ impl Storage {
                 })
             }
         }
+    }
+
+    /// PostgreSQL and Redis servers of the test's own (see [`services`]): their
+    /// whole data goes with them, so nothing is left to remove.
+    pub fn private(database_url: String, redis_url: String) -> Arc<Self> {
+        Arc::new(Self {
+            backend: Backend::Production,
+            database_url,
+            redis_url: Some(redis_url),
+            redis_prefix: format!("rollcall-test:{}:", Uuid::new_v4().simple()),
+            postgres_database: None,
+            _dir: None,
+        })
     }
 
     /// Only a Redis key prefix, removed when dropped.
@@ -459,6 +473,15 @@ pub fn sample(name: &str) -> Vec<u8> {
     .unwrap_or_else(|e| panic!("sample {name}: {e}"))
 }
 
+/// A staff file of `rows` people (`staff{i}@{domain}`), as admins export them.
+pub fn staff_file(rows: usize, domain: &str) -> Vec<u8> {
+    let mut file = String::from("Email,First Name,Last Name,Job Title\n");
+    for i in 0..rows {
+        file.push_str(&format!("staff{i}@{domain},First{i},Last{i},RN\n"));
+    }
+    file.into_bytes()
+}
+
 impl TestApp {
     /// POST a GraphQL multipart request (the upload spec) with one file at
     /// `variables.input.file`; the status and body.
@@ -492,6 +515,23 @@ impl TestApp {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Start a USERS import of `file`; the job's id.
+    pub async fn start_staff_import(&self, token: &str, file: Vec<u8>) -> String {
+        let (_, body) = self
+            .upload(
+                token,
+                "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                json!({ "kind": "USERS" }),
+                "staff.csv",
+                file,
+            )
+            .await;
+        body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the import did not start: {body}"))
+            .to_owned()
     }
 
     /// Wait until an import job has ended; its final state.

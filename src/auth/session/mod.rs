@@ -13,6 +13,7 @@
 //! permissions or user status, so that no instance keeps permissions a change has
 //! made stale), the failed-login counters, and the revocation broadcast.
 
+mod endpoint;
 pub mod memory;
 pub mod redis;
 

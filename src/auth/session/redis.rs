@@ -15,13 +15,15 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::{
     Attempts, NewSession, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
-    StoreEvent, StoreResult, Touched, millis_to_time, new_epoch,
+    StoreEvent, StoreResult, Touched,
+    endpoint::{Endpoint, Link},
+    millis_to_time, new_epoch,
 };
 
 /// Reads the session, refuses it if ended, slides it, and reads its organisation's
@@ -103,7 +105,7 @@ struct Scripts {
 }
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<Link>,
     prefix: String,
     timeout: Duration,
     scripts: Arc<Scripts>,
@@ -118,25 +120,17 @@ impl Drop for RedisStore {
 }
 
 impl RedisStore {
-    /// Connect, and start relaying revocations from other instances.
+    /// Connect (see [`Endpoint`] for the URLs understood), and start relaying
+    /// revocations from other instances.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = tokio::time::timeout(
-            timeout * 4,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
+        let endpoint = Arc::new(Endpoint::parse(url)?);
+        let link = Link::connect(endpoint.clone(), timeout).await?;
         let (events, _) = broadcast::channel(1024);
         let channel = revoked_channel(prefix);
-        let relay = tokio::spawn(relay_revocations(client, channel, events.clone())).abort_handle();
+        let relay =
+            tokio::spawn(relay_revocations(endpoint, channel, events.clone())).abort_handle();
         Ok(Self {
-            connection,
+            link,
             prefix: prefix.to_owned(),
             timeout,
             scripts: Arc::new(Scripts {
@@ -170,8 +164,14 @@ impl RedisStore {
     ) -> StoreResult<T> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(StoreError(err.to_string())),
-            Err(_) => Err(StoreError("timed out".to_owned())),
+            Ok(Err(err)) => {
+                self.link.failed(Some(&err));
+                Err(StoreError(err.to_string()))
+            }
+            Err(_) => {
+                self.link.failed(None);
+                Err(StoreError("timed out".to_owned()))
+            }
         }
     }
 
@@ -206,7 +206,7 @@ impl SessionStore for RedisStore {
         let id = token.id();
         let idle_ms = new.idle_timeout.as_millis() as u64;
         let max_ms = new.max_lifetime.as_millis() as u64;
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut invocation = self.scripts.create.key(self.session_key(&id));
         invocation
             .key(self.user_key(new.user_id))
@@ -237,7 +237,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id: &SessionId) -> StoreResult<Option<Touched>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut invocation = self.scripts.touch.key(self.session_key(id));
         invocation
             .arg(format!("{}authz:", self.prefix))
@@ -258,7 +258,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, id: &SessionId) -> StoreResult<Option<SessionRecord>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let fields: Vec<Option<String>> = self
             .bounded(
                 redis::cmd("HMGET")
@@ -272,7 +272,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> StoreResult<Vec<SessionRecord>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let user_key = self.user_key(user_id);
         let ids: Vec<String> = self.bounded(connection.smembers(&user_key)).await?;
         if ids.is_empty() {
@@ -304,7 +304,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke(&self, id: &SessionId) -> StoreResult<bool> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut invocation = self.scripts.revoke.key(self.session_key(id));
         invocation
             .arg(format!("{}us:", self.prefix))
@@ -317,7 +317,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke_user(&self, user_id: Uuid, keep: Option<&SessionId>) -> StoreResult<u64> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut invocation = self.scripts.revoke_user.key(self.user_key(user_id));
         invocation
             .arg(format!("{}s:", self.prefix))
@@ -327,7 +327,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn bump_authz_epoch(&self, organization_id: Uuid) -> StoreResult<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let key = format!("{}authz:{}", self.prefix, organization_id);
         self.bounded(connection.set::<_, _, ()>(key, new_epoch()))
             .await
@@ -339,7 +339,7 @@ impl SessionStore for RedisStore {
         limit: u64,
         window: Duration,
     ) -> StoreResult<Attempts> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut invocation = self
             .scripts
             .record_failure
@@ -355,7 +355,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn failures(&self, keys: &[String]) -> StoreResult<Vec<Attempts>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         let mut pipe = redis::pipe();
         for key in keys {
             let key = format!("{}fail:{}", self.prefix, key);
@@ -383,7 +383,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         self.bounded(connection.del::<_, ()>(format!("{}fail:{}", self.prefix, key)))
             .await
     }
@@ -393,7 +393,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.link.get();
         self.bounded(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(drop)
@@ -408,7 +408,7 @@ impl SessionStore for RedisStore {
 /// backoff. Pub/sub over RESP2 does not reconnect by itself, and what was published
 /// while disconnected is lost: after a reconnect, listeners are told to resync.
 async fn relay_revocations(
-    client: redis::Client,
+    endpoint: Arc<Endpoint>,
     channel: String,
     events: broadcast::Sender<StoreEvent>,
 ) {
@@ -416,7 +416,8 @@ async fn relay_revocations(
     let mut connected_before = false;
     loop {
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            // Asked anew each time: with Sentinels the primary may have moved.
+            let mut pubsub = endpoint.client().await?.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
