@@ -28,13 +28,13 @@ async fn statements(app: &TestApp) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// The fewest statements one listing of `first` users took over a few runs (the
-/// outbox worker's polls share the counter).
-async fn cost(app: &TestApp, token: &str, first: u64) -> u64 {
+/// The fewest statements one listing of `first` users by `query` took over a
+/// few runs (the outbox worker's polls share the counter).
+async fn cost(app: &TestApp, token: &str, query: &str, first: u64) -> u64 {
     let mut fewest = u64::MAX;
     for _ in 0..4 {
         let before = statements(app).await;
-        let data = app.ok(token, LIST, json!({ "n": first })).await;
+        let data = app.ok(token, query, json!({ "n": first })).await;
         let after = statements(app).await;
         assert_eq!(
             data["users"]["edges"].as_array().unwrap().len() as u64,
@@ -126,12 +126,20 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         // (more often on a busy machine), so the bound allows each of the four
         // batches one split, and stays far below one statement per user.
         for first in [10, 100] {
-            let statements = cost(&app, &token, first).await;
+            let statements = cost(&app, &token, LIST, first).await;
             assert!(
                 (6..=10).contains(&statements),
                 "{backend:?}: {first} users cost {statements} statements"
             );
         }
+
+        // The list is counted only when the selection asks for totalCount, by a
+        // field or through a fragment: one statement for the page, one more for
+        // the count.
+        assert_eq!(cost(&app, &token, BARE, 20).await, 1, "{backend:?}");
+        assert_eq!(cost(&app, &token, COUNTED, 20).await, 2, "{backend:?}");
+        let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
+        assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
 
         // Projects with their figures: count, page and one grouped count.
         for i in 0..30 {
@@ -157,6 +165,11 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         );
     }
 }
+
+const BARE: &str = "query($n: Int!) { users(first: $n) { edges { node { email } } } }";
+
+const COUNTED: &str = "query($n: Int!) { users(first: $n) { ...Total edges { node { email } } } }
+    fragment Total on UserConnection { totalCount }";
 
 const PROJECTS: &str = "{ projects(first: 30) { totalCount edges { node {
     name stats { enrolled responseRate byChannel { channel requested } } } } } }";

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    connection::{Conn, into_connection, page_request, parse_id},
     loaders::{
         AvailabilityOfUser, CertificationsOfUser, PermissionsOfRole, ProviderOfUser, RolesOfUser,
         loader_error,
@@ -286,10 +286,9 @@ impl AccountQuery {
     ) -> Result<Conn<Organization>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
-        let had_cursor = after.is_some();
-        let page = organizations::list(&state.db, actor, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, Organization))
+        let page = page_request(ctx, first, after.as_deref())?;
+        let page = organizations::list(&state.db, actor, page).await?;
+        Ok(into_connection(page, |m| m.id, Organization))
     }
 
     /// Staff users of the organisation (USERS_READ).
@@ -302,7 +301,7 @@ impl AccountQuery {
     ) -> Result<Conn<User>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
+        let page = page_request(ctx, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = users::UserFilter {
             search: filter.search,
@@ -316,9 +315,8 @@ impl AccountQuery {
                 .map(|id| parse_id(id, "filter.roleId"))
                 .transpose()?,
         };
-        let had_cursor = after.is_some();
-        let page = users::list(&state.db, actor, filter, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, User))
+        let page = users::list(&state.db, actor, filter, page).await?;
+        Ok(into_connection(page, |m| m.id, User))
     }
 
     /// One user of the organisation; null for an unknown id or another organisation's.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{
     Ctx,
     account::User,
-    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    connection::{Conn, into_connection, page_request, parse_id},
     loaders::{UserById, loader_error},
 };
 use crate::services::audit;
@@ -90,7 +90,7 @@ impl AuditQuery {
     ) -> Result<Conn<AuditEvent>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
+        let page = page_request(ctx, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = audit::AuditFilter {
             actor_id: filter
@@ -103,8 +103,7 @@ impl AuditQuery {
             from: filter.from,
             to: filter.to,
         };
-        let had_cursor = after.is_some();
-        let page = audit::search(&state.db, actor, filter, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, AuditEvent))
+        let page = audit::search(&state.db, actor, filter, page).await?;
+        Ok(into_connection(page, |m| m.id, AuditEvent))
     }
 }

@@ -1,22 +1,29 @@
 //! Relay connections for every list: opaque cursors, `first` capped, `totalCount`.
 
 use async_graphql::{
-    OutputType, SimpleObject,
+    Context, Object, OutputType,
     connection::{Connection, Edge, EmptyFields},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use uuid::Uuid;
 
+use super::context::Ctx;
 use crate::{
     error::{AppError, AppResult},
-    services::Page,
+    services::{Page, PageRequest},
 };
 
 /// Fields every connection carries besides edges and pageInfo.
-#[derive(SimpleObject)]
-pub struct Totals {
+pub struct Totals(Option<u64>);
+
+#[Object]
+impl Totals {
     /// How many items the whole list holds, across all pages.
-    pub total_count: u64,
+    async fn total_count(&self) -> async_graphql::Result<u64> {
+        // Counted whenever the selection holds this field (see `page_request`).
+        self.0
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("totalCount was not counted")).into())
+    }
 }
 
 pub type Conn<T> = Connection<String, T, Totals, EmptyFields>;
@@ -34,11 +41,39 @@ pub fn page_size(first: Option<i32>, max: usize) -> AppResult<u64> {
     }
 }
 
+/// The page a list field was asked for: its size (`first`, at most the
+/// configured maximum), the id cursor it continues after, and whether the
+/// selection asks for `totalCount` (only then is the list counted).
+pub fn page_request(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> async_graphql::Result<PageRequest> {
+    Ok(PageRequest {
+        after: decode_cursor(after)?,
+        first: page_size(first, ctx.state()?.config.max_page_size)?,
+        count: ctx.look_ahead().field("totalCount").exists(),
+    })
+}
+
+/// [`page_request`] for a list in row order, whose cursors are row numbers.
+pub fn number_page_request(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> async_graphql::Result<PageRequest<i32>> {
+    Ok(PageRequest {
+        after: decode_number_cursor(after)?,
+        first: page_size(first, ctx.state()?.config.max_page_size)?,
+        count: ctx.look_ahead().field("totalCount").exists(),
+    })
+}
+
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-pub fn decode_cursor(after: Option<String>) -> AppResult<Option<Uuid>> {
+pub fn decode_cursor(after: Option<&str>) -> AppResult<Option<Uuid>> {
     after
         .map(|cursor| {
             URL_SAFE_NO_PAD
@@ -53,11 +88,10 @@ pub fn decode_cursor(after: Option<String>) -> AppResult<Option<Uuid>> {
 /// Turn a page of models into a connection of their GraphQL types.
 pub fn into_connection<M, T: OutputType>(
     page: Page<M>,
-    had_cursor: bool,
     id: impl Fn(&M) -> Uuid,
     node: impl Fn(M) -> T,
 ) -> Conn<T> {
-    into_connection_by(page, had_cursor, |m| encode_cursor(id(m)), node)
+    into_connection_by(page, |m| encode_cursor(id(m)), node)
 }
 
 /// A cursor for a list ordered by a number (such as a row number).
@@ -65,7 +99,7 @@ pub fn encode_number_cursor(n: i32) -> String {
     URL_SAFE_NO_PAD.encode(n.to_be_bytes())
 }
 
-pub fn decode_number_cursor(after: Option<String>) -> AppResult<Option<i32>> {
+pub fn decode_number_cursor(after: Option<&str>) -> AppResult<Option<i32>> {
     after
         .map(|cursor| {
             URL_SAFE_NO_PAD
@@ -81,16 +115,13 @@ pub fn decode_number_cursor(after: Option<String>) -> AppResult<Option<i32>> {
 /// Turn a page into a connection, with cursors made by `cursor`.
 pub fn into_connection_by<M, T: OutputType>(
     page: Page<M>,
-    had_cursor: bool,
     cursor: impl Fn(&M) -> String,
     node: impl Fn(M) -> T,
 ) -> Conn<T> {
     let mut connection = Connection::with_additional_fields(
-        had_cursor,
+        page.had_cursor,
         page.has_next_page,
-        Totals {
-            total_count: page.total_count,
-        },
+        Totals(page.total_count),
     );
     connection.edges.extend(
         page.items

@@ -14,8 +14,8 @@ use super::{
     Ctx,
     account::User,
     connection::{
-        Conn, decode_cursor, decode_number_cursor, encode_number_cursor, into_connection,
-        into_connection_by, page_size, parse_id,
+        Conn, encode_number_cursor, into_connection, into_connection_by, number_page_request,
+        page_request, parse_id,
     },
     loaders::{UserById, loader_error},
 };
@@ -493,19 +493,10 @@ impl ImportJob {
         status: Option<ImportRowStatus>,
     ) -> Result<Conn<ImportRow>> {
         let state = ctx.state()?;
-        let first = page_size(first, state.config.max_page_size)?;
-        let had_cursor = after.is_some();
-        let page = imports::rows(
-            &state.db,
-            self.0.id,
-            status.map(Into::into),
-            decode_number_cursor(after)?,
-            first,
-        )
-        .await?;
+        let page = number_page_request(ctx, first, after.as_deref())?;
+        let page = imports::rows(&state.db, self.0.id, status.map(Into::into), page).await?;
         Ok(into_connection_by(
             page,
-            had_cursor,
             |row| encode_number_cursor(row.row_number),
             ImportRow::from,
         ))
@@ -617,15 +608,14 @@ impl ImportQuery {
     ) -> Result<Conn<ImportJob>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
+        let page = page_request(ctx, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = imports::JobFilter {
             kind: filter.kind.map(Into::into),
             status: filter.status.map(|s| s.as_str().to_owned()),
         };
-        let had_cursor = after.is_some();
-        let page = imports::list(&state.db, actor, filter, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, ImportJob))
+        let page = imports::list(&state.db, actor, filter, page).await?;
+        Ok(into_connection(page, |m| m.id, ImportJob))
     }
 
     /// One job of the organisation; null for an unknown id or another organisation's.

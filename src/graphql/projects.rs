@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{
     Ctx,
     account::User,
-    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    connection::{Conn, into_connection, page_request, parse_id},
     loaders::{ById, CareTeamOfPatient, StatsOfProject, UserById, loader_error},
     staff::parse_ids,
 };
@@ -137,21 +137,12 @@ impl Project {
     ) -> Result<Conn<Enrollment>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
-        let had_cursor = after.is_some();
-        let page = patients::enrollments(
-            &state.db,
-            actor,
-            self.0.id,
-            status.map(Into::into),
-            decode_cursor(after)?,
-            first,
-        )
-        .await?;
+        let page = page_request(ctx, first, after.as_deref())?;
+        let page = patients::enrollments(&state.db, actor, self.0.id, status.map(Into::into), page)
+            .await?;
         let project = self.0.clone();
         Ok(into_connection(
             page,
-            had_cursor,
             |e| e.id,
             |e| Enrollment(e, project.clone()),
         ))
@@ -397,10 +388,9 @@ impl ProjectQuery {
     ) -> Result<Conn<Project>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
-        let had_cursor = after.is_some();
-        let page = projects::list(&state.db, actor, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, Project))
+        let page = page_request(ctx, first, after.as_deref())?;
+        let page = projects::list(&state.db, actor, page).await?;
+        Ok(into_connection(page, |m| m.id, Project))
     }
 
     /// One patient, if the caller sees them (PATIENTS_READ: assigned patients;
@@ -425,21 +415,13 @@ impl ProjectQuery {
     ) -> Result<Conn<Patient>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
+        let page = page_request(ctx, first, after.as_deref())?;
         let assigned_to = assigned_to
             .map(|id| parse_id(&id, "assignedTo"))
             .transpose()?;
-        let had_cursor = after.is_some();
-        let page = care_teams::patients(
-            &state.db,
-            actor,
-            search.as_deref(),
-            assigned_to,
-            decode_cursor(after)?,
-            first,
-        )
-        .await?;
-        Ok(into_connection(page, had_cursor, |p| p.id, Patient))
+        let page =
+            care_teams::patients(&state.db, actor, search.as_deref(), assigned_to, page).await?;
+        Ok(into_connection(page, |p| p.id, Patient))
     }
 
     /// One project of the organisation; null for an unknown id or another

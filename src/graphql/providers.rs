@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{
     Ctx,
     account::{EmployeeStatus, User},
-    connection::{Conn, decode_cursor, into_connection, page_size, parse_id},
+    connection::{Conn, into_connection, page_request, parse_id},
     loaders::{UserById, loader_error},
     staff::{clearable, parse_credentials, parse_ids, parse_user_details},
 };
@@ -277,16 +277,15 @@ impl ProviderQuery {
     ) -> Result<Conn<Provider>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        let first = page_size(first, state.config.max_page_size)?;
+        let page = page_request(ctx, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = providers::ProviderFilter {
             search: filter.search,
             organization_role: filter.organization_role,
             credentialing_status: filter.credentialing_status.map(Into::into),
         };
-        let had_cursor = after.is_some();
-        let page = providers::list(&state.db, actor, filter, decode_cursor(after)?, first).await?;
-        Ok(into_connection(page, had_cursor, |m| m.id, Provider))
+        let page = providers::list(&state.db, actor, filter, page).await?;
+        Ok(into_connection(page, |m| m.id, Provider))
     }
 
     /// One provider of the organisation; null for an unknown id or another organisation's.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Page, paginate};
+use super::{Page, PageRequest, paginate};
 use crate::{
     auth::{Actor, Permission, actor::Origin},
     error::AppResult,
@@ -93,8 +93,7 @@ pub async fn search(
     db: &impl ConnectionTrait,
     actor: &Actor,
     filter: AuditFilter,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::audit_event::Model>> {
     use entity::audit_event::{Column, Entity};
     actor.require(Permission::AuditRead)?;
@@ -114,5 +113,5 @@ pub async fn search(
     if let Some(to) = filter.to {
         select = select.filter(Column::CreatedAt.lt(to));
     }
-    paginate(db, select, Column::Id, after, first).await
+    paginate(db, select, Column::Id, page).await
 }

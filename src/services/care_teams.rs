@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     escape_like, paginate,
 };
@@ -87,8 +87,7 @@ pub async fn patients(
     actor: &Actor,
     search: Option<&str>,
     assigned_to: Option<Uuid>,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::patient::Model>> {
     use entity::patient::Column;
     actor.require(Permission::PatientsRead)?;
@@ -119,7 +118,7 @@ pub async fn patients(
             ),
         );
     }
-    let page = paginate(db, select, Column::Id, after, first).await?;
+    let page = paginate(db, select, Column::Id, page).await?;
     audit::record(
         db,
         AuditEntry::by(actor, "patients.read").changes(json!({

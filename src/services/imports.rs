@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     organizations, paginate,
 };
@@ -381,8 +381,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
     filter: JobFilter,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::import_job::Model>> {
     use entity::import_job::Column;
     actor.require(Permission::ImportsRun)?;
@@ -394,7 +393,7 @@ pub async fn list(
     if let Some(status) = filter.status {
         select = select.filter(Column::Status.eq(status));
     }
-    paginate(db, select, Column::Id, after, first).await
+    paginate(db, select, Column::Id, page).await
 }
 
 /// A page of a job's rows in row order, optionally of one status.
@@ -402,30 +401,23 @@ pub async fn rows(
     db: &impl ConnectionTrait,
     job_id: Uuid,
     status: Option<RowStatus>,
-    after: Option<i32>,
-    first: u64,
+    page: PageRequest<i32>,
 ) -> AppResult<Page<entity::import_row::Model>> {
     use entity::import_row::{Column, Entity};
     let mut select = Entity::find().filter(Column::JobId.eq(job_id));
     if let Some(status) = status {
         select = select.filter(Column::Status.eq(status.as_str()));
     }
-    let total_count = select.clone().count(db).await?;
-    if let Some(after) = after {
+    let total_count = super::count_if(db, &select, page.count).await?;
+    if let Some(after) = page.after {
         select = select.filter(Column::RowNumber.gt(after));
     }
-    let mut items = select
+    let items = select
         .order_by_asc(Column::RowNumber)
-        .limit(first + 1)
+        .limit(page.first + 1)
         .all(db)
         .await?;
-    let has_next_page = items.len() as u64 > first;
-    items.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
-    })
+    Ok(Page::of(items, &page, total_count))
 }
 
 /// The failed rows of a job as a file: `(file name, content type, bytes)`.

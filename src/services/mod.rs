@@ -27,39 +27,75 @@ use sea_orm::{
 
 use crate::error::AppResult;
 
+/// Which page of a list to fetch: the `first` items after the cursor `after`
+/// (an id, or a number for lists in row order).
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest<C = uuid::Uuid> {
+    pub after: Option<C>,
+    pub first: u64,
+    /// Whether to count the whole list too: a query of its own, over every
+    /// matching row, so only when the client asks for the total.
+    pub count: bool,
+}
+
 /// A page of a keyset-paginated list, newest ids last (ids are UUIDv7, so in
 /// creation order).
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Whether the page continues after a cursor (so a previous page exists).
+    pub had_cursor: bool,
     pub has_next_page: bool,
-    pub total_count: u64,
+    /// How many items the whole list holds, when it was asked for.
+    pub total_count: Option<u64>,
 }
 
-/// Fetch `first` rows after the id `after`, ordered by `id_column`, with the total.
+impl<T> Page<T> {
+    /// The page of `items` fetched for `request` with one more row than it
+    /// asked: whether a next page exists is whether that extra row came.
+    pub fn of<C>(mut items: Vec<T>, request: &PageRequest<C>, total_count: Option<u64>) -> Self {
+        let has_next_page = items.len() as u64 > request.first;
+        items.truncate(usize::try_from(request.first).unwrap_or(usize::MAX));
+        Self {
+            items,
+            had_cursor: request.after.is_some(),
+            has_next_page,
+            total_count,
+        }
+    }
+}
+
+/// Fetch the requested page ordered by `id_column`, with the total when asked.
 pub async fn paginate<E, C>(
     db: &C,
     select: Select<E>,
     id_column: E::Column,
-    after: Option<uuid::Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<E::Model>>
 where
     E: EntityTrait,
     E::Model: Send + Sync,
     C: ConnectionTrait,
 {
-    let total_count = select.clone().count(db).await?;
-    let mut page = select.order_by_asc(id_column);
-    if let Some(after) = after {
-        page = page.filter(id_column.gt(after));
+    let total_count = count_if(db, &select, page.count).await?;
+    let mut select = select.order_by_asc(id_column);
+    if let Some(after) = page.after {
+        select = select.filter(id_column.gt(after));
     }
-    let mut items = page.limit(first + 1).all(db).await?;
-    let has_next_page = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-        total_count,
+    let items = select.limit(page.first + 1).all(db).await?;
+    Ok(Page::of(items, &page, total_count))
+}
+
+/// The number of rows `select` matches, if `wanted`.
+pub async fn count_if<E, C>(db: &C, select: &Select<E>, wanted: bool) -> AppResult<Option<u64>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ConnectionTrait,
+{
+    Ok(if wanted {
+        Some(select.clone().count(db).await?)
+    } else {
+        None
     })
 }
 

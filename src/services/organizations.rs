@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, accounts,
+    Page, PageRequest, accounts,
     audit::{self, AuditEntry},
     paginate, users,
 };
@@ -43,16 +43,14 @@ pub async fn find(
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::organization::Model>> {
     actor.require_super_admin()?;
     paginate(
         db,
         entity::organization::Entity::find(),
         entity::organization::Column::Id,
-        after,
-        first,
+        page,
     )
     .await
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     care_teams, organizations,
     outbox::{self, NewMessage},
@@ -374,8 +374,7 @@ pub async fn enrollments(
     actor: &Actor,
     project_id: Uuid,
     status: Option<EnrollmentStatus>,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::enrollment::Model>> {
     actor.require(Permission::PatientsRead)?;
     let mut select = care_teams::visible(
@@ -388,7 +387,7 @@ pub async fn enrollments(
     if let Some(status) = status {
         select = select.filter(entity::enrollment::Column::Status.eq(status.as_str()));
     }
-    let page = paginate(db, select, entity::enrollment::Column::Id, after, first).await?;
+    let page = paginate(db, select, entity::enrollment::Column::Id, page).await?;
     audit::record(
         db,
         AuditEntry::by(actor, "patients.read")

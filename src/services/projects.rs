@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     paginate,
     patients::Channel,
@@ -190,16 +190,14 @@ pub async fn find(
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::project::Model>> {
     actor.require(Permission::ProjectsRead)?;
     paginate(
         db,
         actor.scope::<entity::project::Entity>(),
         entity::project::Column::Id,
-        after,
-        first,
+        page,
     )
     .await
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     escape_like, organizations, paginate, roles,
     users::{self, CreatedUser, Credentials, Secret, UserDetails},
@@ -326,8 +326,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
     filter: ProviderFilter,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::provider::Model>> {
     use entity::provider::Column;
     actor.require(Permission::ProvidersRead)?;
@@ -364,7 +363,7 @@ pub async fn list(
     if let Some(status) = filter.credentialing_status {
         select = select.filter(Column::CredentialingStatus.eq(status.as_str()));
     }
-    paginate(db, select, Column::Id, after, first).await
+    paginate(db, select, Column::Id, page).await
 }
 
 async fn find_in_scope(

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page,
+    Page, PageRequest,
     audit::{self, AuditEntry},
     auth::policy_of,
     escape_like, invites, organizations, paginate, roles,
@@ -66,8 +66,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
     filter: UserFilter,
-    after: Option<Uuid>,
-    first: u64,
+    page: PageRequest,
 ) -> AppResult<Page<entity::user::Model>> {
     use entity::user::Column;
     actor.require(Permission::UsersRead)?;
@@ -101,7 +100,7 @@ pub async fn list(
             ),
         );
     }
-    paginate(db, select, Column::Id, after, first).await
+    paginate(db, select, Column::Id, page).await
 }
 
 /// The details of a staff user, valid by construction.
