@@ -5,13 +5,20 @@
     reason = "a test fails loudly on what it did not expect"
 )]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
+
+/// Ask the server to stop, as an orchestrator does.
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
 
 /// Environment that must not leak in from the developer's shell.
 fn clean(command: &mut Command) -> &mut Command {
@@ -29,61 +36,24 @@ fn clean(command: &mut Command) -> &mut Command {
 #[test]
 fn serve_with_no_configuration_prints_the_first_admin_once_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = clean(&mut Command::new(BIN))
-        .current_dir(dir.path())
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    while !printed.contains("password:") {
-        assert!(
-            stdout.read_line(&mut printed).unwrap() > 0,
-            "no admin printed: {printed}"
-        );
-    }
+    let mut command = Command::new(BIN);
+    clean(&mut command).current_dir(dir.path());
+    let server = common::start_binary(command);
+    let printed = server.stdout();
     assert!(printed.contains("admin@rollcall.local"), "{printed}");
+    let password = printed.split("password:").nth(1).unwrap().trim().to_owned();
+    assert!(!password.is_empty(), "{printed}");
     assert!(
         dir.path().join("rollcall.db").exists(),
         "SQLite file in the working directory"
     );
 
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    terminate(&server.child);
+    let (exit, _, stderr) = server.wait(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert!(stderr.contains("sessions are kept in process"), "{stderr}");
     assert!(
-        !stderr.contains(printed.split("password:").nth(1).unwrap().trim()),
+        !stderr.contains(&password),
         "the password must not reach the log"
     );
 
@@ -162,35 +132,13 @@ fn export_schema_prints_the_committed_schema_and_help_lists_every_variable() {
 fn a_request_in_flight_at_sigterm_completes_and_the_log_is_json_when_asked() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = clean(&mut Command::new(BIN))
+    let mut command = Command::new(BIN);
+    clean(&mut command)
         .current_dir(dir.path())
-        .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-        .env("ROLLCALL_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    while !printed.contains("password:") {
-        assert!(stdout.read_line(&mut printed).unwrap() > 0, "{printed}");
-    }
-    let started = Instant::now();
-    let mut stream = loop {
-        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            break stream;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        .env("RUST_LOG", "info");
+    let server = common::start_binary(command);
+    let mut stream =
+        std::net::TcpStream::connect(server.address.trim_start_matches("http://")).unwrap();
 
     // Half a request is on the wire when the signal arrives; the rest follows.
     let body = r#"{"query":"{ __typename }"}"#;
@@ -202,16 +150,11 @@ fn a_request_in_flight_at_sigterm_completes_and_the_log_is_json_when_asked() {
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    terminate(&server.child);
     std::thread::sleep(Duration::from_millis(300));
+    let mut server = server;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        server.child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
     stream.write_all(&body.as_bytes()[8..]).unwrap();
@@ -220,17 +163,9 @@ fn a_request_in_flight_at_sigterm_completes_and_the_log_is_json_when_asked() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#""__typename":"Query""#), "{response}");
 
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (exit, _, stderr) = server.wait(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
 
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     let lines: Vec<serde_json::Value> = stderr
         .lines()
         .filter(|l| !l.trim().is_empty())

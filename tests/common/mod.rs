@@ -554,25 +554,81 @@ impl TestApp {
     }
 }
 
+/// The real binary, started by [`start_binary`].
+pub struct Binary {
+    pub child: std::process::Child,
+    /// `http://host:port` it listens on.
+    pub address: String,
+    stdout: Arc<std::sync::Mutex<String>>,
+    stderr: Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Binary {
+    /// Wait up to `within` for it to exit; its status, stdout and stderr.
+    pub fn wait(mut self, within: Duration) -> (std::process::ExitStatus, String, String) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < within, "did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Its pipes are closed: the readers finish with everything it wrote.
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        (status, self.stdout(), self.stderr())
+    }
+
+    /// What it has printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// What it has logged on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
 /// Start the real binary with `command` (its environment set by the caller) on
-/// a port the system chooses, and wait until it listens: the child and its
-/// address. The port is read from the server's own `listening` log line, so no
-/// other process can take it in between.
-pub fn spawn_binary(mut command: std::process::Command) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
+/// a port the system chooses, and wait until it listens. The port is read from
+/// the server's own `listening` log line, so no other process can take it in
+/// between. JSON logs at `warn,rollcall::app=info` unless the caller set
+/// `RUST_LOG`; stdout and stderr are collected as they come.
+pub fn start_binary(mut command: std::process::Command) -> Binary {
+    use std::io::{BufRead, BufReader, Read};
     command
         .env("ROLLCALL_BIND", "127.0.0.1:0")
         .env("ROLLCALL_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,rollcall::app=info")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
+        command.env("RUST_LOG", "warn,rollcall::app=info");
+    }
     let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let stdout = Arc::<std::sync::Mutex<String>>::default();
+    let stderr = Arc::<std::sync::Mutex<String>>::default();
+    let mut out = child.stdout.take().unwrap();
+    let printed = Arc::clone(&stdout);
+    let reads_stdout = std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buffer) {
+            printed
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
     let (found, address) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    let logged = Arc::clone(&stderr);
     // Keep reading after the address, so that the child never blocks on a full pipe.
-    std::thread::spawn(move || {
+    let reads_stderr = std::thread::spawn(move || {
         let mut found = Some(found);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
             if let Some(sender) = found.take_if(|_| line.contains("\"listening\"")) {
                 let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
                 let address = log["fields"]["address"]
@@ -582,10 +638,25 @@ pub fn spawn_binary(mut command: std::process::Command) -> (std::process::Child,
                     .to_owned();
                 let _ = sender.send(address);
             }
+            let mut logged = logged.lock().unwrap();
+            logged.push_str(&line);
+            logged.push('\n');
         }
     });
     let address = address
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("the server never said where it listens"));
-    (child, format!("http://{address}"))
+    Binary {
+        child,
+        address: format!("http://{address}"),
+        stdout,
+        stderr,
+        readers: vec![reads_stdout, reads_stderr],
+    }
+}
+
+/// [`start_binary`], for callers that need only the child and its address.
+pub fn spawn_binary(command: std::process::Command) -> (std::process::Child, String) {
+    let binary = start_binary(command);
+    (binary.child, binary.address)
 }
