@@ -9,7 +9,9 @@
 //! 2. `{ __typename }` with a bearer token: plus the session lookup alone (one
 //!    Redis round trip);
 //! 3. `{ me { id email } }` with a bearer token: plus the user read;
-//! 4. the same while 20 logins per second are hashed (argon2id) beside it.
+//! 4. the same while 20 logins per second are hashed (argon2id) beside it;
+//! 5. logins alone, as many as the hasher takes (`ROLLCALL_HASH_CONCURRENCY`
+//!    defaults to the cores less one), then the time of one hash.
 //!
 //! It prints requests per second and p50/p99 latency for each, and the ratios.
 //! `BENCH_SECONDS` sets each phase's length (default 10). The load generator
@@ -24,7 +26,10 @@
 mod common;
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -156,43 +161,54 @@ fn main() {
         report("authenticated { me { id email } }", &authenticated);
 
         // 20 logins per second beside the authenticated load.
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (logged_in, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let logins = {
             let (address, stop) = (app.address.clone(), stop.clone());
+            let (logged_in, refused) = (logged_in.clone(), refused.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let mut tick = tokio::time::interval(Duration::from_millis(50));
-                let (mut done, mut failed) = (0u64, 0u64);
+                let mut sent = Vec::new();
                 let mut i = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // One login every 50 ms, each on its own: a slow one does not
+                // hold back the next.
+                while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     let (client, address) = (client.clone(), address.clone());
+                    let (logged_in, refused) = (logged_in.clone(), refused.clone());
                     let email = format!("login{}@bench.test", i % 4);
                     i += 1;
-                    let response = client
-                        .post(format!("{address}/graphql"))
-                        .json(&json!({
-                            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                            "variables": { "e": email, "p": PASSWORD }
-                        }))
-                        .send()
-                        .await;
-                    let ok = match response {
-                        Ok(r) => r.json::<Value>().await.is_ok_and(|b| b["errors"].is_null()),
-                        Err(_) => false,
-                    };
-                    if ok { done += 1 } else { failed += 1 }
+                    sent.push(tokio::spawn(async move {
+                        let response = client
+                            .post(format!("{address}/graphql"))
+                            .json(&json!({
+                                "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                                "variables": { "e": email, "p": PASSWORD }
+                            }))
+                            .send()
+                            .await;
+                        let ok = match response {
+                            Ok(r) => r.json::<Value>().await.is_ok_and(|b| b["errors"].is_null()),
+                            Err(_) => false,
+                        };
+                        let counter = if ok { &logged_in } else { &refused };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }));
                 }
-                (done, failed)
+                for login in sent {
+                    let _ = login.await;
+                }
             })
         };
         let under_logins = drive(&app, Some(&token), "{ me { id email } }", seconds).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (done, failed) = logins.await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        logins.await.unwrap();
         report("authenticated, with 20 logins/s hashed", &under_logins);
         println!(
-            "logins beside it: {:.1}/s ({failed} failed)",
-            done as f64 / seconds as f64
+            "logins beside it: {:.1}/s ({} failed)",
+            logged_in.load(Ordering::Relaxed) as f64 / seconds as f64,
+            refused.load(Ordering::Relaxed)
         );
 
         let cost = |f: &Figures| (1.0 - f.requests_per_second / anonymous.requests_per_second) * 100.0;
@@ -205,6 +221,32 @@ fn main() {
             "p99 with logins / without: {:.2}",
             under_logins.p99_ms / authenticated.p99_ms
         );
+
+        // Logins alone, as fast as the hasher takes them.
+        let logins_alone = drive(&app, None, LOGIN, seconds).await;
+        report("login (a password verified, a session made)", &logins_alone);
+        println!("{}", hash_time().await);
         app.stop().await;
     });
+}
+
+const LOGIN: &str =
+    "mutation { login(email: \"login0@bench.test\", password: \"Correct horse 42\") { token } }";
+
+/// How long one password hash takes here, median of 20.
+async fn hash_time() -> String {
+    use rollcall::auth::password::{Hasher, ITERATIONS, MEMORY_KIB, PARALLELISM, Password};
+    let hasher = Hasher::new(1);
+    let password = Password::parse(PASSWORD, Default::default(), None, "p").unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        hasher.hash(&password).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    format!(
+        "one argon2id hash (m = {MEMORY_KIB} KiB, t = {ITERATIONS}, p = {PARALLELISM}): {:.1} ms (median of 20)",
+        times[10].as_secs_f64() * 1000.0
+    )
 }

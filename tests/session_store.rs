@@ -63,9 +63,18 @@ async fn sessions_are_created_touched_listed_and_revoked() {
             .await
             .unwrap()
             .expect("live session");
-        assert_eq!(touched.session.user_id, user);
-        assert_eq!(touched.session.ip_address.as_deref(), Some("10.0.0.7"));
+        assert_eq!(
+            (touched.session.user_id, touched.session.organization_id),
+            (user, org)
+        );
         assert!(touched.session.last_seen_at >= created.created_at);
+        let stored = store.get(&token.id()).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.ip_address.as_deref(), stored.user_agent.as_deref()),
+            (Some("10.0.0.7"), Some("conformance")),
+            "{}",
+            store.kind()
+        );
         let epoch = touched.authz_epoch.clone();
         assert!(!epoch.is_empty());
         assert_eq!(

@@ -6,7 +6,7 @@
 //! actor's organisation: a record of another organisation cannot be read or changed
 //! by accident, and is indistinguishable from one that does not exist.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
@@ -27,7 +27,8 @@ pub struct Actor {
     pub user_id: Uuid,
     pub organization_id: Uuid,
     pub session_id: SessionId,
-    pub permissions: BTreeSet<Permission>,
+    /// Shared with the instance's authorisation cache: no copy per request.
+    pub permissions: Arc<BTreeSet<Permission>>,
     pub is_super_admin: bool,
     pub must_change_password: bool,
     pub origin: Origin,

@@ -20,9 +20,9 @@ use unicode_normalization::UnicodeNormalization;
 use crate::error::{AppError, AppResult, FieldError};
 
 /// OWASP's recommended argon2id parameters (m=19456 KiB, t=2, p=1).
-const MEMORY_KIB: u32 = 19_456;
-const ITERATIONS: u32 = 2;
-const PARALLELISM: u32 = 1;
+pub const MEMORY_KIB: u32 = 19_456;
+pub const ITERATIONS: u32 = 2;
+pub const PARALLELISM: u32 = 1;
 
 pub const MAX_LENGTH: usize = 128;
 

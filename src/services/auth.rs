@@ -46,7 +46,7 @@ const CACHE_CAPACITY: usize = 50_000;
 #[derive(Clone)]
 struct CachedAuthz {
     epoch: String,
-    permissions: BTreeSet<Permission>,
+    permissions: Arc<BTreeSet<Permission>>,
     is_super_admin: bool,
     must_change_password: bool,
 }
@@ -172,7 +172,7 @@ impl Authenticator {
         let permissions = permissions_of(&self.db, user_id).await?;
         Ok(Some(CachedAuthz {
             epoch,
-            permissions,
+            permissions: Arc::new(permissions),
             is_super_admin: user.is_super_admin,
             must_change_password: user.must_change_password,
         }))

@@ -132,7 +132,8 @@ impl SessionRecord {
 }
 
 /// A validated, slid session, with the authorisation epoch of its organisation read
-/// in the same round trip.
+/// in the same round trip. What a request needs only: its address and user
+/// agent may be left out (`get` and `list_for_user` have them).
 #[derive(Clone, Debug)]
 pub struct Touched {
     pub session: SessionRecord,
@@ -169,7 +170,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn create(&self, new: NewSession) -> StoreResult<(SessionToken, SessionRecord)>;
 
     /// Validate a session and slide its inactivity window, in one round trip.
-    /// `None` when it does not exist or has ended.
+    /// `None` when it does not exist or has ended. A store may slide it at most
+    /// once per tenth of the window (a second at most), to spare writes.
     async fn touch(&self, id: &SessionId) -> StoreResult<Option<Touched>>;
 
     /// Read a session without sliding it.
