@@ -14,8 +14,11 @@
 //!    defaults to the cores less one), then the time of one hash.
 //!
 //! It prints requests per second and p50/p99 latency for each, and the ratios.
-//! `BENCH_SECONDS` sets each phase's length (default 10). The load generator
-//! shares the machine's cores with the server, as the figures in the issue say.
+//! `BENCH_SECONDS` sets each phase's length (default 10). The server and the
+//! load generator share the machine's cores but the last, which a Redis of the
+//! benchmark's own has to itself (as a deployment keeps Redis off the
+//! application's cores); `BENCH_SHARED_CORES=1` uses the shared Redis on the
+//! same cores instead.
 
 #![allow(
     clippy::unwrap_used,
@@ -33,7 +36,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Backend, PASSWORD, TestApp};
+use common::{
+    Backend, PASSWORD, TestApp,
+    services::{PrivateRedis, free_port},
+};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
@@ -118,7 +124,36 @@ fn report(name: &str, f: &Figures) {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Give Redis the last core to itself and this process (the server and the
+/// load generator) the others, as a deployment keeps Redis off the
+/// application's cores: a Redis of its own, or `None` when this machine cannot
+/// (one core, no `taskset`, no `redis-server`) or `BENCH_SHARED_CORES` is set.
+fn redis_on_its_own_core() -> Option<(PrivateRedis, usize)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 || std::env::var_os("BENCH_SHARED_CORES").is_some() {
+        return None;
+    }
+    let redis = PrivateRedis::start(free_port())?;
+    let ours = format!("0-{}", cores - 2);
+    let pinned = redis.pin_to(cores - 1)
+        && std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", &ours, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    pinned.then_some((redis, cores - 1))
+}
+
 fn main() {
+    let backend = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { *common::backends().await.last().unwrap() });
+    // Before the runtime starts its threads, so that they inherit the cores.
+    let own_redis = (backend == Backend::Production)
+        .then(redis_on_its_own_core)
+        .flatten();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,11 +163,14 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(10);
-        let backend = *common::backends().await.last().unwrap();
         let storage = common::Storage::new(backend).await;
+        let redis_url = own_redis.as_ref().map(|(redis, _)| redis.url());
         let app = TestApp::spawn_with(storage, |c| {
             c.db_pool_size = 32;
             c.hash_concurrency = 0;
+            if let Some(url) = redis_url.clone() {
+                c.redis_url = Some(url);
+            }
         })
         .await;
         let org = app.organization("Bench Clinic").await;
@@ -142,13 +180,22 @@ fn main() {
         }
         let token = app.login("bench@bench.test", PASSWORD).await;
         println!(
-            "backend: {}; {CONNECTIONS} connections; {seconds} s per phase; {} cores",
+            "backend: {}; {CONNECTIONS} connections; {seconds} s per phase; {} cores for the server and the load generator",
             match backend {
                 Backend::Production => "PostgreSQL + Redis",
                 Backend::Embedded => "SQLite + in-process sessions",
             },
             std::thread::available_parallelism().map_or(0, usize::from)
         );
+        match (&own_redis, backend) {
+            (Some((_, core)), _) => {
+                println!("Redis: one of its own on core {core}, which nothing else uses");
+            }
+            (None, Backend::Production) => {
+                println!("Redis: the shared one, on the same cores (BENCH_SHARED_CORES, or no taskset)");
+            }
+            (None, Backend::Embedded) => {}
+        }
 
         // Warm up connections, caches and the pool.
         drive(&app, Some(&token), "{ me { id email } }", 2).await;

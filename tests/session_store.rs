@@ -177,3 +177,41 @@ async fn failures_are_counted_locked_and_cleared() {
         assert_eq!(store.failures(&[key]).await.unwrap()[0].count, 0);
     }
 }
+
+/// Many requests at once, some with ended sessions: each gets its own answer
+/// (the Redis store checks sessions arriving together in one call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_each_get_their_own_answer() {
+    let (stores, _cleanup) = stores().await;
+    for store in stores {
+        let mut sessions = Vec::new();
+        for i in 0..60 {
+            let user = Uuid::now_v7();
+            let (token, _) = store
+                .create(new_session(user, Uuid::now_v7(), Duration::from_secs(600)))
+                .await
+                .unwrap();
+            let live = i % 3 != 0;
+            if !live {
+                store.revoke(&token.id()).await.unwrap();
+            }
+            sessions.push((token.id(), user, live));
+        }
+        for _ in 0..3 {
+            let checks = sessions.iter().map(|(id, _, _)| {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move { store.touch(&id).await.unwrap() })
+            });
+            let answers = futures_util::future::join_all(checks).await;
+            for ((_, user, live), answer) in sessions.iter().zip(answers) {
+                let answer = answer.unwrap();
+                assert_eq!(answer.is_some(), *live, "{}", store.kind());
+                if let Some(touched) = answer {
+                    assert_eq!(touched.session.user_id, *user, "{}", store.kind());
+                    assert!(!touched.authz_epoch.is_empty());
+                }
+            }
+        }
+    }
+}

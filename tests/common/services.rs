@@ -152,6 +152,17 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Run it on `core` only; whether that worked.
+    pub fn pin_to(&self, core: usize) -> bool {
+        self.child.as_ref().is_some_and(|child| {
+            Command::new("taskset")
+                .args(["-a", "-p", "-c", &core.to_string(), &child.id().to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
     /// Kill it outright: it keeps nothing.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -16,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
@@ -26,37 +26,47 @@ use super::{
     millis_to_time, new_epoch,
 };
 
-/// Reads the session, refuses it if ended, slides it, and reads its organisation's
-/// authorisation epoch (creating one if Redis lost it), all at once. It answers
-/// the fields a request needs (not the address and user agent), and slides the
-/// session at most once per tenth of its inactivity window (once a second at
-/// most): a burst of requests writes once, and the session still ends no more
-/// than that much before its sliding expiry.
+/// For each session key: reads the session, refuses it if ended, slides it, and
+/// reads its organisation's authorisation epoch (creating one if Redis lost
+/// it), all at once. It answers the fields a request needs (not the address and
+/// user agent), or false, per key; and slides a session at most once per tenth
+/// of its inactivity window (once a second at most): a burst of requests writes
+/// once, and the session still ends no more than that much before its sliding
+/// expiry. The checks of requests arriving together go in one call (see
+/// [`send_touches`]).
 const TOUCH: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', KEYS[1], 'uid', 'org', 'created', 'seen', 'abs', 'idle')
-if not f[1] then return false end
-local seen = tonumber(f[4])
-local abs = tonumber(f[5])
-local idle = tonumber(f[6])
-if now >= abs or now >= seen + idle then
-  redis.call('DEL', KEYS[1])
-  return false
+local replies = {}
+for i, key in ipairs(KEYS) do
+  local f = redis.call('HMGET', key, 'uid', 'org', 'created', 'seen', 'abs', 'idle')
+  if not f[1] then
+    replies[i] = false
+  else
+    local seen = tonumber(f[4])
+    local abs = tonumber(f[5])
+    local idle = tonumber(f[6])
+    if now >= abs or now >= seen + idle then
+      redis.call('DEL', key)
+      replies[i] = false
+    else
+      if now - seen >= math.min(1000, idle / 10) then
+        redis.call('HSET', key, 'seen', now)
+        redis.call('PEXPIRE', key, math.min(idle, abs - now))
+        f[4] = tostring(now)
+      end
+      local epoch_key = ARGV[1] .. f[2]
+      local epoch = redis.call('GET', epoch_key)
+      if not epoch then
+        epoch = ARGV[2]
+        redis.call('SET', epoch_key, epoch)
+      end
+      f[7] = epoch
+      replies[i] = f
+    end
+  end
 end
-if now - seen >= math.min(1000, idle / 10) then
-  redis.call('HSET', KEYS[1], 'seen', now)
-  redis.call('PEXPIRE', KEYS[1], math.min(idle, abs - now))
-  f[4] = tostring(now)
-end
-local epoch_key = ARGV[1] .. f[2]
-local epoch = redis.call('GET', epoch_key)
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('SET', epoch_key, epoch)
-end
-f[7] = epoch
-return f
+return replies
 ";
 
 const CREATE: &str = r"
@@ -104,7 +114,6 @@ return {count, redis.call('PTTL', KEYS[1])}
 ";
 
 struct Scripts {
-    touch: Script,
     create: Script,
     revoke: Script,
     revoke_user: Script,
@@ -113,6 +122,8 @@ struct Scripts {
 
 pub struct RedisStore {
     link: Arc<Link>,
+    touches: mpsc::UnboundedSender<Waiting>,
+    sender: tokio::task::AbortHandle,
     prefix: String,
     timeout: Duration,
     scripts: Arc<Scripts>,
@@ -123,6 +134,7 @@ pub struct RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         self.relay.abort();
+        self.sender.abort();
     }
 }
 
@@ -136,12 +148,21 @@ impl RedisStore {
         let channel = revoked_channel(prefix);
         let relay =
             tokio::spawn(relay_revocations(endpoint, channel, events.clone())).abort_handle();
+        let (touches, waiting) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(send_touches(
+            link.clone(),
+            Script::new(TOUCH),
+            prefix.to_owned(),
+            waiting,
+        ))
+        .abort_handle();
         Ok(Self {
             link,
+            touches,
+            sender,
             prefix: prefix.to_owned(),
             timeout,
             scripts: Arc::new(Scripts {
-                touch: Script::new(TOUCH),
                 create: Script::new(CREATE),
                 revoke: Script::new(REVOKE),
                 revoke_user: Script::new(REVOKE_USER),
@@ -153,7 +174,7 @@ impl RedisStore {
     }
 
     fn session_key(&self, id: &SessionId) -> String {
-        format!("{}s:{}", self.prefix, id.0)
+        session_key(&self.prefix, id)
     }
 
     fn user_key(&self, user_id: Uuid) -> String {
@@ -200,6 +221,63 @@ impl RedisStore {
     }
 }
 
+/// One session's fields and epoch, or `None` when it does not exist or ended.
+type TouchReply = StoreResult<Option<Vec<Option<String>>>>;
+
+/// A session check waiting to be sent, with where to answer it.
+type Waiting = (SessionId, oneshot::Sender<TouchReply>);
+
+/// The most session checks sent in one call.
+const MOST_TOUCHES: usize = 128;
+
+/// Send the session checks of this instance: whatever arrived while the last
+/// call was out goes in the next one, one script over all their keys. Under
+/// load that is one round trip (and one script run, one read and one write on
+/// each side) for many requests; alone, a check goes at once.
+async fn send_touches(
+    link: Arc<Link>,
+    script: Script,
+    prefix: String,
+    mut waiting: mpsc::UnboundedReceiver<Waiting>,
+) {
+    let mut batch: Vec<Waiting> = Vec::with_capacity(MOST_TOUCHES);
+    while waiting.recv_many(&mut batch, MOST_TOUCHES).await > 0 {
+        // Requests that gave up waiting need no answer.
+        batch.retain(|(_, answer)| !answer.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let mut invocation = script.prepare_invoke();
+        for (id, _) in &batch {
+            invocation.key(session_key(&prefix, id));
+        }
+        invocation.arg(format!("{prefix}authz:")).arg(new_epoch());
+        let mut connection = link.get();
+        let replies: redis::RedisResult<Vec<Option<Vec<Option<String>>>>> =
+            invocation.invoke_async(&mut connection).await;
+        match replies {
+            Ok(replies) => {
+                for ((_, answer), reply) in batch.drain(..).zip(replies) {
+                    let _ = answer.send(Ok(reply));
+                }
+            }
+            Err(err) => {
+                link.failed(Some(&err));
+                for (_, answer) in batch.drain(..) {
+                    let _ = answer.send(Err(StoreError(err.to_string())));
+                }
+            }
+        }
+        // A reply shorter than the batch leaves the rest unanswered: dropped
+        // senders, which their requests report.
+        batch.clear();
+    }
+}
+
+fn session_key(prefix: &str, id: &SessionId) -> String {
+    format!("{prefix}s:{}", id.0)
+}
+
 fn revoked_channel(prefix: &str) -> String {
     format!("{prefix}revoked")
 }
@@ -244,14 +322,15 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id: &SessionId) -> StoreResult<Option<Touched>> {
-        let mut connection = self.link.get();
-        let mut invocation = self.scripts.touch.key(self.session_key(id));
-        invocation
-            .arg(format!("{}authz:", self.prefix))
-            .arg(new_epoch());
-        let fields: Option<Vec<Option<String>>> = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let (answer, answered) = oneshot::channel();
+        self.touches
+            .send((id.clone(), answer))
+            .map_err(|_| StoreError("the session checks stopped".to_owned()))?;
+        let fields = match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(reply)) => reply?,
+            Ok(Err(_)) => return Err(StoreError("the session check was dropped".to_owned())),
+            Err(_) => return Err(StoreError("timed out".to_owned())),
+        };
         let Some(fields) = fields else {
             return Ok(None);
         };
