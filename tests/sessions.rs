@@ -564,3 +564,57 @@ async fn only_configured_origins_may_call_with_credentials() {
         );
     }
 }
+
+/// `me` is answered from the record read with the session, without a query of
+/// its own, yet never stale: a change by an admin, by the user themself or a
+/// new login shows on the very next request, on every instance.
+#[tokio::test]
+async fn me_is_current_on_every_instance_after_any_change() {
+    const ME: &str = "{ me { email firstName title lastLoginAt } }";
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let peer = app.peer().await;
+        let other = peer.as_ref().unwrap_or(&app);
+        let org = app.organization("Current Clinic").await;
+        app.user(org, "admin@current.test", &["Admin"]).await;
+        let nurse = app
+            .user(org, "nurse@current.test", &["Clinical Provider"])
+            .await;
+        let admin = app.login("admin@current.test", PASSWORD).await;
+        let token = app.login("nurse@current.test", PASSWORD).await;
+        let before = app.ok(&token, ME, Value::Null).await;
+        assert_eq!(other.ok(&token, ME, Value::Null).await, before);
+
+        app.ok(
+            &admin,
+            "mutation($id: ID!) { updateUser(id: $id, input: { email: \"rn@current.test\", firstName: \"Renamed\" }) { id } }",
+            json!({ "id": nurse }),
+        )
+        .await;
+        for instance in [&app, other] {
+            let me = instance.ok(&token, ME, Value::Null).await;
+            assert_eq!(
+                (me["me"]["email"].as_str(), me["me"]["firstName"].as_str()),
+                (Some("rn@current.test"), Some("Renamed")),
+                "{backend:?}"
+            );
+        }
+
+        other
+            .ok(
+                &token,
+                "mutation { updateMyProfile(input: { title: \"Charge Nurse\" }) { id } }",
+                Value::Null,
+            )
+            .await;
+        let me = app.ok(&token, ME, Value::Null).await;
+        assert_eq!(me["me"]["title"], "Charge Nurse", "{backend:?}");
+
+        // Another login of the same user moves lastLoginAt for every session.
+        let seen = me["me"]["lastLoginAt"].clone();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        other.login("rn@current.test", PASSWORD).await;
+        let me = app.ok(&token, ME, Value::Null).await;
+        assert_ne!(me["me"]["lastLoginAt"], seen, "{backend:?}");
+    }
+}

@@ -31,6 +31,9 @@ pub struct Actor {
     pub permissions: Arc<BTreeSet<Permission>>,
     pub is_super_admin: bool,
     pub must_change_password: bool,
+    /// The user's record as of the session check: current, since any change
+    /// to it replaces the user's epoch and the check then reads it again.
+    pub user: Arc<entity::user::Model>,
     pub origin: Origin,
 }
 

@@ -265,7 +265,7 @@ impl AccountQuery {
     /// The logged-in user. Answers even while the password must be changed.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let actor = ctx.caller()?.actor_pending_password_change()?;
-        Ok(User(users::me(&ctx.state()?.db, actor).await?))
+        Ok(User(users::me(actor)))
     }
 
     /// The caller's organisation, or with `id` any organisation for a super admin.

@@ -332,10 +332,18 @@ impl ProfileMutation {
     /// Change one's own profile, certifications and availability. Email,
     /// roles, status and the inactivity timeout stay with admins.
     async fn update_my_profile(&self, ctx: &Context<'_>, input: ProfileInput) -> Result<User> {
+        let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let changes = input.parse()?;
         Ok(User(
-            profiles::update(&ctx.state()?.db, actor, actor.user_id, changes).await?,
+            profiles::update(
+                &state.db,
+                state.auth.store().as_ref(),
+                actor,
+                actor.user_id,
+                changes,
+            )
+            .await?,
         ))
     }
 
@@ -347,11 +355,19 @@ impl ProfileMutation {
         user_id: ID,
         input: ProfileInput,
     ) -> Result<User> {
+        let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let user_id = parse_id(&user_id, "userId")?;
         let changes = input.parse()?;
         Ok(User(
-            profiles::update(&ctx.state()?.db, actor, user_id, changes).await?,
+            profiles::update(
+                &state.db,
+                state.auth.store().as_ref(),
+                actor,
+                user_id,
+                changes,
+            )
+            .await?,
         ))
     }
 }

@@ -210,7 +210,9 @@ impl SessionSubscription {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor_pending_password_change()?;
         // The user must still exist: a subscription is no way around deactivation.
-        users::me(&state.db, actor).await?;
+        users::find(&state.db, actor, actor.user_id)
+            .await?
+            .ok_or(crate::error::AppError::Unauthenticated)?;
         let store = state.auth.store().clone();
         let id = actor.session_id.clone();
         Ok(stream::once(async move {

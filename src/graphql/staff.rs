@@ -379,7 +379,9 @@ impl StaffMutation {
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
         let changes = parse_user_changes(input)?;
-        Ok(User(users::update(&state.db, actor, id, changes).await?))
+        Ok(User(
+            users::update(&state.db, state.auth.store().as_ref(), actor, id, changes).await?,
+        ))
     }
 
     /// Deactivate a user (USERS_WRITE): all their sessions end at once. Refused

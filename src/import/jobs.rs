@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 use tokio::sync::Notify;
@@ -131,7 +131,7 @@ impl Runner {
                 ),
             )
         };
-        let txn = self.db.begin().await?;
+        let txn = crate::services::begin_write(&self.db).await?;
         let mut select = Entity::find()
             .select_only()
             .column(Column::Id)
@@ -241,7 +241,7 @@ impl Runner {
         batch: Vec<super::file::Row>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
-        let txn = self.db.begin().await?;
+        let txn = crate::services::begin_write(&self.db).await?;
         let results = import
             .process(&txn, batch, &mut Earlier::Job(job.id), !job.dry_run)
             .await?;
@@ -283,9 +283,9 @@ impl Runner {
             txn.rollback().await?;
             return Ok(false);
         }
-        if !job.dry_run && import.changes_roles() && count(RowStatus::Updated) > 0 {
-            // Existing users' roles may have changed: no instance may keep their
-            // old permissions past this commit.
+        if !job.dry_run && import.changes_users() && count(RowStatus::Updated) > 0 {
+            // Existing users' records or roles changed: no instance may keep
+            // them, or their old permissions, past this commit.
             self.store.bump_authz_epoch(job.organization_id).await?;
         }
         txn.commit().await?;

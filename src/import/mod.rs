@@ -99,10 +99,11 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Whether the batch may change users' roles (and so their permissions).
-    pub fn changes_roles(&self) -> bool {
+    /// Whether the batch may change existing users' records (and with them
+    /// their roles, and so their permissions).
+    pub fn changes_users(&self) -> bool {
         match self {
-            Self::Staff(import) => import.mapping.maps("roles"),
+            Self::Staff(_) => true,
             Self::Patients(_) | Self::Locations(_) => false,
         }
     }

@@ -16,7 +16,7 @@ use std::{
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, JoinType,
-    QueryFilter, QuerySelect, RelationTrait, TransactionTrait,
+    QueryFilter, QuerySelect, RelationTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -43,13 +43,18 @@ pub const IP_FAILURE_LIMIT: u64 = 100;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const CACHE_CAPACITY: usize = 50_000;
 
+/// What an instance keeps of a user between requests, valid while the epochs
+/// it was read under stand (and never longer than [`CACHE_FOR`]).
 #[derive(Clone)]
 struct CachedAuthz {
     epoch: String,
+    loaded: std::time::Instant,
+    user: Arc<entity::user::Model>,
     permissions: Arc<BTreeSet<Permission>>,
-    is_super_admin: bool,
-    must_change_password: bool,
 }
+
+/// A backstop: whatever the epochs say, an entry is read again after this.
+const CACHE_FOR: Duration = Duration::from_secs(300);
 
 /// A successful login.
 pub struct LoggedIn {
@@ -101,7 +106,7 @@ impl Authenticator {
         let cached = self
             .cache_lock()
             .get(&session.user_id)
-            .filter(|c| c.epoch == touched.authz_epoch)
+            .filter(|c| c.epoch == touched.authz_epoch && c.loaded.elapsed() < CACHE_FOR)
             .cloned();
         let authz = match cached {
             Some(authz) => authz,
@@ -127,8 +132,9 @@ impl Authenticator {
             organization_id: session.organization_id,
             session_id: session.id,
             permissions: authz.permissions,
-            is_super_admin: authz.is_super_admin,
-            must_change_password: authz.must_change_password,
+            is_super_admin: authz.user.is_super_admin,
+            must_change_password: authz.user.must_change_password,
+            user: authz.user,
             origin,
         }))
     }
@@ -172,9 +178,9 @@ impl Authenticator {
         let permissions = permissions_of(&self.db, user_id).await?;
         Ok(Some(CachedAuthz {
             epoch,
+            loaded: std::time::Instant::now(),
+            user: Arc::new(user),
             permissions: Arc::new(permissions),
-            is_super_admin: user.is_super_admin,
-            must_change_password: user.must_change_password,
         }))
     }
 
@@ -269,7 +275,7 @@ impl Authenticator {
             "password",
         )?;
         let hash = self.hasher.hash(&password).await?;
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(&self.db).await?;
         if !invites::redeem(&txn, invite.id).await? {
             // Another request redeemed it first.
             return Err(invites::find_open(&txn, token)
@@ -331,6 +337,7 @@ impl Authenticator {
         let mut active: entity::user::ActiveModel = user.clone().into();
         active.last_login_at = Set(Some(now));
         let user = active.update(&self.db).await?;
+        self.store.bump_user_epoch(user.id).await?;
         audit::record(
             &self.db,
             AuditEntry {
@@ -396,7 +403,7 @@ impl Authenticator {
             ));
         }
         let hash = self.hasher.hash(&password).await?;
-        let txn = self.db.begin().await?;
+        let txn = super::begin_write(&self.db).await?;
         let mut active: entity::user::ActiveModel = user.into();
         active.password_hash = Set(Some(hash));
         active.must_change_password = Set(false);

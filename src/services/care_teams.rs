@@ -199,7 +199,7 @@ pub async fn assign(
     user_id: Uuid,
     patient_ids: &[Uuid],
 ) -> AppResult<u64> {
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let assigned = assign_in(&txn, actor, user_id, patient_ids).await?;
     txn.commit().await?;
     Ok(assigned)
@@ -267,7 +267,7 @@ pub async fn unassign(
     patient_ids: &[Uuid],
 ) -> AppResult<u64> {
     use entity::patient_assignment::{Column, Entity};
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let ids = check_change(&txn, actor, user_id, patient_ids).await?;
     let removed = Entity::delete_many()
         .filter(Column::UserId.eq(user_id))

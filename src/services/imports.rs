@@ -287,7 +287,7 @@ pub async fn start(
         lease_owner: None,
         lease_expires_at: None,
     };
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
         .exec_without_returning(&txn)
         .await?;

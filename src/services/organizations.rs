@@ -82,7 +82,7 @@ pub async fn create(
     actor.require_super_admin()?;
     let password = Password::generate();
     let hash = hasher.hash(&password).await?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     users::ensure_email_free(&txn, &admin.email, None).await?;
     let (organization, _) = accounts::create_organization(&txn, name).await?;
     let details = users::UserDetails {

@@ -339,7 +339,7 @@ pub async fn add_to_project(
             "This project is archived: it enrols no one.".into(),
         ));
     }
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let (patient, created) = upsert_patient(&txn, actor.organization_id, &details).await?;
     if !actor.has(Permission::PatientsAll) {
         // Without PATIENTS_ALL a user works within their care team: a new
@@ -512,7 +512,7 @@ pub async fn send_requests(
     check.finish()?;
 
     let organization = organizations::find(db, actor, None).await?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let now = Utc::now();
     for enrollment in &chosen {
         let patient = &patients[&enrollment.patient_id];
@@ -673,7 +673,7 @@ async fn record_response(
     origin: &Origin,
 ) -> AppResult<entity::enrollment::Model> {
     use entity::enrollment::{Column, Entity};
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let patient = match patient_id {
         Some(id) => entity::patient::Entity::find_by_id(id)
             .filter(entity::patient::Column::OrganizationId.eq(project.organization_id))

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use crate::{
-    auth::{Actor, Permission},
+    auth::{Actor, Permission, session::SessionStore},
     domain::{Locale, Phone, text},
     error::{AppError, AppResult, Validation},
 };
@@ -187,6 +187,7 @@ pub fn parse_certification(
 /// USERS_WRITE.
 pub async fn update(
     db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
     actor: &Actor,
     user_id: Uuid,
     changes: ProfileChanges,
@@ -194,7 +195,7 @@ pub async fn update(
     if user_id != actor.user_id {
         actor.require(Permission::UsersWrite)?;
     }
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let user = actor
         .scope::<entity::user::Entity>()
         .filter(entity::user::Column::Id.eq(user_id))
@@ -340,6 +341,7 @@ pub async fn update(
         .await?;
     }
     txn.commit().await?;
+    store.bump_user_epoch(user_id).await?;
     Ok(user)
 }
 

@@ -140,7 +140,7 @@ pub async fn create(
     ensure_npi_free(db, actor, &npi, None).await?;
     ensure_location(db, actor, practice.location_id).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let roles = match role_ids {
         Some(ids) => roles::resolve_ids(&txn, actor, ids, "roleIds").await?,
         None => {
@@ -218,7 +218,7 @@ pub async fn update(
     practice: PracticeDetails,
 ) -> AppResult<entity::provider::Model> {
     actor.require(Permission::ProvidersWrite)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let provider = find_in_scope(&txn, actor, id).await?;
     let mut active: entity::provider::ActiveModel = provider.clone().into();
     let mut changed = serde_json::Map::new();

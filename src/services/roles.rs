@@ -104,7 +104,7 @@ pub async fn create(
     spec: RoleSpec,
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     ensure_name_free(&txn, actor, &spec.name, None).await?;
     let now = Utc::now();
     let role = entity::role::Model {
@@ -143,7 +143,7 @@ pub async fn update(
     spec: RoleSpec,
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     lock_organization(&txn, actor.organization_id).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     ensure_name_free(&txn, actor, &spec.name, Some(id)).await?;
@@ -192,7 +192,7 @@ pub async fn delete(
     id: Uuid,
 ) -> AppResult<()> {
     actor.require(Permission::RolesManage)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     if role.built_in {
         return Err(AppError::Conflict(format!(

@@ -54,12 +54,10 @@ pub async fn find(
         .await?)
 }
 
-/// The actor's own record.
-pub async fn me(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<entity::user::Model> {
-    entity::user::Entity::find_by_id(actor.user_id)
-        .one(db)
-        .await?
-        .ok_or(crate::error::AppError::Unauthenticated)
+/// The actor's own record, as read with their session (no query: see
+/// [`Actor::user`]).
+pub fn me(actor: &Actor) -> entity::user::Model {
+    entity::user::Model::clone(&actor.user)
 }
 
 pub async fn list(
@@ -177,7 +175,7 @@ pub async fn create(
     }
     let organization = organizations::find(db, actor, None).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
     let created = create_in(
         &txn,
@@ -322,12 +320,13 @@ pub(crate) async fn insert(
 /// Change a user's details (USERS_WRITE); only the given fields change.
 pub async fn update(
     db: &(impl ConnectionTrait + TransactionTrait),
+    store: &dyn SessionStore,
     actor: &Actor,
     id: Uuid,
     changes: UserChanges,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.clone().into();
     let mut changed = serde_json::Map::new();
@@ -394,6 +393,7 @@ pub async fn update(
     )
     .await?;
     txn.commit().await?;
+    store.bump_user_epoch(id).await?;
     Ok(user)
 }
 
@@ -406,7 +406,7 @@ pub async fn deactivate(
     id: Uuid,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;
     if user.status == "INACTIVE" {
@@ -433,7 +433,7 @@ pub async fn reactivate(
     id: Uuid,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     if user.status == "ACTIVE" {
         return Ok(user);
@@ -461,7 +461,7 @@ pub async fn reset_password(
     find_manageable(db, actor, id).await?;
     let password = Password::generate();
     let hash = hasher.hash(&password).await?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
@@ -489,7 +489,7 @@ pub async fn set_roles(
     role_ids: &[Uuid],
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::RolesManage)?;
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;

@@ -22,6 +22,7 @@ use super::{
 struct State {
     sessions: HashMap<SessionId, SessionRecord>,
     epochs: HashMap<Uuid, String>,
+    user_epochs: HashMap<Uuid, String>,
     failures: HashMap<String, (u64, Instant)>,
 }
 
@@ -83,11 +84,17 @@ impl SessionStore for MemoryStore {
         }
         session.last_seen_at = now;
         let session = session.clone();
-        let authz_epoch = state
+        let organization = state
             .epochs
             .entry(session.organization_id)
             .or_insert_with(new_epoch)
             .clone();
+        let user = state
+            .user_epochs
+            .entry(session.user_id)
+            .or_insert_with(new_epoch)
+            .clone();
+        let authz_epoch = format!("{organization}/{user}");
         Ok(Some(Touched {
             session,
             authz_epoch,
@@ -147,6 +154,11 @@ impl SessionStore for MemoryStore {
 
     async fn bump_authz_epoch(&self, organization_id: Uuid) -> StoreResult<()> {
         self.lock().epochs.insert(organization_id, new_epoch());
+        Ok(())
+    }
+
+    async fn bump_user_epoch(&self, user_id: Uuid) -> StoreResult<()> {
+        self.lock().user_epochs.insert(user_id, new_epoch());
         Ok(())
     }
 

@@ -131,12 +131,14 @@ impl SessionRecord {
     }
 }
 
-/// A validated, slid session, with the authorisation epoch of its organisation read
-/// in the same round trip. What a request needs only: its address and user
+/// A validated, slid session, with the epochs of its organisation's
+/// authorisation and of its user's record, read in the same round trip. What a request needs only: its address and user
 /// agent may be left out (`get` and `list_for_user` have them).
 #[derive(Clone, Debug)]
 pub struct Touched {
     pub session: SessionRecord,
+    /// The organisation's authorisation epoch and the user's record epoch,
+    /// together: a change of either means what an instance cached is stale.
     pub authz_epoch: String,
 }
 
@@ -188,6 +190,10 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Invalidate every cached authorisation of an organisation's users.
     async fn bump_authz_epoch(&self, organization_id: Uuid) -> StoreResult<()>;
+
+    /// Replace a user's record epoch: their record changed, and every instance
+    /// reads it again on the user's next request.
+    async fn bump_user_epoch(&self, user_id: Uuid) -> StoreResult<()>;
 
     /// Count a failed attempt under `key` within `window`; once `limit` is reached,
     /// the key stays locked for `window` from the last failure.

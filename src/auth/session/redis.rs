@@ -5,6 +5,8 @@
 //!   window and what remains of the absolute lifetime);
 //! - `us:{user}`: the set of a user's session ids, for listing and revoking;
 //! - `authz:{organization}`: the organisation's authorisation epoch;
+//! - `uep:{user}`: the user's record epoch (a day without use and it lapses;
+//!   a new one then only makes instances read the record again);
 //! - `fail:{key}`: failed-login counters;
 //! - channel `revoked`: the ids of revoked sessions, for every instance's subscriptions.
 //!
@@ -27,8 +29,8 @@ use super::{
 };
 
 /// For each session key: reads the session, refuses it if ended, slides it, and
-/// reads its organisation's authorisation epoch (creating one if Redis lost
-/// it), all at once. It answers the fields a request needs (not the address and
+/// reads its organisation's authorisation epoch and its user's record epoch
+/// (creating them if Redis lost them), all at once. It answers the fields a request needs (not the address and
 /// user agent), or false, per key; and slides a session at most once per tenth
 /// of its inactivity window (once a second at most): a burst of requests writes
 /// once, and the session still ends no more than that much before its sliding
@@ -61,7 +63,13 @@ for i, key in ipairs(KEYS) do
         epoch = ARGV[2]
         redis.call('SET', epoch_key, epoch)
       end
-      f[7] = epoch
+      local user_key = ARGV[3] .. f[1]
+      local user_epoch = redis.call('GET', user_key)
+      if not user_epoch then
+        user_epoch = ARGV[2]
+        redis.call('SET', user_key, user_epoch, 'PX', 86400000)
+      end
+      f[7] = epoch .. '/' .. user_epoch
       replies[i] = f
     end
   end
@@ -227,6 +235,9 @@ type TouchReply = StoreResult<Option<Vec<Option<String>>>>;
 /// A session check waiting to be sent, with where to answer it.
 type Waiting = (SessionId, oneshot::Sender<TouchReply>);
 
+/// How long a user's record epoch lasts, in milliseconds (as the script sets it).
+const USER_EPOCH_MS: u64 = 86_400_000;
+
 /// The most session checks sent in one call.
 const MOST_TOUCHES: usize = 128;
 
@@ -251,7 +262,10 @@ async fn send_touches(
         for (id, _) in &batch {
             invocation.key(session_key(&prefix, id));
         }
-        invocation.arg(format!("{prefix}authz:")).arg(new_epoch());
+        invocation
+            .arg(format!("{prefix}authz:"))
+            .arg(new_epoch())
+            .arg(format!("{prefix}uep:"));
         let mut connection = link.get();
         let replies: redis::RedisResult<Vec<Option<Vec<Option<String>>>>> =
             invocation.invoke_async(&mut connection).await;
@@ -419,6 +433,13 @@ impl SessionStore for RedisStore {
         let mut connection = self.link.get();
         let key = format!("{}authz:{}", self.prefix, organization_id);
         self.bounded(connection.set::<_, _, ()>(key, new_epoch()))
+            .await
+    }
+
+    async fn bump_user_epoch(&self, user_id: Uuid) -> StoreResult<()> {
+        let mut connection = self.link.get();
+        let key = format!("{}uep:{}", self.prefix, user_id);
+        self.bounded(connection.pset_ex::<_, _, ()>(key, new_epoch(), USER_EPOCH_MS))
             .await
     }
 
