@@ -29,8 +29,6 @@ pub struct Actor {
     pub session_id: SessionId,
     /// Shared with the instance's authorisation cache: no copy per request.
     pub permissions: Arc<BTreeSet<Permission>>,
-    pub is_super_admin: bool,
-    pub must_change_password: bool,
     /// The user's record as of the session check: current, since any change
     /// to it replaces the user's epoch and the check then reads it again.
     pub user: Arc<entity::user::Model>,
@@ -38,8 +36,18 @@ pub struct Actor {
 }
 
 impl Actor {
+    pub fn is_super_admin(&self) -> bool {
+        self.user.is_super_admin
+    }
+
+    /// A generated or reset password: only `me`, `changePassword` and
+    /// `logout` until it is changed.
+    pub fn must_change_password(&self) -> bool {
+        self.user.must_change_password
+    }
+
     pub fn has(&self, permission: Permission) -> bool {
-        self.is_super_admin || self.permissions.contains(&permission)
+        self.is_super_admin() || self.permissions.contains(&permission)
     }
 
     /// `FORBIDDEN` unless the actor holds `permission`.
@@ -55,7 +63,7 @@ impl Actor {
     }
 
     pub fn require_super_admin(&self) -> AppResult<()> {
-        if self.is_super_admin {
+        if self.is_super_admin() {
             Ok(())
         } else {
             Err(AppError::forbidden("Only a super admin may do this."))
@@ -102,7 +110,7 @@ impl Caller {
     /// The actor, refused while they must change their password.
     pub fn actor(&self) -> AppResult<&Actor> {
         let actor = self.actor_pending_password_change()?;
-        if actor.must_change_password {
+        if actor.must_change_password() {
             return Err(AppError::PasswordChangeRequired);
         }
         Ok(actor)

@@ -127,7 +127,7 @@ pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> 
         .resolve(&token, origin_of(req))
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if actor.must_change_password {
+    if actor.must_change_password() {
         return Err(AppError::PasswordChangeRequired);
     }
     match acting_organization(req).map_err(|m| AppError::bad_input("organization", m))? {

@@ -132,8 +132,6 @@ impl Authenticator {
             organization_id: session.organization_id,
             session_id: session.id,
             permissions: authz.permissions,
-            is_super_admin: authz.user.is_super_admin,
-            must_change_password: authz.user.must_change_password,
             user: authz.user,
             origin,
         }))
@@ -146,7 +144,7 @@ impl Authenticator {
         if organization_id == actor.organization_id {
             return Ok(actor);
         }
-        if !actor.is_super_admin {
+        if !actor.is_super_admin() {
             return Err(AppError::forbidden(
                 "Only a super admin may act inside another organisation.",
             ));

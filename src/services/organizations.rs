@@ -31,7 +31,7 @@ pub async fn find(
     id: Option<Uuid>,
 ) -> AppResult<entity::organization::Model> {
     let id = id.unwrap_or(actor.organization_id);
-    if id != actor.organization_id && !actor.is_super_admin {
+    if id != actor.organization_id && !actor.is_super_admin() {
         return Err(AppError::NotFound("Organization"));
     }
     entity::organization::Entity::find_by_id(id)

@@ -202,7 +202,7 @@ pub async fn update(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("User"))?;
-    if user.is_super_admin && !actor.is_super_admin {
+    if user.is_super_admin && !actor.is_super_admin() {
         return Err(AppError::forbidden(
             "Only a super admin may change a super admin.",
         ));

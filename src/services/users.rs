@@ -563,7 +563,7 @@ async fn find_manageable(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("User"))?;
-    if user.is_super_admin && !actor.is_super_admin {
+    if user.is_super_admin && !actor.is_super_admin() {
         return Err(AppError::forbidden(
             "Only a super admin may change a super admin.",
         ));
