@@ -5,6 +5,7 @@ mod account;
 mod audit;
 mod connection;
 mod context;
+mod documents;
 mod imports;
 mod loaders;
 mod locations;
@@ -17,6 +18,7 @@ mod staff;
 use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
 pub use context::Ctx;
+pub use documents::parsed as parsed_document;
 
 use crate::app::AppState;
 

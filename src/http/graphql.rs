@@ -275,7 +275,7 @@ async fn serve(
     let mut operation = "unknown";
     for request in batch.iter_mut() {
         let operation_name = request.operation_name.clone();
-        let Ok(document) = request.parsed_query() else {
+        let Ok(document) = crate::graphql::parsed_document(request) else {
             // Execution reports the syntax error with its location.
             continue;
         };
