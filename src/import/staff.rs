@@ -351,8 +351,15 @@ impl StaffImport<'_> {
         let existing: HashMap<String, entity::user::Model> = if emails.is_empty() {
             HashMap::new()
         } else {
+            let among = if db.get_database_backend() == DbBackend::Postgres {
+                // One array parameter instead of one per email: a batch's
+                // thousand parameters cost more to bind and plan than the lookup.
+                Expr::col(entity::user::Column::Email).eq(PgFunc::any(Expr::val(emails)))
+            } else {
+                entity::user::Column::Email.is_in(emails)
+            };
             entity::user::Entity::find()
-                .filter(entity::user::Column::Email.is_in(emails))
+                .filter(among)
                 .all(db)
                 .await?
                 .into_iter()
