@@ -610,6 +610,22 @@ async fn me_is_current_on_every_instance_after_any_change() {
         let me = app.ok(&token, ME, Value::Null).await;
         assert_eq!(me["me"]["title"], "Charge Nurse", "{backend:?}");
 
+        // An import that updates the nurse's record, run by whichever instance
+        // claims it.
+        let job = app
+            .start_staff_import(
+                &admin,
+                b"Email,First Name\nrn@current.test,Imported\n".to_vec(),
+            )
+            .await;
+        let done = app.finished_job(&admin, &job).await;
+        assert_eq!(done["updatedCount"], 1, "{backend:?}: {done}");
+        for instance in [&app, other] {
+            let me = instance.ok(&token, ME, Value::Null).await;
+            assert_eq!(me["me"]["firstName"], "Imported", "{backend:?}");
+            assert_eq!(me["me"]["title"], "Charge Nurse", "{backend:?}");
+        }
+
         // Another login of the same user moves lastLoginAt for every session.
         let seen = me["me"]["lastLoginAt"].clone();
         tokio::time::sleep(Duration::from_millis(20)).await;
