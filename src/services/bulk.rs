@@ -3,9 +3,9 @@
 //! On PostgreSQL every chunk is one statement with one parameter: the rows as a
 //! JSON array in text, expanded by `json_populate_recordset` against the table's
 //! own row type (`json`, not `jsonb`: the text is read once, with no binary tree
-//! built first, about a fifth faster). A multi-row `VALUES` list with one parameter per cell costs far more to
-//! build, send and bind (tens of thousands of parameters per batch), and is
-//! capped at 65,535 parameters. SQLite binds parameters in process, so it keeps
+//! built first, about a fifth faster). A multi-row `VALUES` list with one
+//! parameter per cell costs far more to build, send and bind (tens of thousands
+//! of parameters per batch), and is capped at 65,535 parameters. SQLite binds parameters in process, so it keeps
 //! `INSERT … VALUES` in chunks below its parameter limit.
 
 use sea_orm::{
