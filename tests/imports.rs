@@ -605,3 +605,86 @@ async fn import_progress_is_pushed_over_the_websocket_until_the_final_value() {
         assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     }
 }
+
+#[tokio::test]
+async fn an_import_changes_only_the_fields_its_rows_change() {
+    const STAFF: &str = "{ users(first: 10, filter: { search: \"@fields.test\" }) { edges { node { email firstName lastName title mobilePhone } } } }";
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let admin = importer(&app, "Fields Clinic").await;
+        let run = |file: &'static str| {
+            let (app, admin) = (&app, &admin);
+            async move {
+                let id = app
+                    .start_staff_import(admin, file.as_bytes().to_vec())
+                    .await;
+                app.finished_job(admin, &id).await
+            }
+        };
+        let job = run("Email,First Name,Last Name,Job Title,Mobile Phone\n\
+                       a@fields.test,Ann,Adams,Nurse,+14155550101\n\
+                       b@fields.test,Ben,Brown,Nurse,+14155550102\n\
+                       c@fields.test,Cat,Clark,Nurse,+14155550103\n")
+        .await;
+        assert_eq!(job["createdCount"], 3, "{backend:?}: {job}");
+
+        // A title for two, a last name for one, a blank title kept, and one row
+        // that changes nothing.
+        let job = run("Email,Last Name,Job Title\n\
+                       a@fields.test,,Charge Nurse\n\
+                       b@fields.test,Baker,Midwife\n\
+                       c@fields.test,Clark,\n")
+        .await;
+        assert_eq!(
+            (
+                &job["updatedCount"],
+                &job["skippedCount"],
+                &job["failedCount"]
+            ),
+            (&json!(2), &json!(1), &json!(0)),
+            "{backend:?}: {job}"
+        );
+        let data = app.ok(&admin, STAFF, Value::Null).await;
+        let mut people: Vec<(String, String, String, String, String)> = data["users"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let n = &e["node"];
+                let s = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+                (
+                    s("email"),
+                    s("firstName"),
+                    s("lastName"),
+                    s("title"),
+                    s("mobilePhone"),
+                )
+            })
+            .collect();
+        people.sort();
+        let person = |e: &str, f: &str, l: &str, t: &str, m: &str| {
+            (
+                e.to_owned(),
+                f.to_owned(),
+                l.to_owned(),
+                t.to_owned(),
+                m.to_owned(),
+            )
+        };
+        assert_eq!(
+            people,
+            [
+                person(
+                    "a@fields.test",
+                    "Ann",
+                    "Adams",
+                    "Charge Nurse",
+                    "+14155550101"
+                ),
+                person("b@fields.test", "Ben", "Baker", "Midwife", "+14155550102"),
+                person("c@fields.test", "Cat", "Clark", "Nurse", "+14155550103"),
+            ],
+            "{backend:?}"
+        );
+    }
+}

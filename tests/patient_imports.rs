@@ -164,6 +164,41 @@ async fn the_sample_patients_file_enrols_with_exact_counts_and_again_creates_not
         assert_eq!(again["createdCount"], 0, "{again}");
         assert_eq!(again["skippedCount"], 10);
         assert_eq!(again["failedCount"], 6);
+
+        // A file that changes one patient's birth date and phone updates only those.
+        let changed = import(
+            &app,
+            &admin,
+            json!({ "kind": "PATIENTS", "projectId": project }),
+            b"MRN,First,Last,DOB,Mobile\nMRN-1000,Liam,Johnson,1985-04-13,+1 217 555 2099\n"
+                .to_vec(),
+        )
+        .await;
+        assert_eq!(changed["updatedCount"], 1, "{changed}");
+        let patient = {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            entity::patient::Entity::find()
+                .filter(entity::patient::Column::ExternalId.eq("MRN-1000"))
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                patient.first_name.as_deref(),
+                patient.last_name.as_deref(),
+                patient.date_of_birth.map(|d| d.to_string()),
+                patient.phone.as_deref(),
+            ),
+            (
+                Some("Liam"),
+                Some("Johnson"),
+                Some("1985-04-13".to_owned()),
+                Some("+12175552099")
+            ),
+            "{backend:?}"
+        );
         let second = app
             .ok(
                 &admin,

@@ -113,6 +113,7 @@ impl LocationImport<'_> {
         let now = Utc::now();
         let mut results = Vec::with_capacity(planned.len());
         let mut created = Vec::new();
+        let mut updates = Vec::new();
         for (number, identity, details, errors, values) in planned {
             let (Some(details), true) = (details, errors.is_empty()) else {
                 results.push(RowResult {
@@ -135,10 +136,8 @@ impl LocationImport<'_> {
                 Some(location) => {
                     let mut active = with_changes(location, &details, false);
                     if active.is_changed() && self.settings.update_existing {
-                        if write {
-                            active.updated_at = Set(now);
-                            active.update(db).await?;
-                        }
+                        active.updated_at = Set(now);
+                        updates.push(active);
                         (RowStatus::Updated, location.id)
                     } else {
                         (RowStatus::Skipped, location.id)
@@ -155,6 +154,7 @@ impl LocationImport<'_> {
             });
         }
         if write {
+            bulk::update_changed(db, updates).await?;
             bulk::insert_all::<entity::location::ActiveModel>(db, created).await?;
         }
         Ok(results)

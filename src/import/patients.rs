@@ -177,6 +177,7 @@ impl PatientImport<'_> {
         let now = Utc::now();
         let mut results = Vec::with_capacity(planned.len());
         let mut new_patients = Vec::new();
+        let mut updates = Vec::new();
         let mut new_enrollments = Vec::new();
         let mut new_links = Vec::new();
         for plan in planned {
@@ -220,10 +221,8 @@ impl PatientImport<'_> {
                 Some(patient) => {
                     let mut active = with_changes(patient, &details);
                     let status = if active.is_changed() && self.settings.update_existing {
-                        if write {
-                            active.updated_at = Set(now);
-                            active.update(db).await?;
-                        }
+                        active.updated_at = Set(now);
+                        updates.push(active);
                         RowStatus::Updated
                     } else {
                         RowStatus::Skipped
@@ -273,6 +272,7 @@ impl PatientImport<'_> {
         }
 
         if write {
+            bulk::update_changed(db, updates).await?;
             bulk::insert_all::<entity::patient::ActiveModel>(db, new_patients).await?;
             bulk::insert_all::<entity::enrollment::ActiveModel>(db, new_enrollments).await?;
             projects::record_links(db, new_links).await?;

@@ -401,6 +401,8 @@ impl StaffImport<'_> {
         let mut results = Vec::with_capacity(planned.len());
         let mut new_users = Vec::new();
         let mut new_providers = Vec::new();
+        let mut user_updates = Vec::new();
+        let mut provider_updates = Vec::new();
         let mut role_links: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
         let mut invite_for = Vec::new();
         for (number, parsed, mut errors, values) in planned {
@@ -489,18 +491,14 @@ impl StaffImport<'_> {
                     if !changed || !self.settings.update_existing {
                         (RowStatus::Skipped, user.id)
                     } else {
-                        if write {
-                            if active.is_changed() {
-                                active.updated_at = Set(now);
-                                active.update(db).await?;
-                            }
-                            match provider_change {
-                                Some(ProviderChange::Create(p)) => new_providers.push(p),
-                                Some(ProviderChange::Update(p)) => {
-                                    p.update(db).await?;
-                                }
-                                None => {}
-                            }
+                        if active.is_changed() {
+                            active.updated_at = Set(now);
+                            user_updates.push(active);
+                        }
+                        match provider_change {
+                            Some(ProviderChange::Create(p)) => new_providers.push(p),
+                            Some(ProviderChange::Update(p)) => provider_updates.push(p),
+                            None => {}
                         }
                         if let Some(ids) = roles_change {
                             role_links.push((user.id, ids));
@@ -520,6 +518,8 @@ impl StaffImport<'_> {
         }
 
         if write {
+            bulk::update_changed(db, user_updates).await?;
+            bulk::update_changed(db, provider_updates).await?;
             bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
             bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
             let relinked: Vec<Uuid> = role_links.iter().map(|(u, _)| *u).collect();

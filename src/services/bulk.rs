@@ -75,13 +75,19 @@ where
                 Ok(Json::Object(row))
             })
             .collect::<AppResult<_>>()?;
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            &sql,
-            [Value::String(Some(Json::Array(rows).to_string()))],
-        ))
-        .await?;
+        with_rows(db, &sql, rows).await?;
     }
+    Ok(())
+}
+
+/// Run `sql` on PostgreSQL with `rows` as its one parameter, a JSON array in text.
+async fn with_rows(db: &impl ConnectionTrait, sql: &str, rows: Vec<Json>) -> AppResult<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [Value::String(Some(Json::Array(rows).to_string()))],
+    ))
+    .await?;
     Ok(())
 }
 
@@ -109,4 +115,92 @@ fn to_json(value: Value) -> AppResult<Json> {
             return Err(anyhow::anyhow!("bulk insert cannot carry a {other:?} value").into());
         }
     })
+}
+
+/// Apply each active model's `Set` columns to its row, found by `id`; the other
+/// columns of the row are left as they are.
+///
+/// On PostgreSQL one statement per chunk: the changes as JSON text, each column
+/// taking the row's new value where it has one (`COALESCE`), so a column one row
+/// does not change keeps whatever is stored, even if another transaction wrote
+/// it meanwhile. A change to NULL cannot be told from no change that way, and
+/// one row must not be changed twice by one statement, so a chunk holding
+/// either goes row by row, as SQLite always does (it runs in process, where a
+/// statement costs little).
+pub async fn update_changed<A>(db: &impl ConnectionTrait, models: Vec<A>) -> AppResult<()>
+where
+    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    let one_by_one = |models: Vec<A>| async move {
+        for model in models {
+            model.update(db).await?;
+        }
+        AppResult::Ok(())
+    };
+    if models.is_empty() {
+        return Ok(());
+    }
+    if db.get_database_backend() != DbBackend::Postgres {
+        return one_by_one(models).await;
+    }
+    let columns: Vec<_> = <A::Entity as EntityTrait>::Column::iter().collect();
+    let Some(id_at) = columns
+        .iter()
+        .position(|c| sea_orm::IdenStatic::as_str(c) == "id")
+    else {
+        return one_by_one(models).await;
+    };
+    let entity = A::Entity::default();
+    let table = quoted(entity.table_name());
+    let mut models = models.into_iter().peekable();
+    while models.peek().is_some() {
+        let chunk: Vec<A> = models.by_ref().take(PG_CHUNK).collect();
+        let mut ids = std::collections::HashSet::with_capacity(chunk.len());
+        let mut changed = vec![false; columns.len()];
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut plain = true;
+        for model in &chunk {
+            let mut row = Map::new();
+            for (i, column) in columns.iter().enumerate() {
+                let value = match model.get(*column) {
+                    ActiveValue::Set(v) => {
+                        changed[i] |= i != id_at;
+                        to_json(v)?
+                    }
+                    ActiveValue::Unchanged(v) if i == id_at => to_json(v)?,
+                    _ => continue,
+                };
+                plain &= !value.is_null();
+                row.insert(sea_orm::IdenStatic::as_str(column).to_owned(), value);
+            }
+            plain &= row
+                .get("id")
+                .and_then(Json::as_str)
+                .is_some_and(|k| ids.insert(k.to_owned()));
+            rows.push(Json::Object(row));
+        }
+        let assignments: Vec<String> = columns
+            .iter()
+            .zip(&changed)
+            .filter(|(_, changed)| **changed)
+            .map(|(c, _)| {
+                let c = quoted(sea_orm::IdenStatic::as_str(c));
+                format!("{c} = COALESCE(v.{c}, t.{c})")
+            })
+            .collect();
+        if !plain {
+            one_by_one(chunk).await?;
+            continue;
+        }
+        if assignments.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "UPDATE {table} AS t SET {} FROM json_populate_recordset(NULL::{table}, $1::json) AS v WHERE t.\"id\" = v.\"id\"",
+            assignments.join(", ")
+        );
+        with_rows(db, &sql, rows).await?;
+    }
+    Ok(())
 }
