@@ -226,8 +226,14 @@ pub(crate) fn millis_to_time(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// A fresh random epoch, from the thread's generator (seeded from the
+/// operating system) rather than a system call per value: the session check
+/// asks for one per call.
 pub(crate) fn new_epoch() -> String {
-    Uuid::new_v4().simple().to_string()
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 /// Wait until the session `id` ends, and say why: revoked (on any instance) or
