@@ -1,5 +1,7 @@
 //! Organisations, users and roles as clients read them.
 
+use std::sync::Arc;
+
 use async_graphql::{
     Context, ID, InputObject, Object, Result, SimpleObject, dataloader::DataLoader,
 };
@@ -65,8 +67,15 @@ pub enum EmployeeStatus {
     Leave,
 }
 
-/// A staff login.
-pub struct User(pub entity::user::Model);
+/// A staff login. Shared, not copied: `me` answers from the record the
+/// request's session check already holds.
+pub struct User(pub Arc<entity::user::Model>);
+
+impl From<entity::user::Model> for User {
+    fn from(model: entity::user::Model) -> Self {
+        Self(Arc::new(model))
+    }
+}
 
 #[Object]
 impl User {
@@ -265,7 +274,7 @@ impl AccountQuery {
     /// The logged-in user. Answers even while the password must be changed.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let actor = ctx.caller()?.actor_pending_password_change()?;
-        Ok(User(users::me(actor)))
+        Ok(User(actor.user.clone()))
     }
 
     /// The caller's organisation, or with `id` any organisation for a super admin.
@@ -316,14 +325,16 @@ impl AccountQuery {
                 .transpose()?,
         };
         let page = users::list(&state.db, actor, filter, page).await?;
-        Ok(into_connection(page, |m| m.id, User))
+        Ok(into_connection(page, |m| m.id, User::from))
     }
 
     /// One user of the organisation; null for an unknown id or another organisation's.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
-        Ok(users::find(&ctx.state()?.db, actor, id).await?.map(User))
+        Ok(users::find(&ctx.state()?.db, actor, id)
+            .await?
+            .map(User::from))
     }
 
     /// The organisation's roles, by name.

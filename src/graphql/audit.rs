@@ -37,7 +37,7 @@ impl AuditEvent {
         // A super admin acting in this organisation is shown; other tenants' users are not.
         Ok(user
             .filter(|u| u.organization_id == caller.organization_id || u.is_super_admin)
-            .map(User))
+            .map(User::from))
     }
     async fn session_id(&self) -> Option<ID> {
         self.0.session_id.clone().map(ID)

@@ -473,7 +473,7 @@ impl ImportJob {
             .load_one(id)
             .await
             .map_err(loader_error)?;
-        Ok(user.map(User))
+        Ok(user.map(User::from))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -95,7 +95,7 @@ impl Certification {
             .await
             .map_err(loader_error)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("certification without user")))?;
-        Ok(User(user))
+        Ok(User::from(user))
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -318,7 +318,7 @@ impl ProfileQuery {
             profiles::available_staff(&ctx.state()?.db, actor, at, location_id)
                 .await?
                 .into_iter()
-                .map(User)
+                .map(User::from)
                 .collect(),
         )
     }
@@ -335,7 +335,7 @@ impl ProfileMutation {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let changes = input.parse()?;
-        Ok(User(
+        Ok(User::from(
             profiles::update(
                 &state.db,
                 state.auth.store().as_ref(),
@@ -359,7 +359,7 @@ impl ProfileMutation {
         let actor = ctx.caller()?.actor()?;
         let user_id = parse_id(&user_id, "userId")?;
         let changes = input.parse()?;
-        Ok(User(
+        Ok(User::from(
             profiles::update(
                 &state.db,
                 state.auth.store().as_ref(),

@@ -257,7 +257,7 @@ impl Patient {
             .map_err(loader_error)?;
         let mut users: Vec<_> = users.into_values().collect();
         users.sort_by(|a, b| (&a.last_name, &a.first_name).cmp(&(&b.last_name, &b.first_name)));
-        Ok(users.into_iter().map(User).collect())
+        Ok(users.into_iter().map(User::from).collect())
     }
 }
 

@@ -132,7 +132,7 @@ impl Provider {
             .await
             .map_err(loader_error)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("provider without user")))?;
-        Ok(User(user))
+        Ok(User::from(user))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -70,7 +70,7 @@ impl From<LoggedIn> for LoginPayload {
             token: logged_in.token.expose().to_owned(),
             expires_at: logged_in.session.expires_at(),
             must_change_password: logged_in.user.must_change_password,
-            user: User(logged_in.user),
+            user: User::from(logged_in.user),
         }
     }
 }

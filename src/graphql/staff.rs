@@ -298,7 +298,7 @@ impl StaffMutation {
         .await?;
         Ok(CreateOrganizationPayload {
             organization: Organization(created.organization),
-            admin: User(created.admin),
+            admin: User::from(created.admin),
             generated_password: created.generated_password.expose().to_owned(),
         })
     }
@@ -367,7 +367,7 @@ impl StaffMutation {
             state.outbox_wake.notify_one();
         }
         Ok(CreateUserPayload {
-            user: User(created.user),
+            user: User::from(created.user),
             generated_password: created.generated_password.map(|p| p.expose().to_owned()),
             invite_link: created.invite_link,
         })
@@ -379,7 +379,7 @@ impl StaffMutation {
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
         let changes = parse_user_changes(input)?;
-        Ok(User(
+        Ok(User::from(
             users::update(&state.db, state.auth.store().as_ref(), actor, id, changes).await?,
         ))
     }
@@ -390,7 +390,7 @@ impl StaffMutation {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
-        Ok(User(
+        Ok(User::from(
             users::deactivate(&state.db, state.auth.store().as_ref(), actor, id).await?,
         ))
     }
@@ -400,7 +400,7 @@ impl StaffMutation {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
-        Ok(User(users::reactivate(&state.db, actor, id).await?))
+        Ok(User::from(users::reactivate(&state.db, actor, id).await?))
     }
 
     /// Give a user a generated password, to be changed at next login (USERS_WRITE);
@@ -437,7 +437,7 @@ impl StaffMutation {
         v.finish()?;
         let user_id = user_id
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("validated input missing")))?;
-        Ok(User(
+        Ok(User::from(
             users::set_roles(
                 &state.db,
                 state.auth.store().as_ref(),

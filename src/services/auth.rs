@@ -45,7 +45,6 @@ const CACHE_CAPACITY: usize = 50_000;
 
 /// What an instance keeps of a user between requests, valid while the epochs
 /// it was read under stand (and never longer than [`CACHE_FOR`]).
-#[derive(Clone)]
 struct CachedAuthz {
     epoch: String,
     loaded: std::time::Instant,
@@ -103,13 +102,14 @@ impl Authenticator {
             return Ok(None);
         };
         let session = touched.session;
+        // The two shared parts only: no copy of the entry's epoch per request.
         let cached = self
             .cache_lock()
             .get(&session.user_id)
             .filter(|c| c.epoch == touched.authz_epoch && c.loaded.elapsed() < CACHE_FOR)
-            .cloned();
-        let authz = match cached {
-            Some(authz) => authz,
+            .map(|c| (c.user.clone(), c.permissions.clone()));
+        let (user, permissions) = match cached {
+            Some(shared) => shared,
             None => {
                 let Some(authz) = self
                     .load_authz(session.user_id, touched.authz_epoch)
@@ -123,16 +123,17 @@ impl Authenticator {
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
                 }
-                cache.insert(session.user_id, authz.clone());
-                authz
+                let shared = (authz.user.clone(), authz.permissions.clone());
+                cache.insert(session.user_id, authz);
+                shared
             }
         };
         Ok(Some(Actor {
             user_id: session.user_id,
             organization_id: session.organization_id,
             session_id: session.id,
-            permissions: authz.permissions,
-            user: authz.user,
+            permissions,
+            user,
             origin,
         }))
     }

@@ -54,12 +54,6 @@ pub async fn find(
         .await?)
 }
 
-/// The actor's own record, as read with their session (no query: see
-/// [`Actor::user`]).
-pub fn me(actor: &Actor) -> entity::user::Model {
-    entity::user::Model::clone(&actor.user)
-}
-
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
