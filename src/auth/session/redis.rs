@@ -214,10 +214,15 @@ impl RedisStore {
         }
     }
 
-    fn record_from_fields(id: SessionId, fields: &[Option<String>]) -> Option<SessionRecord> {
-        let get = |i: usize| fields.get(i).cloned().flatten();
+    /// A session from its fields in [`FIELDS`] order; address and user agent
+    /// may be left out.
+    fn record_from_fields(
+        id: SessionId,
+        fields: &[Option<impl AsRef<str>>],
+    ) -> Option<SessionRecord> {
+        let get = |i: usize| fields.get(i)?.as_ref().map(AsRef::as_ref);
         let number = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
-        let optional = |i: usize| get(i).filter(|v| !v.is_empty());
+        let optional = |i: usize| get(i).filter(|v| !v.is_empty()).map(str::to_owned);
         Some(SessionRecord {
             id,
             user_id: get(0)?.parse().ok()?,
@@ -295,24 +300,14 @@ async fn send_touches(
 /// A session check's answer: six session fields and the epochs, separated by
 /// spaces (see [`TOUCH`]); `None` if it is not of that shape.
 fn touched_from_reply(id: SessionId, reply: &str) -> Option<Touched> {
-    let mut parts = reply.split(' ');
-    let mut next = || parts.next();
-    let (user, organization) = (next()?.parse().ok()?, next()?.parse().ok()?);
-    let mut millis = || next()?.parse::<i64>().ok();
-    let (created, seen, absolute, idle) = (millis()?, millis()?, millis()?, millis()?);
-    let authz_epoch = next()?.to_owned();
+    let mut fields = [None; 7];
+    for (field, part) in fields.iter_mut().zip(reply.split(' ')) {
+        *field = Some(part);
+    }
+    let authz_epoch = fields[6]?.to_owned();
+    let session = RedisStore::record_from_fields(id, &fields[..6])?;
     Some(Touched {
-        session: SessionRecord {
-            id,
-            user_id: user,
-            organization_id: organization,
-            created_at: millis_to_time(created),
-            last_seen_at: millis_to_time(seen),
-            absolute_expiry: millis_to_time(absolute),
-            idle_timeout: Duration::from_millis(u64::try_from(idle).ok()?),
-            ip_address: None,
-            user_agent: None,
-        },
+        session,
         authz_epoch,
     })
 }
