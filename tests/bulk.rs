@@ -1,0 +1,117 @@
+//! Bulk inserts store exactly what each model holds: every column type the
+//! imports write, NULL beside values in one column, a column no model sets
+//! taking its default, and chunks larger than one statement.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use common::TestApp;
+use rollcall::services::bulk;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn user(org: Uuid, i: u32) -> entity::user::Model {
+    // Every other row leaves the optional columns NULL.
+    let some = i.is_multiple_of(2);
+    entity::user::Model {
+        id: Uuid::now_v7(),
+        organization_id: org,
+        email: format!("bulk{i}@bulk.test"),
+        password_hash: None,
+        first_name: format!("Ünïcode {i}"),
+        last_name: "O'Brien, \"Jr\"\t\\".to_owned(),
+        title: some.then(|| "Registered Nurse".to_owned()),
+        status: "ACTIVE".to_owned(),
+        employee_status: "LEAVE".to_owned(),
+        mobile_phone: some.then(|| "+15551234567".to_owned()),
+        locale: None,
+        idle_timeout_minutes: some.then_some(i32::try_from(i).unwrap()),
+        external_id: some.then(|| format!("EXT-{i}")),
+        must_change_password: some,
+        is_super_admin: false,
+        last_login_at: some.then(|| at(i64::from(i))),
+        created_at: at(0),
+        updated_at: at(1),
+        email_signature: None,
+        preferences: some.then(|| json!({ "view": "list", "n": i, "nested": [null, "x"] })),
+    }
+}
+
+#[tokio::test]
+async fn bulk_inserts_store_every_value_and_every_null_as_given() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Bulk Clinic").await;
+
+        // More rows than one PostgreSQL statement takes.
+        let users: Vec<entity::user::Model> = (0..5_003).map(|i| user(org, i)).collect();
+        bulk::insert_all::<entity::user::ActiveModel>(&app.db, users.clone())
+            .await
+            .unwrap();
+        let stored = entity::user::Entity::find()
+            .filter(entity::user::Column::OrganizationId.eq(org))
+            .order_by_asc(entity::user::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), users.len(), "{backend:?}");
+        for (stored, given) in stored.iter().zip(&users) {
+            assert_eq!(stored, given, "{backend:?}");
+        }
+
+        // Dates, and a column that no model sets: it takes its default.
+        let patients: Vec<entity::patient::ActiveModel> = (0..3)
+            .map(|i| entity::patient::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(org),
+                external_id: Set(Some(format!("P-{i}"))),
+                first_name: Set(None),
+                last_name: Set(Some("Doe".to_owned())),
+                email: NotSet,
+                phone: Set(None),
+                date_of_birth: Set(
+                    (i != 1).then(|| NaiveDate::from_ymd_opt(1950 + i, 2, 28).unwrap())
+                ),
+                created_at: Set(at(2)),
+                updated_at: Set(at(3)),
+            })
+            .collect();
+        bulk::insert_all(&app.db, patients).await.unwrap();
+        let stored = entity::patient::Entity::find()
+            .order_by_asc(entity::patient::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap();
+        let births: Vec<Option<NaiveDate>> = stored.iter().map(|p| p.date_of_birth).collect();
+        assert_eq!(
+            births,
+            [
+                NaiveDate::from_ymd_opt(1950, 2, 28),
+                None,
+                NaiveDate::from_ymd_opt(1952, 2, 28)
+            ],
+            "{backend:?}"
+        );
+        assert!(
+            stored
+                .iter()
+                .all(|p| p.email.is_none() && p.first_name.is_none())
+        );
+        assert_eq!(stored[2].external_id.as_deref(), Some("P-2"));
+        assert_eq!(stored[0].updated_at, at(3));
+        app.stop().await;
+    }
+}
