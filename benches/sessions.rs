@@ -3,18 +3,25 @@
 //! Starts the real server in process (PostgreSQL and Redis when they answer on
 //! 127.0.0.1, else SQLite and in-process sessions) and drives it over loopback
 //! with 32 keep-alive connections, each sending its next request as soon as the
-//! last one is answered:
+//! last one is answered, and each with a session of its own user:
 //!
 //! 1. `{ __typename }` without a session: the cost of HTTP and GraphQL alone;
 //! 2. `{ __typename }` with a bearer token: plus the session lookup alone (one
 //!    Redis round trip);
 //! 3. `{ me { id email } }` with a bearer token: plus the user read;
 //! 4. the same while 20 logins per second are hashed (argon2id) beside it;
+//!
+//! in turn, round after round, so that a machine whose speed drifts weighs on
+//! every phase alike; then
+//!
 //! 5. logins alone, as many as the hasher takes (`ROLLCALL_HASH_CONCURRENCY`
 //!    defaults to the cores less one), then the time of one hash.
 //!
-//! It prints requests per second and p50/p99 latency for each, and the ratios.
-//! `BENCH_SECONDS` sets each phase's length (default 10). The server and the
+//! It prints each round, then for each phase the median and range over the
+//! rounds of requests per second and p50/p99 latency, and of the share of
+//! throughput each round lost to the session against its own unauthenticated
+//! phase. `BENCH_ROUNDS` (default 5) and `BENCH_SECONDS`, the length of each
+//! phase in a round (default 3), set its length. The server and the
 //! load generator share the machine's cores but the last, which a Redis of the
 //! benchmark's own has to itself (as a deployment keeps Redis off the
 //! application's cores); `BENCH_SHARED_CORES=1` uses the shared Redis on the
@@ -52,19 +59,21 @@ struct Figures {
     errors: u64,
 }
 
-/// Drive `query` from `CONNECTIONS` clients for `seconds`.
-async fn drive(app: &TestApp, token: Option<&str>, query: &str, seconds: u64) -> Figures {
+/// Drive `query` from `CONNECTIONS` clients for `seconds`, client `i` with
+/// session `tokens[i]` (none without `tokens`).
+async fn drive(app: &TestApp, tokens: Option<&[String]>, query: &str, seconds: u64) -> Figures {
     let url = format!("{}/graphql", app.address);
     let body = Arc::new(json!({ "query": query }).to_string());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for i in 0..CONNECTIONS {
+        let token = tokens.map(|tokens| tokens[i % tokens.len()].clone());
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
             .http1_only()
             .build()
             .unwrap();
-        let (url, body, token) = (url.clone(), body.clone(), token.map(str::to_owned));
+        let (url, body) = (url.clone(), body.clone());
         workers.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new(3).unwrap();
             let mut errors = 0;
@@ -113,11 +122,94 @@ async fn drive(app: &TestApp, token: Option<&str>, query: &str, seconds: u64) ->
     }
 }
 
-fn report(name: &str, f: &Figures) {
+/// One round of the phases that take turns.
+struct Round {
+    anonymous: Figures,
+    session_only: Figures,
+    authenticated: Figures,
+    under_logins: Figures,
+}
+
+/// One phase's figures in a round.
+type Phase = fn(&Round) -> &Figures;
+
+/// The median of some figures, and their range.
+fn spread(values: impl Iterator<Item = f64>) -> String {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let (low, high) = (values[0], values[values.len() - 1]);
+    let median = values[values.len() / 2];
+    let digits = match high {
+        h if h >= 1000.0 => 0,
+        h if h >= 10.0 => 1,
+        _ => 2,
+    };
+    format!("{median:.digits$} [{low:.digits$} – {high:.digits$}]")
+}
+
+/// A phase over every round: median and range of each figure.
+fn report(name: &str, rounds: &[&Figures]) {
+    let of = |figure: fn(&Figures) -> f64| spread(rounds.iter().map(|f| figure(f)));
     println!(
-        "{name:<44} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
-        f.requests_per_second, f.p50_ms, f.p99_ms, f.errors
+        "{name:<40} {} req/s   p50 {} ms   p99 {} ms   errors {}",
+        of(|f| f.requests_per_second.round()),
+        of(|f| f.p50_ms),
+        of(|f| f.p99_ms),
+        rounds.iter().map(|f| f.errors).sum::<u64>()
     );
+}
+
+/// Drive `me` for `seconds` while 20 logins a second are made beside it: the
+/// figures, the logins that succeeded and those that failed.
+async fn beside_logins(app: &TestApp, tokens: &[String], seconds: u64) -> (Figures, u64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (logged_in, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let logins = {
+        let (address, stop) = (app.address.clone(), stop.clone());
+        let (logged_in, refused) = (logged_in.clone(), refused.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let mut sent = Vec::new();
+            let mut i = 0;
+            // One login every 50 ms, each on its own: a slow one does not
+            // hold back the next.
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let (client, address) = (client.clone(), address.clone());
+                let (logged_in, refused) = (logged_in.clone(), refused.clone());
+                let email = format!("login{}@bench.test", i % 4);
+                i += 1;
+                sent.push(tokio::spawn(async move {
+                    let response = client
+                        .post(format!("{address}/graphql"))
+                        .json(&json!({
+                            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                            "variables": { "e": email, "p": PASSWORD }
+                        }))
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) => r.json::<Value>().await.is_ok_and(|b| b["errors"].is_null()),
+                        Err(_) => false,
+                    };
+                    let counter = if ok { &logged_in } else { &refused };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }));
+            }
+            for login in sent {
+                let _ = login.await;
+            }
+        })
+    };
+    let figures = drive(app, Some(tokens), "{ me { id email } }", seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    logins.await.unwrap();
+    (
+        figures,
+        logged_in.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    )
 }
 
 /// The server binary's allocator, so that the figures are the server's.
@@ -159,10 +251,15 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let seconds: u64 = std::env::var("BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10);
+        let setting = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        let seconds = setting("BENCH_SECONDS", 3);
+        let rounds = setting("BENCH_ROUNDS", 5);
         let storage = common::Storage::new(backend).await;
         let redis_url = own_redis.as_ref().map(|(redis, _)| redis.url());
         let app = TestApp::spawn_with(storage, |c| {
@@ -174,13 +271,19 @@ fn main() {
         })
         .await;
         let org = app.organization("Bench Clinic").await;
-        app.user(org, "bench@bench.test", &["Admin"]).await;
         for i in 0..4 {
             app.user(org, &format!("login{i}@bench.test"), &["Billing"]).await;
         }
-        let token = app.login("bench@bench.test", PASSWORD).await;
+        // Each connection has a session of its own, of a user of its own, as
+        // 32 staff members at their desks would.
+        let mut tokens = Vec::with_capacity(CONNECTIONS);
+        for i in 0..CONNECTIONS {
+            let email = format!("staff{i}@bench.test");
+            app.user(org, &email, &["Admin"]).await;
+            tokens.push(app.login(&email, PASSWORD).await);
+        }
         println!(
-            "backend: {}; {CONNECTIONS} connections; {seconds} s per phase; {} cores for the server and the load generator",
+            "backend: {}; {CONNECTIONS} connections, one session each; {rounds} rounds of {seconds} s per phase; {} cores for the server and the load generator",
             match backend {
                 Backend::Production => "PostgreSQL + Redis",
                 Backend::Embedded => "SQLite + in-process sessions",
@@ -198,80 +301,65 @@ fn main() {
         }
 
         // Warm up connections, caches and the pool.
-        drive(&app, Some(&token), "{ me { id email } }", 2).await;
+        drive(&app, Some(&tokens), "{ me { id email } }", 2).await;
 
-        let anonymous = drive(&app, None, "{ __typename }", seconds).await;
-        report("unauthenticated { __typename }", &anonymous);
-        let session_only = drive(&app, Some(&token), "{ __typename }", seconds).await;
-        report("authenticated { __typename }", &session_only);
-        let authenticated = drive(&app, Some(&token), "{ me { id email } }", seconds).await;
-        report("authenticated { me { id email } }", &authenticated);
-
-        // 20 logins per second beside the authenticated load.
-        let stop = Arc::new(AtomicBool::new(false));
-        let (logged_in, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let logins = {
-            let (address, stop) = (app.address.clone(), stop.clone());
-            let (logged_in, refused) = (logged_in.clone(), refused.clone());
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut tick = tokio::time::interval(Duration::from_millis(50));
-                let mut sent = Vec::new();
-                let mut i = 0;
-                // One login every 50 ms, each on its own: a slow one does not
-                // hold back the next.
-                while !stop.load(Ordering::Relaxed) {
-                    tick.tick().await;
-                    let (client, address) = (client.clone(), address.clone());
-                    let (logged_in, refused) = (logged_in.clone(), refused.clone());
-                    let email = format!("login{}@bench.test", i % 4);
-                    i += 1;
-                    sent.push(tokio::spawn(async move {
-                        let response = client
-                            .post(format!("{address}/graphql"))
-                            .json(&json!({
-                                "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                                "variables": { "e": email, "p": PASSWORD }
-                            }))
-                            .send()
-                            .await;
-                        let ok = match response {
-                            Ok(r) => r.json::<Value>().await.is_ok_and(|b| b["errors"].is_null()),
-                            Err(_) => false,
-                        };
-                        let counter = if ok { &logged_in } else { &refused };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }));
-                }
-                for login in sent {
-                    let _ = login.await;
-                }
-            })
+        // The phases take turns, round after round, so that a machine that
+        // slows down or speeds up meanwhile weighs on all of them alike; each
+        // round's losses are against that round's unauthenticated figure.
+        let mut rounds_seen: Vec<Round> = Vec::new();
+        for round in 1..=rounds {
+            let anonymous = drive(&app, None, "{ __typename }", seconds).await;
+            let session_only = drive(&app, Some(&tokens), "{ __typename }", seconds).await;
+            let authenticated = drive(&app, Some(&tokens), "{ me { id email } }", seconds).await;
+            let (under_logins, logged_in, refused) = beside_logins(&app, &tokens, seconds).await;
+            println!(
+                "round {round}: {:.0} / {:.0} / {:.0} / {:.0} req/s; logins beside it {:.1}/s ({refused} failed)",
+                anonymous.requests_per_second,
+                session_only.requests_per_second,
+                authenticated.requests_per_second,
+                under_logins.requests_per_second,
+                logged_in as f64 / seconds as f64,
+            );
+            rounds_seen.push(Round {
+                anonymous,
+                session_only,
+                authenticated,
+                under_logins,
+            });
+        }
+        println!();
+        let phases: [(&str, Phase); 4] = [
+            ("unauthenticated { __typename }", |r| &r.anonymous),
+            ("authenticated { __typename }", |r| &r.session_only),
+            ("authenticated { me { id email } }", |r| &r.authenticated),
+            ("authenticated, with 20 logins/s hashed", |r| &r.under_logins),
+        ];
+        for (name, phase) in phases {
+            let figures: Vec<&Figures> = rounds_seen.iter().map(phase).collect();
+            report(name, &figures);
+        }
+        let lost = |phase: Phase| {
+            spread(rounds_seen.iter().map(|r| {
+                (1.0 - phase(r).requests_per_second / r.anonymous.requests_per_second) * 100.0
+            }))
         };
-        let under_logins = drive(&app, Some(&token), "{ me { id email } }", seconds).await;
-        stop.store(true, Ordering::Relaxed);
-        logins.await.unwrap();
-        report("authenticated, with 20 logins/s hashed", &under_logins);
         println!(
-            "logins beside it: {:.1}/s ({} failed)",
-            logged_in.load(Ordering::Relaxed) as f64 / seconds as f64,
-            refused.load(Ordering::Relaxed)
-        );
-
-        let cost = |f: &Figures| (1.0 - f.requests_per_second / anonymous.requests_per_second) * 100.0;
-        println!(
-            "throughput lost to the session lookup alone: {:.1}%; to the session and the user read of me: {:.1}%",
-            cost(&session_only),
-            cost(&authenticated)
+            "throughput lost to the session lookup alone: {}%; to the session and me: {}%",
+            lost(|r| &r.session_only),
+            lost(|r| &r.authenticated)
         );
         println!(
-            "p99 with logins / without: {:.2}",
-            under_logins.p99_ms / authenticated.p99_ms
+            "p99 with logins / without: {}",
+            spread(
+                rounds_seen
+                    .iter()
+                    .map(|r| r.under_logins.p99_ms / r.authenticated.p99_ms)
+            )
         );
 
         // Logins alone, as fast as the hasher takes them.
         let logins_alone = drive(&app, None, LOGIN, seconds).await;
-        report("login (a password verified, a session made)", &logins_alone);
+        report("login (a password verified, a session made)", &[&logins_alone]);
         println!("{}", hash_time().await);
         app.stop().await;
     });
