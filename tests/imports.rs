@@ -688,3 +688,58 @@ async fn an_import_changes_only_the_fields_its_rows_change() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_batch_the_database_always_refuses_fails_the_job_and_keeps_the_batches_before_it() {
+    use sea_orm::ConnectionTrait;
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let token = importer(&app, "Refusing Clinic").await;
+        // The database refuses one row of the second batch (rows are written
+        // 1,000 at a time), every time.
+        let refuse = match backend {
+            common::Backend::Production => vec![
+                "CREATE FUNCTION refuse_user() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.email = 'staff1500@refusing.test' THEN RAISE EXCEPTION 'refused'; END IF;
+                   RETURN NEW;
+                 END $$",
+                "CREATE TRIGGER refuse BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_user()",
+            ],
+            common::Backend::Embedded => vec![
+                "CREATE TRIGGER refuse BEFORE INSERT ON users
+                 WHEN NEW.email = 'staff1500@refusing.test'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            ],
+        };
+        for statement in refuse {
+            app.db.execute_unprepared(statement).await.unwrap();
+        }
+        let mut file = String::from("Email,First Name,Last Name\n");
+        for i in 0..2_500 {
+            file.push_str(&format!("staff{i}@refusing.test,Staff,Member {i}\n"));
+        }
+        let id = app.start_staff_import(&token, file.into_bytes()).await;
+        let job = app.finished_job(&token, &id).await;
+        assert_eq!(job["status"], "FAILED", "{backend:?}: {job}");
+        let message = job["errorMessage"].as_str().unwrap();
+        assert!(
+            message.contains("after 5 attempts") && message.contains("the 1000 rows before"),
+            "{message}"
+        );
+        // The first batch stays, with its outcomes; nothing of the second.
+        assert_eq!(job["processedRows"], 1000, "{job}");
+        assert_eq!(job["createdCount"], 1000, "{job}");
+        let data = app
+            .ok(
+                &token,
+                "{ first: users(first: 1, filter: { search: \"staff999@\" }) { totalCount }
+                   second: users(first: 1, filter: { search: \"staff1001@\" }) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(data["first"]["totalCount"], 1, "{data}");
+        assert_eq!(data["second"]["totalCount"], 0, "{data}");
+        app.stop().await;
+    }
+}

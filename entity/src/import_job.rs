@@ -32,6 +32,8 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTimeUtc>,
+    /// How many times in a row the next batch failed to save.
+    pub failed_attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261124_000004_create_patient_assignments;
 mod m20261124_000005_create_locations;
 mod m20261124_000006_create_profiles;
 mod m20261124_000007_add_provider_location;
+mod m20261201_000001_add_import_failed_attempts;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_locations::Migration),
             Box::new(m20261124_000006_create_profiles::Migration),
             Box::new(m20261124_000007_add_provider_location::Migration),
+            Box::new(m20261201_000001_add_import_failed_attempts::Migration),
         ]
     }
 }

@@ -87,8 +87,13 @@ impl Runner {
                             Ok(RunEnd::Stopping) => return,
                             Ok(_) => {}
                             Err(err) => {
-                                tracing::warn!(job_id = %id, error = %err, "import batch failed; the job will be resumed");
-                                let _ = self.release(id).await;
+                                // An outage passes: only other failures count
+                                // towards giving up on the job.
+                                let outage = matches!(err, AppError::Unavailable(_));
+                                tracing::warn!(job_id = %id, error = %err, "import batch failed");
+                                if outage || !self.gave_up(id).await.unwrap_or(false) {
+                                    let _ = self.release(id).await;
+                                }
                                 tokio::time::sleep(Duration::from_secs(2)).await;
                             }
                         }
@@ -272,6 +277,7 @@ impl Runner {
                 Expr::col(Column::FailedCount).add(count(RowStatus::Failed)),
             )
             .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now() + self.lease))
+            .col_expr(Column::FailedAttempts, Expr::value(0))
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
             .filter(Column::Status.eq("IN_PROGRESS"))
@@ -319,6 +325,37 @@ impl Runner {
         }
     }
 
+    /// Count one more failed attempt at the job's next batch; after
+    /// [`MOST_BATCH_ATTEMPTS`] in a row the job fails, keeping what its earlier
+    /// batches committed. Whether it did.
+    async fn gave_up(&self, id: Uuid) -> AppResult<bool> {
+        use entity::import_job::{Column, Entity};
+        Entity::update_many()
+            .col_expr(
+                Column::FailedAttempts,
+                Expr::col(Column::FailedAttempts).add(1),
+            )
+            .filter(Column::Id.eq(id))
+            .filter(Column::LeaseOwner.eq(self.instance.clone()))
+            .filter(Column::Status.eq("IN_PROGRESS"))
+            .exec(&self.db)
+            .await?;
+        let Some(job) = Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(false);
+        };
+        if job.status != "IN_PROGRESS" || job.failed_attempts < MOST_BATCH_ATTEMPTS {
+            tracing::info!(job_id = %id, attempts = job.failed_attempts, "import batch will be retried");
+            return Ok(false);
+        }
+        let message = format!(
+            "The next rows could not be saved after {MOST_BATCH_ATTEMPTS} attempts, so the import stopped; \
+             the {} rows before them have their outcomes. The server's log has the cause.",
+            job.processed_rows
+        );
+        self.fail(&job, &message).await?;
+        Ok(true)
+    }
+
     async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
         Entity::update_many()
@@ -334,6 +371,11 @@ impl Runner {
         Ok(RunEnd::Finished)
     }
 }
+
+/// Failed attempts in a row at a job's next batch (outages apart) before the
+/// job fails: a batch the database refuses each time cannot hold the job, and
+/// every instance's worker, forever.
+const MOST_BATCH_ATTEMPTS: i32 = 5;
 
 /// Why a job cannot run, for its `errorMessage`.
 fn describe(fields: &[crate::error::FieldError]) -> String {

@@ -286,6 +286,7 @@ pub async fn start(
         finished_at: None,
         lease_owner: None,
         lease_expires_at: None,
+        failed_attempts: 0,
     };
     let txn = super::begin_write(db).await?;
     entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
