@@ -1,6 +1,7 @@
 //! Bulk inserts store exactly what each model holds: every column type the
 //! imports write, NULL beside values in one column, a column no model sets
-//! taking its default, and chunks larger than one statement.
+//! taking its default, and chunks larger than one statement; bulk updates
+//! change exactly what each model sets.
 
 #![allow(
     clippy::unwrap_used,
@@ -50,8 +51,18 @@ fn user(org: Uuid, i: u32) -> entity::user::Model {
     }
 }
 
+/// The organisation's users in the order they were made.
+async fn users_of(app: &TestApp, org: Uuid) -> Vec<entity::user::Model> {
+    entity::user::Entity::find()
+        .filter(entity::user::Column::OrganizationId.eq(org))
+        .order_by_asc(entity::user::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn bulk_inserts_store_every_value_and_every_null_as_given() {
+async fn bulk_writes_store_every_value_and_every_null_as_given() {
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
         let org = app.organization("Bulk Clinic").await;
@@ -61,12 +72,7 @@ async fn bulk_inserts_store_every_value_and_every_null_as_given() {
         bulk::insert_all::<entity::user::ActiveModel>(&app.db, users.clone())
             .await
             .unwrap();
-        let stored = entity::user::Entity::find()
-            .filter(entity::user::Column::OrganizationId.eq(org))
-            .order_by_asc(entity::user::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap();
+        let stored = users_of(&app, org).await;
         assert_eq!(stored.len(), users.len(), "{backend:?}");
         for (stored, given) in stored.iter().zip(&users) {
             assert_eq!(stored, given, "{backend:?}");
@@ -112,6 +118,60 @@ async fn bulk_inserts_store_every_value_and_every_null_as_given() {
         );
         assert_eq!(stored[2].external_id.as_deref(), Some("P-2"));
         assert_eq!(stored[0].updated_at, at(3));
+
+        // Updates: each row changes only what it sets, NULL included; a
+        // column some rows leave alone keeps their stored value; a chunk that
+        // names a row twice still applies both changes in order.
+        let change = |given: &entity::user::Model, i: usize| {
+            let mut active = entity::user::ActiveModel {
+                id: sea_orm::ActiveValue::Unchanged(given.id),
+                ..Default::default()
+            };
+            if i.is_multiple_of(3) {
+                active.title = Set(None);
+                active.preferences = Set(Some(json!({ "changed": i })));
+            }
+            if i % 3 == 1 {
+                active.last_name = Set(format!("Renamed {i}"));
+                active.idle_timeout_minutes = Set(Some(-1));
+            }
+            active
+        };
+        let updates: Vec<entity::user::ActiveModel> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| change(u, i))
+            .collect();
+        bulk::update_changed(&app.db, updates).await.unwrap();
+        let twice = vec![
+            entity::user::ActiveModel {
+                id: sea_orm::ActiveValue::Unchanged(users[2].id),
+                locale: Set(Some("fr-CA".to_owned())),
+                ..Default::default()
+            },
+            entity::user::ActiveModel {
+                id: sea_orm::ActiveValue::Unchanged(users[2].id),
+                locale: Set(Some("en-GB".to_owned())),
+                ..Default::default()
+            },
+        ];
+        bulk::update_changed(&app.db, twice).await.unwrap();
+        let stored = users_of(&app, org).await;
+        for (i, (stored, given)) in stored.iter().zip(&users).enumerate() {
+            let mut expected = given.clone();
+            if i.is_multiple_of(3) {
+                expected.title = None;
+                expected.preferences = Some(json!({ "changed": i }));
+            }
+            if i % 3 == 1 {
+                expected.last_name = format!("Renamed {i}");
+                expected.idle_timeout_minutes = Some(-1);
+            }
+            if i == 2 {
+                expected.locale = Some("en-GB".to_owned());
+            }
+            assert_eq!(stored, &expected, "{backend:?} row {i}");
+        }
         app.stop().await;
     }
 }

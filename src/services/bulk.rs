@@ -2,21 +2,19 @@
 //!
 //! On PostgreSQL an insert is one statement per chunk of rows, each column one
 //! typed array parameter sent in binary (`INSERT … SELECT … FROM unnest($1, $2,
-//! …)`): no text to build, send or parse per cell, and a few parameters however
-//! many rows. That costs PostgreSQL about a third less than expanding the rows
-//! from one JSON text (`json_populate_recordset`), which updates still use (they
-//! need to tell a column a row leaves alone from one it sets). A multi-row
+//! …)`, and `UPDATE … FROM unnest(…)` alike): no text to build, send or parse
+//! per cell, and a few parameters however many rows. That costs PostgreSQL
+//! about a third less than expanding the rows from one JSON text
+//! (`json_populate_recordset`). A multi-row
 //! `VALUES` list with one parameter per cell costs far more to build, send and
 //! bind, and is capped at 65,535 parameters. SQLite binds parameters in process,
 //! so it keeps `INSERT … VALUES` in chunks below its parameter limit.
 
+use crate::error::AppResult;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityName,
     EntityTrait, IntoActiveModel, Iterable, Statement, Value, sea_query::ArrayType,
 };
-use serde_json::{Map, Value as Json};
-
-use crate::error::AppResult;
 
 /// Rows per statement on PostgreSQL.
 const PG_CHUNK: usize = 5_000;
@@ -55,50 +53,75 @@ where
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
         let chunk: Vec<A> = models.by_ref().take(PG_CHUNK).collect();
-        let mut columns = Vec::new();
+        let mut names = Vec::new();
+        let mut selected = Vec::new();
+        let mut unnested = Unnested::default();
         for column in <A::Entity as EntityTrait>::Column::iter() {
             let values = chunk.iter().map(|model| match model.get(column) {
                 ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Some(v),
                 ActiveValue::NotSet => None,
             });
             if let Some(array) = ColumnArray::of(column, values)? {
-                columns.push(array);
+                names.push(quoted(sea_orm::IdenStatic::as_str(&column)));
+                selected.push(unnested.add(array));
             }
         }
-        let mut names = Vec::with_capacity(columns.len());
-        let mut selected = Vec::with_capacity(columns.len());
-        let mut aliases = Vec::new();
-        let mut arrays = Vec::new();
-        for (i, column) in columns.into_iter().enumerate() {
-            names.push(column.name);
-            let value = format!("u.v{i}{}", column.cast);
-            aliases.push(format!("v{i}"));
-            arrays.push(column.values);
-            selected.push(match column.nulls {
-                Some(nulls) => {
-                    aliases.push(format!("n{i}"));
-                    arrays.push(nulls);
-                    format!("CASE WHEN u.n{i} THEN NULL ELSE {value} END")
-                }
-                None => value,
-            });
-        }
-        let parameters: Vec<String> = (1..=arrays.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM unnest({}) AS u({})",
+            "INSERT INTO {table} ({}) SELECT {} FROM {}",
             names.join(", "),
             selected.join(", "),
-            parameters.join(", "),
-            aliases.join(", ")
+            unnested.source()
         );
+        unnested.execute(db, sql).await?;
+    }
+    Ok(())
+}
+
+/// A chunk's columns as the arrays of one `unnest(…)`, the statement's
+/// parameters, each read back by the expression [`Unnested::add`] gives.
+#[derive(Default)]
+struct Unnested {
+    aliases: Vec<String>,
+    arrays: Vec<Value>,
+}
+
+impl Unnested {
+    /// Add a column; the expression of its value in a row (NULL where none).
+    fn add(&mut self, column: ColumnArray) -> String {
+        let value = format!("{}{}", self.push(column.values), column.cast);
+        match column.nulls {
+            Some(nulls) => format!("CASE WHEN {} THEN NULL ELSE {value} END", self.push(nulls)),
+            None => value,
+        }
+    }
+
+    /// Add one array; the expression of its element in a row.
+    fn push(&mut self, array: Value) -> String {
+        let alias = format!("c{}", self.aliases.len());
+        let expression = format!("u.{alias}");
+        self.aliases.push(alias);
+        self.arrays.push(array);
+        expression
+    }
+
+    fn source(&self) -> String {
+        let parameters: Vec<String> = (1..=self.arrays.len()).map(|n| format!("${n}")).collect();
+        format!(
+            "unnest({}) AS u({})",
+            parameters.join(", "),
+            self.aliases.join(", ")
+        )
+    }
+
+    async fn execute(self, db: &impl ConnectionTrait, sql: String) -> AppResult<()> {
         db.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
-            arrays,
+            self.arrays,
         ))
         .await?;
+        Ok(())
     }
-    Ok(())
 }
 
 /// One column of a chunk, as PostgreSQL receives it: every row's value in one
@@ -106,7 +129,6 @@ where
 /// parameter cannot carry NULL elements here), with a NULL's place in the first
 /// holding any value of the type.
 struct ColumnArray {
-    name: String,
     values: Value,
     nulls: Option<Value>,
     /// JSON goes as text and is cast back in the statement.
@@ -144,7 +166,6 @@ impl ColumnArray {
             _ => "",
         };
         Ok(Some(Self {
-            name: quoted(sea_orm::IdenStatic::as_str(&column)),
             values: Value::Array(kind.array_type(), Some(Box::new(elements))),
             nulls: any_null.then(|| Value::Array(ArrayType::Bool, Some(Box::new(nulls)))),
             cast,
@@ -238,53 +259,19 @@ impl Element {
     }
 }
 
-/// Run `sql` on PostgreSQL with `rows` as its one parameter, a JSON array in text.
-async fn with_rows(db: &impl ConnectionTrait, sql: &str, rows: Vec<Json>) -> AppResult<()> {
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        [Value::String(Some(Json::Array(rows).to_string()))],
-    ))
-    .await?;
-    Ok(())
-}
-
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A cell as `jsonb_populate_recordset` reads it back into the column's type.
-fn to_json(value: Value) -> AppResult<Json> {
-    Ok(match value {
-        Value::Bool(v) => v.map_or(Json::Null, Json::Bool),
-        Value::TinyInt(v) => v.map_or(Json::Null, Json::from),
-        Value::SmallInt(v) => v.map_or(Json::Null, Json::from),
-        Value::Int(v) => v.map_or(Json::Null, Json::from),
-        Value::BigInt(v) => v.map_or(Json::Null, Json::from),
-        Value::Double(v) => v.map_or(Json::Null, Json::from),
-        Value::String(v) => v.map_or(Json::Null, Json::String),
-        Value::Uuid(v) => v.map_or(Json::Null, |u| Json::String(u.to_string())),
-        Value::Json(v) => v.map_or(Json::Null, |j| *j),
-        Value::ChronoDateTimeUtc(v) => v.map_or(Json::Null, |t| Json::String(t.to_rfc3339())),
-        Value::ChronoDate(v) => v.map_or(Json::Null, |d| Json::String(d.to_string())),
-        Value::ChronoTime(v) => v.map_or(Json::Null, |t| Json::String(t.to_string())),
-        Value::ChronoDateTime(v) => v.map_or(Json::Null, |t| Json::String(t.to_string())),
-        other => {
-            return Err(anyhow::anyhow!("bulk insert cannot carry a {other:?} value").into());
-        }
-    })
 }
 
 /// Apply each active model's `Set` columns to its row, found by `id`; the other
 /// columns of the row are left as they are.
 ///
-/// On PostgreSQL one statement per chunk: the changes as JSON text, each column
-/// taking the row's new value where it has one (`COALESCE`), so a column one row
-/// does not change keeps whatever is stored, even if another transaction wrote
-/// it meanwhile. A change to NULL cannot be told from no change that way, and
-/// one row must not be changed twice by one statement, so a chunk holding
-/// either goes row by row, as SQLite always does (it runs in process, where a
-/// statement costs little).
+/// On PostgreSQL one statement per chunk, from typed arrays as inserts are, with
+/// for a column that some rows leave alone a mask of the rows that set it: such
+/// a row keeps whatever is stored, even if another transaction wrote it
+/// meanwhile, and a row that sets NULL stores NULL. One row must not be changed
+/// twice by one statement, so a chunk that names a row twice goes row by row,
+/// as SQLite always does (it runs in process, where a statement costs little).
 pub async fn update_changed<A>(db: &impl ConnectionTrait, models: Vec<A>) -> AppResult<()>
 where
     A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
@@ -309,56 +296,66 @@ where
     else {
         return one_by_one(models).await;
     };
-    let entity = A::Entity::default();
-    let table = quoted(entity.table_name());
+    let id_column = columns[id_at];
+    let table = quoted(A::Entity::default().table_name());
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
         let chunk: Vec<A> = models.by_ref().take(PG_CHUNK).collect();
-        let mut ids = std::collections::HashSet::with_capacity(chunk.len());
-        let mut changed = vec![false; columns.len()];
-        let mut rows = Vec::with_capacity(chunk.len());
-        let mut plain = true;
-        for model in &chunk {
-            let mut row = Map::new();
-            for (i, column) in columns.iter().enumerate() {
-                let value = match model.get(*column) {
-                    ActiveValue::Set(v) => {
-                        changed[i] |= i != id_at;
-                        to_json(v)?
-                    }
-                    ActiveValue::Unchanged(v) if i == id_at => to_json(v)?,
-                    _ => continue,
-                };
-                plain &= !value.is_null();
-                row.insert(sea_orm::IdenStatic::as_str(column).to_owned(), value);
-            }
-            plain &= row
-                .get("id")
-                .and_then(Json::as_str)
-                .is_some_and(|k| ids.insert(k.to_owned()));
-            rows.push(Json::Object(row));
-        }
-        let assignments: Vec<String> = columns
+        let ids: Vec<Option<Value>> = chunk
             .iter()
-            .zip(&changed)
-            .filter(|(_, changed)| **changed)
-            .map(|(c, _)| {
-                let c = quoted(sea_orm::IdenStatic::as_str(c));
-                format!("{c} = COALESCE(v.{c}, t.{c})")
+            .map(|model| match model.get(id_column) {
+                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Some(v),
+                ActiveValue::NotSet => None,
             })
             .collect();
-        if !plain {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        // One row changed twice by one statement would take either change.
+        if !ids
+            .iter()
+            .all(|id| id.as_ref().is_some_and(|id| seen.insert(format!("{id:?}"))))
+        {
             one_by_one(chunk).await?;
             continue;
+        }
+        let mut unnested = Unnested::default();
+        let Some(ids) = ColumnArray::of(id_column, ids.into_iter())? else {
+            continue;
+        };
+        let id = unnested.add(ids);
+        let mut assignments = Vec::new();
+        let others = columns.iter().enumerate().filter(|(i, _)| *i != id_at);
+        for column in others.map(|(_, c)| c) {
+            let set: Vec<bool> = chunk
+                .iter()
+                .map(|model| matches!(model.get(*column), ActiveValue::Set(_)))
+                .collect();
+            let values = chunk.iter().map(|model| match model.get(*column) {
+                ActiveValue::Set(v) => Some(v),
+                _ => None,
+            });
+            let Some(array) = ColumnArray::of(*column, values)? else {
+                continue;
+            };
+            let name = quoted(sea_orm::IdenStatic::as_str(column));
+            let value = unnested.add(array);
+            let value = if set.iter().all(|s| *s) {
+                value
+            } else {
+                let mask = set.into_iter().map(|s| Value::Bool(Some(s))).collect();
+                let set = unnested.push(Value::Array(ArrayType::Bool, Some(Box::new(mask))));
+                format!("CASE WHEN {set} THEN {value} ELSE t.{name} END")
+            };
+            assignments.push(format!("{name} = {value}"));
         }
         if assignments.is_empty() {
             continue;
         }
         let sql = format!(
-            "UPDATE {table} AS t SET {} FROM json_populate_recordset(NULL::{table}, $1::json) AS v WHERE t.\"id\" = v.\"id\"",
-            assignments.join(", ")
+            "UPDATE {table} AS t SET {} FROM {} WHERE t.\"id\" = {id}",
+            assignments.join(", "),
+            unnested.source()
         );
-        with_rows(db, &sql, rows).await?;
+        unnested.execute(db, sql).await?;
     }
     Ok(())
 }
