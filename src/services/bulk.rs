@@ -5,22 +5,23 @@
 //! …)`, and `UPDATE … FROM unnest(…)` alike): no text to build, send or parse
 //! per cell, and a few parameters however many rows. That costs PostgreSQL
 //! about a third less than expanding the rows from one JSON text
-//! (`json_populate_recordset`). A multi-row
-//! `VALUES` list with one parameter per cell costs far more to build, send and
-//! bind, and is capped at 65,535 parameters. SQLite binds parameters in process,
-//! so it keeps `INSERT … VALUES` in chunks below its parameter limit.
+//! (`json_populate_recordset`). A multi-row `VALUES` list with one parameter
+//! per cell costs far more to build, send and bind, and is capped at 65,535
+//! parameters. SQLite binds parameters in process, so it keeps `INSERT …
+//! VALUES` in chunks below its parameter limit.
 
-use crate::error::AppResult;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityName,
     EntityTrait, IntoActiveModel, Iterable, Statement, Value, sea_query::ArrayType,
 };
 
+use crate::error::AppResult;
+
 /// Rows per statement on PostgreSQL.
 const PG_CHUNK: usize = 5_000;
 
-/// Insert every model (models or active models of `A`); each must set every
-/// column.
+/// Insert every model (models or active models of `A`); a column that no model
+/// sets takes its default.
 pub async fn insert_all<A>(
     db: &impl ConnectionTrait,
     models: impl IntoIterator<Item = impl IntoActiveModel<A>>,
