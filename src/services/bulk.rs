@@ -58,10 +58,7 @@ where
         let mut selected = Vec::new();
         let mut unnested = Unnested::default();
         for column in <A::Entity as EntityTrait>::Column::iter() {
-            let values = chunk.iter().map(|model| match model.get(column) {
-                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Some(v),
-                ActiveValue::NotSet => None,
-            });
+            let values = chunk.iter().map(|m| m.get(column).into_value()).collect();
             if let Some(array) = ColumnArray::of(column, values)? {
                 names.push(quoted(sea_orm::IdenStatic::as_str(&column)));
                 selected.push(unnested.add(array));
@@ -139,11 +136,7 @@ struct ColumnArray {
 impl ColumnArray {
     /// The column of `values`, one per row (`None`: not set); `None` when no
     /// row sets it, so that it takes its default.
-    fn of<C: ColumnTrait>(
-        column: C,
-        values: impl Iterator<Item = Option<Value>>,
-    ) -> AppResult<Option<Self>> {
-        let values: Vec<Option<Value>> = values.collect();
+    fn of<C: ColumnTrait>(column: C, values: Vec<Option<Value>>) -> AppResult<Option<Self>> {
         let Some(kind) = values
             .iter()
             .flatten()
@@ -157,10 +150,9 @@ impl ColumnArray {
         let mut elements = Vec::with_capacity(values.len());
         for value in values {
             let element = value.map(|v| kind.element(v)).transpose()?.flatten();
-            nulls.push(Value::Bool(Some(element.is_none())));
+            nulls.push(element.is_none());
             elements.push(element.unwrap_or_else(|| kind.filler()));
         }
-        let any_null = nulls.iter().any(|n| matches!(n, Value::Bool(Some(true))));
         let cast = match (kind, column.def().get_column_type()) {
             (Element::Json, sea_orm::ColumnType::JsonBinary) => "::jsonb",
             (Element::Json, _) => "::json",
@@ -168,10 +160,16 @@ impl ColumnArray {
         };
         Ok(Some(Self {
             values: Value::Array(kind.array_type(), Some(Box::new(elements))),
-            nulls: any_null.then(|| Value::Array(ArrayType::Bool, Some(Box::new(nulls)))),
+            nulls: nulls.contains(&true).then(|| mask(nulls)),
             cast,
         }))
     }
+}
+
+/// A boolean array parameter, one element per row.
+fn mask(rows: Vec<bool>) -> Value {
+    let elements = rows.into_iter().map(|b| Value::Bool(Some(b))).collect();
+    Value::Array(ArrayType::Bool, Some(Box::new(elements)))
 }
 
 /// The type of a column's array elements.
@@ -203,7 +201,7 @@ impl Element {
             Value::ChronoDateTimeUtc(_) => Self::DateTimeUtc,
             Value::ChronoDate(_) => Self::Date,
             other => {
-                return Err(anyhow::anyhow!("bulk insert cannot carry a {other:?} value").into());
+                return Err(anyhow::anyhow!("a bulk write cannot carry a {other:?} value").into());
             }
         })
     }
@@ -304,10 +302,7 @@ where
         let chunk: Vec<A> = models.by_ref().take(PG_CHUNK).collect();
         let ids: Vec<Option<Value>> = chunk
             .iter()
-            .map(|model| match model.get(id_column) {
-                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Some(v),
-                ActiveValue::NotSet => None,
-            })
+            .map(|m| m.get(id_column).into_value())
             .collect();
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         // One row changed twice by one statement would take either change.
@@ -319,32 +314,34 @@ where
             continue;
         }
         let mut unnested = Unnested::default();
-        let Some(ids) = ColumnArray::of(id_column, ids.into_iter())? else {
+        let Some(ids) = ColumnArray::of(id_column, ids)? else {
             continue;
         };
         let id = unnested.add(ids);
         let mut assignments = Vec::new();
-        let others = columns.iter().enumerate().filter(|(i, _)| *i != id_at);
-        for column in others.map(|(_, c)| c) {
-            let set: Vec<bool> = chunk
+        for (i, column) in columns.iter().enumerate() {
+            if i == id_at {
+                continue;
+            }
+            // A row's value where it sets the column (NULL included), else None.
+            let values: Vec<Option<Value>> = chunk
                 .iter()
-                .map(|model| matches!(model.get(*column), ActiveValue::Set(_)))
+                .map(|model| match model.get(*column) {
+                    ActiveValue::Set(v) => Some(v),
+                    _ => None,
+                })
                 .collect();
-            let values = chunk.iter().map(|model| match model.get(*column) {
-                ActiveValue::Set(v) => Some(v),
-                _ => None,
-            });
+            let set: Vec<bool> = values.iter().map(Option::is_some).collect();
             let Some(array) = ColumnArray::of(*column, values)? else {
                 continue;
             };
             let name = quoted(sea_orm::IdenStatic::as_str(column));
             let value = unnested.add(array);
-            let value = if set.iter().all(|s| *s) {
-                value
-            } else {
-                let mask = set.into_iter().map(|s| Value::Bool(Some(s))).collect();
-                let set = unnested.push(Value::Array(ArrayType::Bool, Some(Box::new(mask))));
+            let value = if set.contains(&false) {
+                let set = unnested.push(mask(set));
                 format!("CASE WHEN {set} THEN {value} ELSE t.{name} END")
+            } else {
+                value
             };
             assignments.push(format!("{name} = {value}"));
         }
