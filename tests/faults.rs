@@ -469,6 +469,102 @@ async fn an_import_survives_postgres_crashing_mid_job() {
     );
 }
 
+/// An outage lasting many attempts at the next batch does not count towards the
+/// attempts after which a job gives up (those are for batches the database
+/// refuses): the users table is locked for 20 s mid-import, so every attempt
+/// (about one each 3 s: the 1 s statement timeout, then 2 s before the next) ends
+/// in SERVICE_UNAVAILABLE, six and more in a row; once it is free the job
+/// finishes with exact counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_waits_out_an_outage_longer_than_its_attempts() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    const ROWS: usize = 20_000;
+    const LOCKED: Duration = Duration::from_secs(20);
+    if !production_available().await {
+        return;
+    }
+    let storage = Storage::new(Backend::Production).await;
+    let app = TestApp::spawn_with(storage, |c| c.db_statement_timeout_seconds = 1).await;
+    let org = app.organization("Locked Clinic").await;
+    app.user(org, "admin@locked.test", &["Admin"]).await;
+    let token = app.login("admin@locked.test", PASSWORD).await;
+    let id: uuid::Uuid = app
+        .start_staff_import(&token, common::staff_file(ROWS, "locked.test"))
+        .await
+        .parse()
+        .unwrap();
+    let job = || async {
+        entity::import_job::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let started = Instant::now();
+    while job().await.processed_rows == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no batch committed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let lock = app.db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let locked = Instant::now();
+    let at_lock = job().await;
+    assert!(
+        at_lock.processed_rows < ROWS as i32,
+        "finished before the lock"
+    );
+    while locked.elapsed() < LOCKED {
+        let current = job().await;
+        assert_eq!(
+            (
+                current.status.as_str(),
+                current.processed_rows,
+                current.failed_attempts
+            ),
+            ("IN_PROGRESS", at_lock.processed_rows, 0),
+            "{:?} into the outage",
+            locked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    lock.rollback().await.unwrap();
+
+    let done = loop {
+        let current = job().await;
+        if current.status != "IN_PROGRESS" {
+            break current;
+        }
+        assert!(
+            locked.elapsed() < LOCKED + Duration::from_secs(120),
+            "the import never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (
+            done.status.as_str(),
+            done.processed_rows,
+            done.created_count,
+            done.failed_count
+        ),
+        ("FINISHED", ROWS as i32, ROWS as i32, 0),
+        "{:?}",
+        done.error_message
+    );
+    let rows = entity::import_row::Entity::find()
+        .filter(entity::import_row::Column::JobId.eq(id))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, ROWS as u64, "every row's outcome once");
+}
+
 /// A statement stuck behind a lock (or a database that stopped answering)
 /// cannot hold a request or its connection forever: the statement timeout and
 /// the request deadline each end it with SERVICE_UNAVAILABLE, and the next
