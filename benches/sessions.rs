@@ -11,8 +11,9 @@
 //! 3. `{ me { id email } }` with a bearer token: plus the user read;
 //! 4. the same while 20 logins per second are hashed (argon2id) beside it;
 //!
-//! in turn, round after round, so that a machine whose speed drifts weighs on
-//! every phase alike; then
+//! in turn, round after round: 1, 2 and 3, then 3, 2 and 1 again (a phase's
+//! figures in a round are of its two runs together), then 4, so that a machine
+//! whose speed drifts, even within a round, weighs on every phase alike; then
 //!
 //! 5. logins alone, as many as the hasher takes (`ROLLCALL_HASH_CONCURRENCY`
 //!    defaults to the cores less one), then the time of one hash.
@@ -21,7 +22,7 @@
 //! rounds of requests per second and p50/p99 latency, and of the share of
 //! throughput each round lost to the session against its own unauthenticated
 //! phase. `BENCH_ROUNDS` (default 5) and `BENCH_SECONDS`, the length of each
-//! phase in a round (default 3), set its length. The server and the
+//! run of a phase (default 2), set its length. The server and the
 //! load generator share the machine's cores but the last, which a Redis of the
 //! benchmark's own has to itself (as a deployment keeps Redis off the
 //! application's cores); `BENCH_SHARED_CORES=1` uses the shared Redis on the
@@ -57,6 +58,45 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    latencies: Histogram<u64>,
+    seconds: u64,
+    /// The CPU time this process (server and load generator) used meanwhile.
+    cpu: Option<Duration>,
+}
+
+impl Figures {
+    fn of(latencies: Histogram<u64>, seconds: u64, errors: u64, cpu: Option<Duration>) -> Self {
+        Self {
+            requests_per_second: latencies.len() as f64 / seconds as f64,
+            p50_ms: latencies.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_ms: latencies.value_at_quantile(0.99) as f64 / 1000.0,
+            errors,
+            latencies,
+            seconds,
+            cpu,
+        }
+    }
+
+    /// CPU time per request, in microseconds: what throughput is bound by
+    /// once the cores are saturated, without the drift of the machine's
+    /// speed from one second to the next that requests per second carry.
+    fn cpu_us(&self) -> f64 {
+        self.cpu.map_or(f64::NAN, |cpu| {
+            cpu.as_secs_f64() * 1e6 / self.latencies.len().max(1) as f64
+        })
+    }
+
+    /// Two runs of one phase as one.
+    fn and(mut self, other: Self) -> Self {
+        self.latencies.add(other.latencies).unwrap();
+        let cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
+        Self::of(
+            self.latencies,
+            self.seconds + other.seconds,
+            self.errors + other.errors,
+            cpu,
+        )
+    }
 }
 
 /// Drive `query` from `CONNECTIONS` clients for `seconds`, client `i` with
@@ -65,9 +105,19 @@ async fn drive(app: &TestApp, tokens: Option<&[String]>, query: &str, seconds: u
     let url = format!("{}/graphql", app.address);
     let body = Arc::new(json!({ "query": query }).to_string());
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = cpu_time();
     let mut workers = Vec::new();
     for i in 0..CONNECTIONS {
-        let token = tokens.map(|tokens| tokens[i % tokens.len()].clone());
+        // As a client does, it builds its header once, not per request.
+        let authorization = tokens.map(|tokens| {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                "Bearer {}",
+                tokens[i % tokens.len()]
+            ))
+            .unwrap();
+            value.set_sensitive(true);
+            value
+        });
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
             .http1_only()
@@ -82,8 +132,8 @@ async fn drive(app: &TestApp, tokens: Option<&[String]>, query: &str, seconds: u
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body.as_str().to_owned());
-                if let Some(token) = &token {
-                    request = request.bearer_auth(token);
+                if let Some(authorization) = &authorization {
+                    request = request.header(reqwest::header::AUTHORIZATION, authorization.clone());
                 }
                 let started = Instant::now();
                 let ok = match request.send().await {
@@ -114,12 +164,19 @@ async fn drive(app: &TestApp, tokens: Option<&[String]>, query: &str, seconds: u
         all.add(histogram).unwrap();
         errors += e;
     }
-    Figures {
-        requests_per_second: all.len() as f64 / seconds as f64,
-        p50_ms: all.value_at_quantile(0.50) as f64 / 1000.0,
-        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
-        errors,
-    }
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    Figures::of(all, seconds, errors, cpu)
+}
+
+/// The CPU time this process has used so far, all its threads, from
+/// `/proc/self/stat` (utime and stime, in ticks of 10 ms); `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// One round of the phases that take turns.
@@ -151,10 +208,11 @@ fn spread(values: impl Iterator<Item = f64>) -> String {
 fn report(name: &str, rounds: &[&Figures]) {
     let of = |figure: fn(&Figures) -> f64| spread(rounds.iter().map(|f| figure(f)));
     println!(
-        "{name:<40} {} req/s   p50 {} ms   p99 {} ms   errors {}",
+        "{name:<40} {} req/s   p50 {} ms   p99 {} ms   CPU {} µs/request   errors {}",
         of(|f| f.requests_per_second.round()),
         of(|f| f.p50_ms),
         of(|f| f.p99_ms),
+        of(Figures::cpu_us),
         rounds.iter().map(|f| f.errors).sum::<u64>()
     );
 }
@@ -258,7 +316,7 @@ fn main() {
                 .filter(|&n| n > 0)
                 .unwrap_or(default)
         };
-        let seconds = setting("BENCH_SECONDS", 3);
+        let seconds = setting("BENCH_SECONDS", 2);
         let rounds = setting("BENCH_ROUNDS", 5);
         let storage = common::Storage::new(backend).await;
         let redis_url = own_redis.as_ref().map(|(redis, _)| redis.url());
@@ -311,6 +369,13 @@ fn main() {
             let anonymous = drive(&app, None, "{ __typename }", seconds).await;
             let session_only = drive(&app, Some(&tokens), "{ __typename }", seconds).await;
             let authenticated = drive(&app, Some(&tokens), "{ me { id email } }", seconds).await;
+            // Then back in the opposite order: a machine speeding up or
+            // slowing down through the round weighs on each phase alike.
+            let authenticated =
+                authenticated.and(drive(&app, Some(&tokens), "{ me { id email } }", seconds).await);
+            let session_only =
+                session_only.and(drive(&app, Some(&tokens), "{ __typename }", seconds).await);
+            let anonymous = anonymous.and(drive(&app, None, "{ __typename }", seconds).await);
             let (under_logins, logged_in, refused) = beside_logins(&app, &tokens, seconds).await;
             println!(
                 "round {round}: {:.0} / {:.0} / {:.0} / {:.0} req/s; logins beside it {:.1}/s ({refused} failed)",
@@ -347,6 +412,20 @@ fn main() {
             "throughput lost to the session lookup alone: {}%; to the session and me: {}%",
             lost(|r| &r.session_only),
             lost(|r| &r.authenticated)
+        );
+        // The same from CPU time per request: the throughput a saturated
+        // core loses, 1 - (CPU per anonymous request / CPU per request).
+        let lost_cpu = |phase: Phase| {
+            spread(
+                rounds_seen
+                    .iter()
+                    .map(|r| (1.0 - r.anonymous.cpu_us() / phase(r).cpu_us()) * 100.0),
+            )
+        };
+        println!(
+            "by CPU time per request, lost to the session lookup alone: {}%; to the session and me: {}%",
+            lost_cpu(|r| &r.session_only),
+            lost_cpu(|r| &r.authenticated)
         );
         println!(
             "p99 with logins / without: {}",

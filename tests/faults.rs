@@ -231,14 +231,15 @@ async fn recovery(load: &Load, up: Instant, fault: &str) -> Duration {
 
 /// Drive load, break a dependency with `fail`, bring it back with `heal`
 /// (which returns once it is back, with whatever must stay alive), and check
-/// the rules every fault must keep.
+/// the rules every fault must keep; what `heal` returned, and the slowest
+/// answer.
 async fn survive<T>(
     app: &TestApp,
     tokens: Vec<String>,
     fault: &'static str,
     fail: impl std::future::Future<Output = ()>,
     heal: impl std::future::Future<Output = T>,
-) -> T {
+) -> (T, Duration) {
     let load = Load::start(&app.address, tokens);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let down = Instant::now();
@@ -257,6 +258,7 @@ async fn survive<T>(
             .all(|a| a.code == "OK"),
         "{fault}: after recovery every request succeeds, with the sessions from before"
     );
+    let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
     Report {
         fault,
         outage: up - down,
@@ -264,7 +266,7 @@ async fn survive<T>(
         recovered_after,
     }
     .check(down, up);
-    healed
+    (healed, slowest)
 }
 
 /// A PostgreSQL cluster of the test's own, driven from async code.
@@ -325,6 +327,19 @@ async fn postgres_crashed_and_restarted_under_load() {
     assert_eq!(app.get("/readyz").await.status().as_u16(), 200);
 }
 
+/// A server on the shared PostgreSQL and a Redis of the test's own, with
+/// [`REDIS_TIMEOUT`], and its staff's sessions.
+async fn on_private_redis(redis: &PrivateRedis) -> (TestApp, Vec<String>) {
+    let storage = Storage::new(Backend::Production).await;
+    let app = TestApp::spawn_with(storage, |c| {
+        c.redis_url = Some(redis.url());
+        c.redis_timeout_ms = u64::try_from(REDIS_TIMEOUT.as_millis()).unwrap();
+    })
+    .await;
+    let (_, tokens) = staff(&app).await;
+    (app, tokens)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_under_load() {
     if !production_available().await {
@@ -336,13 +351,7 @@ async fn redis_killed_and_restarted_under_load() {
         skip_without("redis-server");
         return;
     };
-    let storage = Storage::new(Backend::Production).await;
-    let app = TestApp::spawn_with(storage, |c| {
-        c.redis_url = Some(redis.url());
-        c.redis_timeout_ms = u64::try_from(REDIS_TIMEOUT.as_millis()).unwrap();
-    })
-    .await;
-    let (_, tokens) = staff(&app).await;
+    let (app, tokens) = on_private_redis(&redis).await;
 
     let fail = async { redis.stop() };
     let heal = async {
@@ -352,7 +361,7 @@ async fn redis_killed_and_restarted_under_load() {
         // The same data directory: the sessions written before the crash are kept.
         PrivateRedis::start_durable(port, dir.path()).unwrap()
     };
-    let _redis = survive(
+    let (_redis, _) = survive(
         &app,
         tokens,
         "Redis killed (SIGKILL) and restarted",
@@ -360,6 +369,43 @@ async fn redis_killed_and_restarted_under_load() {
         heal,
     )
     .await;
+}
+
+/// A Redis that stops answering without closing its connections (every client
+/// paused for 3 s, as a stalled host would be): each request still answers
+/// within the Redis timeout, with SERVICE_UNAVAILABLE, however many arrived
+/// while an earlier session check hung, and all are served again once it
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_that_stops_answering_under_load() {
+    if !production_available().await {
+        return;
+    }
+    let port = free_port();
+    let Some(redis) = PrivateRedis::start(port) else {
+        skip_without("redis-server");
+        return;
+    };
+    let (app, tokens) = on_private_redis(&redis).await;
+
+    let pause = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .clone();
+    let fail = async {
+        let paused: Option<String> = redis_query(port, &pause).await;
+        assert_eq!(paused.as_deref(), Some("OK"));
+    };
+    let heal = async { tokio::time::sleep(Duration::from_millis(3100)).await };
+    let fault = "Redis stopped answering (CLIENT PAUSE) for 3 s";
+    let slowest = survive(&app, tokens, fault, fail, heal).await.1;
+    // The timeout, and the scheduling of a loaded two-core machine; a request
+    // waiting out an earlier check's timeout before its own would take twice it.
+    assert!(
+        slowest < REDIS_TIMEOUT + Duration::from_millis(300),
+        "{fault}: the slowest answer took {slowest:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

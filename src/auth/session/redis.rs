@@ -13,7 +13,10 @@
 //! Every check-and-change is a Lua script, so it is atomic and costs one round trip;
 //! times come from Redis's own clock, so instances with skewed clocks agree.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -164,6 +167,7 @@ impl RedisStore {
             link.clone(),
             Script::new(TOUCH),
             prefix.to_owned(),
+            timeout,
             waiting,
         ))
         .abort_handle();
@@ -241,8 +245,9 @@ impl RedisStore {
 /// exist or ended.
 type TouchReply = StoreResult<Option<String>>;
 
-/// A session check waiting to be sent, with where to answer it.
-type Waiting = (SessionId, oneshot::Sender<TouchReply>);
+/// A session check waiting to be sent: its key, when it was asked (its answer
+/// is due within the timeout of that), and where to answer it.
+type Waiting = (String, Instant, oneshot::Sender<TouchReply>);
 
 /// How long a user's record epoch lasts, in milliseconds (as the script sets it).
 const USER_EPOCH_MS: u64 = 86_400_000;
@@ -254,46 +259,64 @@ const MOST_TOUCHES: usize = 128;
 /// call was out goes in the next one, one script over all their keys. Under
 /// load that is one round trip (and one script run, one read and one write on
 /// each side) for many requests; alone, a check goes at once.
+///
+/// Every check is answered within `timeout` of being asked: a call may take
+/// until the oldest check it carries is due, and checks already due when their
+/// call would start (they waited out a call that hung) fail without one. One
+/// timer per call, none per request.
 async fn send_touches(
     link: Arc<Link>,
     script: Script,
     prefix: String,
+    timeout: Duration,
     mut waiting: mpsc::UnboundedReceiver<Waiting>,
 ) {
+    let (epochs, user_epochs) = (format!("{prefix}authz:"), format!("{prefix}uep:"));
     let mut batch: Vec<Waiting> = Vec::with_capacity(MOST_TOUCHES);
     while waiting.recv_many(&mut batch, MOST_TOUCHES).await > 0 {
-        // Requests that gave up waiting need no answer.
-        batch.retain(|(_, answer)| !answer.is_closed());
-        if batch.is_empty() {
+        // Requests that gave up waiting need no call, nor do checks that are
+        // already due (they waited out a call that hung): those fail at once.
+        let now = Instant::now();
+        let overdue = |(_, asked, answer): &mut Waiting| {
+            answer.is_closed() || now.saturating_duration_since(*asked) >= timeout
+        };
+        for (_, _, answer) in batch.extract_if(.., overdue) {
+            let _ = answer.send(Err(StoreError("timed out".to_owned())));
+        }
+        let Some(asked) = batch.iter().map(|(_, asked, _)| *asked).min() else {
             continue;
-        }
+        };
+        let due = tokio::time::Instant::from_std(asked + timeout);
         let mut invocation = script.prepare_invoke();
-        for (id, _) in &batch {
-            invocation.key(session_key(&prefix, id));
+        for (key, _, _) in &mut batch {
+            invocation.key(std::mem::take(key));
         }
-        invocation
-            .arg(format!("{prefix}authz:"))
-            .arg(new_epoch())
-            .arg(format!("{prefix}uep:"));
+        invocation.arg(&epochs).arg(new_epoch()).arg(&user_epochs);
         let mut connection = link.get();
-        let replies: redis::RedisResult<Vec<Option<String>>> =
-            invocation.invoke_async(&mut connection).await;
-        match replies {
-            Ok(replies) => {
-                for ((_, answer), reply) in batch.drain(..).zip(replies) {
+        let call = invocation.invoke_async::<Vec<Option<String>>>(&mut connection);
+        let failure = match tokio::time::timeout_at(due, call).await {
+            Ok(Ok(replies)) => {
+                // A reply shorter than the batch leaves the rest unanswered:
+                // dropped senders, which their requests report.
+                for ((_, _, answer), reply) in batch.drain(..).zip(replies) {
                     let _ = answer.send(Ok(reply));
                 }
+                None
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 link.failed(Some(&err));
-                for (_, answer) in batch.drain(..) {
-                    let _ = answer.send(Err(StoreError(err.to_string())));
-                }
+                Some(err.to_string())
+            }
+            Err(_) => {
+                link.failed(None);
+                Some("timed out".to_owned())
+            }
+        };
+        if let Some(failure) = failure {
+            for (_, _, answer) in batch.drain(..) {
+                let _ = answer.send(Err(StoreError(failure.clone())));
             }
         }
-        // A reply shorter than the batch leaves the rest unanswered: dropped
-        // senders, which their requests report.
-        batch.clear();
     }
 }
 
@@ -361,14 +384,13 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, id: &SessionId) -> StoreResult<Option<Touched>> {
         let (answer, answered) = oneshot::channel();
+        // The sending task bounds the wait (see [`send_touches`]).
         self.touches
-            .send((id.clone(), answer))
+            .send((self.session_key(id), Instant::now(), answer))
             .map_err(|_| StoreError("the session checks stopped".to_owned()))?;
-        let reply = match tokio::time::timeout(self.timeout, answered).await {
-            Ok(Ok(reply)) => reply?,
-            Ok(Err(_)) => return Err(StoreError("the session check was dropped".to_owned())),
-            Err(_) => return Err(StoreError("timed out".to_owned())),
-        };
+        let reply = answered
+            .await
+            .map_err(|_| StoreError("the session check was dropped".to_owned()))??;
         Ok(reply.and_then(|reply| touched_from_reply(id.clone(), &reply)))
     }
 
