@@ -204,6 +204,19 @@ fn spread(values: impl Iterator<Item = f64>) -> String {
     format!("{median:.digits$} [{low:.digits$} – {high:.digits$}]")
 }
 
+/// The mean of some figures and the half-width of its 95% confidence interval
+/// (normal approximation: meaningful from ten or so rounds).
+fn mean_within(values: impl Iterator<Item = f64>) -> String {
+    let values: Vec<f64> = values.collect();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return format!("{mean:.1}");
+    }
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    format!("{mean:.1} ± {:.1}", 1.96 * (variance / n).sqrt())
+}
+
 /// A phase over every round: median and range of each figure.
 fn report(name: &str, rounds: &[&Figures]) {
     let of = |figure: fn(&Figures) -> f64| spread(rounds.iter().map(|f| figure(f)));
@@ -403,15 +416,22 @@ fn main() {
             let figures: Vec<&Figures> = rounds_seen.iter().map(phase).collect();
             report(name, &figures);
         }
-        let lost = |phase: Phase| {
-            spread(rounds_seen.iter().map(|r| {
+        let losses = |phase: Phase| {
+            rounds_seen.iter().map(move |r| {
                 (1.0 - phase(r).requests_per_second / r.anonymous.requests_per_second) * 100.0
-            }))
+            })
         };
         println!(
             "throughput lost to the session lookup alone: {}%; to the session and me: {}%",
-            lost(|r| &r.session_only),
-            lost(|r| &r.authenticated)
+            spread(losses(|r| &r.session_only)),
+            spread(losses(|r| &r.authenticated))
+        );
+        // A round's figures swing by tens of percent on a shared machine; over
+        // many rounds the mean settles, and its interval says how far.
+        println!(
+            "mean over the rounds, with its 95% confidence interval: {}% for the lookup alone; {}% for the session and me",
+            mean_within(losses(|r| &r.session_only)),
+            mean_within(losses(|r| &r.authenticated))
         );
         // The same from CPU time per request: the throughput a saturated
         // core loses, 1 - (CPU per anonymous request / CPU per request).

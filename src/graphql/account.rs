@@ -145,9 +145,15 @@ impl User {
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor_pending_password_change()?;
-        Ok(Organization(
-            organizations::find(&state.db, actor, Some(self.0.organization_id)).await?,
-        ))
+        // Boxed: every field of a user is resolved through one future type, as
+        // large as the largest field's; with a query inline here, each `id` or
+        // `email` of every user would be moved around as kilobytes.
+        let find = Box::pin(organizations::find(
+            &state.db,
+            actor,
+            Some(self.0.organization_id),
+        ));
+        Ok(Organization(find.await?))
     }
     /// The user's provider record, if they are a provider (PROVIDERS_READ to see it).
     async fn provider(&self, ctx: &Context<'_>) -> Result<Option<super::providers::Provider>> {
