@@ -19,9 +19,10 @@
 //!    defaults to the cores less one), then the time of one hash.
 //!
 //! It prints each round, then for each phase the median and range over the
-//! rounds of requests per second and p50/p99 latency, and of the share of
-//! throughput each round lost to the session against its own unauthenticated
-//! phase. `BENCH_ROUNDS` (default 5) and `BENCH_SECONDS`, the length of each
+//! rounds of requests per second, p50/p99 latency and CPU time per request,
+//! and of the share of throughput each round lost to the session against its
+//! own unauthenticated phase, with the mean of those losses and its 95%
+//! confidence interval. `BENCH_ROUNDS` (default 5) and `BENCH_SECONDS`, the length of each
 //! run of a phase (default 2), set its length. The server and the
 //! load generator share the machine's cores but the last, which a Redis of the
 //! benchmark's own has to itself (as a deployment keeps Redis off the
