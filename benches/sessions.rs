@@ -55,9 +55,6 @@ use serde_json::{Value, json};
 const CONNECTIONS: usize = 32;
 
 struct Figures {
-    requests_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
     errors: u64,
     latencies: Histogram<u64>,
     seconds: u64,
@@ -66,16 +63,16 @@ struct Figures {
 }
 
 impl Figures {
-    fn of(latencies: Histogram<u64>, seconds: u64, errors: u64, cpu: Option<Duration>) -> Self {
-        Self {
-            requests_per_second: latencies.len() as f64 / seconds as f64,
-            p50_ms: latencies.value_at_quantile(0.50) as f64 / 1000.0,
-            p99_ms: latencies.value_at_quantile(0.99) as f64 / 1000.0,
-            errors,
-            latencies,
-            seconds,
-            cpu,
-        }
+    fn requests_per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.seconds as f64
+    }
+
+    fn p50_ms(&self) -> f64 {
+        self.latencies.value_at_quantile(0.50) as f64 / 1000.0
+    }
+
+    fn p99_ms(&self) -> f64 {
+        self.latencies.value_at_quantile(0.99) as f64 / 1000.0
     }
 
     /// CPU time per request, in microseconds: what throughput is bound by
@@ -90,13 +87,10 @@ impl Figures {
     /// Two runs of one phase as one.
     fn and(mut self, other: Self) -> Self {
         self.latencies.add(other.latencies).unwrap();
-        let cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
-        Self::of(
-            self.latencies,
-            self.seconds + other.seconds,
-            self.errors + other.errors,
-            cpu,
-        )
+        self.seconds += other.seconds;
+        self.errors += other.errors;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
+        self
     }
 }
 
@@ -168,7 +162,12 @@ async fn drive(app: &TestApp, tokens: Option<&[String]>, query: &str, seconds: u
     let cpu = cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
-    Figures::of(all, seconds, errors, cpu)
+    Figures {
+        errors,
+        latencies: all,
+        seconds,
+        cpu,
+    }
 }
 
 /// The CPU time this process has used so far, all its threads, from
@@ -223,9 +222,9 @@ fn report(name: &str, rounds: &[&Figures]) {
     let of = |figure: fn(&Figures) -> f64| spread(rounds.iter().map(|f| figure(f)));
     println!(
         "{name:<40} {} req/s   p50 {} ms   p99 {} ms   CPU {} µs/request   errors {}",
-        of(|f| f.requests_per_second.round()),
-        of(|f| f.p50_ms),
-        of(|f| f.p99_ms),
+        of(|f| f.requests_per_second().round()),
+        of(Figures::p50_ms),
+        of(Figures::p99_ms),
         of(Figures::cpu_us),
         rounds.iter().map(|f| f.errors).sum::<u64>()
     );
@@ -393,10 +392,10 @@ fn main() {
             let (under_logins, logged_in, refused) = beside_logins(&app, &tokens, seconds).await;
             println!(
                 "round {round}: {:.0} / {:.0} / {:.0} / {:.0} req/s; logins beside it {:.1}/s ({refused} failed)",
-                anonymous.requests_per_second,
-                session_only.requests_per_second,
-                authenticated.requests_per_second,
-                under_logins.requests_per_second,
+                anonymous.requests_per_second(),
+                session_only.requests_per_second(),
+                authenticated.requests_per_second(),
+                under_logins.requests_per_second(),
                 logged_in as f64 / seconds as f64,
             );
             rounds_seen.push(Round {
@@ -419,7 +418,7 @@ fn main() {
         }
         let losses = |phase: Phase| {
             rounds_seen.iter().map(move |r| {
-                (1.0 - phase(r).requests_per_second / r.anonymous.requests_per_second) * 100.0
+                (1.0 - phase(r).requests_per_second() / r.anonymous.requests_per_second()) * 100.0
             })
         };
         println!(
@@ -453,7 +452,7 @@ fn main() {
             spread(
                 rounds_seen
                     .iter()
-                    .map(|r| r.under_logins.p99_ms / r.authenticated.p99_ms)
+                    .map(|r| r.under_logins.p99_ms() / r.authenticated.p99_ms())
             )
         );
 

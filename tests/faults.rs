@@ -408,49 +408,106 @@ async fn redis_that_stops_answering_under_load() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_import_survives_postgres_crashing_mid_job() {
-    const ROWS: usize = 20_000;
-    let Some((postgres, app)) = on_private_postgres().await else {
-        return;
-    };
-    let org = app.organization("Fault Clinic").await;
-    app.user(org, "admin@fault.test", &["Admin"]).await;
-    let token = app.login("admin@fault.test", PASSWORD).await;
+/// Rows of the staff file the import fault tests import.
+const IMPORT_ROWS: usize = 20_000;
 
-    let id: uuid::Uuid = app
-        .start_staff_import(&token, common::staff_file(ROWS, "fault.test"))
-        .await
-        .parse()
-        .unwrap();
-    let job = || async {
-        entity::import_job::Entity::find_by_id(id)
+/// A staff import of [`IMPORT_ROWS`] new people, started by an admin of a new
+/// organisation and caught between its first committed batch and its end.
+struct MidImport {
+    org: uuid::Uuid,
+    token: String,
+    id: uuid::Uuid,
+}
+
+impl MidImport {
+    async fn start(app: &TestApp, domain: &str) -> Self {
+        let org = app.organization("Import Clinic").await;
+        let admin = format!("admin@{domain}");
+        app.user(org, &admin, &["Admin"]).await;
+        let token = app.login(&admin, PASSWORD).await;
+        let id = app
+            .start_staff_import(&token, common::staff_file(IMPORT_ROWS, domain))
+            .await
+            .parse()
+            .unwrap();
+        let import = Self { org, token, id };
+        let started = Instant::now();
+        loop {
+            let current = import.job(app).await.unwrap();
+            if current.processed_rows > 0 {
+                assert!(
+                    current.processed_rows < IMPORT_ROWS as i32,
+                    "finished too soon"
+                );
+                return import;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no batch committed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The job as stored; `None` while the database does not answer.
+    async fn job(&self, app: &TestApp) -> Option<entity::import_job::Model> {
+        entity::import_job::Entity::find_by_id(self.id)
             .one(&app.db)
             .await
             .ok()
             .flatten()
-    };
-
-    // Crash the database once the job has committed a batch but not finished.
-    let started = Instant::now();
-    loop {
-        let current = job().await.unwrap();
-        if current.processed_rows > 0 {
-            assert!(current.processed_rows < ROWS as i32, "finished too soon");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no batch committed"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+
+    /// `done` finished with every row created, each row's outcome and each
+    /// person stored once.
+    async fn finished_exactly(&self, app: &TestApp, done: &entity::import_job::Model) {
+        let rows = IMPORT_ROWS as i32;
+        assert_eq!(
+            (
+                done.status.as_str(),
+                done.processed_rows,
+                done.created_count,
+                done.updated_count,
+                done.skipped_count,
+                done.failed_count
+            ),
+            ("FINISHED", rows, rows, 0, 0, 0),
+            "{:?}",
+            done.error_message
+        );
+        let outcomes = entity::import_row::Entity::find()
+            .filter(entity::import_row::Column::JobId.eq(self.id))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(outcomes, IMPORT_ROWS as u64, "every row's outcome once");
+        let users = entity::user::Entity::find()
+            .filter(entity::user::Column::OrganizationId.eq(self.org))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(
+            users,
+            IMPORT_ROWS as u64 + 1,
+            "every user once, and the admin"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_survives_postgres_crashing_mid_job() {
+    let Some((postgres, app)) = on_private_postgres().await else {
+        return;
+    };
+    // Crash the database once the job has committed a batch but not finished.
+    let import = MidImport::start(&app, "fault.test").await;
+    let (id, token) = (import.id, &import.token);
     postgres.crash().await;
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (status, body) = app
         .graphql(
-            Some(&token),
+            Some(token),
             "query($id: ID!) { importJob(id: $id) { status } }",
             json!({ "id": id }),
         )
@@ -467,7 +524,7 @@ async fn an_import_survives_postgres_crashing_mid_job() {
     let mut committed_at_restart = None;
     let mut resumed_after = None;
     let done = loop {
-        if let Some(current) = job().await {
+        if let Some(current) = import.job(&app).await {
             let before = *committed_at_restart.get_or_insert(current.processed_rows);
             if resumed_after.is_none() && current.processed_rows > before {
                 resumed_after = Some(up.elapsed());
@@ -483,32 +540,10 @@ async fn an_import_survives_postgres_crashing_mid_job() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let finished_after = up.elapsed();
-    assert_eq!(done.status, "FINISHED");
-    assert_eq!(
-        (
-            done.processed_rows,
-            done.created_count,
-            done.updated_count,
-            done.skipped_count,
-            done.failed_count
-        ),
-        (ROWS as i32, ROWS as i32, 0, 0, 0)
-    );
-    let rows = entity::import_row::Entity::find()
-        .filter(entity::import_row::Column::JobId.eq(id))
-        .count(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(rows, ROWS as u64, "every row's outcome once");
-    let users = entity::user::Entity::find()
-        .filter(entity::user::Column::OrganizationId.eq(org))
-        .count(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(users, ROWS as u64 + 1, "every user once, and the admin");
+    import.finished_exactly(&app, &done).await;
     eprintln!(
         "\nPostgreSQL crashed mid-import for {:.1} s: the job committed its next batch {} ms \
-         after the restart and finished after {} ms, {ROWS} rows exact\n",
+         after the restart and finished after {} ms, {IMPORT_ROWS} rows exact\n",
         (up - down).as_secs_f64(),
         resumed_after.map_or(0, |t| t.as_millis()),
         finished_after.as_millis()
@@ -524,36 +559,14 @@ async fn an_import_survives_postgres_crashing_mid_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_import_waits_out_an_outage_longer_than_its_attempts() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
-    const ROWS: usize = 20_000;
     const LOCKED: Duration = Duration::from_secs(20);
     if !production_available().await {
         return;
     }
     let storage = Storage::new(Backend::Production).await;
     let app = TestApp::spawn_with(storage, |c| c.db_statement_timeout_seconds = 1).await;
-    let org = app.organization("Locked Clinic").await;
-    app.user(org, "admin@locked.test", &["Admin"]).await;
-    let token = app.login("admin@locked.test", PASSWORD).await;
-    let id: uuid::Uuid = app
-        .start_staff_import(&token, common::staff_file(ROWS, "locked.test"))
-        .await
-        .parse()
-        .unwrap();
-    let job = || async {
-        entity::import_job::Entity::find_by_id(id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let started = Instant::now();
-    while job().await.processed_rows == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no batch committed"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let import = MidImport::start(&app, "locked.test").await;
+    let job = || async { import.job(&app).await.unwrap() };
 
     let lock = app.db.begin().await.unwrap();
     lock.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
@@ -562,7 +575,7 @@ async fn an_import_waits_out_an_outage_longer_than_its_attempts() {
     let locked = Instant::now();
     let at_lock = job().await;
     assert!(
-        at_lock.processed_rows < ROWS as i32,
+        at_lock.processed_rows < IMPORT_ROWS as i32,
         "finished before the lock"
     );
     while locked.elapsed() < LOCKED {
@@ -592,23 +605,7 @@ async fn an_import_waits_out_an_outage_longer_than_its_attempts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(
-        (
-            done.status.as_str(),
-            done.processed_rows,
-            done.created_count,
-            done.failed_count
-        ),
-        ("FINISHED", ROWS as i32, ROWS as i32, 0),
-        "{:?}",
-        done.error_message
-    );
-    let rows = entity::import_row::Entity::find()
-        .filter(entity::import_row::Column::JobId.eq(id))
-        .count(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(rows, ROWS as u64, "every row's outcome once");
+    import.finished_exactly(&app, &done).await;
 }
 
 /// A statement stuck behind a lock (or a database that stopped answering)
