@@ -352,6 +352,15 @@ where
     Ok(())
 }
 
+/// `name = value` for the target table `t`; with a mask `set`, only in the
+/// rows it marks, the others keeping what is stored.
+fn assignment(name: &str, value: &str, set: Option<&str>) -> String {
+    match set {
+        Some(set) => format!("{name} = CASE WHEN {set} THEN {value} ELSE t.{name} END"),
+        None => format!("{name} = {value}"),
+    }
+}
+
 /// Each column that some row of a chunk sets, with every row's value in it
 /// (`None`: the row leaves the column alone).
 type Changes<C> = Vec<(C, Vec<Option<Value>>)>;
@@ -377,13 +386,8 @@ async fn update_from_arrays<C: ColumnTrait>(
         };
         let name = quoted(sea_orm::IdenStatic::as_str(&column));
         let value = unnested.add(array);
-        let value = if set.contains(&false) {
-            let set = unnested.push(mask(set));
-            format!("CASE WHEN {set} THEN {value} ELSE t.{name} END")
-        } else {
-            value
-        };
-        assignments.push(format!("{name} = {value}"));
+        let set = set.contains(&false).then(|| unnested.push(mask(set)));
+        assignments.push(assignment(&name, &value, set.as_deref()));
     }
     let sql = format!(
         "UPDATE {table} AS t SET {} FROM {} WHERE t.\"id\" = {id}",
@@ -402,20 +406,20 @@ async fn update_from_values<C: ColumnTrait>(
     changes: Changes<C>,
 ) -> AppResult<()> {
     let mut names = vec!["id".to_owned()];
+    // Every row has its id: a chunk missing one goes row by row instead.
     let mut rows: Vec<Vec<Value>> = ids.into_iter().flatten().map(|id| vec![id]).collect();
     let mut assignments = Vec::new();
     for (n, (column, values)) in changes.into_iter().enumerate() {
         let name = quoted(sea_orm::IdenStatic::as_str(&column));
         let everywhere = values.iter().all(Option::is_some);
         names.push(format!("c{n}"));
-        if everywhere {
-            assignments.push(format!("{name} = v.c{n}"));
-        } else {
-            names.push(format!("s{n}"));
-            assignments.push(format!(
-                "{name} = CASE WHEN v.s{n} THEN v.c{n} ELSE t.{name} END"
-            ));
-        }
+        let set = (!everywhere).then(|| format!("s{n}"));
+        assignments.push(assignment(
+            &name,
+            &format!("v.c{n}"),
+            set.as_ref().map(|s| format!("v.{s}")).as_deref(),
+        ));
+        names.extend(set);
         for (row, value) in rows.iter_mut().zip(values) {
             let set = value.is_some();
             // Where the row leaves the column alone, a NULL the mask ignores.
