@@ -205,6 +205,18 @@ pub struct Config {
     #[arg(long, env = "ROLLCALL_MAX_BATCH", default_value_t = 10, global = true)]
     pub max_batch: usize,
 
+    /// How long a data loader gathers the keys that one request's fields ask for
+    /// before it sends one statement for them all, in milliseconds. A longer
+    /// gathering keeps batches whole on a saturated server, at that much latency
+    /// per level of relations.
+    #[arg(
+        long,
+        env = "ROLLCALL_LOADER_DELAY_MS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub loader_delay_ms: u64,
+
     /// Largest request body, in bytes, for requests that are not uploads.
     #[arg(long, env = "ROLLCALL_MAX_BODY_BYTES", default_value_t = 1 << 20, global = true)]
     pub max_body_bytes: usize,
@@ -286,6 +298,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn loader_delay(&self) -> Duration {
+        Duration::from_millis(self.loader_delay_ms)
     }
 
     pub fn redis_timeout(&self) -> Duration {

@@ -3,6 +3,11 @@
 //! and so does a page of projects with their figures: every relation goes
 //! through a data loader. Statements are read from `/metrics`, which
 //! is process-wide, so this binary holds this one test alone.
+//!
+//! The server gathers each loader's keys for 50 ms instead of its default 1 ms:
+//! resolving a page of 100 users in a debug build on a loaded machine can take
+//! longer than a millisecond, which splits a batch in two, and the count this
+//! test asserts is then a figure of the machine's load rather than of the code.
 
 #![allow(
     clippy::unwrap_used,
@@ -48,7 +53,8 @@ async fn cost(app: &TestApp, token: &str, query: &str, first: u64) -> u64 {
 #[tokio::test]
 async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
     for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
+        let storage = common::Storage::new(backend).await;
+        let app = TestApp::spawn_with(storage, |config| config.loader_delay_ms = 50).await;
         let org = app.organization("Big Practice").await;
         app.user(org, "admin@big.test", &["Admin"]).await;
         let token = app.login("admin@big.test", common::PASSWORD).await;
@@ -121,14 +127,11 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
             }
         }
 
-        // Count, page, roles, permissions, providers, their users: six statements. A
-        // loader batch may split when its fields straggle past the gathering delay
-        // (more often on a busy machine), so the bound allows each of the four
-        // batches one split, and stays far below one statement per user.
+        // Count, page, roles, permissions, providers, their users: six statements.
         for first in [10, 100] {
             let statements = cost(&app, &token, LIST, first).await;
-            assert!(
-                (6..=10).contains(&statements),
+            assert_eq!(
+                statements, 6,
                 "{backend:?}: {first} users cost {statements} statements"
             );
         }
@@ -171,9 +174,8 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
             assert_eq!(data["projects"]["edges"].as_array().unwrap().len(), 30);
             fewest = fewest.min(after - before);
         }
-        // A split of the figures' batch is allowed, as above.
-        assert!(
-            (3..=5).contains(&fewest),
+        assert_eq!(
+            fewest, 3,
             "{backend:?}: 30 projects with stats cost {fewest} statements"
         );
     }

@@ -15,6 +15,8 @@ mod providers;
 mod session;
 mod staff;
 
+use std::time::Duration;
+
 use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
 pub use context::Ctx;
@@ -59,61 +61,47 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     );
     if let Some(state) = state {
         let config = state.config.clone();
-        // Loaders keep their default 1 ms gathering delay: with none, the first
-        // field of a list dispatches its batch before its siblings have asked, and a
-        // page of 100 users costs hundreds of statements (tests/query_count.rs).
+        // A loader gathers the keys its fields ask for during `loader_delay`
+        // before it queries. With no delay, the first field of a list dispatches
+        // its batch before its siblings have asked, and a page of 100 users costs
+        // hundreds of statements (tests/query_count.rs).
+        let delay = config.loader_delay();
         builder = builder
             .limit_depth(config.max_depth)
             .limit_complexity(config.max_complexity)
             .limit_recursive_depth(config.max_depth * 2)
             .limit_directives(10)
-            .data(DataLoader::new(
-                loaders::RolesOfUser(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
-                loaders::PermissionsOfRole(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
-                loaders::UserById(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
-                loaders::ProviderOfUser(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
+            .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
+            .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
+            .data(loader(loaders::UserById(state.db.clone()), delay))
+            .data(loader(loaders::ProviderOfUser(state.db.clone()), delay))
+            .data(loader(
                 loaders::ById::<entity::patient::Entity>::new(state.db.clone()),
-                tokio::spawn,
+                delay,
             ))
-            .data(DataLoader::new(
+            .data(loader(
                 loaders::ById::<entity::outbox_message::Entity>::new(state.db.clone()),
-                tokio::spawn,
+                delay,
             ))
-            .data(DataLoader::new(
-                loaders::CareTeamOfPatient(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
-                loaders::StatsOfProject(state.db.clone()),
-                tokio::spawn,
-            ))
-            .data(DataLoader::new(
+            .data(loader(loaders::CareTeamOfPatient(state.db.clone()), delay))
+            .data(loader(loaders::StatsOfProject(state.db.clone()), delay))
+            .data(loader(
                 loaders::ById::<entity::location::Entity>::new(state.db.clone()),
-                tokio::spawn,
+                delay,
             ))
-            .data(DataLoader::new(
+            .data(loader(
                 loaders::CertificationsOfUser(state.db.clone()),
-                tokio::spawn,
+                delay,
             ))
-            .data(DataLoader::new(
-                loaders::AvailabilityOfUser(state.db.clone()),
-                tokio::spawn,
-            ))
+            .data(loader(loaders::AvailabilityOfUser(state.db.clone()), delay))
             .data(state);
     }
     builder.finish()
+}
+
+/// A loader that gathers its keys for `delay` before each batch.
+fn loader<T: Send + Sync + 'static>(loader: T, delay: Duration) -> DataLoader<T> {
+    DataLoader::new(loader, tokio::spawn).delay(delay)
 }
 
 /// The SDL the server serves.
