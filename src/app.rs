@@ -245,6 +245,10 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
             "/invite/:token",
             get(http::invite::show).post(http::invite::submit),
         )
+        .at(
+            "/reset-password/:token",
+            get(http::invite::show).post(http::invite::submit),
+        )
         .at("/projects/:id/qr.svg", get(http::patient_page::qr_code))
         .at(
             "/p/:token",

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A one-time link that lets a user without a password set their first one.
+/// A one-time link that lets a user set a password: their first one (an invite)
+/// or a new one in place of a forgotten one (a password reset).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "invites")]
 pub struct Model {
@@ -13,6 +14,8 @@ pub struct Model {
     pub used_at: Option<DateTimeUtc>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// `INVITE` or `PASSWORD_RESET`.
+    pub purpose: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

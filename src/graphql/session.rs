@@ -64,14 +64,34 @@ pub struct LoginPayload {
     must_change_password: bool,
 }
 
-impl From<LoggedIn> for LoginPayload {
-    fn from(logged_in: LoggedIn) -> Self {
-        Self {
+/// Redeem a one-time link (invite or reset): the new session's payload.
+pub async fn set_password_with_link(
+    ctx: &Context<'_>,
+    token: &str,
+    password: &str,
+) -> Result<LoginPayload> {
+    let state = ctx.state()?;
+    let logged_in = state
+        .auth
+        .set_password_with_link(token, password, ctx.caller()?.origin.clone())
+        .await?;
+    LoginPayload::setting_cookie(ctx, logged_in)
+}
+
+impl LoginPayload {
+    /// The payload of a new session, whose cookie the response sets as well.
+    pub fn setting_cookie(ctx: &Context<'_>, logged_in: LoggedIn) -> Result<Self> {
+        let state = ctx.state()?;
+        ctx.append_http_header(
+            SET_COOKIE,
+            cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies),
+        );
+        Ok(Self {
             token: logged_in.token.expose().to_owned(),
             expires_at: logged_in.session.expires_at(),
             must_change_password: logged_in.user.must_change_password,
             user: User::from(logged_in.user),
-        }
+        })
     }
 }
 
@@ -143,11 +163,33 @@ impl SessionMutation {
             .auth
             .login(&email, &password, caller.origin.clone())
             .await?;
-        ctx.append_http_header(
-            SET_COOKIE,
-            cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies),
-        );
-        Ok(LoginPayload::from(logged_in))
+        LoginPayload::setting_cookie(ctx, logged_in)
+    }
+
+    /// Ask for a link to choose a new password, sent to the account's own address
+    /// and valid for an hour. Always true, whether or not an account has that
+    /// address, so that nobody can learn who has one; RATE_LIMITED after 5 requests
+    /// for one email (or 30 from one address) within 15 minutes.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        let state = ctx.state()?;
+        let caller = ctx.caller()?;
+        state
+            .auth
+            .request_password_reset(&email, caller.origin.clone(), &state.public_url)
+            .await?;
+        Ok(true)
+    }
+
+    /// Choose a new password with a reset link's token: every session of the user
+    /// ends, a lockout of their email is lifted, and they are logged in (sets the
+    /// cookie). An invite link's token works here as it does in `acceptInvite`.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> Result<LoginPayload> {
+        set_password_with_link(ctx, &token, &password).await
     }
 
     /// End the current session and clear the cookie.

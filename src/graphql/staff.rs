@@ -2,19 +2,17 @@
 //! the invite that lets a new user set their first password.
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
-use poem::http::header::SET_COOKIE;
 
 use super::{
     Ctx,
     account::{EmployeeStatus, Organization, Role, User},
     connection::parse_id,
-    session::LoginPayload,
+    session::{self, LoginPayload},
 };
 use crate::{
     auth::Permission,
     domain::{self, Email, Locale, Phone, text},
     error::{AppError, AppResult, Validation},
-    http::cookies,
     services::{
         organizations::{self, FirstAdmin, SettingsChanges},
         roles::{self, RoleSpec},
@@ -491,16 +489,6 @@ impl StaffMutation {
         token: String,
         password: String,
     ) -> Result<LoginPayload> {
-        let state = ctx.state()?;
-        let caller = ctx.caller()?;
-        let logged_in = state
-            .auth
-            .accept_invite(&token, &password, caller.origin.clone())
-            .await?;
-        ctx.append_http_header(
-            SET_COOKIE,
-            cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies),
-        );
-        Ok(LoginPayload::from(logged_in))
+        session::set_password_with_link(ctx, &token, &password).await
     }
 }

@@ -1,5 +1,6 @@
-//! The page an invite link opens: a plain form, served by Rollcall and working
-//! without JavaScript, where a new user sets their first password.
+//! The page a one-time link opens: a plain form, served by Rollcall and working
+//! without JavaScript, where a new user sets their first password (an invite)
+//! or a user who forgot theirs chooses a new one (a password reset).
 //!
 //! The token is in the path (it is the link), so the page never leaks it onward:
 //! no referrer, no caching, no framing, and request logs redact the path.
@@ -9,10 +10,19 @@ use poem::{
     http::{StatusCode, header},
     web::{Data, Form, Path},
 };
+use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use super::{cookies, origin_of};
-use crate::{app::AppState, error::AppError, services::invites};
+use crate::{
+    app::AppState,
+    auth::password::PasswordPolicy,
+    error::AppError,
+    services::{
+        auth::policy_of,
+        invites::{self, Purpose},
+    },
+};
 
 #[derive(Deserialize)]
 pub struct SetPassword {
@@ -20,12 +30,40 @@ pub struct SetPassword {
     confirm: String,
 }
 
+/// What the page says of an open link: for whom, what it is for, and the
+/// rules the new password must meet.
+struct Opened {
+    email: String,
+    purpose: Purpose,
+    policy: PasswordPolicy,
+}
+
+/// The open link `token` stands for; the page to answer with when there is none.
+async fn open(state: &AppState, token: &str) -> Result<Opened, Response> {
+    let (link, user) = match invites::find_open(&state.db, token).await {
+        Ok(found) => found,
+        Err(AppError::BadInput(_)) => return Err(not_found()),
+        Err(_) => return Err(unavailable()),
+    };
+    let organization = match entity::organization::Entity::find_by_id(user.organization_id)
+        .one(&state.db)
+        .await
+    {
+        Ok(Some(organization)) => organization,
+        Ok(None) | Err(_) => return Err(unavailable()),
+    };
+    Ok(Opened {
+        email: user.email,
+        purpose: Purpose::of(&link),
+        policy: policy_of(&organization),
+    })
+}
+
 #[handler]
 pub async fn show(Path(token): Path<String>, state: Data<&AppState>) -> Response {
-    match invites::find_open(&state.db, &token).await {
-        Ok((_, user)) => page(StatusCode::OK, &form(&user.email, None)),
-        Err(AppError::BadInput(_)) => not_found(),
-        Err(_) => unavailable(),
+    match open(&state, &token).await {
+        Ok(opened) => page(StatusCode::OK, &form(&opened, None)),
+        Err(response) => response,
     }
 }
 
@@ -36,27 +74,31 @@ pub async fn submit(
     state: Data<&AppState>,
     Form(input): Form<SetPassword>,
 ) -> Response {
-    let email = match invites::find_open(&state.db, &token).await {
-        Ok((_, user)) => user.email,
-        Err(AppError::BadInput(_)) => return not_found(),
-        Err(_) => return unavailable(),
+    let opened = match open(&state, &token).await {
+        Ok(opened) => opened,
+        Err(response) => return response,
     };
     if input.password != input.confirm {
         return page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &form(&email, Some("The two passwords differ.")),
+            &form(&opened, Some("The two passwords differ.")),
         );
     }
     match state
         .auth
-        .accept_invite(&token, &input.password, origin_of(req))
+        .set_password_with_link(&token, &input.password, origin_of(req))
         .await
     {
         Ok(logged_in) => {
-            let mut response = page(
-                StatusCode::OK,
-                "<h1>Your password is set</h1><p>You are signed in. You can close this page and use Rollcall.</p>",
-            );
+            let done = match opened.purpose {
+                Purpose::Invite => {
+                    "<h1>Your password is set</h1><p>You are signed in. You can close this page and use Rollcall.</p>"
+                }
+                Purpose::PasswordReset => {
+                    "<h1>Your password is changed</h1><p>You are signed in here and signed out everywhere else. You can close this page and use Rollcall.</p>"
+                }
+            };
+            let mut response = page(StatusCode::OK, done);
             if let Ok(value) =
                 cookies::session_cookie(logged_in.token.expose(), state.config.secure_cookies)
                     .parse()
@@ -73,36 +115,46 @@ pub async fn submit(
                 .join(" ");
             page(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &form(&email, Some(&reason)),
+                &form(&opened, Some(&reason)),
             )
         }
         Err(_) => unavailable(),
     }
 }
 
-fn form(email: &str, error: Option<&str>) -> String {
+fn form(opened: &Opened, error: Option<&str>) -> String {
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
+    let (title, button) = match opened.purpose {
+        Purpose::Invite => ("Set your password", "Set password"),
+        Purpose::PasswordReset => ("Choose a new password", "Change password"),
+    };
+    let min = opened.policy.min_length;
+    let rule = if opened.policy.require_digit {
+        format!("At least {min} characters, with a digit.")
+    } else {
+        format!("At least {min} characters.")
+    };
     format!(
-        r#"<h1>Set your password</h1>
-<p>For <strong>{email}</strong>. At least 8 characters, with a digit.</p>
+        r#"<h1>{title}</h1>
+<p>For <strong>{email}</strong>. {rule}</p>
 {error}
 <form method="post">
   <label for="password">New password</label>
-  <input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" maxlength="128">
+  <input id="password" name="password" type="password" autocomplete="new-password" required minlength="{min}" maxlength="128">
   <label for="confirm">Repeat it</label>
-  <input id="confirm" name="confirm" type="password" autocomplete="new-password" required minlength="8" maxlength="128">
-  <button type="submit">Set password</button>
+  <input id="confirm" name="confirm" type="password" autocomplete="new-password" required minlength="{min}" maxlength="128">
+  <button type="submit">{button}</button>
 </form>"#,
-        email = escape(email),
+        email = escape(&opened.email),
     )
 }
 
 fn not_found() -> Response {
     page(
         StatusCode::NOT_FOUND,
-        "<h1>This link does not work</h1><p>It is invalid, already used or expired. Ask your administrator for a new invite.</p>",
+        "<h1>This link does not work</h1><p>It is invalid, already used or expired. Ask your administrator for a new invite, or ask for a new password reset where you sign in.</p>",
     )
 }
 

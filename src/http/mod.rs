@@ -59,16 +59,15 @@ pub fn origin_of(req: &Request) -> Origin {
     }
 }
 
-/// A request path fit for logs: the secret part of link paths (`/invite/{token}`)
-/// is replaced.
+/// A request path fit for logs: the secret part of link paths (`/invite/{token}`,
+/// `/reset-password/{token}`, `/p/{token}`) is replaced.
 pub fn loggable_path(path: &str) -> String {
-    if path.starts_with("/invite/") {
-        "/invite/…".to_owned()
-    } else if path.starts_with("/p/") {
-        "/p/…".to_owned()
-    } else {
-        path.to_owned()
+    for prefix in ["/invite/", "/reset-password/", "/p/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}…");
+        }
     }
+    path.to_owned()
 }
 
 /// The header by which a super admin acts inside another organisation.
@@ -89,4 +88,22 @@ pub fn acting_organization(req: &Request) -> Result<Option<uuid::Uuid>, String> 
                 })
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn link_tokens_never_reach_the_log() {
+        for (path, logged) in [
+            ("/invite/abc123", "/invite/…"),
+            ("/reset-password/abc123", "/reset-password/…"),
+            ("/p/abc123", "/p/…"),
+            ("/graphql", "/graphql"),
+            ("/imports/1/failed-rows.csv", "/imports/1/failed-rows.csv"),
+        ] {
+            assert_eq!(loggable_path(path), logged);
+        }
+    }
 }

@@ -41,6 +41,10 @@ pub const EMAIL_FAILURE_LIMIT: u64 = 10;
 /// Failed logins from one address before it is locked.
 pub const IP_FAILURE_LIMIT: u64 = 100;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Password-reset requests for one email within [`FAILURE_WINDOW`].
+pub const RESET_REQUEST_LIMIT: u64 = 5;
+/// Password-reset requests from one client address within [`FAILURE_WINDOW`].
+pub const IP_RESET_REQUEST_LIMIT: u64 = 30;
 const CACHE_CAPACITY: usize = 50_000;
 
 /// What an instance keeps of a user between requests, valid while the epochs
@@ -187,7 +191,7 @@ impl Authenticator {
     /// long, whether the account exists, is inactive or has no password yet.
     pub async fn login(&self, email: &str, password: &str, origin: Origin) -> AppResult<LoggedIn> {
         let email = email.trim().to_lowercase();
-        let email_key = format!("email:{}", hex(&Sha256::digest(email.as_bytes())));
+        let email_key = email_key(&email);
         let ip_key = origin.ip_address.as_ref().map(|ip| format!("ip:{ip}"));
         let mut keys = vec![email_key.clone()];
         keys.extend(ip_key.clone());
@@ -255,14 +259,17 @@ impl Authenticator {
         self.open_session(user, "auth.login", origin).await
     }
 
-    /// Redeem an invite: set the user's first password and log them in.
-    pub async fn accept_invite(
+    /// Redeem a one-time link: set the user's password and log them in. A
+    /// password-reset link also ends every other session of the user, before
+    /// the new password is committed, and lifts a lockout of their email.
+    pub async fn set_password_with_link(
         &self,
         token: &str,
         password: &str,
         origin: Origin,
     ) -> AppResult<LoggedIn> {
-        let (invite, user) = invites::find_open(&self.db, token).await?;
+        let (link, user) = invites::find_open(&self.db, token).await?;
+        let purpose = invites::Purpose::of(&link);
         let organization = entity::organization::Entity::find_by_id(user.organization_id)
             .one(&self.db)
             .await?
@@ -275,14 +282,12 @@ impl Authenticator {
         )?;
         let hash = self.hasher.hash(&password).await?;
         let txn = super::begin_write(&self.db).await?;
-        if !invites::redeem(&txn, invite.id).await? {
+        if !invites::redeem(&txn, link.id).await? {
             // Another request redeemed it first.
             return Err(invites::find_open(&txn, token)
                 .await
                 .err()
-                .unwrap_or_else(|| {
-                    AppError::bad_input("token", "this invite link was already used")
-                }));
+                .unwrap_or_else(|| AppError::bad_input("token", "this link was already used")));
         }
         invites::revoke_open(&txn, user.id).await?;
         let mut active: entity::user::ActiveModel = user.into();
@@ -290,20 +295,78 @@ impl Authenticator {
         active.must_change_password = Set(false);
         active.updated_at = Set(Utc::now());
         let user = active.update(&txn).await?;
+        let action = match purpose {
+            invites::Purpose::Invite => "user.accept_invite",
+            invites::Purpose::PasswordReset => "user.reset_password_with_link",
+        };
         audit::record(
             &txn,
             AuditEntry {
                 organization_id: Some(user.organization_id),
                 actor_user_id: Some(user.id),
-                action: "user.accept_invite",
+                action,
                 origin: origin.clone(),
                 ..AuditEntry::default()
             }
             .target("User", user.id),
         )
         .await?;
+        if purpose == invites::Purpose::PasswordReset {
+            // Whoever held the old password holds none of its sessions: they end
+            // before the commit, so a store that cannot end them changes nothing.
+            self.store.revoke_user(user.id, None).await?;
+            self.store.clear_failures(&email_key(&user.email)).await?;
+        }
         txn.commit().await?;
         self.open_session(user, "auth.login", origin).await
+    }
+
+    /// Ask for a password-reset link for `email`. The answer is the same whether
+    /// or not an account has that address, and takes as long: the link is
+    /// made and queued in the background, and goes only to an active account's
+    /// own address. Each email and each client address may ask
+    /// [`RESET_REQUEST_LIMIT`] and [`IP_RESET_REQUEST_LIMIT`] times per
+    /// [`FAILURE_WINDOW`]; more answer RATE_LIMITED.
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        origin: Origin,
+        public_url: &str,
+    ) -> AppResult<()> {
+        let email = email.trim().to_lowercase();
+        let keys = [
+            Some((format!("reset:{}", email_key(&email)), RESET_REQUEST_LIMIT)),
+            origin
+                .ip_address
+                .as_ref()
+                .map(|ip| (format!("reset:ip:{ip}"), IP_RESET_REQUEST_LIMIT)),
+        ];
+        let mut locked = None;
+        for (key, limit) in keys.into_iter().flatten() {
+            let attempts = self
+                .store
+                .record_failure(&key, limit, FAILURE_WINDOW)
+                .await?;
+            if attempts.count > limit {
+                locked = locked.max(Some(attempts.retry_after));
+            }
+        }
+        if let Some(retry_after) = locked {
+            return Err(AppError::RateLimited {
+                retry_after_seconds: retry_after.as_secs().max(1),
+            });
+        }
+        let Ok(email) = Email::parse(&email, "email") else {
+            return Ok(());
+        };
+        let db = self.db.clone();
+        let public_url = public_url.to_owned();
+        tokio::spawn(async move {
+            if let Err(err) = issue_reset(&db, &email, origin, &public_url).await {
+                tracing::warn!(error = %err, "password reset link not issued");
+            }
+        });
+        Ok(())
     }
 
     /// A new session for a user who proved who they are; recorded as `action`.
@@ -420,6 +483,44 @@ impl Authenticator {
         self.store.bump_authz_epoch(actor.organization_id).await?;
         Ok(())
     }
+}
+
+/// The key counting failed logins for an email (normalised): a digest, so the
+/// store never holds the address.
+fn email_key(email: &str) -> String {
+    format!("email:{}", hex(&Sha256::digest(email.as_bytes())))
+}
+
+/// Make a password-reset link for the active account of `email`, if there is
+/// one, and queue its email; record the request either way.
+async fn issue_reset(
+    db: &DatabaseConnection,
+    email: &Email,
+    origin: Origin,
+    public_url: &str,
+) -> AppResult<()> {
+    let user = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+        .filter(|user| user.status == "ACTIVE");
+    let txn = super::begin_write(db).await?;
+    if let Some(user) = &user {
+        invites::issue_reset(&txn, user, public_url).await?;
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            organization_id: user.as_ref().map(|u| u.organization_id),
+            action: "auth.password_reset_requested",
+            origin,
+            ..AuditEntry::default()
+        }
+        .target_opt("User", user.as_ref().map(|u| u.id)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// The permissions a user holds through their roles.

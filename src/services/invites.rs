@@ -1,11 +1,15 @@
-//! One-time invites: a user without a password receives a link, valid 72 hours and
-//! usable once, to set their first password. Only a digest of the token is stored.
+//! One-time links that set a password: an invite lets a user without a password
+//! set their first one (valid 72 hours), a password reset lets a user who forgot
+//! theirs choose a new one (valid one hour). Each is usable once, a new one
+//! closes the user's earlier open links, and only a digest of the token is stored.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Duration, Utc};
 use rand::TryRngCore;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, LockType},
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -16,8 +20,50 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// How long an invite link stays valid.
-pub const VALIDITY: Duration = Duration::hours(72);
+/// What a one-time link is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A first password, for a user an admin or an import created.
+    Invite,
+    /// A new password in place of a forgotten one; redeeming it ends every
+    /// session of the user.
+    PasswordReset,
+}
+
+impl Purpose {
+    /// How long a link of this purpose stays valid: an invite waits for a new
+    /// colleague's first day, a reset is asked for by someone at the sign-in page.
+    pub fn validity(self) -> Duration {
+        match self {
+            Self::Invite => Duration::hours(72),
+            Self::PasswordReset => Duration::hours(1),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Invite => "INVITE",
+            Self::PasswordReset => "PASSWORD_RESET",
+        }
+    }
+
+    /// The purpose of a stored link.
+    pub fn of(invite: &entity::invite::Model) -> Self {
+        if invite.purpose == Self::PasswordReset.as_str() {
+            Self::PasswordReset
+        } else {
+            Self::Invite
+        }
+    }
+
+    /// The path under the public URL where a link of this purpose opens.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Invite => "invite",
+            Self::PasswordReset => "reset-password",
+        }
+    }
+}
 
 /// Create an invite for `user` in the caller's transaction, queue its email, and
 /// return the link (shown once to the admin who created the user).
@@ -28,22 +74,7 @@ pub async fn issue(
     organization_name: &str,
     public_url: &str,
 ) -> AppResult<String> {
-    let token = new_token();
-    let now = Utc::now();
-    // A new invite replaces any earlier one that is still open.
-    revoke_open(db, user.id).await?;
-    entity::invite::Entity::insert(entity::invite::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user.id),
-        token_hash: Set(digest(&token)),
-        expires_at: Set(now + VALIDITY),
-        used_at: Set(None),
-        created_by: Set(created_by),
-        created_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    let link = format!("{public_url}/invite/{token}");
+    let link = create(db, created_by, user, Purpose::Invite, public_url).await?;
     let to = Email::parse(&user.email, "email")?;
     outbox::enqueue_email(
         db,
@@ -65,7 +96,77 @@ pub async fn issue(
     Ok(link)
 }
 
-/// The open invite a token redeems, with its user; a bad, used or expired token is
+/// Create a password-reset link for `user` in the caller's transaction and queue
+/// the email that carries it. The link goes to the account's address only: it
+/// is never returned to whoever asked for it.
+pub async fn issue_reset(
+    db: &impl ConnectionTrait,
+    user: &entity::user::Model,
+    public_url: &str,
+) -> AppResult<()> {
+    let link = create(db, None, user, Purpose::PasswordReset, public_url).await?;
+    let to = Email::parse(&user.email, "email")?;
+    outbox::enqueue_email(
+        db,
+        NewEmail {
+            organization_id: Some(user.organization_id),
+            kind: "user.password_reset",
+            to: &to,
+            subject: "Reset your Rollcall password".to_owned(),
+            body: format!(
+                "Hello {first},\n\nSomeone, probably you, asked to reset the password of your \
+                 Rollcall account ({email}).\nChoose a new one here within an hour:\n\n{link}\n\n\
+                 The link works once, and signs you out everywhere else. If you did not ask \
+                 for this, ignore this message: your password stays as it is.\n",
+                first = user.first_name,
+                email = user.email,
+            ),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Store a new link of `purpose` for `user`, closing their earlier open ones;
+/// the link itself, which only its email carries from here.
+async fn create(
+    db: &impl ConnectionTrait,
+    created_by: Option<Uuid>,
+    user: &entity::user::Model,
+    purpose: Purpose,
+    public_url: &str,
+) -> AppResult<String> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Two links made at once must not both stay open: each takes the user's
+        // row first, so the later one closes the earlier. (A SQLite write
+        // transaction holds the whole database already.)
+        entity::user::Entity::find_by_id(user.id)
+            .select_only()
+            .column(entity::user::Column::Id)
+            .lock(LockType::Update)
+            .into_tuple::<Uuid>()
+            .one(db)
+            .await?;
+    }
+    let token = new_token();
+    let now = Utc::now();
+    revoke_open(db, user.id).await?;
+    entity::invite::Entity::insert(entity::invite::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        token_hash: Set(digest(&token)),
+        expires_at: Set(now + purpose.validity()),
+        used_at: Set(None),
+        created_by: Set(created_by),
+        created_at: Set(now),
+        purpose: Set(purpose.as_str().to_owned()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(format!("{public_url}/{}/{token}", purpose.path()))
+}
+
+/// The open link a token redeems, with its user; a bad, used or expired token is
 /// a bad input that says only that (it never tells which).
 pub async fn find_open(
     db: &impl ConnectionTrait,
@@ -74,7 +175,7 @@ pub async fn find_open(
     let invalid = || {
         AppError::bad_input(
             "token",
-            "this invite link is invalid, used or expired; ask your administrator for a new one",
+            "this link is invalid, used or expired; ask for a new one",
         )
     };
     let token = token.trim();
@@ -94,7 +195,7 @@ pub async fn find_open(
     Ok((invite, user))
 }
 
-/// Mark an invite used, once: whether this call was the one that used it.
+/// Mark a link used, once: whether this call was the one that used it.
 pub async fn redeem(db: &impl ConnectionTrait, invite_id: Uuid) -> AppResult<bool> {
     let result = entity::invite::Entity::update_many()
         .col_expr(entity::invite::Column::UsedAt, Expr::value(Utc::now()))
@@ -105,7 +206,7 @@ pub async fn redeem(db: &impl ConnectionTrait, invite_id: Uuid) -> AppResult<boo
     Ok(result.rows_affected == 1)
 }
 
-/// Close every open invite of a user (a password was set or reset another way).
+/// Close every open link of a user (a password was set or reset another way).
 pub async fn revoke_open(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     entity::invite::Entity::update_many()
         .col_expr(entity::invite::Column::UsedAt, Expr::value(Utc::now()))
