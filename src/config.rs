@@ -160,6 +160,19 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Load balancers and reverse proxies whose `X-Forwarded-For` is believed,
+    /// comma separated: addresses or networks (`10.0.0.0/8`). Requests from them
+    /// are taken to come from the address they forwarded for, for audit,
+    /// sessions and per-address limits; unset, the connection's peer is the client.
+    #[arg(
+        long,
+        env = "ROLLCALL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = crate::http::client_address::parse_network,
+        global = true
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Absolute maximum lifetime of a session, whatever the activity, in minutes.
     #[arg(
         long,

@@ -636,3 +636,73 @@ async fn me_is_current_on_every_instance_after_any_change() {
         assert_ne!(me["me"]["lastLoginAt"], seen, "{backend:?}");
     }
 }
+
+/// Log in with an `X-Forwarded-For` header, as a balancer would pass it on; the
+/// address the server recorded for the new session, and the audit trail's.
+async fn login_forwarded_for(app: &TestApp, email: &str, forwarded_for: &str) -> (Value, Value) {
+    let body: Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            "variables": { "e": email, "p": PASSWORD },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let data = app
+        .ok(
+            &token,
+            "{ mySessions { current ipAddress } auditEvents(first: 100, filter: { action: \"auth.login\" }) { edges { node { ipAddress } } } }",
+            Value::Null,
+        )
+        .await;
+    let session = data["mySessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["ipAddress"]
+        .clone();
+    // The trail runs oldest first: this login is the last.
+    let audited = data["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["node"]["ipAddress"]
+        .clone();
+    (session, audited)
+}
+
+#[tokio::test]
+async fn only_a_trusted_proxy_says_where_a_client_is() {
+    for backend in common::backends().await {
+        // Nobody is trusted: the header is the client's own claim, and ignored.
+        let direct = TestApp::spawn(backend).await;
+        let org = direct.organization("Proxy Clinic").await;
+        direct.user(org, "admin@proxy.test", &["Admin"]).await;
+        assert_eq!(
+            login_forwarded_for(&direct, "admin@proxy.test", "203.0.113.7").await,
+            (json!("127.0.0.1"), json!("127.0.0.1")),
+            "{backend:?}"
+        );
+
+        // Behind a trusted balancer: the address it appended, not what the
+        // client wrote to its left.
+        let balanced = TestApp::spawn_with(direct.storage.clone(), |config| {
+            config.trusted_proxies =
+                vec![rollcall::http::client_address::parse_network("127.0.0.1").unwrap()];
+        })
+        .await;
+        assert_eq!(
+            login_forwarded_for(&balanced, "admin@proxy.test", "198.51.100.66, 203.0.113.7").await,
+            (json!("203.0.113.7"), json!("203.0.113.7")),
+            "{backend:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Poem routes: GraphQL over HTTP and websockets, and what is not GraphQL
 //! (health, readiness, metrics, the GraphiQL explorer's own assets, the invite page).
 
+pub mod client_address;
 pub mod cookies;
 pub mod downloads;
 pub mod graphiql;
@@ -13,7 +14,10 @@ pub mod ws;
 
 use poem::Request;
 
-use crate::auth::{actor::Origin, session::SessionToken};
+use crate::{
+    app::AppState,
+    auth::{actor::Origin, session::SessionToken},
+};
 
 /// How a request presented its session.
 pub enum Presented {
@@ -44,13 +48,22 @@ pub fn presented_token(req: &Request) -> Presented {
     }
 }
 
-/// Where the request comes from: the peer address and the user agent.
+/// Where the request comes from: the client's address (the peer's, or the one a
+/// trusted proxy forwarded for) and the user agent.
 pub fn origin_of(req: &Request) -> Origin {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let trusted = req
+        .data::<AppState>()
+        .map_or(&[][..], |state| &state.config.trusted_proxies);
+    let forwarded_for: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
     Origin {
-        ip_address: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string()),
+        ip_address: client_address::client_address(peer, trusted, &forwarded_for)
+            .map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)
