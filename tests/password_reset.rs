@@ -2,6 +2,7 @@
 //! chooses a new one through it: the answer never tells who has an account, the
 //! link reaches only the account's own address, works once and for an hour, and
 //! redeeming it ends every session the old password opened, on every instance.
+//! Whichever way a password changes, its owner is told by email.
 
 #![allow(
     clippy::unwrap_used,
@@ -236,6 +237,63 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
             .await
             .unwrap();
         assert_eq!(resets.len(), 2, "{backend:?}");
+        let told = told_of_changes(&app, "nurse@harbour.test").await;
+        assert_eq!(told.len(), 2, "{backend:?}: {told:?}");
+        assert!(
+            told.iter().all(|b| b.contains("password-reset link")),
+            "{told:?}"
+        );
+    }
+}
+
+/// The bodies of the password-changed emails queued for `email`, oldest first.
+async fn told_of_changes(app: &TestApp, email: &str) -> Vec<String> {
+    entity::outbox_message::Entity::find()
+        .filter(entity::outbox_message::Column::Kind.eq("user.password_changed"))
+        .filter(entity::outbox_message::Column::Recipient.eq(email))
+        .order_by_asc(entity::outbox_message::Column::CreatedAt)
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_hears_of_every_change_of_their_password() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Pier Clinic").await;
+        let nurse = app.user(org, "rn@pier.test", &["Clinical Manager"]).await;
+        app.user(org, "admin@pier.test", &["Admin"]).await;
+        let admin = app.login("admin@pier.test", PASSWORD).await;
+        let own = app.login("rn@pier.test", PASSWORD).await;
+
+        app.ok(
+            &own,
+            "mutation($c: String!) { changePassword(currentPassword: $c, newPassword: \"Pier pressure 77\") }",
+            json!({ "c": PASSWORD }),
+        )
+        .await;
+        app.ok(
+            &admin,
+            "mutation($u: ID!) { resetUserPassword(id: $u) { generatedPassword } }",
+            json!({ "u": nurse.to_string() }),
+        )
+        .await;
+
+        let told = told_of_changes(&app, "rn@pier.test").await;
+        assert_eq!(told.len(), 2, "{backend:?}: {told:?}");
+        assert!(
+            told[0].contains("changed from your signed-in account"),
+            "{}",
+            told[0]
+        );
+        assert!(told[1].contains("reset by an administrator"), "{}", told[1]);
+        assert!(told.iter().all(|b| b.contains("tell your administrator")));
+        // The admin's own password did not change: nothing for them.
+        assert!(told_of_changes(&app, "admin@pier.test").await.is_empty());
     }
 }
 

@@ -312,6 +312,7 @@ impl Authenticator {
         )
         .await?;
         if purpose == invites::Purpose::PasswordReset {
+            notify_password_changed(&txn, &user, PasswordChanged::WithResetLink).await?;
             // Whoever held the old password holds none of its sessions: they end
             // before the commit, so a store that cannot end them changes nothing.
             self.store.revoke_user(user.id, None).await?;
@@ -470,12 +471,13 @@ impl Authenticator {
         active.password_hash = Set(Some(hash));
         active.must_change_password = Set(false);
         active.updated_at = Set(Utc::now());
-        active.update(&txn).await?;
+        let user = active.update(&txn).await?;
         audit::record(
             &txn,
             AuditEntry::by(actor, "user.change_password").target("User", actor.user_id),
         )
         .await?;
+        notify_password_changed(&txn, &user, PasswordChanged::ByThemselves).await?;
         txn.commit().await?;
         self.store
             .revoke_user(actor.user_id, Some(&actor.session_id))
@@ -483,6 +485,54 @@ impl Authenticator {
         self.store.bump_authz_epoch(actor.organization_id).await?;
         Ok(())
     }
+}
+
+/// How a user's password came to change, for the email that tells them.
+#[derive(Clone, Copy)]
+pub enum PasswordChanged {
+    /// They changed it themselves, signed in.
+    ByThemselves,
+    /// Through a password-reset link.
+    WithResetLink,
+    /// An administrator gave them a generated one.
+    ByAdministrator,
+}
+
+/// Tell a user, at their own address and in the caller's transaction, that
+/// their password changed: if it was not them, they hear of it and can act.
+pub(crate) async fn notify_password_changed(
+    db: &impl sea_orm::ConnectionTrait,
+    user: &entity::user::Model,
+    how: PasswordChanged,
+) -> AppResult<()> {
+    let what = match how {
+        PasswordChanged::ByThemselves => "was changed from your signed-in account",
+        PasswordChanged::WithResetLink => {
+            "was changed through a password-reset link, and every other session of yours was ended"
+        }
+        PasswordChanged::ByAdministrator => {
+            "was reset by an administrator of your organisation; you will choose a new one at your next sign-in"
+        }
+    };
+    let to = Email::parse(&user.email, "email")?;
+    super::outbox::enqueue_email(
+        db,
+        super::outbox::NewEmail {
+            organization_id: Some(user.organization_id),
+            kind: "user.password_changed",
+            to: &to,
+            subject: "Your Rollcall password was changed".to_owned(),
+            body: format!(
+                "Hello {first},\n\nThe password of your Rollcall account ({email}) {what}, \
+                 at {at} UTC.\n\nIf this was not you, tell your administrator at once.\n",
+                first = user.first_name,
+                email = user.email,
+                at = Utc::now().format("%Y-%m-%d %H:%M"),
+            ),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The key counting failed logins for an email (normalised): a digest, so the

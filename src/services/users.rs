@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     Page, PageRequest,
     audit::{self, AuditEntry},
-    auth::policy_of,
+    auth::{self, policy_of},
     escape_like, invites, organizations, paginate, roles,
 };
 use crate::{
@@ -461,8 +461,9 @@ pub async fn reset_password(
     active.password_hash = Set(Some(hash));
     active.must_change_password = Set(true);
     active.updated_at = Set(Utc::now());
-    active.update(&txn).await?;
+    let user = active.update(&txn).await?;
     invites::revoke_open(&txn, id).await?;
+    auth::notify_password_changed(&txn, &user, auth::PasswordChanged::ByAdministrator).await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "user.reset_password").target("User", id),
