@@ -304,6 +304,75 @@ async fn a_patients_import_needs_a_project_of_the_organisation_and_an_identity()
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(error_fields(&body)[0].0, "mapping", "{body}");
+
+        // Nor may the importer read an admin's PATIENTS job, in a list or by id:
+        // its rows are the file's patients.
+        let job = import(
+            &app,
+            &admin,
+            json!({ "kind": "PATIENTS", "projectId": project }),
+            sample("patients.csv"),
+        )
+        .await;
+        let listed = app
+            .ok(
+                &importer,
+                "{ importJobs(first: 10) { totalCount edges { node { id rows(first: 5) { edges { node { values } } } } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            listed["importJobs"]["totalCount"], 0,
+            "{backend:?}: {listed}"
+        );
+        let (_, body) = app
+            .graphql(
+                Some(&importer),
+                "query($id: ID!) { importJob(id: $id) { id } }",
+                json!({ "id": job["id"] }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+        // The admin may; each read of those rows, on the page or as a file, is
+        // in the audit trail.
+        let rows = app
+            .ok(
+                &admin,
+                "query($id: ID!) { importJob(id: $id) { rows(first: 3) { edges { node { rowNumber } } } } }",
+                json!({ "id": job["id"] }),
+            )
+            .await;
+        assert_eq!(
+            rows["importJob"]["rows"]["edges"].as_array().unwrap().len(),
+            3
+        );
+        let download = app
+            .client
+            .get(job["failedRowsCsvUrl"].as_str().unwrap())
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(download.status().as_u16(), 200);
+        let trail = app
+            .ok(
+                &admin,
+                "query($id: ID!) { auditEvents(first: 10, filter: { action: \"patients.read\", targetId: $id }) { edges { node { targetType changes actor { email } } } } }",
+                json!({ "id": job["id"] }),
+            )
+            .await;
+        let reads: Vec<&Value> = trail["auditEvents"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .collect();
+        assert_eq!(reads.len(), 2, "{backend:?}: {trail}");
+        assert_eq!(reads[0]["targetType"], "ImportJob");
+        assert_eq!(reads[0]["actor"]["email"], "admin@checks.test");
+        assert_eq!(reads[0]["changes"]["rows"], json!([2, 3, 4]), "{trail}");
+        assert_eq!(reads[1]["changes"]["failedRows"], 6, "{trail}");
         app.stop().await;
     }
 }

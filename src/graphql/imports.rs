@@ -493,8 +493,9 @@ impl ImportJob {
         status: Option<ImportRowStatus>,
     ) -> Result<Conn<ImportRow>> {
         let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
         let page = number_page_request(ctx, first, after.as_deref())?;
-        let page = imports::rows(&state.db, self.0.id, status.map(Into::into), page).await?;
+        let page = imports::rows(&state.db, actor, &self.0, status.map(Into::into), page).await?;
         Ok(into_connection_by(
             page,
             |row| encode_number_cursor(row.row_number),

@@ -388,6 +388,11 @@ pub async fn list(
     actor.require(Permission::ImportsRun)?;
     // The file itself stays in the database: lists never load it.
     let mut select = actor.scope::<entity::import_job::Entity>();
+    if !actor.has(Permission::PatientsAll) {
+        // As in `find`: a PATIENTS job's rows hold patients outside the
+        // caller's care team, so the job is not theirs to see.
+        select = select.filter(Column::Kind.ne(ImportKind::Patients.as_str()));
+    }
     if let Some(kind) = filter.kind {
         select = select.filter(Column::Kind.eq(kind.as_str()));
     }
@@ -397,15 +402,18 @@ pub async fn list(
     paginate(db, select, Column::Id, page).await
 }
 
-/// A page of a job's rows in row order, optionally of one status.
+/// A page of the rows of a job that `find` or `list` gave the caller, in row
+/// order, optionally of one status. The rows of a PATIENTS job are patient
+/// data: reading them is audited.
 pub async fn rows(
     db: &impl ConnectionTrait,
-    job_id: Uuid,
+    actor: &Actor,
+    job: &entity::import_job::Model,
     status: Option<RowStatus>,
     page: PageRequest<i32>,
 ) -> AppResult<Page<entity::import_row::Model>> {
     use entity::import_row::{Column, Entity};
-    let mut select = Entity::find().filter(Column::JobId.eq(job_id));
+    let mut select = Entity::find().filter(Column::JobId.eq(job.id));
     if let Some(status) = status {
         select = select.filter(Column::Status.eq(status.as_str()));
     }
@@ -418,7 +426,33 @@ pub async fn rows(
         .limit(page.first + 1)
         .all(db)
         .await?;
-    Ok(Page::of(items, &page, total_count))
+    let page = Page::of(items, &page, total_count);
+    if job.kind == ImportKind::Patients.as_str() && !page.items.is_empty() {
+        audit_patient_rows_read(
+            db,
+            actor,
+            job,
+            json!({ "rows": page.items.iter().map(|r| r.row_number).collect::<Vec<_>>() }),
+        )
+        .await?;
+    }
+    Ok(page)
+}
+
+/// Record that `actor` read patients' rows of a PATIENTS `job`.
+async fn audit_patient_rows_read(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    job: &entity::import_job::Model,
+    which: serde_json::Value,
+) -> AppResult<()> {
+    audit::record(
+        db,
+        AuditEntry::by(actor, "patients.read")
+            .target("ImportJob", job.id)
+            .changes(which),
+    )
+    .await
 }
 
 /// The failed rows of a job as a file: `(file name, content type, bytes)`.
@@ -440,6 +474,15 @@ pub async fn failed_rows_file(
         .await?;
     if rows.is_empty() {
         return Ok(None);
+    }
+    if job.kind == ImportKind::Patients.as_str() {
+        audit_patient_rows_read(
+            db,
+            actor,
+            &job,
+            json!({ "failedRows": rows.len(), "format": if xlsx { "xlsx" } else { "csv" } }),
+        )
+        .await?;
     }
     // Every row keeps its cells under the file's headers, in the file's order.
     let mut headers = Vec::new();
