@@ -1,5 +1,7 @@
 //! Prometheus metrics: GraphQL requests by operation type and outcome, their
-//! latency, database statements and the database pool.
+//! latency, database statements and the database pool; the product's own
+//! counters (logins, imports, deliveries) are recorded by
+//! [`telemetry::events`](crate::telemetry::events) and rendered here too.
 
 use std::sync::OnceLock;
 

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     auth::session::SessionStore,
     error::{AppError, AppResult},
+    telemetry::events,
 };
 
 /// Rows per transaction.
@@ -295,6 +296,18 @@ impl Runner {
             self.store.bump_authz_epoch(job.organization_id).await?;
         }
         txn.commit().await?;
+        for (status, outcome) in [
+            (RowStatus::Created, "created"),
+            (RowStatus::Updated, "updated"),
+            (RowStatus::Skipped, "skipped"),
+            (RowStatus::Failed, "failed"),
+        ] {
+            events::import_rows(
+                &job.kind,
+                outcome,
+                u64::try_from(count(status)).unwrap_or(0),
+            );
+        }
         Ok(true)
     }
 
@@ -319,6 +332,18 @@ impl Runner {
             == 1;
         if done {
             tracing::info!(job_id = %job.id, "import job finished");
+            let failed_rows = Entity::find_by_id(job.id)
+                .one(&self.db)
+                .await?
+                .is_some_and(|j| j.failed_count > 0);
+            events::import_job_ended(
+                &job.kind,
+                if failed_rows {
+                    "FINISHED_WITH_ERRORS"
+                } else {
+                    "FINISHED"
+                },
+            );
             Ok(RunEnd::Finished)
         } else {
             Ok(RunEnd::LostClaim)
@@ -368,6 +393,7 @@ impl Runner {
             .exec(&self.db)
             .await?;
         tracing::warn!(job_id = %job.id, "import job failed");
+        events::import_job_ended(&job.kind, "FAILED");
         Ok(RunEnd::Finished)
     }
 }

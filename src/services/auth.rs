@@ -34,6 +34,7 @@ use crate::{
     },
     domain::Email,
     error::{AppError, AppResult},
+    telemetry::events,
 };
 
 /// Failed logins for one email before it is locked, and for how long.
@@ -204,6 +205,7 @@ impl Authenticator {
             .map(|(attempts, _)| attempts.retry_after)
             .max()
         {
+            events::login("locked");
             return Err(AppError::RateLimited {
                 retry_after_seconds: locked.as_secs().max(1),
             });
@@ -252,10 +254,12 @@ impl Authenticator {
                     .target_opt("User", user.as_ref().map(|u| u.id)),
                 )
                 .await?;
+                events::login("failed");
                 return Err(AppError::InvalidCredentials);
             }
         };
         self.store.clear_failures(&email_key).await?;
+        events::login("ok");
         self.open_session(user, "auth.login", origin).await
     }
 
@@ -353,10 +357,12 @@ impl Authenticator {
             }
         }
         if let Some(retry_after) = locked {
+            events::password_reset_requested("limited");
             return Err(AppError::RateLimited {
                 retry_after_seconds: retry_after.as_secs().max(1),
             });
         }
+        events::password_reset_requested("accepted");
         let Ok(email) = Email::parse(&email, "email") else {
             return Ok(());
         };

@@ -344,6 +344,7 @@ pub async fn cancel(
         AuditEntry::by(actor, "import.cancel").target("ImportJob", id),
     )
     .await?;
+    crate::telemetry::events::import_job_ended(&job.kind, "CANCELLED");
     find(db, actor, id)
         .await?
         .ok_or(AppError::NotFound("ImportJob"))

@@ -197,18 +197,21 @@ impl Deliverer {
     ) -> AppResult<()> {
         use entity::outbox_message::{Column, Entity};
         let now = Utc::now();
-        let mut update = Entity::update_many()
+        let update = Entity::update_many()
             .col_expr(
                 Column::LockedUntil,
                 Expr::value(Option::<chrono::DateTime<Utc>>::None),
             )
             .filter(Column::Id.eq(message.id));
-        update = match outcome {
+        let (update, settled) = match outcome {
             Ok(()) => {
                 tracing::info!(message_id = %message.id, kind = message.kind, "message delivered");
-                update
-                    .col_expr(Column::Status, Expr::value("SENT"))
-                    .col_expr(Column::SentAt, Expr::value(now))
+                (
+                    update
+                        .col_expr(Column::Status, Expr::value("SENT"))
+                        .col_expr(Column::SentAt, Expr::value(now)),
+                    "sent",
+                )
             }
             Err(DeliveryError::NotConfigured) => {
                 tracing::warn!(
@@ -217,38 +220,53 @@ impl Deliverer {
                     channel = message.channel,
                     "no transport configured for this channel; message left undelivered"
                 );
-                update
-                    .col_expr(Column::Status, Expr::value("UNDELIVERED"))
-                    .col_expr(
-                        Column::LastError,
-                        Expr::value("no transport is configured for this channel"),
-                    )
+                (
+                    update
+                        .col_expr(Column::Status, Expr::value("UNDELIVERED"))
+                        .col_expr(
+                            Column::LastError,
+                            Expr::value("no transport is configured for this channel"),
+                        ),
+                    "undelivered",
+                )
             }
             Err(DeliveryError::Permanent(reason)) => {
                 tracing::warn!(message_id = %message.id, reason, "message refused");
-                update
-                    .col_expr(Column::Status, Expr::value("FAILED"))
-                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+                (
+                    update
+                        .col_expr(Column::Status, Expr::value("FAILED"))
+                        .col_expr(Column::LastError, Expr::value(truncate(&reason))),
+                    "failed",
+                )
             }
             Err(DeliveryError::Transient(reason)) if message.attempts >= MAX_ATTEMPTS => {
                 tracing::warn!(message_id = %message.id, reason, "message given up");
-                update
-                    .col_expr(Column::Status, Expr::value("FAILED"))
-                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+                (
+                    update
+                        .col_expr(Column::Status, Expr::value("FAILED"))
+                        .col_expr(Column::LastError, Expr::value(truncate(&reason))),
+                    "failed",
+                )
             }
             Err(DeliveryError::Transient(reason)) => {
                 let delay = backoff(message.attempts);
                 tracing::info!(message_id = %message.id, reason, retry_in_s = delay.as_secs(), "delivery will be retried");
-                update
-                    .col_expr(Column::Status, Expr::value("PENDING"))
-                    .col_expr(Column::LastError, Expr::value(truncate(&reason)))
-                    .col_expr(
-                        Column::NextAttemptAt,
-                        Expr::value(now + chrono::Duration::from_std(delay).unwrap_or_default()),
-                    )
+                (
+                    update
+                        .col_expr(Column::Status, Expr::value("PENDING"))
+                        .col_expr(Column::LastError, Expr::value(truncate(&reason)))
+                        .col_expr(
+                            Column::NextAttemptAt,
+                            Expr::value(
+                                now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                            ),
+                        ),
+                    "retry",
+                )
             }
         };
         update.exec(&self.db).await?;
+        crate::telemetry::events::message_settled(&message.channel, settled);
         Ok(())
     }
 }
