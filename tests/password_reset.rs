@@ -141,6 +141,32 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
         let text = page.text().await.unwrap();
         assert!(text.contains("Choose a new password"), "{text}");
         assert!(text.contains("nurse@harbour.test"), "{text}");
+        assert!(
+            text.contains("At least 8 characters, with a digit."),
+            "{text}"
+        );
+
+        // It states the organisation's own rules.
+        entity::organization::Entity::update(entity::organization::ActiveModel {
+            id: Set(org),
+            password_min_length: Set(12),
+            password_require_digit: Set(false),
+            ..Default::default()
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+        let text = app
+            .client
+            .get(link)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("At least 12 characters."), "{text}");
+        assert!(text.contains(r#"minlength="12""#), "{text}");
 
         // A weak password is refused and changes nothing.
         let token = token_of(link);
