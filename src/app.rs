@@ -240,6 +240,7 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .at("/readyz", get(http::health::readyz))
         .at("/metrics", get(http::metrics::render))
         .at("/imports/templates/:file", get(http::downloads::template))
+        .at("/exports/:file", get(http::downloads::staff))
         .at("/imports/:id/:file", get(http::downloads::failed_rows))
         .at(
             "/invite/:token",

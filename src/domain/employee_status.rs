@@ -18,6 +18,15 @@ impl EmployeeStatus {
         }
     }
 
+    /// The word a spreadsheet holds, as [`parse`](Self::parse) reads it back.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Inactive => "Inactive",
+            Self::Leave => "Leave",
+        }
+    }
+
     /// Read a stored name; anything unknown reads as active.
     pub fn from_stored(stored: &str) -> Self {
         match stored {
@@ -47,6 +56,17 @@ impl EmployeeStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_reads_back_as_its_status() {
+        for status in [
+            EmployeeStatus::Active,
+            EmployeeStatus::Inactive,
+            EmployeeStatus::Leave,
+        ] {
+            assert_eq!(EmployeeStatus::parse(status.label(), "s").unwrap(), status);
+        }
+    }
 
     #[test]
     fn parses_spreadsheet_spellings_and_refuses_others() {

@@ -13,8 +13,12 @@ use crate::{
     app::AppState,
     auth::Actor,
     error::{AppError, AppResult},
-    import::{fields::ImportKind, templates},
-    services::imports,
+    import::{
+        export::{table_csv, table_xlsx},
+        fields::ImportKind,
+        templates,
+    },
+    services::{exports, imports},
 };
 
 #[handler]
@@ -35,16 +39,7 @@ pub async fn failed_rows(
     }
     .await;
     match result {
-        Ok(Some((name, content_type, bytes))) => Response::builder()
-            .status(StatusCode::OK)
-            .content_type(content_type)
-            .header(
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            )
-            .header(header::CACHE_CONTROL, "no-store")
-            .header("x-content-type-options", "nosniff")
-            .body(bytes),
+        Ok(Some((name, content_type, bytes))) => attachment(&name, content_type, bytes),
         Ok(None) => plain(StatusCode::NOT_FOUND, "No row of this import failed."),
         Err(err) => refused(err),
     }
@@ -54,15 +49,9 @@ pub async fn failed_rows(
 /// or `.xlsx` (IMPORTS_RUN).
 #[handler]
 pub async fn template(req: &Request, Path(file): Path<String>, state: Data<&AppState>) -> Response {
-    let Some((kind, extension)) = file.rsplit_once('.') else {
+    let Some((kind, format)) = kind_and_format(&file) else {
         return plain(StatusCode::NOT_FOUND, "No such template.");
     };
-    let Some(kind) = ImportKind::from_stored(&kind.to_uppercase()) else {
-        return plain(StatusCode::NOT_FOUND, "No such template.");
-    };
-    if !matches!(extension, "csv" | "xlsx") {
-        return plain(StatusCode::NOT_FOUND, "No such template.");
-    }
     if let Err(err) = async {
         caller(req, &state)
             .await?
@@ -72,29 +61,105 @@ pub async fn template(req: &Request, Path(file): Path<String>, state: Data<&AppS
     {
         return refused(err);
     }
-    let (bytes, content_type) = if extension == "csv" {
-        (templates::csv(kind), "text/csv; charset=utf-8")
-    } else {
-        (
-            templates::xlsx(kind),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
+    let bytes = match format {
+        Format::Csv => templates::csv(kind),
+        Format::Xlsx => templates::xlsx(kind),
     };
     match bytes {
-        Ok(bytes) => Response::builder()
-            .status(StatusCode::OK)
-            .content_type(content_type)
-            .header(
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"rollcall-{}-template.{extension}\"",
-                    kind.as_str().to_lowercase()
-                ),
-            )
-            .header("x-content-type-options", "nosniff")
-            .body(bytes),
+        Ok(bytes) => attachment(
+            &format!(
+                "rollcall-{}-template.{}",
+                kind.as_str().to_lowercase(),
+                format.extension()
+            ),
+            format.content_type(),
+            bytes,
+        ),
         Err(err) => refused(AppError::Internal(err)),
     }
+}
+
+/// The organisation's staff in the import's own format, to edit and upload
+/// again: `GET /exports/users.csv` or `.xlsx` (USERS_READ), `/exports/providers.…`
+/// (PROVIDERS_READ).
+#[handler]
+pub async fn staff(req: &Request, Path(file): Path<String>, state: Data<&AppState>) -> Response {
+    let Some((kind @ (ImportKind::Users | ImportKind::Providers), format)) = kind_and_format(&file)
+    else {
+        return plain(StatusCode::NOT_FOUND, "No such export.");
+    };
+    let result = async {
+        let actor = caller(req, &state).await?;
+        let table = exports::staff(&state.db, &actor, kind).await?;
+        let bytes = match format {
+            Format::Csv => table_csv(&table.headers, &table.rows),
+            Format::Xlsx => table_xlsx("Staff", &table.headers, &table.rows),
+        };
+        bytes.map_err(AppError::Internal)
+    }
+    .await;
+    match result {
+        Ok(bytes) => attachment(
+            &format!(
+                "rollcall-{}-{}.{}",
+                kind.as_str().to_lowercase(),
+                chrono::Utc::now().format("%Y-%m-%d"),
+                format.extension()
+            ),
+            format.content_type(),
+            bytes,
+        ),
+        Err(err) => refused(err),
+    }
+}
+
+/// The two spreadsheet formats downloads come in.
+#[derive(Clone, Copy)]
+enum Format {
+    Csv,
+    Xlsx,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+}
+
+/// The import kind and format a file name such as `users.xlsx` asks for.
+fn kind_and_format(file: &str) -> Option<(ImportKind, Format)> {
+    let (kind, extension) = file.rsplit_once('.')?;
+    let kind = ImportKind::from_stored(&kind.to_uppercase())?;
+    let format = match extension {
+        "csv" => Format::Csv,
+        "xlsx" => Format::Xlsx,
+        _ => return None,
+    };
+    Some((kind, format))
+}
+
+/// A file to save, never to render: people's data is not cached on the way.
+fn attachment(name: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type(content_type)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-content-type-options", "nosniff")
+        .body(bytes)
 }
 
 /// A refusal as plain text with the matching HTTP status.

@@ -14,10 +14,26 @@ pub struct FailedRow {
 /// Prefix a cell that begins like a formula (`=`, `+`, `-`, `@`, tab, carriage
 /// return) with an apostrophe, as OWASP advises against CSV injection.
 pub fn neutralise(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
+    if begins_like_a_formula(cell) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
     }
+}
+
+/// What [`neutralise`] made of a cell, back as it was; any other cell as it is.
+pub fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if begins_like_a_formula(rest) => rest,
+        _ => cell,
+    }
+}
+
+fn begins_like_a_formula(cell: &str) -> bool {
+    matches!(
+        cell.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    )
 }
 
 /// A failed row's cells with its errors last.
@@ -97,6 +113,23 @@ mod tests {
             assert!(neutralise(raw).starts_with('\''), "{raw:?}");
         }
         assert_eq!(neutralise("Zoë"), "Zoë");
+    }
+
+    #[test]
+    fn a_neutralised_cell_reads_back_as_it_was() {
+        for raw in [
+            "=HYPERLINK(\"x\")",
+            "+1 217 555 0100",
+            "-2",
+            "@home",
+            "Zoë",
+            "'quoted'",
+            "'",
+        ] {
+            assert_eq!(unneutralise(&neutralise(raw)), raw, "{raw:?}");
+        }
+        // An apostrophe someone typed before ordinary text is theirs to keep.
+        assert_eq!(unneutralise("'90s"), "'90s");
     }
 
     #[test]

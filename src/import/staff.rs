@@ -131,13 +131,16 @@ impl Earlier<'_> {
 }
 
 /// The mapped, non-blank cell of `field`. Line breaks and tabs inside a cell
-/// (Alt+Enter in Excel) become single spaces: every field is one line.
+/// (Alt+Enter in Excel) become single spaces: every field is one line. The
+/// apostrophe our exports put before a cell that begins like a formula is taken
+/// off again, so a file exported, fixed and uploaded again keeps its values.
 pub fn mapped_cell<'r>(mapping: &Mapping, row: &'r Row, field: &str) -> Option<Cow<'r, str>> {
     let index = mapping.column_of(field)?;
     let cell = row
         .cells
         .get(index)
         .map(|c| c.trim())
+        .map(super::export::unneutralise)
         .filter(|c| !c.is_empty())?;
     if cell.contains(['\r', '\n', '\t']) {
         Some(Cow::Owned(

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod bulk;
 pub mod care_teams;
+pub mod exports;
 pub mod imports;
 pub mod invites;
 pub mod locations;
