@@ -2,7 +2,10 @@
 //! records, never updated, never deleted.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::{self, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use super::{Page, PageRequest, paginate};
@@ -54,6 +57,31 @@ impl AuditEntry {
     pub fn changes(mut self, changes: serde_json::Value) -> Self {
         self.changes = Some(changes);
         self
+    }
+}
+
+/// The fields an update sets, noted for its audit event as they are applied, so
+/// that what is recorded is what was written.
+#[derive(Default)]
+pub struct Changes(serde_json::Map<String, serde_json::Value>);
+
+impl Changes {
+    /// Set `column` to `value`, noted under the client's name for the field.
+    pub fn set<V>(&mut self, key: &str, column: &mut ActiveValue<V>, value: V)
+    where
+        V: Into<sea_orm::Value> + serde::Serialize,
+    {
+        self.0.insert(key.to_owned(), serde_json::json!(&value));
+        *column = Set(value);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What the audit event records.
+    pub fn into_json(self) -> serde_json::Value {
+        serde_json::Value::Object(self.0)
     }
 }
 
@@ -114,4 +142,27 @@ pub async fn search(
         select = select.filter(Column::CreatedAt.lt(to));
     }
     paginate(db, select, Column::Id, page).await
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveValue::{NotSet, Set};
+
+    use super::Changes;
+
+    #[test]
+    fn a_change_is_written_and_recorded_alike() {
+        let mut title = NotSet;
+        let mut phone = NotSet;
+        let mut changes = Changes::default();
+        assert!(changes.is_empty());
+        changes.set("title", &mut title, Some("Charge Nurse".to_owned()));
+        changes.set("mobilePhone", &mut phone, None::<String>);
+        assert_eq!(title, Set(Some("Charge Nurse".to_owned())));
+        assert_eq!(phone, Set(None));
+        assert_eq!(
+            changes.into_json(),
+            serde_json::json!({ "title": "Charge Nurse", "mobilePhone": null })
+        );
+    }
 }

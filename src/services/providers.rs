@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     Page, PageRequest,
-    audit::{self, AuditEntry},
+    audit::{self, AuditEntry, Changes},
     escape_like, organizations, paginate, roles,
     users::{self, CreatedUser, Credentials, Secret, UserDetails},
 };
@@ -221,31 +221,33 @@ pub async fn update(
     let txn = super::begin_write(db).await?;
     let provider = find_in_scope(&txn, actor, id).await?;
     let mut active: entity::provider::ActiveModel = provider.clone().into();
-    let mut changed = serde_json::Map::new();
+    let mut changed = Changes::default();
     if let Some(npi) = &npi
         && npi.as_str() != provider.npi
     {
         ensure_npi_free(&txn, actor, npi, Some(id)).await?;
-        changed.insert("npi".into(), json!(npi.as_str()));
-        active.npi = Set(npi.as_str().to_owned());
+        changed.set("npi", &mut active.npi, npi.as_str().to_owned());
     }
     if let Some(role) = practice.organization_role {
-        changed.insert("organizationRole".into(), json!(role));
-        active.organization_role = Set(role);
+        changed.set("organizationRole", &mut active.organization_role, role);
     }
     if let Some(status) = practice.credentialing_status {
-        changed.insert("credentialingStatus".into(), json!(status.as_str()));
-        active.credentialing_status = Set(status.as_str().to_owned());
+        changed.set(
+            "credentialingStatus",
+            &mut active.credentialing_status,
+            status.as_str().to_owned(),
+        );
     }
     if let Some(phone) = practice.phone {
-        let phone = phone.map(|p| p.as_str().to_owned());
-        changed.insert("phone".into(), json!(phone));
-        active.phone = Set(phone);
+        changed.set(
+            "phone",
+            &mut active.phone,
+            phone.map(|p| p.as_str().to_owned()),
+        );
     }
     if let Some(location) = practice.location_id {
         ensure_location(&txn, actor, practice.location_id).await?;
-        changed.insert("locationId".into(), json!(location));
-        active.location_id = Set(location);
+        changed.set("locationId", &mut active.location_id, location);
     }
     for (key, value, column) in [
         ("specialty", practice.specialty, &mut active.specialty),
@@ -274,8 +276,7 @@ pub async fn update(
         ),
     ] {
         if let Some(value) = value {
-            changed.insert(key.into(), json!(value));
-            *column = Set(value);
+            changed.set(key, column, value);
         }
     }
     if changed.is_empty() {
@@ -292,7 +293,7 @@ pub async fn update(
         &txn,
         AuditEntry::by(actor, "provider.update")
             .target("Provider", id)
-            .changes(serde_json::Value::Object(changed)),
+            .changes(changed.into_json()),
     )
     .await?;
     txn.commit().await?;

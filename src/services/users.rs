@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     Page, PageRequest,
-    audit::{self, AuditEntry},
+    audit::{self, AuditEntry, Changes},
     auth::{self, policy_of},
     escape_like, invites, organizations, paginate, roles,
 };
@@ -323,50 +323,52 @@ pub async fn update(
     let txn = super::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.clone().into();
-    let mut changed = serde_json::Map::new();
-    let mut note = |key: &str, value: serde_json::Value| {
-        changed.insert(key.to_owned(), value);
-    };
+    let mut changed = Changes::default();
     if let Some(email) = &changes.email
         && email.as_str() != user.email
     {
         ensure_email_free(&txn, email, Some(id)).await?;
-        active.email = Set(email.as_str().to_owned());
-        note("email", json!(email.as_str()));
+        changed.set("email", &mut active.email, email.as_str().to_owned());
     }
     if let Some(first_name) = changes.first_name {
-        note("firstName", json!(first_name));
-        active.first_name = Set(first_name);
+        changed.set("firstName", &mut active.first_name, first_name);
     }
     if let Some(last_name) = changes.last_name {
-        note("lastName", json!(last_name));
-        active.last_name = Set(last_name);
+        changed.set("lastName", &mut active.last_name, last_name);
     }
     if let Some(title) = changes.title {
-        note("title", json!(title));
-        active.title = Set(title);
+        changed.set("title", &mut active.title, title);
     }
     if let Some(status) = changes.employee_status {
-        note("employeeStatus", json!(status.as_str()));
-        active.employee_status = Set(status.as_str().to_owned());
+        changed.set(
+            "employeeStatus",
+            &mut active.employee_status,
+            status.as_str().to_owned(),
+        );
     }
     if let Some(phone) = changes.mobile_phone {
-        let phone = phone.map(|p| p.as_str().to_owned());
-        note("mobilePhone", json!(phone));
-        active.mobile_phone = Set(phone);
+        changed.set(
+            "mobilePhone",
+            &mut active.mobile_phone,
+            phone.map(|p| p.as_str().to_owned()),
+        );
     }
     if let Some(locale) = changes.locale {
-        let locale = locale.map(|l| l.as_str().to_owned());
-        note("locale", json!(locale));
-        active.locale = Set(locale);
+        changed.set(
+            "locale",
+            &mut active.locale,
+            locale.map(|l| l.as_str().to_owned()),
+        );
     }
     if let Some(minutes) = changes.idle_timeout_minutes {
-        note("idleTimeoutMinutes", json!(minutes));
-        active.idle_timeout_minutes = Set(minutes);
+        changed.set(
+            "idleTimeoutMinutes",
+            &mut active.idle_timeout_minutes,
+            minutes,
+        );
     }
     if let Some(external_id) = changes.external_id {
-        note("externalId", json!(external_id));
-        active.external_id = Set(external_id);
+        changed.set("externalId", &mut active.external_id, external_id);
     }
     if changed.is_empty() {
         return Ok(user);
@@ -383,7 +385,7 @@ pub async fn update(
         &txn,
         AuditEntry::by(actor, "user.update")
             .target("User", id)
-            .changes(serde_json::Value::Object(changed)),
+            .changes(changed.into_json()),
     )
     .await?;
     txn.commit().await?;
