@@ -69,6 +69,11 @@ async fn reset_emails(app: &TestApp) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The status a GET of a link's page answers with.
+async fn page_status(app: &TestApp, link: &str) -> u16 {
+    app.client.get(link).send().await.unwrap().status().as_u16()
+}
+
 fn token_of(link: &str) -> String {
     link.rsplit('/').next().unwrap().to_owned()
 }
@@ -204,10 +209,7 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
         app.login("nurse@harbour.test", "Tide turns 2026").await;
 
         // Used once: the page and the mutation refuse it now.
-        assert_eq!(
-            app.client.get(link).send().await.unwrap().status().as_u16(),
-            404
-        );
+        assert_eq!(page_status(&app, link).await, 404);
         let (_, body) = app
             .graphql(None, RESET, json!({ "t": token, "p": "Another tide 2026" }))
             .await;
@@ -222,16 +224,7 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
         let emails = reset_emails(&app).await;
         assert_eq!(emails.len(), 3, "{backend:?}: {emails:?}");
         let (older, newer) = (&emails[1].1, &emails[2].1);
-        assert_eq!(
-            app.client
-                .get(older)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            404
-        );
+        assert_eq!(page_status(&app, older).await, 404);
         let done = app
             .client
             .post(newer)
@@ -350,16 +343,7 @@ async fn a_reset_link_lasts_an_hour_and_requests_are_rate_limited() {
         .exec(&app.db)
         .await
         .unwrap();
-        assert_eq!(
-            app.client
-                .get(&link)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            404
-        );
+        assert_eq!(page_status(&app, &link).await, 404);
         let (_, body) = app
             .graphql(
                 None,

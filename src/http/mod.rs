@@ -55,12 +55,16 @@ pub fn origin_of(req: &Request) -> Origin {
     let trusted = req
         .data::<AppState>()
         .map_or(&[][..], |state| &state.config.trusted_proxies);
-    let forwarded_for: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
+    // No proxy is trusted (the default): the header is not even read.
+    let forwarded_for: Vec<&str> = if trusted.is_empty() {
+        Vec::new()
+    } else {
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect()
+    };
     Origin {
         ip_address: client_address::client_address(peer, trusted, &forwarded_for)
             .map(|ip| ip.to_string()),

@@ -251,9 +251,15 @@ impl Runner {
         let results = import
             .process(&txn, batch, &mut Earlier::Job(job.id), !job.dry_run)
             .await?;
-        let count = |status: RowStatus| {
+        let [created, updated, skipped, failed] = [
+            RowStatus::Created,
+            RowStatus::Updated,
+            RowStatus::Skipped,
+            RowStatus::Failed,
+        ]
+        .map(|status| {
             i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
-        };
+        });
         let models = results.iter().map(|r| staff::to_model(job.id, r));
         crate::services::bulk::insert_all(&txn, models).await?;
         let ours = Entity::update_many()
@@ -263,19 +269,19 @@ impl Runner {
             )
             .col_expr(
                 Column::CreatedCount,
-                Expr::col(Column::CreatedCount).add(count(RowStatus::Created)),
+                Expr::col(Column::CreatedCount).add(created),
             )
             .col_expr(
                 Column::UpdatedCount,
-                Expr::col(Column::UpdatedCount).add(count(RowStatus::Updated)),
+                Expr::col(Column::UpdatedCount).add(updated),
             )
             .col_expr(
                 Column::SkippedCount,
-                Expr::col(Column::SkippedCount).add(count(RowStatus::Skipped)),
+                Expr::col(Column::SkippedCount).add(skipped),
             )
             .col_expr(
                 Column::FailedCount,
-                Expr::col(Column::FailedCount).add(count(RowStatus::Failed)),
+                Expr::col(Column::FailedCount).add(failed),
             )
             .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now() + self.lease))
             .col_expr(Column::FailedAttempts, Expr::value(0))
@@ -290,23 +296,19 @@ impl Runner {
             txn.rollback().await?;
             return Ok(false);
         }
-        if !job.dry_run && import.changes_users() && count(RowStatus::Updated) > 0 {
+        if !job.dry_run && import.changes_users() && updated > 0 {
             // Existing users' records or roles changed: no instance may keep
             // them, or their old permissions, past this commit.
             self.store.bump_authz_epoch(job.organization_id).await?;
         }
         txn.commit().await?;
-        for (status, outcome) in [
-            (RowStatus::Created, "created"),
-            (RowStatus::Updated, "updated"),
-            (RowStatus::Skipped, "skipped"),
-            (RowStatus::Failed, "failed"),
+        for (rows, outcome) in [
+            (created, "created"),
+            (updated, "updated"),
+            (skipped, "skipped"),
+            (failed, "failed"),
         ] {
-            events::import_rows(
-                &job.kind,
-                outcome,
-                u64::try_from(count(status)).unwrap_or(0),
-            );
+            events::import_rows(&job.kind, outcome, u64::try_from(rows).unwrap_or(0));
         }
         Ok(true)
     }
@@ -315,7 +317,8 @@ impl Runner {
         use entity::import_job::{Column, Entity};
         let status =
             Expr::case(Column::FailedCount.gt(0), "FINISHED_WITH_ERRORS").finally("FINISHED");
-        let done = Entity::update_many()
+        // The ended job comes back with the statement, status included.
+        let ended = Entity::update_many()
             .col_expr(Column::Status, status.into())
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -326,19 +329,13 @@ impl Runner {
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
             .filter(Column::Status.eq("IN_PROGRESS"))
-            .exec(&self.db)
-            .await?
-            .rows_affected
-            == 1;
-        if done {
+            .exec_with_returning(&self.db)
+            .await?;
+        if let Some(ended) = ended.first() {
             tracing::info!(job_id = %job.id, "import job finished");
-            let failed_rows = Entity::find_by_id(job.id)
-                .one(&self.db)
-                .await?
-                .is_some_and(|j| j.failed_count > 0);
             events::import_job_ended(
                 &job.kind,
-                if failed_rows {
+                if ended.status == "FINISHED_WITH_ERRORS" {
                     "FINISHED_WITH_ERRORS"
                 } else {
                     "FINISHED"

@@ -40,8 +40,8 @@ pub async fn staff(db: &impl ConnectionTrait, actor: &Actor, kind: ImportKind) -
             ));
         }
     }
-    let keys: Vec<&'static str> = fields(kind).iter().map(|f| f.key).collect();
-    let headers = fields(kind).iter().map(|f| f.label.to_owned()).collect();
+    let specs = fields(kind);
+    let headers = specs.iter().map(|f| f.label.to_owned()).collect();
     let mut rows = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -82,7 +82,7 @@ pub async fn staff(db: &impl ConnectionTrait, actor: &Actor, kind: ImportKind) -
                 provider: providers.get(&user.id),
                 roles: &roles,
             };
-            keys.iter().map(|key| person.cell(key)).collect()
+            specs.iter().map(|spec| person.cell(spec.key)).collect()
         }));
         if (users.len() as u64) < PAGE {
             break;
