@@ -62,6 +62,11 @@ impl Actor {
         }
     }
 
+    /// What this actor may hand out, for the access rule.
+    pub fn authority(&self) -> super::Authority {
+        super::Authority::of(self)
+    }
+
     pub fn require_super_admin(&self) -> AppResult<()> {
         if self.is_super_admin() {
             Ok(())

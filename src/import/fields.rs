@@ -1,6 +1,8 @@
 //! The fields each import kind can fill, as clients list them in grouped,
 //! searchable dropdowns, with the header spellings the suggested mapping knows.
 
+use crate::auth::Permission;
+
 /// What is imported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImportKind {
@@ -17,6 +19,18 @@ impl ImportKind {
             Self::Providers => "PROVIDERS",
             Self::Patients => "PATIENTS",
             Self::Locations => "LOCATIONS",
+        }
+    }
+
+    /// What an import of this kind needs beyond IMPORTS_RUN: the permissions of
+    /// the mutations its rows stand for (mapping `roles` also needs
+    /// ROLES_MANAGE, checked where roles are given).
+    pub fn write_permissions(self) -> &'static [Permission] {
+        match self {
+            Self::Users => &[Permission::UsersWrite],
+            Self::Providers => &[Permission::ProvidersWrite],
+            Self::Patients => &[Permission::PatientsWrite, Permission::PatientsAll],
+            Self::Locations => &[Permission::LocationsManage],
         }
     }
 

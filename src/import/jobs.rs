@@ -248,8 +248,17 @@ impl Runner {
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
         let txn = crate::services::begin_write(&self.db).await?;
+        // The starter's rights as they are now: a demotion or deactivation
+        // during the import applies to its next batch.
+        let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;
         let results = import
-            .process(&txn, batch, &mut Earlier::Job(job.id), !job.dry_run)
+            .process(
+                &txn,
+                batch,
+                &mut Earlier::Job(job.id),
+                !job.dry_run,
+                &authority,
+            )
             .await?;
         let [created, updated, skipped, failed] = [
             RowStatus::Created,

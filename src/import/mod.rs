@@ -27,7 +27,10 @@ pub mod templates;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    auth::{Authority, Permission},
+    error::{AppError, AppResult, FieldError},
+};
 
 /// What a job (or a preview) runs with.
 pub struct JobContext<'a> {
@@ -72,6 +75,11 @@ impl<'a> Importer<'a> {
                 headers: context.headers,
                 settings: context.settings,
                 roles: staff::roles_by_name(db, context.organization.id).await?,
+                role_permissions: crate::services::roles::permissions_of_organization_roles(
+                    db,
+                    context.organization.id,
+                )
+                .await?,
                 started_by: context.started_by,
                 public_url: context.public_url,
             })),
@@ -84,18 +92,56 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Check a batch and, when `write`, apply it in the caller's transaction.
+    /// Check a batch and, when `write`, apply it in the caller's transaction,
+    /// under the access rule for `authority` (whoever started the import, with
+    /// the rights they hold now): without the permissions of the kind's
+    /// mutations every row fails, and each row is held to the rule on its own.
     pub async fn process(
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<file::Row>,
         earlier: &mut staff::Earlier<'_>,
         write: bool,
+        authority: &Authority,
     ) -> AppResult<Vec<staff::RowResult>> {
+        let lacking = std::iter::once(&Permission::ImportsRun)
+            .chain(self.kind().write_permissions())
+            .find_map(|p| authority.require_for(*p, "row").err());
+        if let Some(refusal) = lacking {
+            let error = FieldError::from(refusal);
+            return Ok(rows
+                .into_iter()
+                .map(|row| staff::RowResult {
+                    number: row.number,
+                    status: staff::RowStatus::Failed,
+                    identity: None,
+                    record_id: None,
+                    errors: vec![error.clone()],
+                    values: staff::row_values(self.headers(), &row),
+                })
+                .collect());
+        }
         match self {
-            Self::Staff(import) => import.process(db, rows, earlier, write).await,
+            Self::Staff(import) => import.process(db, rows, earlier, write, authority).await,
             Self::Patients(import) => import.process(db, rows, earlier, write).await,
             Self::Locations(import) => import.process(db, rows, earlier, write).await,
+        }
+    }
+
+    fn kind(&self) -> fields::ImportKind {
+        match self {
+            Self::Staff(import) if import.providers => fields::ImportKind::Providers,
+            Self::Staff(_) => fields::ImportKind::Users,
+            Self::Patients(_) => fields::ImportKind::Patients,
+            Self::Locations(_) => fields::ImportKind::Locations,
+        }
+    }
+
+    fn headers(&self) -> &[String] {
+        match self {
+            Self::Staff(import) => import.headers,
+            Self::Patients(import) => import.headers,
+            Self::Locations(import) => import.headers,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
 };
 
 use chrono::Utc;
@@ -19,10 +19,15 @@ use uuid::Uuid;
 
 use super::{file::Row, mapping::Mapping, settings::ImportSettings};
 use crate::{
+    auth::{Authority, Permission, access},
     domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
     error::{AppResult, FieldError, Validation},
-    services::{bulk, invites, providers::parse_tax_id, users::parse_idle_timeout},
+    services::{bulk, invites, providers::parse_tax_id, roles, users::parse_idle_timeout},
 };
+
+/// Why a row's email cannot be used: another account holds it. The same words
+/// whichever organisation that account is in.
+pub const EMAIL_TAKEN: &str = "is already in use by another account";
 
 /// A row's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +60,143 @@ pub struct RowResult {
     pub values: Vec<(String, String)>,
 }
 
+impl RowResult {
+    /// A row the access rule refused: it fails alone, with the reason.
+    pub fn refused(
+        number: usize,
+        identity: Option<String>,
+        refusal: access::Refusal,
+        values: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            number,
+            status: RowStatus::Failed,
+            identity,
+            record_id: None,
+            errors: vec![refusal.into()],
+            values,
+        }
+    }
+}
+
+/// The access rule applied to the rows of one batch: whom the import's starter
+/// may change, which roles they may give, and the organisation's last
+/// administrator, followed row by row as the batch would leave it.
+struct RowRule<'a> {
+    authority: &'a Authority,
+    role_permissions: &'a BTreeMap<Uuid, BTreeSet<Permission>>,
+    /// The permissions of the batch's existing users.
+    held: BTreeMap<Uuid, BTreeSet<Permission>>,
+    /// The organisation's administrators as the batch so far leaves them;
+    /// read once a row first changes someone's roles.
+    administrators: Option<BTreeSet<Uuid>>,
+}
+
+impl RowRule<'_> {
+    fn permissions_of(&self, role_ids: &[Uuid]) -> BTreeSet<Permission> {
+        access::union_of(role_ids, self.role_permissions)
+    }
+
+    fn may_give(&self, role: &entity::role::Model) -> Result<(), access::Refusal> {
+        let held = self
+            .role_permissions
+            .get(&role.id)
+            .cloned()
+            .unwrap_or_default();
+        self.authority.ensure_may_grant(&role.name, &held, "roles")
+    }
+
+    /// Roles named in a row: ROLES_MANAGE, and each within the starter's own.
+    fn give(
+        &self,
+        roles: &HashMap<String, entity::role::Model>,
+        role_ids: &[Uuid],
+    ) -> Result<(), access::Refusal> {
+        self.authority
+            .require_for(Permission::RolesManage, "roles")?;
+        for role in roles.values().filter(|r| role_ids.contains(&r.id)) {
+            self.may_give(role)?;
+        }
+        Ok(())
+    }
+
+    /// A new user with `role_ids`, `named` by the row (the implicit Provider
+    /// role was checked when it was chosen).
+    fn give_new(
+        &mut self,
+        roles: &HashMap<String, entity::role::Model>,
+        user: &entity::user::Model,
+        role_ids: &[Uuid],
+        named: bool,
+    ) -> Result<(), access::Refusal> {
+        if named {
+            self.give(roles, role_ids)?;
+        }
+        let administrator = is_administrator(user, &self.permissions_of(role_ids));
+        if let Some(administrators) = &mut self.administrators
+            && administrator
+        {
+            administrators.insert(user.id);
+        }
+        Ok(())
+    }
+
+    /// A change to an existing user of the organisation: the starter must
+    /// hold every permission the user holds, USERS_WRITE to change a
+    /// provider's staff details, and the roles they give; and an administrator
+    /// must remain.
+    async fn change(
+        &mut self,
+        db: &impl ConnectionTrait,
+        organization_id: Uuid,
+        roles: &HashMap<String, entity::role::Model>,
+        user: &entity::user::Model,
+        staff_details: bool,
+        new_roles: Option<&[Uuid]>,
+    ) -> AppResult<Result<(), access::Refusal>> {
+        let held = self.held.get(&user.id).cloned().unwrap_or_default();
+        if let Err(refusal) = self.authority.ensure_may_manage(user, &held, "email") {
+            return Ok(Err(refusal));
+        }
+        if staff_details
+            && let Err(refusal) = self.authority.require_for(Permission::UsersWrite, "email")
+        {
+            return Ok(Err(refusal));
+        }
+        let Some(new_roles) = new_roles else {
+            return Ok(Ok(()));
+        };
+        if let Err(refusal) = self.give(roles, new_roles) {
+            return Ok(Err(refusal));
+        }
+        if self.administrators.is_none() {
+            self.administrators = Some(roles::administrator_ids(db, organization_id).await?);
+        }
+        let after = self.permissions_of(new_roles);
+        let administrators = self.administrators.get_or_insert_default();
+        if is_administrator(user, &after) {
+            administrators.insert(user.id);
+        } else if administrators.contains(&user.id) {
+            if administrators.len() == 1 {
+                return Ok(Err(access::Refusal {
+                    field: "roles",
+                    message: roles::NO_ADMINISTRATOR_LEFT.to_owned(),
+                }));
+            }
+            administrators.remove(&user.id);
+        }
+        self.held.insert(user.id, after);
+        Ok(Ok(()))
+    }
+}
+
+fn is_administrator(user: &entity::user::Model, permissions: &BTreeSet<Permission>) -> bool {
+    user.status == "ACTIVE"
+        && (user.is_super_admin
+            || (permissions.contains(&Permission::UsersWrite)
+                && permissions.contains(&Permission::RolesManage)))
+}
+
 /// Everything a batch needs to know about its job.
 pub struct StaffImport<'a> {
     pub organization: &'a entity::organization::Model,
@@ -64,6 +206,8 @@ pub struct StaffImport<'a> {
     pub settings: &'a ImportSettings,
     /// The organisation's roles by lower-case name.
     pub roles: HashMap<String, entity::role::Model>,
+    /// The permissions of each of those roles, for the access rule.
+    pub role_permissions: BTreeMap<Uuid, BTreeSet<Permission>>,
     /// Who started the import, for invites.
     pub started_by: Option<Uuid>,
     pub public_url: &'a str,
@@ -286,6 +430,7 @@ impl StaffImport<'_> {
         rows: Vec<Row>,
         earlier: &mut Earlier<'_>,
         write: bool,
+        authority: &Authority,
     ) -> AppResult<Vec<RowResult>> {
         let mut planned = Vec::with_capacity(rows.len());
         for row in rows {
@@ -397,7 +542,13 @@ impl StaffImport<'_> {
         let current_roles = if own_ids.is_empty() {
             Default::default()
         } else {
-            crate::services::roles::roles_by_user(db, &own_ids).await?
+            roles::roles_by_user(db, &own_ids).await?
+        };
+        let mut rule = RowRule {
+            authority,
+            role_permissions: &self.role_permissions,
+            held: roles::permissions_by_user(db, &own_ids).await?,
+            administrators: None,
         };
 
         let now = Utc::now();
@@ -414,10 +565,9 @@ impl StaffImport<'_> {
             if let Some(user) = existing_user
                 && user.organization_id != self.organization.id
             {
-                errors.push(FieldError::new(
-                    "email",
-                    "belongs to a user of another organisation",
-                ));
+                // Emails are unique across Rollcall; say no more than a
+                // mutation would about whose it is.
+                errors.push(FieldError::new("email", EMAIL_TAKEN));
             }
             if let (Some(npi), true) = (&parsed.npi, errors.is_empty())
                 && let Some(holder) = providers_by_npi.get(npi.as_str())
@@ -453,15 +603,29 @@ impl StaffImport<'_> {
                 None => {
                     let user = self.new_user(&parsed, &email, now);
                     let id = user.id;
+                    let named = role_ids.is_some();
+                    let role_ids = match role_ids {
+                        Some(ids) => Some(ids),
+                        // A new provider gets the Provider role when its
+                        // starter may give it, as `createProvider` does.
+                        None if self.providers => self
+                            .roles
+                            .get("provider")
+                            .filter(|role| rule.may_give(role).is_ok())
+                            .map(|role| vec![role.id]),
+                        None => None,
+                    };
+                    if let Some(ids) = &role_ids
+                        && let Err(refusal) = rule.give_new(&self.roles, &user, ids, named)
+                    {
+                        results.push(RowResult::refused(number, identity, refusal, values));
+                        continue;
+                    }
                     if self.providers {
                         new_providers.push(self.new_provider(&parsed, id, now));
                     }
                     if let Some(role_ids) = role_ids {
                         role_links.push((id, role_ids));
-                    } else if self.providers
-                        && let Some(provider_role) = self.roles.get("provider")
-                    {
-                        role_links.push((id, vec![provider_role.id]));
                     }
                     if self.settings.send_invites {
                         invite_for.push(user.clone());
@@ -493,6 +657,19 @@ impl StaffImport<'_> {
                     changed |= provider_change.is_some();
                     if !changed || !self.settings.update_existing {
                         (RowStatus::Skipped, user.id)
+                    } else if let Err(refusal) = rule
+                        .change(
+                            db,
+                            self.organization.id,
+                            &self.roles,
+                            user,
+                            active.is_changed() && self.providers,
+                            roles_change.as_deref(),
+                        )
+                        .await?
+                    {
+                        results.push(RowResult::refused(number, identity, refusal, values));
+                        continue;
                     } else {
                         if active.is_changed() {
                             active.updated_at = Set(now);
@@ -521,6 +698,11 @@ impl StaffImport<'_> {
         }
 
         if write {
+            if !role_links.is_empty() {
+                // Like `setUserRoles`: changes to who may administer the
+                // organisation are serialised, and one always remains.
+                roles::lock_organization(db, self.organization.id).await?;
+            }
             bulk::update_changed(db, user_updates).await?;
             bulk::update_changed(db, provider_updates).await?;
             bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
@@ -541,6 +723,7 @@ impl StaffImport<'_> {
                     })
                     .collect();
                 bulk::insert_all(db, links).await?;
+                roles::ensure_an_administrator_remains(db, self.organization.id).await?;
             }
             for user in &invite_for {
                 invites::issue(

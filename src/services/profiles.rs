@@ -196,17 +196,7 @@ pub async fn update(
         actor.require(Permission::UsersWrite)?;
     }
     let txn = super::begin_write(db).await?;
-    let user = actor
-        .scope::<entity::user::Entity>()
-        .filter(entity::user::Column::Id.eq(user_id))
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("User"))?;
-    if user.is_super_admin && !actor.is_super_admin() {
-        return Err(AppError::forbidden(
-            "Only a super admin may change a super admin.",
-        ));
-    }
+    let user = super::users::find_manageable(&txn, actor, user_id).await?;
     if let Some(slots) = &changes.availability {
         let wanted: Vec<Uuid> = slots.iter().filter_map(|s| s.location_id).collect();
         if !wanted.is_empty() {

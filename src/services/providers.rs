@@ -141,15 +141,17 @@ pub async fn create(
     ensure_location(db, actor, practice.location_id).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
     let txn = super::begin_write(db).await?;
+    let authority = actor.authority();
     let roles = match role_ids {
-        Some(ids) => roles::resolve_ids(&txn, actor, ids, "roleIds").await?,
-        None => {
-            actor
-                .scope::<entity::role::Entity>()
-                .filter(entity::role::Column::Name.eq("Provider"))
-                .all(&txn)
-                .await?
+        Some(ids) => {
+            let roles = roles::resolve_ids(&txn, actor, ids, "roleIds").await?;
+            roles::ensure_may_give(&txn, &authority, &roles, "roleIds").await?;
+            roles
         }
+        None => roles::default_provider_role(&txn, actor.organization_id, &authority)
+            .await?
+            .into_iter()
+            .collect(),
     };
     let user = users::create_in(
         &txn,

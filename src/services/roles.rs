@@ -1,14 +1,17 @@
 //! Roles and their permissions, and the guard rail that keeps every organisation
 //! administrable.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait as _, TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::json;
@@ -16,7 +19,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use crate::{
-    auth::{Actor, Permission, session::SessionStore},
+    auth::{Actor, Authority, Permission, session::SessionStore},
     domain::text,
     error::{AppError, AppResult, OnConstraint, Validation},
 };
@@ -49,6 +52,21 @@ pub async fn permissions_by_role(
     Ok(map)
 }
 
+/// The permissions of every role of an organisation.
+pub async fn permissions_of_organization_roles(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<BTreeMap<Uuid, BTreeSet<Permission>>> {
+    let ids: Vec<Uuid> = entity::role::Entity::find()
+        .select_only()
+        .column(entity::role::Column::Id)
+        .filter(entity::role::Column::OrganizationId.eq(organization_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    permissions_by_role(db, &ids).await
+}
+
 /// The roles of each of `user_ids`.
 pub async fn roles_by_user(
     db: &impl ConnectionTrait,
@@ -69,6 +87,106 @@ pub async fn roles_by_user(
         roles.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(map)
+}
+
+/// The permissions each of `user_ids` holds through their roles (users without
+/// any are absent).
+pub async fn permissions_by_user(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> AppResult<BTreeMap<Uuid, BTreeSet<Permission>>> {
+    if user_ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = entity::role_permission::Entity::find()
+        .select_only()
+        .column(entity::user_role::Column::UserId)
+        .column(entity::role_permission::Column::Permission)
+        .join(
+            JoinType::InnerJoin,
+            entity::role_permission::Relation::Role.def(),
+        )
+        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
+        .filter(entity::user_role::Column::UserId.is_in(user_ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut map: BTreeMap<Uuid, BTreeSet<Permission>> = BTreeMap::new();
+    for (user_id, name) in rows {
+        if let Some(p) = Permission::parse(&name) {
+            map.entry(user_id).or_default().insert(p);
+        }
+    }
+    Ok(map)
+}
+
+/// What `user_id` may hand out now: nothing once deactivated or gone. Import
+/// jobs take their starter's authority afresh for every batch, so a demotion
+/// applies to the rest of a running import.
+pub async fn authority_of(
+    db: &impl ConnectionTrait,
+    user_id: Option<Uuid>,
+) -> AppResult<Authority> {
+    let Some(user_id) = user_id else {
+        return Ok(Authority::none());
+    };
+    let Some(user) = entity::user::Entity::find_by_id(user_id).one(db).await? else {
+        return Ok(Authority::none());
+    };
+    if user.status != "ACTIVE" {
+        return Ok(Authority::none());
+    }
+    let permissions = permissions_by_user(db, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default();
+    Ok(Authority::new(user.is_super_admin, Arc::new(permissions)))
+}
+
+/// The access rule for giving `roles`: each must hold only permissions that
+/// `authority` holds. `FORBIDDEN` naming the first role that holds more.
+pub async fn ensure_may_give(
+    db: &impl ConnectionTrait,
+    authority: &Authority,
+    roles: &[entity::role::Model],
+    field: &'static str,
+) -> AppResult<()> {
+    if roles.is_empty() || authority.is_super_admin() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = roles.iter().map(|r| r.id).collect();
+    let by_role = permissions_by_role(db, &ids).await?;
+    for role in roles {
+        let held = by_role.get(&role.id).cloned().unwrap_or_default();
+        authority.ensure_may_grant(&role.name, &held, field)?;
+    }
+    Ok(())
+}
+
+/// The organisation's Provider role, which a new provider gets when no roles are
+/// named: `None` when it is gone, or holds a permission `authority` does not
+/// (the provider then starts without roles, for someone who may to give them).
+pub async fn default_provider_role(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    authority: &Authority,
+) -> AppResult<Option<entity::role::Model>> {
+    let Some(role) = entity::role::Entity::find()
+        .filter(entity::role::Column::OrganizationId.eq(organization_id))
+        .filter(entity::role::Column::Name.eq("Provider"))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let held = permissions_by_role(db, &[role.id])
+        .await?
+        .remove(&role.id)
+        .unwrap_or_default();
+    Ok(authority
+        .ensure_may_grant(&role.name, &held, "roleIds")
+        .is_ok()
+        .then_some(role))
 }
 
 /// What a role is made of.
@@ -104,6 +222,9 @@ pub async fn create(
     spec: RoleSpec,
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
+    actor
+        .authority()
+        .ensure_may_grant(&spec.name, &spec.permissions, "permissions")?;
     let txn = super::begin_write(db).await?;
     ensure_name_free(&txn, actor, &spec.name, None).await?;
     let now = Utc::now();
@@ -151,6 +272,11 @@ pub async fn update(
         .await?
         .remove(&id)
         .unwrap_or_default();
+    // Both what the role holds now (its holders are managed through it) and
+    // what it is to hold.
+    let authority = actor.authority();
+    authority.ensure_may_grant(&role.name, &before, "id")?;
+    authority.ensure_may_grant(&spec.name, &spec.permissions, "permissions")?;
     let mut active: entity::role::ActiveModel = role.clone().into();
     active.name = Set(spec.name.clone());
     active.description = Set(spec.description.clone());
@@ -194,6 +320,7 @@ pub async fn delete(
     actor.require(Permission::RolesManage)?;
     let txn = super::begin_write(db).await?;
     let role = find_in_scope(&txn, actor, id).await?;
+    ensure_may_give(&txn, &actor.authority(), std::slice::from_ref(&role), "id").await?;
     if role.built_in {
         return Err(AppError::Conflict(format!(
             "{} is a built-in role: edit its permissions instead of deleting it.",
@@ -321,14 +448,12 @@ pub async fn lock_organization(db: &impl ConnectionTrait, organization_id: Uuid)
     Ok(())
 }
 
-/// The guard rail: an organisation always keeps an active user who can manage users
-/// and roles (USERS_WRITE and ROLES_MANAGE through their roles, or a super admin).
-/// Called inside the transaction of a change, after the change, so the check sees
-/// its effect and a refusal rolls it back.
-pub async fn ensure_an_administrator_remains(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-) -> AppResult<()> {
+/// Why a change that would leave no administrator is refused.
+pub const NO_ADMINISTRATOR_LEFT: &str = "This would leave the organisation without an active user who can manage users and roles (USERS_WRITE and ROLES_MANAGE); give that right to someone else first.";
+
+/// The organisation's administrators: active users who can manage users and
+/// roles (USERS_WRITE and ROLES_MANAGE through their roles), and super admins.
+fn administrators(organization_id: Uuid) -> sea_orm::Select<entity::user::Entity> {
     use entity::user::Column;
     let holders_of = |permission: Permission| {
         Query::select()
@@ -351,7 +476,7 @@ pub async fn ensure_an_administrator_remains(
             )
             .to_owned()
     };
-    let administrators = entity::user::Entity::find()
+    entity::user::Entity::find()
         .filter(Column::OrganizationId.eq(organization_id))
         .filter(Column::Status.eq("ACTIVE"))
         .filter(
@@ -361,13 +486,31 @@ pub async fn ensure_an_administrator_remains(
                     .add(Column::Id.in_subquery(holders_of(Permission::RolesManage))),
             ),
         )
-        .count(db)
+}
+
+/// The ids of the organisation's administrators.
+pub async fn administrator_ids(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<BTreeSet<Uuid>> {
+    let ids: Vec<Uuid> = administrators(organization_id)
+        .select_only()
+        .column(entity::user::Column::Id)
+        .into_tuple()
+        .all(db)
         .await?;
-    if administrators == 0 {
-        return Err(AppError::Conflict(
-            "This would leave the organisation without an active user who can manage users and roles (USERS_WRITE and ROLES_MANAGE); give that right to someone else first."
-                .to_owned(),
-        ));
+    Ok(ids.into_iter().collect())
+}
+
+/// The guard rail: an organisation always keeps an administrator. Called inside
+/// the transaction of a change, after the change, so the check sees its effect
+/// and a refusal rolls it back.
+pub async fn ensure_an_administrator_remains(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<()> {
+    if administrators(organization_id).count(db).await? == 0 {
+        return Err(AppError::Conflict(NO_ADMINISTRATOR_LEFT.to_owned()));
     }
     Ok(())
 }

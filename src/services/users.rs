@@ -171,6 +171,7 @@ pub async fn create(
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
     let txn = super::begin_write(db).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
+    roles::ensure_may_give(&txn, &actor.authority(), &roles, "roleIds").await?;
     let created = create_in(
         &txn,
         actor,
@@ -490,6 +491,7 @@ pub async fn set_roles(
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
+    roles::ensure_may_give(&txn, &actor.authority(), &roles, "roleIds").await?;
     let before: Vec<String> = roles::roles_by_user(&txn, &[id])
         .await?
         .remove(&id)
@@ -547,9 +549,10 @@ async fn set_status(
     Ok(active.update(db).await?)
 }
 
-/// A user of the actor's organisation whom the actor may manage: only a super admin
-/// manages a super admin.
-async fn find_manageable(
+/// A user of the actor's organisation whom the actor may manage under the access
+/// rule: every permission the user holds is held by the actor (and only a super
+/// admin manages a super admin).
+pub(crate) async fn find_manageable(
     db: &impl ConnectionTrait,
     actor: &Actor,
     id: Uuid,
@@ -560,11 +563,11 @@ async fn find_manageable(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("User"))?;
-    if user.is_super_admin && !actor.is_super_admin() {
-        return Err(AppError::forbidden(
-            "Only a super admin may change a super admin.",
-        ));
-    }
+    let held = roles::permissions_by_user(db, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    actor.authority().ensure_may_manage(&user, &held, "id")?;
     Ok(user)
 }
 
