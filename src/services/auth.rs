@@ -194,21 +194,14 @@ impl Authenticator {
         let email = email.trim().to_lowercase();
         let email_key = email_key(&email);
         let ip_key = origin.ip_address.as_ref().map(|ip| format!("ip:{ip}"));
-        let mut keys = vec![email_key.clone()];
-        keys.extend(ip_key.clone());
-        let counts = self.store.failures(&keys).await?;
-        let limits = [EMAIL_FAILURE_LIMIT, IP_FAILURE_LIMIT];
-        if let Some(locked) = counts
-            .iter()
-            .zip(limits)
-            .filter(|(attempts, limit)| attempts.count >= *limit)
-            .map(|(attempts, _)| attempts.retry_after)
-            .max()
+        // Counted before it is judged, so thirty guesses at once cannot all
+        // be tried: a success takes its count back.
+        self.count_attempt(&email_key, EMAIL_FAILURE_LIMIT).await?;
+        if let Some(ip_key) = &ip_key
+            && let Err(limited) = self.count_attempt(ip_key, IP_FAILURE_LIMIT).await
         {
-            events::login("locked");
-            return Err(AppError::RateLimited {
-                retry_after_seconds: locked.as_secs().max(1),
-            });
+            self.store.forgive_attempt(&email_key).await?;
+            return Err(limited);
         }
 
         // An address no user can have is not looked up (it may not even be
@@ -235,14 +228,6 @@ impl Authenticator {
                 user
             }
             (user, _) => {
-                self.store
-                    .record_failure(&email_key, EMAIL_FAILURE_LIMIT, FAILURE_WINDOW)
-                    .await?;
-                if let Some(ip_key) = &ip_key {
-                    self.store
-                        .record_failure(ip_key, IP_FAILURE_LIMIT, FAILURE_WINDOW)
-                        .await?;
-                }
                 audit::record(
                     &self.db,
                     AuditEntry {
@@ -259,6 +244,9 @@ impl Authenticator {
             }
         };
         self.store.clear_failures(&email_key).await?;
+        if let Some(ip_key) = &ip_key {
+            self.store.forgive_attempt(ip_key).await?;
+        }
         events::login("ok");
         self.open_session(user, "auth.login", origin).await
     }
@@ -376,6 +364,22 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Count one attempt under `key` before it is judged; `RATE_LIMITED` once
+    /// more than `limit` were made within the window.
+    async fn count_attempt(&self, key: &str, limit: u64) -> AppResult<()> {
+        let attempts = self
+            .store
+            .record_failure(key, limit, FAILURE_WINDOW)
+            .await?;
+        if attempts.count > limit {
+            events::login("locked");
+            return Err(AppError::RateLimited {
+                retry_after_seconds: attempts.retry_after.as_secs().max(1),
+            });
+        }
+        Ok(())
+    }
+
     /// A new session for a user who proved who they are; recorded as `action`.
     async fn open_session(
         &self,
@@ -447,6 +451,10 @@ impl Authenticator {
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
+        // A stolen session must not become a way to guess the password: each
+        // try counts against the account like a login.
+        let email_key = email_key(&user.email);
+        self.count_attempt(&email_key, EMAIL_FAILURE_LIMIT).await?;
         if self
             .hasher
             .verify(current, user.password_hash.as_deref())
@@ -458,6 +466,7 @@ impl Authenticator {
                 "is not your current password",
             ));
         }
+        self.store.forgive_attempt(&email_key).await?;
         let policy = policy_of(&organization);
         let password = Password::parse(new, policy, Some(&user.email), "newPassword")?;
         if self

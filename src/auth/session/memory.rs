@@ -210,6 +210,13 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn forgive_attempt(&self, key: &str) -> StoreResult<()> {
+        if let Some(entry) = self.lock().failures.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.events.subscribe()
     }

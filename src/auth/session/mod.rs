@@ -195,8 +195,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// reads it again on the user's next request.
     async fn bump_user_epoch(&self, user_id: Uuid) -> StoreResult<()>;
 
-    /// Count a failed attempt under `key` within `window`; once `limit` is reached,
-    /// the key stays locked for `window` from the last failure.
+    /// Count an attempt under `key` within `window`, atomically, before it is
+    /// judged: of concurrent attempts exactly `limit` see a count within the
+    /// limit. Once `limit` is reached the key stays locked for `window` from the
+    /// last attempt.
     async fn record_failure(
         &self,
         key: &str,
@@ -209,6 +211,10 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forget the failures of `key` (after a successful login).
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Take back one attempt counted under `key` that turned out to succeed
+    /// (a shared address keeps its allowance for failures).
+    async fn forgive_attempt(&self, key: &str) -> StoreResult<()>;
 
     /// Revocations from every instance.
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;

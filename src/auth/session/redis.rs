@@ -127,11 +127,21 @@ end
 return {count, redis.call('PTTL', KEYS[1])}
 ";
 
+/// One fewer attempt, never below zero, keeping the key's expiry.
+const FORGIVE_ATTEMPT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
 struct Scripts {
     create: Script,
     revoke: Script,
     revoke_user: Script,
     record_failure: Script,
+    forgive_attempt: Script,
 }
 
 pub struct RedisStore {
@@ -182,6 +192,7 @@ impl RedisStore {
                 revoke: Script::new(REVOKE),
                 revoke_user: Script::new(REVOKE_USER),
                 record_failure: Script::new(RECORD_FAILURE),
+                forgive_attempt: Script::new(FORGIVE_ATTEMPT),
             }),
             events,
             relay,
@@ -530,6 +541,17 @@ impl SessionStore for RedisStore {
         let mut connection = self.link.get();
         self.bounded(connection.del::<_, ()>(format!("{}fail:{}", self.prefix, key)))
             .await
+    }
+
+    async fn forgive_attempt(&self, key: &str) -> StoreResult<()> {
+        let mut connection = self.link.get();
+        let invocation = self
+            .scripts
+            .forgive_attempt
+            .key(format!("{}fail:{}", self.prefix, key));
+        self.bounded(invocation.invoke_async::<i64>(&mut connection))
+            .await
+            .map(drop)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
