@@ -13,6 +13,7 @@ mod profiles;
 mod projects;
 mod providers;
 mod session;
+pub mod socket;
 mod staff;
 
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
 pub use context::Ctx;
-pub use documents::parsed as parsed_document;
+pub use documents::{count_aliases, parsed as parsed_document};
 
 use crate::app::AppState;
 
@@ -71,6 +72,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             .limit_complexity(config.max_complexity)
             .limit_recursive_depth(config.max_depth * 2)
             .limit_directives(10)
+            .extension(socket::SocketRules)
             .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
             .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
             .data(loader(loaders::UserById(state.db.clone()), delay))

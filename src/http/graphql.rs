@@ -13,9 +13,7 @@ use std::time::Instant;
 use async_graphql::{
     BatchRequest, BatchResponse, ServerError,
     http::MultipartOptions,
-    parser::types::{
-        DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
-    },
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use poem::{
     Body, IntoResponse, Request, Response, handler,
@@ -28,7 +26,11 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use super::{
     Presented, acting_organization, cookies, graphiql, metrics, origin_of, presented_token,
 };
-use crate::{app::AppState, auth::Caller, graphql::AppSchema};
+use crate::{
+    app::AppState,
+    auth::Caller,
+    graphql::{AppSchema, count_aliases},
+};
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub const CSRF_HEADER: &str = "x-rollcall-csrf";
@@ -538,32 +540,6 @@ fn selected_operation(document: &ExecutableDocument, name: Option<&str>) -> Opti
         }
         _ => None,
     }
-}
-
-/// Aliased fields in the whole document, fragments included.
-fn count_aliases(document: &ExecutableDocument) -> usize {
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    document
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum::<usize>()
-        + document
-            .fragments
-            .values()
-            .map(|f| walk(&f.node.selection_set.node))
-            .sum::<usize>()
 }
 
 #[cfg(test)]

@@ -87,6 +87,55 @@ pub fn loggable_path(path: &str) -> String {
     path.to_owned()
 }
 
+/// Whether a request a browser may have made on its own (a websocket upgrade
+/// carrying the session cookie) comes from a page Rollcall trusts: the server's
+/// own origin (the public URL, or the host the browser addressed) or one of the
+/// configured CORS origins. A request without `Origin` is not a browser's.
+pub fn trusted_origin(req: &Request) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(poem::http::header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("null"))
+    else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if let Some(state) = req.data::<AppState>() {
+        let config = &state.config;
+        if config
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        if let Some(public) = config
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            && public
+                .origin()
+                .ascii_serialization()
+                .eq_ignore_ascii_case(origin)
+        {
+            return true;
+        }
+    }
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    let addressed = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let authority = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => return false,
+    };
+    addressed.is_some_and(|host| host.eq_ignore_ascii_case(&authority))
+}
+
 /// The header by which a super admin acts inside another organisation.
 pub const ORGANIZATION_HEADER: &str = "x-rollcall-organization";
 

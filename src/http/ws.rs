@@ -2,8 +2,11 @@
 //!
 //! Browsers cannot set headers on a websocket, so the session comes from the
 //! cookie of the upgrade request or from `{"token": …}` in `connection_init`.
-//! When that session is revoked (on any instance) or expires, the socket is closed
-//! with code 4401 shortly after `sessionEvents` has delivered its value.
+//! The cookie counts only when the upgrade comes from a trusted origin. Only
+//! subscriptions run on a socket, and each resolves its caller afresh
+//! (`graphql::socket`). When that session is revoked (on any instance) or
+//! expires, the socket is closed with code 4401 shortly after `sessionEvents`
+//! has delivered its value.
 
 use std::time::Duration;
 
@@ -22,15 +25,12 @@ use poem::{
 };
 use tokio::sync::oneshot;
 
-use super::{Presented, origin_of, presented_token};
+use super::{Presented, origin_of, presented_token, trusted_origin};
 use crate::{
     app::AppState,
-    auth::{
-        Caller,
-        session::{EndReason, SessionToken, wait_for_end},
-    },
+    auth::session::{EndReason, SessionToken, wait_for_end},
     error::AppError,
-    graphql::AppSchema,
+    graphql::{AppSchema, socket::SocketSession},
 };
 
 /// Close code sent when the session behind the socket ends.
@@ -44,8 +44,12 @@ pub async fn endpoint(
     state: PoemData<&AppState>,
     schema: PoemData<&AppSchema>,
 ) -> impl IntoResponse {
+    // A browser sends the cookie to any page's websocket: it counts only from
+    // a page of ours. A bearer token or one in `connection_init` is no ambient
+    // credential.
     let cookie_token = match presented_token(req) {
-        Presented::Cookie(token) | Presented::Bearer(token) => Some(token),
+        Presented::Cookie(token) if trusted_origin(req) => Some(token),
+        Presented::Bearer(token) => Some(token),
         _ => None,
     };
     let origin = origin_of(req);
@@ -76,22 +80,24 @@ pub async fn endpoint(
                     .await?
                     .ok_or(AppError::Unauthenticated)?;
                 // A super admin may act inside another organisation, as over HTTP.
-                let actor = match payload
+                let organization_id = payload
                     .get("organizationId")
                     .and_then(serde_json::Value::as_str)
-                {
-                    Some(id) => {
-                        let id = id
-                            .parse()
-                            .map_err(|_| AppError::bad_input("organizationId", "is not a valid id"))?;
-                        auth.act_in(actor, id).await?
-                    }
-                    None => actor,
-                };
+                    .map(|id| {
+                        id.parse()
+                            .map_err(|_| AppError::bad_input("organizationId", "is not a valid id"))
+                    })
+                    .transpose()?;
+                if let Some(id) = organization_id {
+                    auth.act_in(actor.clone(), id).await?;
+                }
                 let _ = session_tx.send(actor.session_id.clone());
+                // Each operation resolves its caller from this session afresh
+                // (graphql::socket): rights are never frozen at the upgrade.
                 let mut data = Data::default();
-                data.insert(Caller {
-                    actor: Some(actor),
+                data.insert(SocketSession {
+                    token,
+                    organization_id,
                     origin,
                 });
                 Ok(data)
