@@ -26,6 +26,9 @@ pub struct Model {
     pub responded_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// What someone submitted through the generic link naming this existing
+    /// patient, waiting for staff to confirm or dismiss it.
+    pub pending_response: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,7 @@ mod m20261124_000006_create_profiles;
 mod m20261124_000007_add_provider_location;
 mod m20261201_000001_add_import_failed_attempts;
 mod m20261202_000001_add_invite_purpose;
+mod m20261202_000002_add_enrollment_pending_response;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_add_provider_location::Migration),
             Box::new(m20261201_000001_add_import_failed_attempts::Migration),
             Box::new(m20261202_000001_add_invite_purpose::Migration),
+            Box::new(m20261202_000002_add_enrollment_pending_response::Migration),
         ]
     }
 }

@@ -338,6 +338,13 @@ impl Enrollment {
     async fn responded_at(&self) -> Option<DateTime<Utc>> {
         self.0.responded_at
     }
+    /// What someone submitted through the project's generic link naming this
+    /// patient (`firstName`, `lastName`, `email`, `phone`, `submittedAt`),
+    /// waiting for `confirmEnrollmentResponse`; null when nothing waits. The
+    /// patient's stored details are never changed by it.
+    async fn pending_response(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.pending_response.clone().map(async_graphql::Json)
+    }
     /// The patient's own link: it identifies them when they respond.
     async fn unique_link(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(patients::unique_link(
@@ -503,6 +510,23 @@ impl ProjectMutation {
         .map_err(AppError::BadInput)?;
         let (enrollment, project) =
             patients::add_to_project(&state.db, actor, project_id, details, Source::Api).await?;
+        Ok(Enrollment(enrollment, project))
+    }
+
+    /// Confirm (`accept: true`: the enrolment is RESPONDED as of the
+    /// submission) or dismiss a generic-link response that named an existing
+    /// patient (PATIENTS_WRITE). The patient's details stay as stored.
+    async fn confirm_enrollment_response(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        accept: bool,
+    ) -> Result<Enrollment> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        let (enrollment, project) =
+            patients::confirm_response(&state.db, actor, id, accept).await?;
         Ok(Enrollment(enrollment, project))
     }
 

@@ -251,6 +251,7 @@ impl PatientImport<'_> {
                     responded_at: None,
                     created_at: now,
                     updated_at: now,
+                    pending_response: None,
                 };
                 let subject = match &external_id {
                     Some(x) => LinkSubject::ExternalId(x.clone()),

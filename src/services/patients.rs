@@ -306,6 +306,7 @@ pub async fn enroll(
         responded_at: Set((status == EnrollmentStatus::Responded).then_some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        pending_response: Set(None),
     })
     .on_conflict_do_nothing_on([Column::ProjectId, Column::PatientId])
     .exec(db)
@@ -634,7 +635,115 @@ pub async fn respond_generic(
         phone,
         date_of_birth: None,
     };
-    record_response(db, project, &details, None, Source::GenericLink, origin).await
+    let txn = super::begin_write(db).await?;
+    // Anyone may hold the generic link: it enrols, and never changes a patient
+    // the organisation already has. What names one is kept for staff.
+    let Some(patient) = find_respondent(&txn, project.organization_id, &details).await? else {
+        let patient = insert_respondent(&txn, project.organization_id, &details).await?;
+        return record_response(txn, project, &patient, Source::GenericLink, origin).await;
+    };
+    let (enrollment, created) = enroll(
+        &txn,
+        project,
+        &patient,
+        Source::GenericLink,
+        EnrollmentStatus::Added,
+    )
+    .await?;
+    if enrollment.responded_at.is_some() {
+        // Responding twice changes nothing.
+        txn.commit().await?;
+        return Ok(enrollment);
+    }
+    let now = Utc::now();
+    let submitted = json!({
+        "firstName": details.first_name,
+        "lastName": details.last_name,
+        "email": details.email.as_ref().map(Email::as_str),
+        "phone": details.phone.as_ref().map(Phone::as_str),
+        "submittedAt": now,
+    });
+    let mut active: entity::enrollment::ActiveModel = enrollment.into();
+    active.pending_response = Set(Some(submitted));
+    active.updated_at = Set(now);
+    let enrollment = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry {
+            organization_id: Some(project.organization_id),
+            action: "project.patient_respond",
+            origin: origin.clone(),
+            ..AuditEntry::default()
+        }
+        .target("Enrollment", enrollment.id)
+        .changes(json!({
+            "projectId": project.id,
+            "source": Source::GenericLink.as_str(),
+            "new": created,
+            "pendingConfirmation": true,
+        })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(enrollment)
+}
+
+/// Confirm (`accept`) or dismiss a response kept for staff (PATIENTS_WRITE,
+/// on a patient the caller sees). A confirmed response marks the enrolment
+/// RESPONDED as of its submission; the patient's details stay as stored
+/// either way.
+pub async fn confirm_response(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    enrollment_id: Uuid,
+    accept: bool,
+) -> AppResult<(entity::enrollment::Model, entity::project::Model)> {
+    actor.require(Permission::PatientsWrite)?;
+    let txn = super::begin_write(db).await?;
+    let enrollment = actor
+        .scope::<entity::enrollment::Entity>()
+        .filter(entity::enrollment::Column::Id.eq(enrollment_id))
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("Enrollment"))?;
+    if !care_teams::can_see(&txn, actor, enrollment.patient_id).await? {
+        return Err(AppError::NotFound("Enrollment"));
+    }
+    let project = projects::find(&txn, actor, enrollment.project_id).await?;
+    let Some(submitted) = enrollment.pending_response.clone() else {
+        return Err(AppError::Conflict(
+            "This enrolment has no response waiting for confirmation.".into(),
+        ));
+    };
+    let now = Utc::now();
+    let mut active: entity::enrollment::ActiveModel = enrollment.clone().into();
+    active.pending_response = Set(None);
+    active.updated_at = Set(now);
+    if accept && enrollment.responded_at.is_none() {
+        let at = submitted
+            .get("submittedAt")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or(now);
+        active.status = Set(EnrollmentStatus::Responded.as_str().to_owned());
+        active.responded_at = Set(Some(at));
+    }
+    let enrollment = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(
+            actor,
+            if accept {
+                "project.response_confirm"
+            } else {
+                "project.response_dismiss"
+            },
+        )
+        .target("Enrollment", enrollment.id)
+        .changes(json!({ "projectId": project.id, "patientId": enrollment.patient_id })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((enrollment, project))
 }
 
 /// Record a response through a unique link: that patient's enrolment becomes
@@ -649,48 +758,37 @@ pub async fn respond_unique(
     if !consent {
         return Err(AppError::bad_input("consent", "is required to respond"));
     }
-    let details = PatientDetails {
-        external_id: link.external_id.clone(),
-        ..PatientDetails::default()
-    };
-    record_response(
-        db,
-        project,
-        &details,
-        link.patient_id,
-        Source::UniqueLink,
-        origin,
-    )
-    .await
-}
-
-async fn record_response(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    project: &entity::project::Model,
-    details: &PatientDetails,
-    patient_id: Option<Uuid>,
-    source: Source,
-    origin: &Origin,
-) -> AppResult<entity::enrollment::Model> {
-    use entity::enrollment::{Column, Entity};
     let txn = super::begin_write(db).await?;
-    let patient = match patient_id {
+    let patient = match link.patient_id {
         Some(id) => entity::patient::Entity::find_by_id(id)
             .filter(entity::patient::Column::OrganizationId.eq(project.organization_id))
             .one(&txn)
             .await?
             .ok_or(AppError::NotFound("Patient"))?,
-        None if details.external_id.is_none() && details.email.is_none() => {
-            find_by_phone_or_create(&txn, project.organization_id, details).await?
-        }
         None => {
-            upsert_patient(&txn, project.organization_id, details)
+            let details = PatientDetails {
+                external_id: link.external_id.clone(),
+                ..PatientDetails::default()
+            };
+            upsert_patient(&txn, project.organization_id, &details)
                 .await?
                 .0
         }
     };
+    record_response(txn, project, &patient, Source::UniqueLink, origin).await
+}
+
+/// Enrol `patient` as RESPONDED, in the transaction `txn`, and commit it.
+async fn record_response<C: ConnectionTrait + TransactionSession>(
+    txn: C,
+    project: &entity::project::Model,
+    patient: &entity::patient::Model,
+    source: Source,
+    origin: &Origin,
+) -> AppResult<entity::enrollment::Model> {
+    use entity::enrollment::{Column, Entity};
     let (enrollment, created) =
-        enroll(&txn, project, &patient, source, EnrollmentStatus::Responded).await?;
+        enroll(&txn, project, patient, source, EnrollmentStatus::Responded).await?;
     let now = Utc::now();
     if !created && enrollment.responded_at.is_some() {
         // Responding twice changes nothing.
@@ -733,38 +831,41 @@ async fn record_response(
     Ok(enrollment)
 }
 
-/// A generic-link respondent who gave a phone and no email: the organisation's
-/// patient with that phone and no email, or a new one.
-async fn find_by_phone_or_create(
+/// The organisation's patient a generic-link respondent names: by email, or,
+/// with only a phone, the patient with that phone and no email.
+async fn find_respondent(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    details: &PatientDetails,
+) -> AppResult<Option<entity::patient::Model>> {
+    use entity::patient::{Column, Entity};
+    let select = Entity::find().filter(Column::OrganizationId.eq(organization_id));
+    Ok(match (&details.email, &details.phone) {
+        (Some(email), _) => {
+            select
+                .filter(Column::Email.eq(email.as_str()))
+                .one(db)
+                .await?
+        }
+        (None, Some(phone)) => {
+            select
+                .filter(Column::Phone.eq(phone.as_str()))
+                .filter(Column::Email.is_null())
+                .one(db)
+                .await?
+        }
+        (None, None) => None,
+    })
+}
+
+/// A new patient from what a generic-link respondent gave.
+async fn insert_respondent(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
     details: &PatientDetails,
 ) -> AppResult<entity::patient::Model> {
-    use entity::patient::{Column, Entity};
-    if let Some(phone) = &details.phone
-        && let Some(found) = Entity::find()
-            .filter(Column::OrganizationId.eq(organization_id))
-            .filter(Column::Phone.eq(phone.as_str()))
-            .filter(Column::Email.is_null())
-            .one(db)
-            .await?
-    {
-        return Ok(found);
-    }
-    let now = Utc::now();
-    let patient = entity::patient::Model {
-        id: Uuid::now_v7(),
-        organization_id,
-        external_id: None,
-        first_name: details.first_name.clone(),
-        last_name: details.last_name.clone(),
-        email: None,
-        phone: details.phone.as_ref().map(|p| p.as_str().to_owned()),
-        date_of_birth: None,
-        created_at: now,
-        updated_at: now,
-    };
-    Entity::insert(entity::patient::ActiveModel::from(patient.clone()))
+    let patient = new_patient(organization_id, details, Utc::now());
+    entity::patient::Entity::insert(entity::patient::ActiveModel::from(patient.clone()))
         .exec_without_returning(db)
         .await?;
     Ok(patient)
