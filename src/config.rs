@@ -151,6 +151,26 @@ pub struct Config {
     #[arg(long, env = "ROLLCALL_SECURE_COOKIES", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub secure_cookies: bool,
 
+    /// Serve Prometheus metrics at `/metrics` on the main address to requests
+    /// with `Authorization: Bearer <this token>`. Without it (and without
+    /// `--metrics-bind`) metrics are not served at all.
+    #[arg(
+        long,
+        env = "ROLLCALL_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Serve `/metrics` on this separate address (say, one only the monitoring
+    /// network reaches), without a token.
+    #[arg(long, env = "ROLLCALL_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Answer the introspection queries that GraphiQL and client generators send.
+    #[arg(long, env = "ROLLCALL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub introspection: bool,
+
     /// Origins allowed to call the API from a browser with credentials, comma separated.
     #[arg(
         long,
@@ -196,11 +216,14 @@ pub struct Config {
     #[arg(long, env = "ROLLCALL_MAX_DEPTH", default_value_t = 12, global = true)]
     pub max_depth: usize,
 
-    /// Highest complexity a query may have (each field counts one, lists multiply by `first`).
+    /// Highest complexity a query may have: each field counts one, and a page
+    /// counts its selection once per item it may hold (`first`, 20 when not
+    /// given). A full page of 100 with fifty fields each fits; a page of pages
+    /// does not.
     #[arg(
         long,
         env = "ROLLCALL_MAX_COMPLEXITY",
-        default_value_t = 2000,
+        default_value_t = 5000,
         global = true
     )]
     pub max_complexity: usize,

@@ -293,6 +293,7 @@ impl AccountQuery {
     }
 
     /// Every organisation (super admin).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn organizations(
         &self,
         ctx: &Context<'_>,
@@ -307,6 +308,7 @@ impl AccountQuery {
     }
 
     /// Staff users of the organisation (USERS_READ).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

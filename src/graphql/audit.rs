@@ -81,6 +81,7 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// The organisation's audit trail, oldest first (AUDIT_READ).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -28,6 +28,17 @@ impl Totals {
 
 pub type Conn<T> = Connection<String, T, Totals, EmptyFields>;
 
+/// What a page costs toward the complexity limit: its children once per item
+/// it may hold, so `first: 100` of a list inside `first: 100` of another is
+/// refused before any statement runs. An invalid `first` is refused later.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.map_or(20, |n| usize::try_from(n).unwrap_or(0));
+    items
+        .max(1)
+        .saturating_mul(child_complexity)
+        .saturating_add(1)
+}
+
 /// The page size: `first` if given (at most `max`), else 20.
 pub fn page_size(first: Option<i32>, max: usize) -> AppResult<u64> {
     match first {

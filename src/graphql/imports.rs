@@ -485,6 +485,7 @@ impl ImportJob {
         self.0.finished_at
     }
     /// Every row's outcome, in row order.
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn rows(
         &self,
         ctx: &Context<'_>,
@@ -600,6 +601,7 @@ impl ImportQuery {
     }
 
     /// The organisation's import jobs, oldest first (IMPORTS_RUN).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn import_jobs(
         &self,
         ctx: &Context<'_>,

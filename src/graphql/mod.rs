@@ -62,6 +62,9 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     );
     if let Some(state) = state {
         let config = state.config.clone();
+        if !config.introspection {
+            builder = builder.disable_introspection();
+        }
         // A loader gathers the keys its fields ask for during `loader_delay`
         // before it queries. With no delay, the first field of a list dispatches
         // its batch before its siblings have asked, and a page of 100 users costs

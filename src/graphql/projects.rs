@@ -128,6 +128,7 @@ impl Project {
     }
     /// The project's patients (PATIENTS_READ); every read is recorded in the
     /// audit trail.
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn enrollments(
         &self,
         ctx: &Context<'_>,
@@ -387,6 +388,7 @@ pub struct ProjectQuery;
 #[Object]
 impl ProjectQuery {
     /// The organisation's projects (PROJECTS_READ).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
@@ -412,6 +414,7 @@ impl ProjectQuery {
 
     /// The patients the caller sees, narrowed by `search` (part of a name,
     /// email or external id) or to one user's caseload. Audited.
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn patients(
         &self,
         ctx: &Context<'_>,

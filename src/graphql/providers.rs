@@ -268,6 +268,7 @@ pub struct ProviderQuery;
 #[Object]
 impl ProviderQuery {
     /// The organisation's providers (PROVIDERS_READ).
+    #[graphql(complexity = "super::connection::page_cost(first, child_complexity)")]
     async fn providers(
         &self,
         ctx: &Context<'_>,
