@@ -103,6 +103,11 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn SessionSto
 pub struct Application {
     port: u16,
     acceptor: poem::listener::TcpAcceptor,
+    /// The separate metrics address, when configured.
+    metrics: Option<(
+        poem::listener::TcpAcceptor,
+        poem::endpoint::BoxEndpoint<'static>,
+    )>,
     app: poem::endpoint::BoxEndpoint<'static>,
     shutdown_timeout: Duration,
     deliverer: Deliverer,
@@ -194,9 +199,29 @@ impl Application {
         http::metrics::handle();
         let app = routes(state.clone(), schema);
         tracing::info!(%address, "listening");
+        let metrics = match config.metrics_bind {
+            Some(bind) => {
+                let acceptor = TcpListener::bind(bind).into_acceptor().await?;
+                tracing::info!(%bind, "metrics are served on their own address");
+                let route = Route::new()
+                    .at("/metrics", get(http::metrics::render))
+                    .data(state.clone())
+                    .boxed();
+                Some((acceptor, route))
+            }
+            None => {
+                if config.metrics_token.is_none() {
+                    tracing::info!(
+                        "metrics are not served: set ROLLCALL_METRICS_TOKEN or ROLLCALL_METRICS_BIND"
+                    );
+                }
+                None
+            }
+        };
         Ok(Self {
             port: address.port(),
             acceptor,
+            metrics,
             app,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_seconds),
             deliverer,
@@ -216,9 +241,23 @@ impl Application {
         let stopping = CancellationToken::new();
         let worker = tokio::spawn(self.deliverer.run(stopping.clone().cancelled_owned()));
         let imports = tokio::spawn(self.runner.run(stopping.clone().cancelled_owned()));
+        let stop_serving = CancellationToken::new();
+        let metrics = self.metrics.map(|(acceptor, route)| {
+            tokio::spawn(
+                poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                    route,
+                    stop_serving.clone().cancelled_owned(),
+                    Some(self.shutdown_timeout),
+                ),
+            )
+        });
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
             .await;
+        stop_serving.cancel();
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         // Hand a running import back so another instance takes it over at once.
         stopping.cancel();
         let _ = tokio::join!(worker, imports);
@@ -238,7 +277,7 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
         .at("/graphiql/assets/:name", get(http::graphiql::asset))
         .at("/healthz", get(http::health::healthz))
         .at("/readyz", get(http::health::readyz))
-        .at("/metrics", get(http::metrics::render))
+        .at("/metrics", get(http::metrics::guarded))
         .at("/imports/templates/:file", get(http::downloads::template))
         .at("/exports/:file", get(http::downloads::staff))
         .at("/imports/:id/:file", get(http::downloads::failed_rows))
@@ -267,10 +306,12 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
             ])
             .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
     });
+    let secure = state.config.secure_cookies;
     route
         .data(state)
         .data(schema)
         .with(CatchPanic::new())
+        .around(move |next, req| http::security_headers(next, req, secure))
         .around(log_request)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .boxed()

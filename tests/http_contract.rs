@@ -284,7 +284,7 @@ async fn health_readiness_metrics_and_graphiql_are_served() {
         assert_eq!(ready["sessionStore"]["kind"], expected_store);
 
         app.graphql(None, "{ __typename }", Value::Null).await;
-        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let metrics = app.scrape().await;
         assert!(
             metrics.contains(
                 "rollcall_graphql_requests_total{operation_type=\"query\",outcome=\"ok\"}"

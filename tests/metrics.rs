@@ -61,7 +61,7 @@ const SERIES: &[(&str, &[(&str, &str)])] = &[
 ];
 
 async fn figures(app: &TestApp) -> Vec<u64> {
-    let scrape = app.get("/metrics").await.text().await.unwrap();
+    let scrape = app.scrape().await;
     SERIES
         .iter()
         .map(|(name, labels)| value(&scrape, name, labels))

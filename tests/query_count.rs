@@ -26,7 +26,7 @@ const LIST: &str = "query($n: Int!) { users(first: $n) { totalCount edges { node
     email roles { name permissions } permissions provider { npi organizationRole user { email } } } } } }";
 
 async fn statements(app: &TestApp) -> u64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.scrape().await;
     text.lines()
         .filter(|l| l.starts_with("rollcall_db_queries_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

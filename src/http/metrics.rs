@@ -6,8 +6,13 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use poem::{handler, web::Data};
+use poem::{
+    IntoResponse, Request, Response, handler,
+    http::{StatusCode, header},
+    web::Data,
+};
 use sea_orm::DbBackend;
+use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 
@@ -43,8 +48,36 @@ pub fn record_query(info: &sea_orm::metric::Info<'_>) {
     metrics::histogram!("rollcall_db_query_duration_seconds").record(info.elapsed.as_secs_f64());
 }
 
+/// `/metrics` on the main address: only with the configured bearer token; not
+/// found when none is configured (metrics then live on `--metrics-bind`, or
+/// nowhere).
+#[handler]
+pub async fn guarded(req: &Request, state: Data<&AppState>) -> Response {
+    let Some(expected) = state.config.metrics_token.as_deref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, "Bearer")
+            .finish();
+    }
+    render_text(&state).into_response()
+}
+
+/// `/metrics` on the separate metrics address.
 #[handler]
 pub async fn render(state: Data<&AppState>) -> String {
+    render_text(&state)
+}
+
+fn render_text(state: &AppState) -> String {
     match state.db.get_database_backend() {
         DbBackend::Postgres => {
             let pool = state.db.get_postgres_connection_pool();

@@ -27,6 +27,9 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "Correct horse 42";
 
+/// The token test servers serve `/metrics` to.
+pub const METRICS_TOKEN: &str = "metrics-scraper-token";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// SQLite file and in-process sessions: the embedded default.
@@ -169,6 +172,7 @@ impl Storage {
         config.db_pool_size = 5;
         config.public_url = None;
         config.cors_origins = Vec::new();
+        config.metrics_token = Some(METRICS_TOKEN.to_owned());
         config
     }
 }
@@ -285,6 +289,19 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// What Prometheus scrapes from `/metrics`, with the configured token.
+    pub async fn scrape(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     pub fn backend(&self) -> Backend {
