@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use async_graphql::{
     BatchRequest, BatchResponse, ServerError,
-    http::MultipartOptions,
     parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use poem::{
@@ -21,10 +20,10 @@ use poem::{
     web::Data,
 };
 use serde_json::json;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::{
-    Presented, acting_organization, cookies, graphiql, metrics, origin_of, presented_token,
+    Presented, acting_organization, cookies, graphiql, metrics, multipart::MultipartError,
+    origin_of, presented_token,
 };
 use crate::{
     app::AppState,
@@ -425,22 +424,16 @@ async fn read_body(
             })
         }
         Some(ct) if ct.starts_with("multipart/form-data") => {
-            let options = MultipartOptions::default()
-                .max_file_size(config.max_upload_bytes)
-                .max_num_files(4);
-            async_graphql::http::receive_batch_body(
-                Some(ct.to_owned()),
-                body.into_async_read().compat(),
-                options,
-            )
-            .await
-            .map_err(|e| match e {
-                async_graphql::ParseRequestError::PayloadTooLarge => Refusal::bad_request(format!(
-                    "The file is larger than the limit of {} bytes.",
-                    config.max_upload_bytes
-                )),
-                other => Refusal::bad_request(format!("Invalid multipart request: {other}")),
-            })
+            super::multipart::read(body, ct, config.max_body_bytes, config.max_upload_bytes)
+                .await
+                .map_err(|e| match e {
+                    MultipartError::TooLarge(message) => {
+                        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", message)
+                    }
+                    MultipartError::Invalid(reason) => {
+                        Refusal::bad_request(format!("Invalid multipart request: {reason}"))
+                    }
+                })
         }
         _ => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
