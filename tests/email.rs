@@ -80,5 +80,14 @@ async fn an_invite_is_delivered_by_smtp_exactly_once_even_with_two_instances() {
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].status, "SENT");
         assert_eq!(stored[0].attempts, 1);
+        // Sent, the message keeps no link that anyone reading the database
+        // could use.
+        let token = link.rsplit('/').next().unwrap();
+        assert!(!stored[0].body.contains(token), "{}", stored[0].body);
+        assert!(
+            stored[0].body.contains("/invite/[removed]"),
+            "{}",
+            stored[0].body
+        );
     }
 }

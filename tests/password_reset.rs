@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{PASSWORD, TestApp, error_code, error_fields};
+use common::{PASSWORD, TestApp, error_code, error_fields, smtp::SmtpSink};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
@@ -48,23 +48,43 @@ async fn until_handled(app: &TestApp, count: usize) {
     panic!("fewer than {count} reset requests handled within 5 s");
 }
 
-/// The reset emails queued so far, oldest first: (recipient, link).
-async fn reset_emails(app: &TestApp) -> Vec<(String, String)> {
-    entity::outbox_message::Entity::find()
-        .filter(entity::outbox_message::Column::Kind.eq("user.password_reset"))
-        .order_by_asc(entity::outbox_message::Column::CreatedAt)
-        .all(&app.db)
-        .await
-        .unwrap()
+/// A server that delivers its email to a sink, as a real deployment would.
+async fn with_mail(backend: common::Backend) -> (TestApp, SmtpSink) {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(common::Storage::new(backend).await, |c| {
+        c.smtp_url = Some(sink.url());
+    })
+    .await;
+    (app, sink)
+}
+
+/// The reset emails delivered so far, oldest first: (recipient, link). The
+/// outbox keeps no readable link once it has sent one, so they are read where
+/// the user reads them.
+async fn reset_emails(app: &TestApp, mail: &SmtpSink) -> Vec<(String, String)> {
+    for _ in 0..200 {
+        let waiting = entity::outbox_message::Entity::find()
+            .filter(entity::outbox_message::Column::Kind.eq("user.password_reset"))
+            .filter(entity::outbox_message::Column::Status.is_in(["PENDING", "SENDING"]))
+            .all(&app.db)
+            .await
+            .unwrap();
+        if waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    mail.received()
         .into_iter()
-        .map(|m| {
-            let link = m
-                .body
+        .filter_map(|m| {
+            // The body travels quoted-printable (its lines are long): undo
+            // the soft line breaks that split the link.
+            let text = m.data.replace("=\r\n", "").replace("=3D", "=");
+            let link = text
                 .lines()
-                .find(|line| line.starts_with(&app.address))
-                .unwrap_or_else(|| panic!("no link in {:?}", m.body))
+                .find(|line| line.starts_with(&format!("{}/reset-password/", app.address)))?
                 .to_owned();
-            (m.recipient, link)
+            Some((m.to[0].clone(), link))
         })
         .collect()
 }
@@ -81,7 +101,7 @@ fn token_of(link: &str) -> String {
 #[tokio::test]
 async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session() {
     for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
+        let (app, mail) = with_mail(backend).await;
         let org = app.organization("Harbour Clinic").await;
         app.user(org, "nurse@harbour.test", &["Clinical Manager"])
             .await;
@@ -111,7 +131,7 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
             );
         }
         until_handled(&app, 3).await;
-        let emails = reset_emails(&app).await;
+        let emails = reset_emails(&app, &mail).await;
         assert_eq!(emails.len(), 1, "{backend:?}: {emails:?}");
         let (to, link) = &emails[0];
         assert_eq!(to, "nurse@harbour.test");
@@ -221,7 +241,7 @@ async fn a_forgotten_password_is_replaced_through_a_link_that_ends_every_session
         until_handled(&app, 4).await;
         request_reset(&app, "nurse@harbour.test").await;
         until_handled(&app, 5).await;
-        let emails = reset_emails(&app).await;
+        let emails = reset_emails(&app, &mail).await;
         assert_eq!(emails.len(), 3, "{backend:?}: {emails:?}");
         let (older, newer) = (&emails[1].1, &emails[2].1);
         assert_eq!(page_status(&app, older).await, 404);
@@ -319,12 +339,12 @@ async fn a_user_hears_of_every_change_of_their_password() {
 #[tokio::test]
 async fn a_reset_link_lasts_an_hour_and_requests_are_rate_limited() {
     for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
+        let (app, mail) = with_mail(backend).await;
         let org = app.organization("Quay Practice").await;
         app.user(org, "gp@quay.test", &["Clinical Manager"]).await;
         request_reset(&app, "gp@quay.test").await;
         until_handled(&app, 1).await;
-        let link = reset_emails(&app).await.pop().unwrap().1;
+        let link = reset_emails(&app, &mail).await.pop().unwrap().1;
 
         // An hour later the link is dead.
         let stored = entity::invite::Entity::find()
@@ -375,7 +395,7 @@ async fn a_reset_link_lasts_an_hour_and_requests_are_rate_limited() {
             .await
             .unwrap();
         assert_eq!(open.len(), 1, "{backend:?}: {open:?}");
-        assert_eq!(reset_emails(&app).await.len(), 5, "{backend:?}");
+        assert_eq!(reset_emails(&app, &mail).await.len(), 5, "{backend:?}");
         // Not an address at all: answered like any other.
         let (_, body) = request_reset(&app, "not an address").await;
         assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");

@@ -144,16 +144,24 @@ impl Deliverer {
     pub async fn deliver_due(&self) -> AppResult<usize> {
         use entity::outbox_message::{Column, Entity};
         let now = Utc::now();
-        Entity::update_many()
-            .col_expr(Column::Status, Expr::value("FAILED"))
-            .col_expr(
-                Column::LastError,
-                Expr::value("the instance sending it stopped; delivery outcome unknown"),
-            )
+        let abandoned = Entity::find()
             .filter(Column::Status.eq("SENDING"))
             .filter(Column::LockedUntil.lt(now))
-            .exec(&self.db)
+            .all(&self.db)
             .await?;
+        for message in abandoned {
+            Entity::update_many()
+                .col_expr(Column::Status, Expr::value("FAILED"))
+                .col_expr(
+                    Column::LastError,
+                    Expr::value("the instance sending it stopped; delivery outcome unknown"),
+                )
+                .col_expr(Column::Body, Expr::value(redact_links(&message.body)))
+                .filter(Column::Id.eq(message.id))
+                .filter(Column::Status.eq("SENDING"))
+                .exec(&self.db)
+                .await?;
+        }
         let due: Vec<Uuid> = Entity::find()
             .select_only()
             .column(Column::Id)
@@ -203,6 +211,17 @@ impl Deliverer {
                 Expr::value(Option::<chrono::DateTime<Utc>>::None),
             )
             .filter(Column::Id.eq(message.id));
+        // Once a message is settled for good, the one-time links in it are of
+        // use to no one but a reader of the database: they go.
+        let settled_for_good = !matches!(
+            &outcome,
+            Err(DeliveryError::Transient(_)) if message.attempts < MAX_ATTEMPTS
+        );
+        let update = if settled_for_good {
+            update.col_expr(Column::Body, Expr::value(redact_links(&message.body)))
+        } else {
+            update
+        };
         let (update, settled) = match outcome {
             Ok(()) => {
                 tracing::info!(message_id = %message.id, kind = message.kind, "message delivered");
@@ -271,6 +290,35 @@ impl Deliverer {
     }
 }
 
+/// The paths whose last segment is a secret: invites, password resets and
+/// patients' links.
+const LINK_PATHS: [&str; 3] = ["/invite/", "/reset-password/", "/p/"];
+
+/// `body` with the secret token of every link in it replaced: what is kept of
+/// a message once it has been sent or given up.
+pub fn redact_links(body: &str) -> String {
+    let is_token = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some((at, path)) = LINK_PATHS
+        .iter()
+        .filter_map(|p| rest.find(p).map(|at| (at, *p)))
+        .min()
+    {
+        let after = at + path.len();
+        out.push_str(&rest[..after]);
+        let token_len = rest[after..]
+            .find(|c: char| !is_token(c))
+            .unwrap_or(rest.len() - after);
+        if token_len > 0 {
+            out.push_str("[removed]");
+        }
+        rest = &rest[after + token_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// 15 s, 30 s, 1 min, … up to an hour.
 fn backoff(attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.clamp(1, 12) - 1).unwrap_or(0);
@@ -284,6 +332,20 @@ fn truncate(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_messages_keep_no_link_secret() {
+        let body = "Hello Ada,\n\nSet your password:\n\nhttps://rollcall.example/invite/AbC-12_xyz\n\n\
+                    Or respond: https://rollcall.example/p/tok3n.\nReset: http://h/reset-password/q\n";
+        let kept = redact_links(body);
+        assert_eq!(
+            kept,
+            "Hello Ada,\n\nSet your password:\n\nhttps://rollcall.example/invite/[removed]\n\n\
+             Or respond: https://rollcall.example/p/[removed].\nReset: http://h/reset-password/[removed]\n"
+        );
+        assert_eq!(redact_links("no links here"), "no links here");
+        assert_eq!(redact_links(&kept), kept);
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {
