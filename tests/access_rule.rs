@@ -110,6 +110,22 @@ impl Clinic<'_> {
         .await
     }
 
+    /// Something the keeper does to set a line up; its data.
+    async fn keeper_ok(&self, query: &str, variables: Value) -> Value {
+        self.app.ok(&self.keeper, query, variables).await
+    }
+
+    /// A patient enrolled by the keeper in the clinic's project, with an
+    /// email and in nobody's care team; the enrolment.
+    async fn patient(&self, n: usize) -> Value {
+        self.keeper_ok(
+            "mutation($p: ID!, $e: String!) { addProjectPatient(projectId: $p, input: { email: $e, firstName: \"Pat\", lastName: \"Ient\" }) { id patient { id } } }",
+            json!({ "p": self.project, "e": format!("patient{n}@home.test") }),
+        )
+        .await["addProjectPatient"]
+            .clone()
+    }
+
     async fn caller(&self, roles: &[&str]) -> Caller {
         let email = format!("caller{}@matrix.test", self.next());
         let id = self.app.user(self.org, &email, roles).await;
@@ -196,14 +212,24 @@ fn npi(n: usize) -> String {
 /// What became of an attempt: allowed, or refused with the reason.
 type Outcome = Result<(), String>;
 
-/// A mutation's outcome: allowed without errors, refused with FORBIDDEN;
-/// anything else is a failure of the test.
+/// A mutation's outcome: allowed without errors, refused with FORBIDDEN (or
+/// as missing, for what the caller may not see); anything else is a failure
+/// of the test.
 async fn mutation(app: &TestApp, token: &str, query: &str, variables: Value) -> Outcome {
     let (_, body) = app.graphql(Some(token), query, variables).await;
     if body["errors"].is_null() {
         return Ok(());
     }
-    assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body}");
+    // What the caller may not see is answered as missing: NOT_FOUND, or a
+    // field naming no such record.
+    let unseen = error_code(&body) == "BAD_USER_INPUT"
+        && common::error_fields(&body)
+            .iter()
+            .all(|(_, message)| message.starts_with("no such"));
+    assert!(
+        matches!(error_code(&body), "FORBIDDEN" | "NOT_FOUND") || unseen,
+        "{query}: {body}"
+    );
     Err(body["errors"][0]["message"]
         .as_str()
         .unwrap_or("")
@@ -497,6 +523,194 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
                 "PATIENTS",
                 format!("externalId,firstName,lastName\nMRN-I{n},Pat,Ient\n"),
                 &["externalId", "firstName", "lastName"],
+            )
+            .await
+        }
+        "createOrganization" => {
+            mutation(
+                app,
+                token,
+                "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { organization { id } } }",
+                json!({ "i": { "name": format!("Spin-off {n}"), "adminEmail": format!("spin{n}@matrix.test"), "adminFirstName": "S", "adminLastName": "O" } }),
+            )
+            .await
+        }
+        "updateOrganization" => {
+            mutation(
+                app,
+                token,
+                "mutation { updateOrganization(input: { defaultIdleTimeoutMinutes: 45 }) { id } }",
+                Value::Null,
+            )
+            .await
+        }
+        "createProvider" | "createProviderAsAdmin" => {
+            let mut input = json!({ "email": format!("dr{n}@matrix.test"), "firstName": "Dr", "lastName": "Who", "npi": npi(n) });
+            if line.operation == "createProviderAsAdmin" {
+                input["roleIds"] = json!([clinic.admin_role.to_string()]);
+            }
+            mutation(
+                app,
+                token,
+                "mutation($i: CreateProviderInput!) { createProvider(input: $i) { provider { id } } }",
+                json!({ "i": input }),
+            )
+            .await
+        }
+        "updateProvider" => {
+            let provider = clinic
+                .keeper_ok(
+                    "mutation($i: CreateProviderInput!) { createProvider(input: $i) { provider { id } } }",
+                    json!({ "i": { "email": format!("dr{n}@matrix.test"), "firstName": "Dr", "lastName": "Who", "npi": npi(n) } }),
+                )
+                .await["createProvider"]["provider"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { updateProvider(id: $id, input: { specialty: \"Cardiology\" }) { id } }",
+                json!({ "id": provider }),
+            )
+            .await
+        }
+        "updateProject" => {
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!, $n: String!) { updateProject(id: $id, input: { name: $n }) { id } }",
+                json!({ "id": clinic.project, "n": format!("Outreach {n}") }),
+            )
+            .await
+        }
+        "rotateProjectLink" => {
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { rotateProjectLink(id: $id) { id } }",
+                json!({ "id": clinic.project }),
+            )
+            .await
+        }
+        "updateLocation" => {
+            let location = clinic
+                .keeper_ok(
+                    "mutation($n: String!) { createLocation(input: { name: $n }) { id } }",
+                    json!({ "n": format!("Ward {n}") }),
+                )
+                .await["createLocation"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!, $n: String!) { updateLocation(id: $id, input: { name: $n }) { id } }",
+                json!({ "id": location, "n": format!("Ward {n} east") }),
+            )
+            .await
+        }
+        "assignPatients" | "unassignPatients" => {
+            let patient = clinic.patient(n).await;
+            if line.operation == "unassignPatients" {
+                clinic
+                    .keeper_ok(
+                        "mutation($u: ID!, $p: ID!) { assignPatients(userId: $u, patientIds: [$p]) }",
+                        json!({ "u": target_id, "p": patient["patient"]["id"] }),
+                    )
+                    .await;
+            }
+            mutation(
+                app,
+                token,
+                &format!(
+                    "mutation($u: ID!, $p: ID!) {{ {}(userId: $u, patientIds: [$p]) }}",
+                    line.operation
+                ),
+                json!({ "u": target_id, "p": patient["patient"]["id"] }),
+            )
+            .await
+        }
+        "sendProjectRequests" => {
+            let enrollment = clinic.patient(n).await;
+            mutation(
+                app,
+                token,
+                "mutation($p: ID!, $e: ID!) { sendProjectRequests(projectId: $p, enrollmentIds: [$e], channel: EMAIL) }",
+                json!({ "p": clinic.project, "e": enrollment["id"] }),
+            )
+            .await
+        }
+        "confirmEnrollmentResponse" => {
+            let enrollment = clinic.patient(n).await;
+            let link = clinic
+                .keeper_ok(
+                    "query($id: ID!) { project(id: $id) { patientLink } }",
+                    json!({ "id": clinic.project }),
+                )
+                .await["project"]["patientLink"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let path = link.split_once("://").unwrap().1.split_once('/').unwrap().1;
+            let email = format!("patient{n}@home.test");
+            let response = app
+                .client
+                .post(format!("{}/{path}", app.address))
+                .form(&[
+                    ("firstName", "Some"),
+                    ("lastName", "One"),
+                    ("email", email.as_str()),
+                    ("consent", "yes"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { confirmEnrollmentResponse(id: $id, accept: true) { status } }",
+                json!({ "id": enrollment["id"] }),
+            )
+            .await
+        }
+        "previewImport" => {
+            let (_, body) = app
+                .upload(
+                    token,
+                    "mutation($input: ImportInput!) { previewImport(input: $input) { totalRows } }",
+                    json!({ "kind": "USERS" }),
+                    "staff.csv",
+                    format!("Email,Job Title\nx{n}@matrix.test,RN\n").into_bytes(),
+                )
+                .await;
+            if body["errors"].is_null() {
+                Ok(())
+            } else {
+                assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+                Err(body["errors"][0]["message"].as_str().unwrap().to_owned())
+            }
+        }
+        "saveMappingTemplate" => {
+            mutation(
+                app,
+                token,
+                "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
+                json!({ "n": format!("Sites {n}") }),
+            )
+            .await
+        }
+        "deleteMappingTemplate" => {
+            let template = clinic
+                .keeper_ok(
+                    "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
+                    json!({ "n": format!("Sites {n}") }),
+                )
+                .await["saveMappingTemplate"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { deleteMappingTemplate(id: $id) }",
+                json!({ "id": template }),
             )
             .await
         }
