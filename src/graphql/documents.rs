@@ -8,10 +8,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use async_graphql::{
-    Request, ServerError,
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
-};
+use async_graphql::{Request, ServerError, parser::types::ExecutableDocument};
 use quick_cache::{Weighter, sync::Cache};
 
 /// What the cache may hold, weighed as below: a few thousand typical operations.
@@ -50,32 +47,6 @@ pub fn parsed(request: &mut Request) -> Result<&ExecutableDocument, ServerError>
         }
     }
     request.parsed_query()
-}
-
-/// Aliased fields in the whole document, fragments included.
-pub fn count_aliases(document: &ExecutableDocument) -> usize {
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    document
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum::<usize>()
-        + document
-            .fragments
-            .values()
-            .map(|f| walk(&f.node.selection_set.node))
-            .sum::<usize>()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod connection;
 mod context;
 mod documents;
 mod imports;
+pub mod limits;
 mod loaders;
 mod locations;
 mod profiles;
@@ -21,7 +22,8 @@ use std::time::Duration;
 use async_graphql::{MergedObject, MergedSubscription, Schema, dataloader::DataLoader};
 
 pub use context::Ctx;
-pub use documents::{count_aliases, parsed as parsed_document};
+pub use documents::parsed as parsed_document;
+pub use limits::count_aliases;
 
 use crate::app::AppState;
 
@@ -71,11 +73,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         // hundreds of statements (tests/query_count.rs).
         let delay = config.loader_delay();
         builder = builder
-            .limit_depth(config.max_depth)
             .limit_complexity(config.max_complexity)
             .limit_recursive_depth(config.max_depth * 2)
             .limit_directives(10)
-            .extension(socket::SocketRules)
+            .extension(limits::Limits)
             .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
             .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
             .data(loader(loaders::UserById(state.db.clone()), delay))

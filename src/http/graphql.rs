@@ -560,13 +560,4 @@ mod tests {
             assert_eq!(negotiate(accept), expected, "{accept:?}");
         }
     }
-
-    #[test]
-    fn counts_aliases_in_operations_and_fragments() {
-        let doc = async_graphql::parser::parse_query(
-            "query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }",
-        )
-        .expect("parses");
-        assert_eq!(count_aliases(&doc), 4);
-    }
 }
