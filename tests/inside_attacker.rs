@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, PASSWORD, TestApp, error_code, error_fields};
+use common::{PASSWORD, TestApp, error_code, error_fields};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{
@@ -154,49 +154,51 @@ async fn a_foreign_page_cannot_use_the_session_cookie_on_a_websocket() {
 
 #[tokio::test]
 async fn a_socket_runs_subscriptions_only_within_the_http_limits() {
-    let app = TestApp::spawn(Backend::Embedded).await;
-    let org = app.organization("Limits Care").await;
-    app.user(org, "admin@limits.test", &["Admin"]).await;
-    let token = app.login("admin@limits.test", PASSWORD).await;
-    let (mut socket, answer) = open_socket(&app, &[], json!({ "token": token })).await;
-    assert!(is_ack(&answer));
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Limits Care").await;
+        app.user(org, "admin@limits.test", &["Admin"]).await;
+        let token = app.login("admin@limits.test", PASSWORD).await;
+        let (mut socket, answer) = open_socket(&app, &[], json!({ "token": token })).await;
+        assert!(is_ack(&answer));
 
-    for (id, query) in [
-        ("q", "{ me { id } }"),
-        (
-            "m",
-            "mutation { createRole(input: { name: \"Socket\", permissions: [] }) { id } }",
-        ),
-    ] {
-        let reply = subscribe(&mut socket, id, query, Value::Null).await;
-        let error = refusal(&reply);
+        for (id, query) in [
+            ("q", "{ me { id } }"),
+            (
+                "m",
+                "mutation { createRole(input: { name: \"Socket\", permissions: [] }) { id } }",
+            ),
+        ] {
+            let reply = subscribe(&mut socket, id, query, Value::Null).await;
+            let error = refusal(&reply);
+            assert_eq!(
+                error["extensions"]["code"], "BAD_USER_INPUT",
+                "{query}: {reply}"
+            );
+            assert!(
+                error["extensions"]["fields"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("only subscriptions")
+            );
+        }
+        let aliased: String = (0..200)
+            .map(|i| format!("a{i}: sessionEvents {{ kind }} "))
+            .collect();
+        let reply = subscribe(
+            &mut socket,
+            "aliases",
+            &format!("subscription {{ {aliased} }}"),
+            Value::Null,
+        )
+        .await;
         assert_eq!(
-            error["extensions"]["code"], "BAD_USER_INPUT",
-            "{query}: {reply}"
+            refusal(&reply)["extensions"]["code"],
+            "BAD_USER_INPUT",
+            "{reply}"
         );
-        assert!(
-            error["extensions"]["fields"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("only subscriptions")
-        );
+        assert!(reply.to_string().contains("aliases"), "{reply}");
     }
-    let aliased: String = (0..200)
-        .map(|i| format!("a{i}: sessionEvents {{ kind }} "))
-        .collect();
-    let reply = subscribe(
-        &mut socket,
-        "aliases",
-        &format!("subscription {{ {aliased} }}"),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        refusal(&reply)["extensions"]["code"],
-        "BAD_USER_INPUT",
-        "{reply}"
-    );
-    assert!(reply.to_string().contains("aliases"), "{reply}");
 }
 
 #[tokio::test]

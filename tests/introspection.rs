@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Backend, TestApp};
+use common::TestApp;
 use serde_json::{Value, json};
 
 /// The queries graphql-js makes, or `None` (loudly) where it is not installed
@@ -56,48 +56,52 @@ async fn every_standard_introspection_query_is_answered() {
     let Some(queries) = client_queries() else {
         return;
     };
-    let app = TestApp::spawn(Backend::Embedded).await;
-    for (options, query) in queries {
-        let (status, body) = app.graphql(None, &query, Value::Null).await;
-        assert_eq!(status, 200, "{options}: {body}");
-        assert!(body["errors"].is_null(), "{options}: {body}");
-        assert_eq!(
-            body["data"]["__schema"]["queryType"]["name"], "Query",
-            "{options}"
-        );
-        let types = body["data"]["__schema"]["types"].as_array().unwrap();
-        assert!(types.iter().any(|t| t["name"] == "User"), "{options}");
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        for (options, query) in &queries {
+            let (status, body) = app.graphql(None, query, Value::Null).await;
+            assert_eq!(status, 200, "{options}: {body}");
+            assert!(body["errors"].is_null(), "{options}: {body}");
+            assert_eq!(
+                body["data"]["__schema"]["queryType"]["name"], "Query",
+                "{options}"
+            );
+            let types = body["data"]["__schema"]["types"].as_array().unwrap();
+            assert!(types.iter().any(|t| t["name"] == "User"), "{options}");
+        }
     }
 }
 
 #[tokio::test]
 async fn data_nested_deeper_than_the_limit_is_still_refused() {
-    let app = TestApp::spawn_with(common::Storage::new(Backend::Embedded).await, |c| {
-        c.max_depth = 4;
-    })
-    .await;
-    let (_, body) = app
-        .graphql(
-            None,
-            "{ users { edges { node { roles { name } } } } }",
-            json!({}),
-        )
+    for backend in common::backends().await {
+        let app = TestApp::spawn_with(common::Storage::new(backend).await, |c| {
+            c.max_depth = 4;
+        })
         .await;
-    assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("nested deeper than 4"),
-        "{body}"
-    );
-    // Hidden inside a fragment, too.
-    let (_, body) = app
-        .graphql(
-            None,
-            "{ ...Q } fragment Q on Query { users { edges { node { roles { name } } } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
+        let (_, body) = app
+            .graphql(
+                None,
+                "{ users { edges { node { roles { name } } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested deeper than 4"),
+            "{body}"
+        );
+        // Hidden inside a fragment, too.
+        let (_, body) = app
+            .graphql(
+                None,
+                "{ ...Q } fragment Q on Query { users { edges { node { roles { name } } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
 }
