@@ -22,7 +22,7 @@ use std::{collections::BTreeSet, fmt, sync::Arc};
 use uuid::Uuid;
 
 use super::{Actor, Permission};
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::{AppError, FieldError};
 
 /// What a caller may hand out: their permissions as of this request (or, for an
 /// import job, as of this batch) and whether they are a super admin.
@@ -81,11 +81,6 @@ impl Authority {
 
     pub fn holds(&self, permission: Permission) -> bool {
         self.super_admin || self.permissions.contains(&permission)
-    }
-
-    /// `FORBIDDEN` unless `permission` is held.
-    pub fn require(&self, permission: Permission) -> AppResult<()> {
-        self.require_for(permission, "row").map_err(AppError::from)
     }
 
     /// A [`Refusal`] on `field` unless `permission` is held.

@@ -669,14 +669,7 @@ pub async fn respond_generic(
     let enrollment = active.update(&txn).await?;
     audit::record(
         &txn,
-        AuditEntry {
-            organization_id: Some(project.organization_id),
-            action: "project.patient_respond",
-            origin: origin.clone(),
-            ..AuditEntry::default()
-        }
-        .target("Enrollment", enrollment.id)
-        .changes(json!({
+        response_entry(project, origin, enrollment.id).changes(json!({
             "projectId": project.id,
             "source": Source::GenericLink.as_str(),
             "new": created,
@@ -814,21 +807,30 @@ async fn record_response<C: ConnectionTrait + TransactionSession>(
             .await?
             .ok_or(AppError::NotFound("Enrollment"))?
     };
-    // The patient has no account: the event has an origin and no actor.
     audit::record(
         &txn,
-        AuditEntry {
-            organization_id: Some(project.organization_id),
-            action: "project.patient_respond",
-            origin: origin.clone(),
-            ..AuditEntry::default()
-        }
-        .target("Enrollment", enrollment.id)
-        .changes(json!({ "projectId": project.id, "source": source.as_str(), "new": created })),
+        response_entry(project, origin, enrollment.id)
+            .changes(json!({ "projectId": project.id, "source": source.as_str(), "new": created })),
     )
     .await?;
     txn.commit().await?;
     Ok(enrollment)
+}
+
+/// The audit event of a patient's response. The patient has no account: the
+/// event has an origin and no actor.
+fn response_entry(
+    project: &entity::project::Model,
+    origin: &Origin,
+    enrollment_id: Uuid,
+) -> AuditEntry {
+    AuditEntry {
+        organization_id: Some(project.organization_id),
+        action: "project.patient_respond",
+        origin: origin.clone(),
+        ..AuditEntry::default()
+    }
+    .target("Enrollment", enrollment_id)
 }
 
 /// The organisation's patient a generic-link respondent names: by email, or,
