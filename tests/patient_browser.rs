@@ -2,8 +2,7 @@
 //! ChromeDriver, opens a project's generic link, fills the form, submits it and
 //! sees the confirmation; the enrolment is then found through the API.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
-//! Without them the test is skipped, loudly, except under CI where it fails.
+//! Needs Debian's `chromium` and `chromium-driver` (see `common::browser`).
 
 #![allow(
     clippy::unwrap_used,
@@ -12,67 +11,13 @@
 
 mod common;
 
-use std::{path::Path, process::Stdio, time::Duration};
-
 use common::{PASSWORD, TestApp};
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::json;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// ChromeDriver on a free port, stopped when dropped.
-struct Driver {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let status = format!("{url}/status");
-        for _ in 0..100 {
-            if reqwest::get(&status)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Self { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("ChromeDriver did not start");
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
 
 #[tokio::test]
 async fn a_patient_responds_through_the_generic_link_in_a_real_browser() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI needs {CHROMIUM} and {CHROMEDRIVER} (Debian packages chromium, chromium-driver)"
-        );
-        eprintln!(
-            "SKIPPED: the browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
-        );
+    if !common::browser::available() {
         return;
     }
     for backend in common::backends().await {
@@ -89,26 +34,8 @@ async fn a_patient_responds_through_the_generic_link_in_a_real_browser() {
             .await["createProject"]
             .clone();
 
-        let driver = Driver::start().await;
-        let profile = tempfile::tempdir().unwrap();
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let browser = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .unwrap();
+        let session = common::browser::Browser::start().await;
+        let browser = &session.client;
         let result = async {
             browser
                 .goto(project["patientLink"].as_str().unwrap())
@@ -154,7 +81,7 @@ async fn a_patient_responds_through_the_generic_link_in_a_real_browser() {
             Ok::<_, fantoccini::error::CmdError>(())
         }
         .await;
-        let _ = browser.close().await;
+        let _ = browser.clone().close().await;
         result.unwrap();
 
         let enrolled = app

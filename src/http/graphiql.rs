@@ -13,6 +13,7 @@ const PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Rollcall GraphiQL</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/graphiql/assets/graphiql.min.css">
 <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
 </head>
@@ -46,7 +47,8 @@ pub fn page() -> Response {
         .content_type("text/html; charset=utf-8")
         .header(
             "Content-Security-Policy",
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+            // GraphiQL's stylesheet carries its fonts as data: URLs.
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
         )
         .header("X-Frame-Options", "DENY")
         .body(PAGE)

@@ -13,6 +13,7 @@
     reason = "a test fails loudly on what it did not expect"
 )]
 
+pub mod browser;
 pub mod services;
 pub mod smtp;
 pub mod webhook;
