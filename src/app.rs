@@ -33,21 +33,8 @@ use crate::{
         outbox::{Deliverer, Transport},
     },
     sms::{Channels, SmsWebhook},
+    state::AppState,
 };
-
-/// What every request shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub auth: Arc<Authenticator>,
-    pub config: Arc<Config>,
-    /// Base of links in emails and the API.
-    pub public_url: String,
-    /// Wakes this instance's outbox worker when a message was queued.
-    pub outbox_wake: Arc<Notify>,
-    /// Wakes this instance's import runner when a job was queued.
-    pub import_wake: Arc<Notify>,
-}
 
 /// Connect to the database with bounded waits, and make SQLite fit for concurrent use.
 pub async fn connect_database(config: &Config) -> anyhow::Result<DatabaseConnection> {

@@ -4,7 +4,12 @@
 //! in the working directory and sessions kept in process. Production sets
 //! `DATABASE_URL` and `REDIS_URL`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use ipnet::IpNet;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -188,10 +193,10 @@ pub struct Config {
         long,
         env = "ROLLCALL_TRUSTED_PROXIES",
         value_delimiter = ',',
-        value_parser = crate::http::client_address::parse_network,
+        value_parser = parse_network,
         global = true
     )]
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
 
     /// Absolute maximum lifetime of a session, whatever the activity, in minutes.
     #[arg(
@@ -360,4 +365,13 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+}
+
+/// Parse one trusted proxy: a network (`10.0.0.0/8`, `fd00::/8`) or a single
+/// address (`10.1.2.3`).
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an IP address nor a network such as 10.0.0.0/8"))
 }

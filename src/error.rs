@@ -127,6 +127,24 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The HTTP status of a response that carries this error alone (a
+    /// download, a refused request); GraphQL responses choose theirs by the
+    /// GraphQL over HTTP specification.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Unauthenticated | Self::InvalidCredentials => 401,
+            Self::Forbidden(_) | Self::PasswordChangeRequired => 403,
+            Self::BadInput(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::RateLimited { .. } => 429,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
         if is_outage(&err) {
@@ -266,6 +284,29 @@ mod tests {
         for (err, code) in cases {
             let gql: async_graphql::Error = err.into();
             assert_eq!(extension(&gql, "code"), Some(code.into()), "{gql:?}");
+        }
+    }
+
+    #[test]
+    fn every_code_has_one_http_status() {
+        let cases = [
+            (AppError::Unauthenticated, 401),
+            (AppError::forbidden("no"), 403),
+            (AppError::PasswordChangeRequired, 403),
+            (AppError::bad_input("email", "bad"), 400),
+            (AppError::NotFound("User"), 404),
+            (AppError::Conflict("taken".into()), 409),
+            (
+                AppError::RateLimited {
+                    retry_after_seconds: 3,
+                },
+                429,
+            ),
+            (AppError::Unavailable("database"), 503),
+            (AppError::Internal(anyhow::anyhow!("boom")), 500),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.http_status(), status, "{err:?}");
         }
     }
 

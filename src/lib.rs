@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: one typed configuration from flags and environment;
 //! - [`app`]: builds the server (database, migrations, session store, routes);
+//! - [`state`]: what every request shares;
 //! - [`graphql`]: the schema, one file per area, translating to services;
 //! - [`services`]: what the product does, over a connection and an actor;
 //! - [`auth`]: passwords, sessions, permissions, the tenant scope;
@@ -22,4 +23,5 @@ pub mod import;
 pub mod mail;
 pub mod services;
 pub mod sms;
+pub mod state;
 pub mod telemetry;

@@ -695,8 +695,7 @@ async fn only_a_trusted_proxy_says_where_a_client_is() {
         // Behind a trusted balancer: the address it appended, not what the
         // client wrote to its left.
         let balanced = TestApp::spawn_with(direct.storage.clone(), |config| {
-            config.trusted_proxies =
-                vec![rollcall::http::client_address::parse_network("127.0.0.1").unwrap()];
+            config.trusted_proxies = vec![rollcall::config::parse_network("127.0.0.1").unwrap()];
         })
         .await;
         assert_eq!(

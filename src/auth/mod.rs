@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod cookies;
 pub mod password;
 pub mod permissions;
 pub mod session;

@@ -2,7 +2,7 @@
 
 use async_graphql::Context;
 
-use crate::{app::AppState, auth::Caller, error::AppError};
+use crate::{auth::Caller, error::AppError, state::AppState};
 
 pub trait Ctx {
     fn state(&self) -> Result<&AppState, AppError>;

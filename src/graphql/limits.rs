@@ -21,7 +21,7 @@ use async_graphql::{
 };
 
 use super::socket::{SocketSession, current_caller};
-use crate::{app::AppState, error::AppError};
+use crate::{error::AppError, state::AppState};
 
 /// The schema extension that applies these limits.
 pub struct Limits;

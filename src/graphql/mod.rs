@@ -25,7 +25,7 @@ pub use context::Ctx;
 pub use documents::parsed as parsed_document;
 pub use limits::count_aliases;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
 pub struct Query(

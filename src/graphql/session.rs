@@ -8,8 +8,8 @@ use poem::http::header::SET_COOKIE;
 
 use super::{Ctx, account::User, connection::parse_id};
 use crate::{
+    auth::cookies,
     auth::session::{EndReason, SessionId, SessionRecord, wait_for_end},
-    http::cookies,
     services::{auth::LoggedIn, sessions, users},
 };
 

@@ -10,9 +10,9 @@
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     auth::{Caller, actor::Origin, session::SessionToken},
     error::AppError,
+    state::AppState,
 };
 
 /// The session a websocket authenticated with, kept for the socket's life.

@@ -11,15 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-/// Parse one trusted proxy: a network (`10.0.0.0/8`, `fd00::/8`) or a single
-/// address (`10.1.2.3`).
-pub fn parse_network(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{text}` is neither an IP address nor a network such as 10.0.0.0/8"))
-}
-
 /// The client's address: the peer's, unless the peer is a trusted proxy, in
 /// which case the `X-Forwarded-For` hops are walked from the right (the hop the
 /// trusted proxy itself appended) past every trusted proxy, and the first
@@ -61,7 +52,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, parse_network};
 
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().unwrap())

@@ -10,7 +10,6 @@ use poem::{
 
 use super::{Presented, acting_organization, graphql::CSRF_HEADER, origin_of, presented_token};
 use crate::{
-    app::AppState,
     auth::Actor,
     error::{AppError, AppResult},
     import::{
@@ -19,6 +18,7 @@ use crate::{
         templates,
     },
     services::{exports, imports},
+    state::AppState,
 };
 
 #[handler]
@@ -164,14 +164,8 @@ fn attachment(name: &str, content_type: &str, bytes: Vec<u8>) -> Response {
 
 /// A refusal as plain text with the matching HTTP status.
 pub(super) fn refused(err: AppError) -> Response {
-    let status = match err.code() {
-        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-        "FORBIDDEN" | "PASSWORD_CHANGE_REQUIRED" => StatusCode::FORBIDDEN,
-        "NOT_FOUND" => StatusCode::NOT_FOUND,
-        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
-        "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     plain(status, &async_graphql::Error::from(err).message)
 }
 

@@ -22,13 +22,14 @@ use poem::{
 use serde_json::json;
 
 use super::{
-    Presented, acting_organization, cookies, graphiql, metrics, multipart::MultipartError,
-    origin_of, presented_token,
+    Presented, acting_organization, graphiql, metrics, multipart::MultipartError, origin_of,
+    presented_token,
 };
 use crate::{
-    app::AppState,
     auth::Caller,
+    auth::cookies,
     graphql::{AppSchema, count_aliases},
+    state::AppState,
 };
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -121,12 +122,8 @@ impl Refusal {
     /// A refusal carrying an application error, with the status its code implies.
     fn from_error(err: crate::error::AppError) -> Self {
         let code = err.code();
-        let status = match code {
-            "FORBIDDEN" => StatusCode::FORBIDDEN,
-            "NOT_FOUND" => StatusCode::NOT_FOUND,
-            "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status =
+            StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         // Through the one conversion that logs internal causes and hides them.
         let message = async_graphql::Error::from(err).message;
         Self::new(status, code, message)
@@ -328,7 +325,7 @@ async fn serve(
             }
         }
         Presented::Malformed => {
-            clear_cookie = cookies::session_cookie_value(req).is_some();
+            clear_cookie = super::session_cookie(req).is_some();
             None
         }
         Presented::None => None,

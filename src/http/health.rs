@@ -7,7 +7,7 @@ use poem::{
 };
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The process answers.
 #[handler]

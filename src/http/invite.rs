@@ -13,15 +13,16 @@ use poem::{
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use super::{cookies, origin_of};
+use super::origin_of;
 use crate::{
-    app::AppState,
+    auth::cookies,
     auth::password::PasswordPolicy,
     error::AppError,
     services::{
         auth::policy_of,
         invites::{self, Purpose},
     },
+    state::AppState,
 };
 
 #[derive(Deserialize)]

@@ -14,7 +14,7 @@ use poem::{
 use sea_orm::DbBackend;
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -2,7 +2,6 @@
 //! (health, readiness, metrics, the GraphiQL explorer's own assets, the invite page).
 
 pub mod client_address;
-pub mod cookies;
 pub mod downloads;
 pub mod graphiql;
 pub mod graphql;
@@ -16,8 +15,9 @@ pub mod ws;
 use poem::Request;
 
 use crate::{
-    app::AppState,
+    auth::cookies,
     auth::{actor::Origin, session::SessionToken},
+    state::AppState,
 };
 
 /// How a request presented its session.
@@ -43,10 +43,24 @@ pub fn presented_token(req: &Request) -> Presented {
             .and_then(SessionToken::parse);
         return token.map_or(Presented::Malformed, Presented::Bearer);
     }
-    match cookies::session_cookie_value(req) {
+    match session_cookie(req) {
         Some(value) => SessionToken::parse(value).map_or(Presented::Malformed, Presented::Cookie),
         None => Presented::None,
     }
+}
+
+/// The session cookie's value, of the name the configuration calls for.
+pub fn session_cookie(req: &Request) -> Option<&str> {
+    let secure = req
+        .data::<AppState>()
+        .is_none_or(|state| state.config.secure_cookies);
+    cookies::session_cookie_value(
+        req.headers()
+            .get_all(poem::http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+        secure,
+    )
 }
 
 /// Where the request comes from: the client's address (the peer's, or the one a

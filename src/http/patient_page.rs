@@ -23,12 +23,12 @@ use super::{
     origin_of,
 };
 use crate::{
-    app::AppState,
     error::AppError,
     services::{
         patients::{self, Response as PatientResponse},
         projects,
     },
+    state::AppState,
 };
 
 /// Responses one IP address may submit per window: a waiting room behind one

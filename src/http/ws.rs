@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 
 use super::{Presented, origin_of, presented_token, trusted_origin};
 use crate::{
-    app::AppState,
     auth::session::{EndReason, SessionToken, wait_for_end},
     error::AppError,
     graphql::{AppSchema, socket::SocketSession},
+    state::AppState,
 };
 
 /// Close code sent when the session behind the socket ends.

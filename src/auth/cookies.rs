@@ -1,6 +1,5 @@
-//! The browser session cookie.
-
-use crate::app::AppState;
+//! The browser session cookie, set, cleared and read in this one place (by
+//! the login mutations, the invite page and every request's session check).
 
 pub const SESSION_COOKIE: &str = "rollcall_session";
 
@@ -15,16 +14,15 @@ pub fn cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// The value of the session cookie the request carries, if any.
-pub fn session_cookie_value(req: &poem::Request) -> Option<&str> {
-    let name = cookie_name(
-        req.data::<AppState>()
-            .is_none_or(|state| state.config.secure_cookies),
-    );
-    req.headers()
-        .get_all(poem::http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
+/// The value of the session cookie among a request's `Cookie` headers, if
+/// any: only the name `secure` calls for counts.
+pub fn session_cookie_value<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    secure: bool,
+) -> Option<&'a str> {
+    let name = cookie_name(secure);
+    cookie_headers
+        .into_iter()
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(found, _)| *found == name)
@@ -56,5 +54,16 @@ mod tests {
         assert!(session_cookie("t", true).ends_with("; Path=/; Secure"));
         assert!(session_cookie("t", false).starts_with("rollcall_session=t;"));
         assert!(clear_session_cookie(true).starts_with("__Host-rollcall_session=;"));
+    }
+
+    #[test]
+    fn only_the_cookie_of_the_configured_name_is_read() {
+        let headers = [
+            "theme=dark; rollcall_session=plain",
+            "__Host-rollcall_session=\"host\"",
+        ];
+        assert_eq!(session_cookie_value(headers, true), Some("host"));
+        assert_eq!(session_cookie_value(headers, false), Some("plain"));
+        assert_eq!(session_cookie_value(["theme=dark"], true), None);
     }
 }
