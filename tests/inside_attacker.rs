@@ -433,3 +433,52 @@ async fn an_email_of_another_organisation_is_refused_without_naming_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_import_cannot_leave_the_organisation_without_an_administrator() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Last Admin Care").await;
+        app.user(org, "only@last.test", &["Admin"]).await;
+        app.user(org, "nurse@last.test", &[]).await;
+        let admin = app.login("only@last.test", PASSWORD).await;
+        // Demoting oneself, the only administrator, while promoting nobody.
+        let file = b"email,roles\nonly@last.test,Billing\nnurse@last.test,Billing\n".to_vec();
+        let mapping = json!([{ "column": "email", "field": "email" }, { "column": "roles", "field": "roles" }]);
+        let (_, preview) = app
+            .upload(
+                &admin,
+                "mutation($input: ImportInput!) { previewImport(input: $input) { validRows invalidRows sampleRows { rowNumber status errors { field message } } } }",
+                json!({ "kind": "USERS", "mapping": mapping }),
+                "roles.csv",
+                file.clone(),
+            )
+            .await;
+        let preview = &preview["data"]["previewImport"];
+        assert_eq!(preview["invalidRows"], 1, "{backend:?}: {preview}");
+        assert_eq!(preview["sampleRows"][0]["status"], "FAILED");
+        assert_eq!(preview["sampleRows"][0]["errors"][0]["field"], "roles");
+
+        let (_, started) = app
+            .upload(
+                &admin,
+                "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                json!({ "kind": "USERS", "mapping": mapping }),
+                "roles.csv",
+                file,
+            )
+            .await;
+        let id = started["data"]["startImport"]["id"].as_str().unwrap();
+        let job = app.finished_job(&admin, id).await;
+        assert_eq!(
+            (&job["status"], &job["failedCount"], &job["updatedCount"]),
+            (&json!("FINISHED_WITH_ERRORS"), &json!(1), &json!(1)),
+            "{backend:?}: {job}"
+        );
+        // The administrator still is one, and still may act.
+        let me = app
+            .ok(&admin, "{ me { roles { name } } }", Value::Null)
+            .await;
+        assert_eq!(me["me"]["roles"][0]["name"], "Admin", "{backend:?}");
+    }
+}
