@@ -31,13 +31,9 @@ pub(super) async fn current_caller(
 ) -> Result<Caller, AppError> {
     let actor = state
         .auth
-        .resolve(&socket.token, socket.origin.clone())
+        .actor_for(&socket.token, socket.organization_id, socket.origin.clone())
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let actor = match socket.organization_id {
-        Some(id) => state.auth.act_in(actor, id).await?,
-        None => actor,
-    };
     Ok(Caller {
         actor: Some(actor),
         origin: socket.origin.clone(),

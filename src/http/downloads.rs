@@ -181,18 +181,17 @@ pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> 
         }
         Presented::None | Presented::Malformed => return Err(AppError::Unauthenticated),
     };
+    let organization =
+        acting_organization(req).map_err(|m| AppError::bad_input("organization", m))?;
     let actor = state
         .auth
-        .resolve(&token, origin_of(req))
+        .actor_for(&token, organization, origin_of(req))
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if actor.must_change_password() {
         return Err(AppError::PasswordChangeRequired);
     }
-    match acting_organization(req).map_err(|m| AppError::bad_input("organization", m))? {
-        Some(organization) => state.auth.act_in(actor, organization).await,
-        None => Ok(actor),
-    }
+    Ok(actor)
 }
 
 pub(super) fn plain(status: StatusCode, message: &str) -> Response {

@@ -306,41 +306,23 @@ async fn serve(
     }
 
     let origin = origin_of(req);
+    let acting_in = acting_organization(req).map_err(Refusal::bad_request)?;
     let mut clear_cookie = false;
     let actor = match presented {
         Presented::Bearer(token) | Presented::Cookie(token) => {
-            let from_cookie = matches!(presented_kind, PresentedKind::Cookie);
-            match state.auth.resolve(&token, origin.clone()).await {
-                Ok(actor) => {
-                    clear_cookie = actor.is_none() && from_cookie;
-                    actor
-                }
-                Err(err) => {
-                    return Err(Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        err.code(),
-                        err.to_string(),
-                    ));
-                }
-            }
+            let actor = state
+                .auth
+                .actor_for(&token, acting_in, origin.clone())
+                .await
+                .map_err(Refusal::from_error)?;
+            clear_cookie = actor.is_none() && matches!(presented_kind, PresentedKind::Cookie);
+            actor
         }
         Presented::Malformed => {
             clear_cookie = super::session_cookie(req).is_some();
             None
         }
         Presented::None => None,
-    };
-
-    let acting_in = acting_organization(req).map_err(Refusal::bad_request)?;
-    let actor = match (actor, acting_in) {
-        (Some(actor), Some(organization_id)) => Some(
-            state
-                .auth
-                .act_in(actor, organization_id)
-                .await
-                .map_err(Refusal::from_error)?,
-        ),
-        (actor, _) => actor,
     };
 
     let batch = batch.data(Caller { actor, origin });

@@ -4,7 +4,7 @@
 //! cookie of the upgrade request or from `{"token": …}` in `connection_init`.
 //! The cookie counts only when the upgrade comes from a trusted origin. Only
 //! subscriptions run on a socket, and each resolves its caller afresh
-//! (`graphql::socket`). When that session is revoked (on any instance) or
+//! (`graphql::limits`). When that session is revoked (on any instance) or
 //! expires, the socket is closed with code 4401 shortly after `sessionEvents`
 //! has delivered its value.
 
@@ -75,10 +75,6 @@ pub async fn endpoint(
                     .and_then(SessionToken::parse)
                     .or(cookie_token)
                     .ok_or(AppError::Unauthenticated)?;
-                let actor = auth
-                    .resolve(&token, origin.clone())
-                    .await?
-                    .ok_or(AppError::Unauthenticated)?;
                 // A super admin may act inside another organisation, as over HTTP.
                 let organization_id = payload
                     .get("organizationId")
@@ -88,12 +84,13 @@ pub async fn endpoint(
                             .map_err(|_| AppError::bad_input("organizationId", "is not a valid id"))
                     })
                     .transpose()?;
-                if let Some(id) = organization_id {
-                    auth.act_in(actor.clone(), id).await?;
-                }
+                let actor = auth
+                    .actor_for(&token, organization_id, origin.clone())
+                    .await?
+                    .ok_or(AppError::Unauthenticated)?;
                 let _ = session_tx.send(actor.session_id.clone());
                 // Each operation resolves its caller from this session afresh
-                // (graphql::socket): rights are never frozen at the upgrade.
+                // (graphql::limits): rights are never frozen at the upgrade.
                 let mut data = Data::default();
                 data.insert(SocketSession {
                     token,

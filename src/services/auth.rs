@@ -143,6 +143,25 @@ impl Authenticator {
         }))
     }
 
+    /// The caller behind a presented session token, as every door (GraphQL
+    /// over HTTP, a websocket's operations, downloads) resolves it: `None`
+    /// when the session has ended or its user is gone; a super admin acting
+    /// in `organization` when one is asked for (anyone else is refused).
+    pub async fn actor_for(
+        &self,
+        token: &SessionToken,
+        organization: Option<Uuid>,
+        origin: Origin,
+    ) -> AppResult<Option<Actor>> {
+        let Some(actor) = self.resolve(token, origin).await? else {
+            return Ok(None);
+        };
+        match organization {
+            Some(id) => self.act_in(actor, id).await.map(Some),
+            None => Ok(Some(actor)),
+        }
+    }
+
     /// The same actor acting inside another organisation: only a super admin may,
     /// and only in one that exists. Everything they do is then scoped to, and
     /// audited in, that organisation.
