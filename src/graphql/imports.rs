@@ -667,7 +667,6 @@ impl ImportMutation {
         actor.require(crate::auth::Permission::ImportsRun)?;
         let request = input.into_request(ctx).await?;
         let job = imports::start(&state.db, actor, request).await?;
-        state.import_wake.notify_one();
         Ok(ImportJob(job))
     }
 

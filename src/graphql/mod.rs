@@ -16,6 +16,7 @@ mod providers;
 mod session;
 pub mod socket;
 mod staff;
+mod workers;
 
 use std::time::Duration;
 
@@ -77,6 +78,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             .limit_recursive_depth(config.max_depth * 2)
             .limit_directives(10)
             .extension(limits::Limits)
+            .extension(workers::WakeWorkers)
             .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
             .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
             .data(loader(loaders::UserById(state.db.clone()), delay))

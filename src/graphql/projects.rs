@@ -594,7 +594,6 @@ impl ProjectMutation {
             &state.public_url,
         )
         .await?;
-        state.outbox_wake.notify_one();
         Ok(count(queued))
     }
 }

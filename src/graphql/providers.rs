@@ -366,9 +366,6 @@ impl ProviderMutation {
             &state.public_url,
         )
         .await?;
-        if created.user.invite_link.is_some() {
-            state.outbox_wake.notify_one();
-        }
         Ok(CreateProviderPayload {
             provider: Provider(created.provider),
             generated_password: created

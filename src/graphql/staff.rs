@@ -361,9 +361,6 @@ impl StaffMutation {
             &state.public_url,
         )
         .await?;
-        if created.invite_link.is_some() {
-            state.outbox_wake.notify_one();
-        }
         Ok(CreateUserPayload {
             user: User::from(created.user),
             generated_password: created.generated_password.map(|p| p.expose().to_owned()),
