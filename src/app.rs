@@ -23,7 +23,7 @@ use crate::{
         session::{SessionStore, memory::MemoryStore, redis::RedisStore},
     },
     config::Config,
-    graphql::{AppSchema, build_schema},
+    graphql::{AppSchema, SocketSchema, build_schema, build_socket_schema},
     http,
     import::jobs::Runner,
     mail::{NoTransport, SmtpMailer},
@@ -183,8 +183,9 @@ impl Application {
             import_wake,
         };
         let schema = build_schema(Some(state.clone()));
+        let socket_schema = build_socket_schema(state.clone());
         http::metrics::handle();
-        let app = routes(state.clone(), schema);
+        let app = routes(state.clone(), schema, socket_schema);
         tracing::info!(%address, "listening");
         let metrics = match config.metrics_bind {
             Some(bind) => {
@@ -254,7 +255,11 @@ impl Application {
     }
 }
 
-fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'static> {
+fn routes(
+    state: AppState,
+    schema: AppSchema,
+    socket_schema: SocketSchema,
+) -> poem::endpoint::BoxEndpoint<'static> {
     let route = Route::new()
         .at(
             "/graphql",
@@ -297,6 +302,7 @@ fn routes(state: AppState, schema: AppSchema) -> poem::endpoint::BoxEndpoint<'st
     route
         .data(state)
         .data(schema)
+        .data(socket_schema)
         .with(CatchPanic::new())
         .around(move |next, req| http::security_headers(next, req, secure))
         .around(log_request)

@@ -1,14 +1,16 @@
-//! The limits every operation is held to, whichever its door, beyond those the
+//! The limits every operation on a websocket is held to, beyond those the
 //! schema builder sets (complexity, where a page counts its selection once per
-//! item it may hold; recursion; directives).
+//! item it may hold; recursion; directives). HTTP requests are measured the
+//! same way before they execute (`http::graphql`), with [`data_depth`] and
+//! [`count_aliases`].
 //!
 //! - **Depth**, counted over data only: introspection (`__schema`, `__type`)
 //!   nests its type references deeper than any data query, and every GraphQL
 //!   client, GraphiQL included, sends the standard one. It is answered; a data
 //!   query nested deeper than `ROLLCALL_MAX_DEPTH` is not.
 //! - **On a websocket**: subscriptions only (queries and mutations go over
-//!   HTTP, under its timeout), within the alias limit HTTP applies before
-//!   execution, and with the caller resolved from the socket's session afresh.
+//!   HTTP, under its timeout), within the alias limit, and with the caller
+//!   resolved from the socket's session afresh.
 
 use std::{collections::HashSet, sync::Arc};
 

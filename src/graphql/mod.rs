@@ -16,7 +16,6 @@ mod providers;
 mod session;
 pub mod socket;
 mod staff;
-mod workers;
 
 use std::time::Duration;
 
@@ -56,8 +55,24 @@ pub struct Subscription(session::SessionSubscription, imports::ImportSubscriptio
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+/// The schema websockets serve: the same, with [`limits::Limits`] applied to
+/// every operation (subscriptions only, the depth and alias limits, the caller
+/// resolved afresh from the socket's session). HTTP requests are measured
+/// before they execute, so their schema carries no extension and its cost.
+#[derive(Clone)]
+pub struct SocketSchema(pub AppSchema);
+
 /// The schema with its limits; `state` is shared by every request.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    builder(state).finish()
+}
+
+/// The websockets' schema.
+pub fn build_socket_schema(state: AppState) -> SocketSchema {
+    SocketSchema(builder(Some(state)).extension(limits::Limits).finish())
+}
+
+fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -77,8 +92,6 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             .limit_complexity(config.max_complexity)
             .limit_recursive_depth(config.max_depth * 2)
             .limit_directives(10)
-            .extension(limits::Limits)
-            .extension(workers::WakeWorkers)
             .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
             .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
             .data(loader(loaders::UserById(state.db.clone()), delay))
@@ -104,7 +117,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             .data(loader(loaders::AvailabilityOfUser(state.db.clone()), delay))
             .data(state);
     }
-    builder.finish()
+    builder
 }
 
 /// A loader that gathers its keys for `delay` before each batch.

@@ -28,7 +28,7 @@ use super::{
 use crate::{
     auth::Caller,
     auth::cookies,
-    graphql::{AppSchema, count_aliases},
+    graphql::{AppSchema, count_aliases, limits::data_depth},
     state::AppState,
 };
 
@@ -284,6 +284,12 @@ async fn serve(
                 config.max_aliases
             )));
         }
+        if data_depth(document) > config.max_depth {
+            return Err(Refusal::bad_request(format!(
+                "The query is nested deeper than {} levels.",
+                config.max_depth
+            )));
+        }
         match selected_operation(document, operation_name.as_deref()) {
             Some(OperationType::Mutation) if is_get => {
                 let mut refusal = Refusal::new(
@@ -342,6 +348,12 @@ async fn serve(
                 ),
             )
         })?;
+    if operation == "mutation" {
+        // What a mutation queued (an email, an import job) goes out at once,
+        // not at the workers' next poll; its transaction has committed.
+        state.outbox_wake.notify_one();
+        state.import_wake.notify_one();
+    }
     let (status, outcome) = finish(&mut response, media);
 
     let mut http = Response::builder()

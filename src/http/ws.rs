@@ -29,7 +29,7 @@ use super::{Presented, origin_of, presented_token, trusted_origin};
 use crate::{
     auth::session::{EndReason, SessionToken, wait_for_end},
     error::AppError,
-    graphql::{AppSchema, socket::SocketSession},
+    graphql::{SocketSchema, socket::SocketSession},
     state::AppState,
 };
 
@@ -42,7 +42,7 @@ pub async fn endpoint(
     websocket: WebSocket,
     protocol: GraphQLProtocol,
     state: PoemData<&AppState>,
-    schema: PoemData<&AppSchema>,
+    schema: PoemData<&SocketSchema>,
 ) -> impl IntoResponse {
     // A browser sends the cookie to any page's websocket: it counts only from
     // a page of ours. A bearer token or one in `connection_init` is no ambient
@@ -54,7 +54,7 @@ pub async fn endpoint(
     };
     let origin = origin_of(req);
     let state = state.clone();
-    let schema = schema.clone();
+    let schema = schema.0.0.clone();
     websocket
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
