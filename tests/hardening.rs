@@ -248,34 +248,16 @@ async fn a_page_costs_its_children_once_per_item_it_may_hold() {
 #[tokio::test]
 async fn introspection_can_be_switched_off() {
     for backend in common::backends().await {
-        let query = json!({ "query": "{ __schema { queryType { name } } }" });
+        let query = "{ __schema { queryType { name } } }";
         let on = TestApp::spawn(backend).await;
-        let answer: Value = on
-            .client
-            .post(format!("{}/graphql", on.address))
-            .json(&query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, answer) = on.graphql(None, query, Value::Null).await;
         assert_eq!(answer["data"]["__schema"]["queryType"]["name"], "Query");
 
         let off = TestApp::spawn_with(Storage::new(backend).await, |c| {
             c.introspection = false;
         })
         .await;
-        let answer: Value = off
-            .client
-            .post(format!("{}/graphql", off.address))
-            .json(&query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, answer) = off.graphql(None, query, Value::Null).await;
         assert!(answer["data"]["__schema"].is_null(), "{answer}");
     }
 }
