@@ -1,22 +1,28 @@
 //! Import throughput against PostgreSQL's own COPY: `cargo bench --bench imports`.
 //!
 //! Generates a staff file (`BENCH_ROWS`, default 100,000 rows of email, first
-//! name, last name and title), then in one run:
+//! and last name, employee status, title and roles; one row in a hundred
+//! bad), then in one run:
 //!
-//! 1. imports it end to end through the real server in process: multipart upload,
-//!    the background job, until FINISHED;
-//! 2. loads the same file into a bare table of the same columns with `COPY … FROM
-//!    STDIN (FORMAT csv)`;
+//! 1. imports it end to end through the real server in process: multipart
+//!    upload, the background job, until FINISHED; then the same file with
+//!    every title changed, every good row an update;
+//! 2. in a database of its own, the flow admins follow: `previewImport` of the
+//!    file, then `startImport` of the same file, until FINISHED;
+//! 3. loads the same file into a bare table of the same columns with `COPY …
+//!    FROM STDIN (FORMAT csv)`;
+//! 4. copies what the import stores for the same file (each user's record,
+//!    their role links and each row's outcome, made ready in memory
+//!    beforehand) into tables made `LIKE` `users`, `user_roles` and
+//!    `import_rows` with their indexes and foreign keys: the least any import
+//!    that keeps these records and outcomes can cost PostgreSQL. The users'
+//!    COPY is timed apart as well: what putting the people alone into their
+//!    table costs, outcomes aside;
 //!
-//! 3. copies what the import stores for the same file (each user's record and
-//!    each row's outcome, made ready in memory beforehand) into tables made
-//!    `LIKE` `users` and `import_rows` with their indexes and foreign keys: the
-//!    least any import that keeps these records and outcomes can cost
-//!    PostgreSQL. The users' COPY is timed apart as well: what putting the
-//!    people alone into their table costs, outcomes aside;
-//!
-//! and prints the times and ratios, then the same import on SQLite. The
-//! process's peak resident memory is printed after each import.
+//! and prints the times and ratios, then the same imports on SQLite. The
+//! process's peak resident memory is printed after the first import.
+//! `BENCH_BACKENDS=postgres` leaves SQLite out; `BENCH_PROGRESS=1` prints
+//! each job's rows per five seconds as it runs.
 
 #![allow(
     clippy::unwrap_used,
@@ -32,17 +38,6 @@ use common::{Backend, PASSWORD, Storage, TestApp};
 use sea_orm::{ConnectionTrait, sqlx::postgres::PgPoolCopyExt};
 use serde_json::json;
 
-fn staff_file(rows: usize) -> Vec<u8> {
-    let mut file = String::with_capacity(rows * 64);
-    file.push_str("Email,First Name,Last Name,Job Title\n");
-    for i in 0..rows {
-        file.push_str(&format!(
-            "staff{i}@bench.example,First{i},Last{i},Registered Nurse\n"
-        ));
-    }
-    file.into_bytes()
-}
-
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -54,88 +49,200 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Upload to FINISHED through the API, then the same file with every row's
-/// title changed; the two elapsed times.
-async fn import(backend: Backend, file: &[u8]) -> (Duration, Duration, Storage_) {
+/// Wait for a job to end, however long it takes; with `BENCH_PROGRESS=1`,
+/// print how many rows each five seconds processed.
+async fn finished(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    let verbose = std::env::var("BENCH_PROGRESS").is_ok_and(|v| v == "1");
+    let (mut last, mut done) = (Instant::now(), 0);
+    loop {
+        let data = app
+            .ok(
+                token,
+                "query($id: ID!) { importJob(id: $id) { status processedRows createdCount updatedCount failedCount errorMessage } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let job = data["importJob"].clone();
+        if !matches!(job["status"].as_str(), Some("QUEUED" | "IN_PROGRESS")) {
+            return job;
+        }
+        if verbose && last.elapsed() >= Duration::from_secs(5) {
+            let processed = job["processedRows"].as_u64().unwrap_or(0);
+            println!(
+                "  {} rows in {:.1} s",
+                processed - done,
+                last.elapsed().as_secs_f64()
+            );
+            (last, done) = (Instant::now(), processed);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What one import of the file took, through the API.
+struct Timings {
+    /// `previewImport` of the file, when the flow previews first.
+    preview: Option<Duration>,
+    /// `startImport` to FINISHED.
+    import: Duration,
+    /// The same file with every row's title changed, to FINISHED.
+    update: Option<Duration>,
+}
+
+/// Upload to FINISHED through the API in a database of its own, as an admin
+/// does it: `previewImport` first when `preview`, then `startImport` of the
+/// same file; with `update`, the same file again with every row's title
+/// changed.
+async fn import(
+    backend: Backend,
+    (file, bad): (&[u8], u64),
+    preview: bool,
+    update: bool,
+) -> (Timings, Storage_) {
     let storage = Storage::new(backend).await;
     let app = TestApp::spawn_with(storage.clone(), |c| c.db_pool_size = 10).await;
     let org = app.organization("Bench Import").await;
     app.user(org, "admin@bench.example", &["Admin"]).await;
     let token = app.login("admin@bench.example", PASSWORD).await;
+    let rows = file.iter().filter(|b| **b == b'\n').count() - 1;
+    let previewed = if preview {
+        let started = Instant::now();
+        let (status, body) = app
+            .upload(
+                &token,
+                "mutation($input: ImportInput!) { previewImport(input: $input) { totalRows validRows invalidRows } }",
+                json!({ "kind": "USERS" }),
+                "staff.csv",
+                file.to_vec(),
+            )
+            .await;
+        let elapsed = started.elapsed();
+        let found = &body["data"]["previewImport"];
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(found["invalidRows"].as_u64(), Some(bad), "{body}");
+        Some(elapsed)
+    } else {
+        None
+    };
     let started = Instant::now();
     let id = app.start_staff_import(&token, file.to_vec()).await;
-    let job = app.finished_job(&token, &id).await;
-    let elapsed = started.elapsed();
-    let rows = file.iter().filter(|b| **b == b'\n').count() as u64 - 1;
-    assert_eq!(job["status"], "FINISHED", "{job}");
-    assert_eq!(job["createdCount"].as_u64(), Some(rows));
+    let job = finished(&app, &token, &id).await;
+    let imported = started.elapsed();
+    assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{job}");
+    assert_eq!(
+        job["createdCount"].as_u64(),
+        Some(rows as u64 - bad),
+        "{job}"
+    );
+    assert_eq!(job["failedCount"].as_u64(), Some(bad), "{job}");
 
-    // The same people again with a new title each: every row an update.
-    let retitled = String::from_utf8(file.to_vec())
-        .unwrap()
-        .replace(",Registered Nurse\n", ",Charge Nurse\n");
-    let started = Instant::now();
-    let id = app.start_staff_import(&token, retitled.into_bytes()).await;
-    let job = app.finished_job(&token, &id).await;
-    let updated = started.elapsed();
-    assert_eq!(job["updatedCount"].as_u64(), Some(rows), "{job}");
+    let updated = if update {
+        // The same people again with a new title each: every good row an update.
+        let retitled = String::from_utf8(file.to_vec())
+            .unwrap()
+            .replace(",Registered Nurse,", ",Charge Nurse,");
+        let started = Instant::now();
+        let id = app.start_staff_import(&token, retitled.into_bytes()).await;
+        let job = finished(&app, &token, &id).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            job["updatedCount"].as_u64(),
+            Some(rows as u64 - bad),
+            "{job}"
+        );
+        Some(elapsed)
+    } else {
+        None
+    };
     app.stop().await;
-    (elapsed, updated, storage)
+    (
+        Timings {
+            preview: previewed,
+            import: imported,
+            update: updated,
+        },
+        storage,
+    )
 }
 
 type Storage_ = std::sync::Arc<Storage>;
 
-/// COPY the users and row outcomes an import of `file` stores, in PostgreSQL's
-/// text format, into empty tables with the indexes and foreign keys of the real
-/// ones; the time each COPY takes, users first.
-async fn copy_stored_form(db: &sea_orm::DatabaseConnection, file: &[u8]) -> [Duration; 2] {
+/// COPY what an import of `file` stores (each person, their role links and
+/// every row's outcome), in PostgreSQL's text format, into empty tables with
+/// the indexes and foreign keys of the real ones; the time each COPY takes:
+/// users, role links, outcomes.
+async fn copy_stored_form(db: &sea_orm::DatabaseConnection, file: &[u8]) -> [Duration; 3] {
     let organization = uuid::Uuid::now_v7();
     let job = uuid::Uuid::now_v7();
+    let (provider, billing) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     // The foreign keys too, which PostgreSQL checks row by row as it does
     // for the real tables (`LIKE` copies none).
     db.execute_unprepared(&format!(
         "CREATE TABLE floor_users (LIKE users INCLUDING ALL);
+         CREATE TABLE floor_user_roles (LIKE user_roles INCLUDING ALL);
          CREATE TABLE floor_rows (LIKE import_rows INCLUDING ALL);
          INSERT INTO organizations (id, name, created_at, updated_at)
            VALUES ('{organization}', 'Floor Clinic', now(), now());
+         INSERT INTO roles (id, organization_id, name, built_in, created_at, updated_at)
+           VALUES ('{provider}', '{organization}', 'Provider', true, now(), now()),
+                  ('{billing}', '{organization}', 'Billing', true, now(), now());
          INSERT INTO import_jobs (id, organization_id, kind, status, file_name, mapping, settings, created_at)
            VALUES ('{job}', '{organization}', 'USERS', 'FINISHED', 'floor.csv', '[]', '{{}}', now());
          ALTER TABLE floor_users ADD FOREIGN KEY (organization_id) REFERENCES organizations (id);
+         ALTER TABLE floor_user_roles ADD FOREIGN KEY (user_id) REFERENCES floor_users (id);
+         ALTER TABLE floor_user_roles ADD FOREIGN KEY (role_id) REFERENCES roles (id);
          ALTER TABLE floor_rows ADD FOREIGN KEY (job_id) REFERENCES import_jobs (id);"
     ))
     .await
     .unwrap();
     let now = "2026-01-01 00:00:00+00";
-    let (mut users, mut outcomes) = (String::new(), String::new());
+    let (mut users, mut links, mut outcomes) = (String::new(), String::new(), String::new());
     let text = std::str::from_utf8(file).unwrap();
     for (i, line) in text.lines().skip(1).enumerate() {
         let cells: Vec<&str> = line.split(',').collect();
+        let [email, first, last, status, title, roles] = cells[..] else {
+            panic!("a generated row has six cells: {line}");
+        };
+        let values = json!([
+            ["Email", email],
+            ["First Name", first],
+            ["Last Name", last],
+            ["Employee Status", status],
+            ["Job Title", title],
+            ["Roles", roles]
+        ]);
+        if !email.contains('@') || roles.contains("Nurse Practitioner") {
+            outcomes.push_str(&format!(
+                "{job}\t{}\tFAILED\t{email}\t\\N\t[{{\"field\": \"email\", \"message\": \"is not an email address\"}}]\t{values}\n",
+                i + 2
+            ));
+            continue;
+        }
         let id = uuid::Uuid::now_v7();
-        let (email, first, last, title) = (cells[0], cells[1], cells[2], cells[3]);
         // id, organization, email, password, first, last, title, status,
         // employee status, mobile, locale, idle timeout, external id, must
         // change password, super admin, last login, created, updated,
         // signature, preferences.
         users.push_str(&format!(
-            "{id}\t{organization}\t{email}\t\\N\t{first}\t{last}\t{title}\tACTIVE\tACTIVE\t\\N\t\\N\t\\N\t\\N\tf\tf\t\\N\t{now}\t{now}\t\\N\t\\N\n"
+            "{id}\t{organization}\t{email}\t\\N\t{first}\t{last}\t{title}\tACTIVE\t{}\t\\N\t\\N\t\\N\t\\N\tf\tf\t\\N\t{now}\t{now}\t\\N\t\\N\n",
+            status.to_uppercase()
         ));
-        let values = json!([
-            ["Email", email],
-            ["First Name", first],
-            ["Last Name", last],
-            ["Job Title", title]
-        ]);
+        links.push_str(&format!("{id}\t{provider}\n"));
+        if roles.contains("Billing") {
+            links.push_str(&format!("{id}\t{billing}\n"));
+        }
         outcomes.push_str(&format!(
             "{job}\t{}\tCREATED\t{email}\t{id}\t[]\t{values}\n",
             i + 2
         ));
     }
     let pool = db.get_postgres_connection_pool();
-    let mut times = [Duration::ZERO; 2];
-    for (time, (table, data)) in times
-        .iter_mut()
-        .zip([("floor_users", users), ("floor_rows", outcomes)])
-    {
+    let mut times = [Duration::ZERO; 3];
+    for (time, (table, data)) in times.iter_mut().zip([
+        ("floor_users", users),
+        ("floor_user_roles", links),
+        ("floor_rows", outcomes),
+    ]) {
         let started = Instant::now();
         let mut copy = pool
             .copy_in_raw(&format!("COPY {table} FROM STDIN"))
@@ -162,29 +269,40 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(100_000);
-        let file = staff_file(rows);
+        let (file, bad) = common::hr_staff_file(rows);
         println!(
             "{rows} rows, {:.1} MiB; {} cores",
             file.len() as f64 / (1024.0 * 1024.0),
             std::thread::available_parallelism().map_or(0, usize::from)
         );
         let backends = common::backends().await;
+        let rate = |d: Duration| rows as f64 / d.as_secs_f64();
         if backends.contains(&Backend::Production) {
-            let (imported, updated, storage) = import(Backend::Production, &file).await;
+            let (alone, storage) = import(Backend::Production, (&file, bad), false, true).await;
             println!(
                 "PostgreSQL import, upload to FINISHED: {:>7.2} s   ({:.0} rows/s; peak RSS {:.0} MiB)",
-                imported.as_secs_f64(),
-                rows as f64 / imported.as_secs_f64(),
+                alone.import.as_secs_f64(),
+                rate(alone.import),
                 peak_rss_mib()
             );
+            let updated = alone.update.unwrap();
             println!(
                 "PostgreSQL re-import, every row updated: {:>5.2} s   ({:.0} rows/s)",
                 updated.as_secs_f64(),
-                rows as f64 / updated.as_secs_f64()
+                rate(updated)
+            );
+            let (flow, _) = import(Backend::Production, (&file, bad), true, false).await;
+            let previewed = flow.preview.unwrap();
+            println!(
+                "PostgreSQL preview, then import:       {:>7.2} s + {:.2} s   ({:.0} rows/s imported; import {:.2} x the import alone)",
+                previewed.as_secs_f64(),
+                flow.import.as_secs_f64(),
+                rate(flow.import),
+                flow.import.as_secs_f64() / alone.import.as_secs_f64()
             );
             let db = rollcall::app::connect_database(&storage.config()).await.unwrap();
             db.execute_unprepared(
-                "CREATE TABLE bench_copy (email text, first_name text, last_name text, title text)",
+                "CREATE TABLE bench_copy (email text, first_name text, last_name text, employee_status text, title text, roles text)",
             )
             .await
             .unwrap();
@@ -202,10 +320,10 @@ fn main() {
                 "PostgreSQL COPY into a bare table:     {:>7.2} s",
                 copy_time.as_secs_f64()
             );
-            let [users_alone, outcomes] = copy_stored_form(&db, &file).await;
-            let floor = users_alone + outcomes;
+            let [users_alone, links, outcomes] = copy_stored_form(&db, &file).await;
+            let floor = users_alone + links + outcomes;
             println!(
-                "PostgreSQL COPY of the stored form:    {:>7.2} s   (users and row outcomes, indexes and foreign keys)",
+                "PostgreSQL COPY of the stored form:    {:>7.2} s   (users, role links and row outcomes, indexes and foreign keys)",
                 floor.as_secs_f64()
             );
             println!(
@@ -215,22 +333,33 @@ fn main() {
             );
             println!(
                 "ratio import / COPY: {:.1}; stored form / COPY: {:.1}; import / stored form: {:.1}",
-                imported.as_secs_f64() / copy_time.as_secs_f64(),
+                alone.import.as_secs_f64() / copy_time.as_secs_f64(),
                 floor.as_secs_f64() / copy_time.as_secs_f64(),
-                imported.as_secs_f64() / floor.as_secs_f64()
+                alone.import.as_secs_f64() / floor.as_secs_f64()
             );
         }
-        let (imported, updated, _) = import(Backend::Embedded, &file).await;
+        if std::env::var("BENCH_BACKENDS").is_ok_and(|b| b == "postgres") {
+            return;
+        }
+        let (alone, _) = import(Backend::Embedded, (&file, bad), false, true).await;
         println!(
             "SQLite import, upload to FINISHED:     {:>7.2} s   ({:.0} rows/s; peak RSS {:.0} MiB)",
-            imported.as_secs_f64(),
-            rows as f64 / imported.as_secs_f64(),
+            alone.import.as_secs_f64(),
+            rate(alone.import),
             peak_rss_mib()
         );
+        let updated = alone.update.unwrap();
         println!(
             "SQLite re-import, every row updated:   {:>7.2} s   ({:.0} rows/s)",
             updated.as_secs_f64(),
-            rows as f64 / updated.as_secs_f64()
+            rate(updated)
+        );
+        let (flow, _) = import(Backend::Embedded, (&file, bad), true, false).await;
+        println!(
+            "SQLite preview, then import:           {:>7.2} s + {:.2} s   (import {:.2} x the import alone)",
+            flow.preview.unwrap().as_secs_f64(),
+            flow.import.as_secs_f64(),
+            flow.import.as_secs_f64() / alone.import.as_secs_f64()
         );
     });
 }

@@ -743,3 +743,71 @@ async fn a_batch_the_database_always_refuses_fails_the_job_and_keeps_the_batches
         app.stop().await;
     }
 }
+
+/// The flow admins follow: preview the file, then import the same file. The
+/// import does what the preview said, over more batches than a database
+/// connection needs to settle on a plan for its lookups.
+#[tokio::test]
+async fn a_previewed_file_imports_as_its_preview_said() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let admin = importer(&app, "Riverside").await;
+        let (file, bad) = common::hr_staff_file(7_000);
+
+        let (_, body) = app
+            .upload(
+                &admin,
+                PREVIEW,
+                json!({ "kind": "USERS" }),
+                "hr-export.csv",
+                file.clone(),
+            )
+            .await;
+        let preview = &body["data"]["previewImport"];
+        assert_eq!(preview["totalRows"], 7_000, "{backend:?}: {body}");
+        assert_eq!(preview["invalidRows"], bad, "{backend:?}: {preview}");
+        assert_eq!(preview["validRows"], 7_000 - bad);
+
+        let (_, body) = app
+            .upload(
+                &admin,
+                START,
+                json!({ "kind": "USERS" }),
+                "hr-export.csv",
+                file,
+            )
+            .await;
+        let id = body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let job = app.finished_job(&admin, &id).await;
+        assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{backend:?}: {job}");
+        assert_eq!(job["createdCount"], 7_000 - bad, "{job}");
+        assert_eq!(job["failedCount"], bad, "{job}");
+
+        // Roles and employee status went in with the people.
+        let data = app
+            .ok(
+                &admin,
+                "{ users(first: 2, filter: { search: \"nurse6996@hr\" }) { edges { node { employeeStatus roles { name } } } }
+                   leave: users(first: 2, filter: { search: \"nurse6990@hr\" }) { edges { node { employeeStatus roles { name } } } } }",
+                json!({}),
+            )
+            .await;
+        let nurse = &data["users"]["edges"][0]["node"];
+        assert_eq!(nurse["employeeStatus"], "ACTIVE", "{data}");
+        let mut roles: Vec<&str> = nurse["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        roles.sort_unstable();
+        assert_eq!(roles, ["Billing", "Provider"], "{data}");
+        assert_eq!(
+            data["leave"]["edges"][0]["node"]["employeeStatus"], "LEAVE",
+            "{data}"
+        );
+    }
+}

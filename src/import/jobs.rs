@@ -247,7 +247,7 @@ impl Runner {
         batch: Vec<super::file::Row>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
-        let txn = crate::services::begin_write(&self.db).await?;
+        let txn = crate::services::begin_batch(&self.db, true).await?;
         // The starter's rights as they are now: a demotion or deactivation
         // during the import applies to its next batch.
         let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;

@@ -155,6 +155,9 @@ impl LocationImport<'_> {
         }
         if write {
             bulk::update_changed(db, updates).await?;
+            // Updates by id go on with plans made for this batch; inserts check
+            // their foreign keys with cached ones.
+            crate::services::plan_writes(db).await?;
             bulk::insert_all::<entity::location::ActiveModel>(db, created).await?;
         }
         Ok(results)

@@ -274,6 +274,9 @@ impl PatientImport<'_> {
 
         if write {
             bulk::update_changed(db, updates).await?;
+            // Updates by id go on with plans made for this batch; inserts check
+            // their foreign keys with cached ones.
+            crate::services::plan_writes(db).await?;
             bulk::insert_all::<entity::patient::ActiveModel>(db, new_patients).await?;
             bulk::insert_all::<entity::enrollment::ActiveModel>(db, new_enrollments).await?;
             projects::record_links(db, new_links).await?;

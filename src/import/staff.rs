@@ -558,6 +558,8 @@ impl StaffImport<'_> {
         let mut user_updates = Vec::new();
         let mut provider_updates = Vec::new();
         let mut role_links: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+        // Users who held roles before this batch and hold others after it.
+        let mut relinked = Vec::new();
         let mut invite_for = Vec::new();
         for (number, parsed, mut errors, values) in planned {
             let identity = parsed.email.as_ref().map(|e| e.as_str().to_owned());
@@ -681,6 +683,7 @@ impl StaffImport<'_> {
                             None => {}
                         }
                         if let Some(ids) = roles_change {
+                            relinked.push(user.id);
                             role_links.push((user.id, ids));
                         }
                         (RowStatus::Updated, user.id)
@@ -698,31 +701,37 @@ impl StaffImport<'_> {
         }
 
         if write {
-            if !role_links.is_empty() {
+            if !relinked.is_empty() {
                 // Like `setUserRoles`: changes to who may administer the
-                // organisation are serialised, and one always remains.
+                // organisation are serialised, and one always remains. New
+                // people only add to who holds a role, so a batch of them
+                // needs neither.
                 roles::lock_organization(db, self.organization.id).await?;
             }
             bulk::update_changed(db, user_updates).await?;
             bulk::update_changed(db, provider_updates).await?;
-            bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
-            bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
-            let relinked: Vec<Uuid> = role_links.iter().map(|(u, _)| *u).collect();
             if !relinked.is_empty() {
                 entity::user_role::Entity::delete_many()
-                    .filter(entity::user_role::Column::UserId.is_in(relinked))
+                    .filter(entity::user_role::Column::UserId.is_in(relinked.iter().copied()))
                     .exec(db)
                     .await?;
-                let links: Vec<entity::user_role::ActiveModel> = role_links
-                    .iter()
-                    .flat_map(|(user_id, roles)| {
-                        roles.iter().map(|role_id| entity::user_role::ActiveModel {
-                            user_id: Set(*user_id),
-                            role_id: Set(*role_id),
-                        })
+            }
+            // Updates and deletes by id go on with plans made for this batch;
+            // inserts check their foreign keys with cached ones.
+            crate::services::plan_writes(db).await?;
+            bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
+            bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
+            let links: Vec<entity::user_role::ActiveModel> = role_links
+                .iter()
+                .flat_map(|(user_id, roles)| {
+                    roles.iter().map(|role_id| entity::user_role::ActiveModel {
+                        user_id: Set(*user_id),
+                        role_id: Set(*role_id),
                     })
-                    .collect();
-                bulk::insert_all(db, links).await?;
+                })
+                .collect();
+            bulk::insert_all(db, links).await?;
+            if !relinked.is_empty() {
                 roles::ensure_an_administrator_remains(db, self.organization.id).await?;
             }
             for user in &invite_for {

@@ -185,7 +185,7 @@ async fn resolve_mapping(
 
 /// Read, map and check every row of a file without writing anything.
 pub async fn preview(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     request: ImportRequest,
 ) -> AppResult<Preview> {
@@ -215,8 +215,11 @@ pub async fn preview(
     };
     let organization = organizations::find(db, actor, None).await?;
     let project = project_for(db, actor, kind, request.project_id).await?;
+    // Every batch is checked as the import would check it, and planned as the
+    // import plans it: see `begin_batch`.
+    let txn = super::begin_batch(db, false).await?;
     let import = Importer::new(
-        db,
+        &txn,
         JobContext {
             kind,
             organization: &organization,
@@ -238,7 +241,7 @@ pub async fn preview(
             .collect();
         for result in import
             .process(
-                db,
+                &txn,
                 batch,
                 &mut Earlier::Memory(&mut seen),
                 false,
@@ -256,6 +259,7 @@ pub async fn preview(
             }
         }
     }
+    txn.commit().await?;
     Ok(preview)
 }
 

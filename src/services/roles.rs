@@ -509,7 +509,14 @@ pub async fn ensure_an_administrator_remains(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
 ) -> AppResult<()> {
-    if administrators(organization_id).count(db).await? == 0 {
+    // One is enough: the first found ends the search.
+    let any = administrators(organization_id)
+        .select_only()
+        .column(entity::user::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?;
+    if any.is_none() {
         return Err(AppError::Conflict(NO_ADMINISTRATOR_LEFT.to_owned()));
     }
     Ok(())

@@ -678,3 +678,27 @@ pub fn spawn_binary(command: std::process::Command) -> (std::process::Child, Str
     let binary = start_binary(command);
     (binary.child, binary.address)
 }
+
+/// A staff file as HR exports it, `rows` long (`nurse{i}@hr.test`): employee
+/// statuses (every tenth on leave) and roles (Provider, every third Billing
+/// too), one row in a hundred bad (a mistyped email or a role the organisation
+/// does not have); the file and how many rows are bad.
+pub fn hr_staff_file(rows: usize) -> (Vec<u8>, u64) {
+    let mut file = String::with_capacity(rows * 100);
+    file.push_str("Email,First Name,Last Name,Employee Status,Job Title,Roles\n");
+    let mut bad = 0;
+    for i in 0..rows {
+        let (email, roles) = match i % 200 {
+            99 => (format!("nurse{i}.hr.test"), "Provider"),
+            199 => (format!("nurse{i}@hr.test"), "Nurse Practitioner"),
+            _ if i % 3 == 0 => (format!("nurse{i}@hr.test"), "Provider;Billing"),
+            _ => (format!("nurse{i}@hr.test"), "Provider"),
+        };
+        bad += u64::from(matches!(i % 200, 99 | 199));
+        let status = if i % 10 == 0 { "Leave" } else { "Active" };
+        file.push_str(&format!(
+            "{email},First{i},Last{i},{status},Registered Nurse,{roles}\n"
+        ));
+    }
+    (file.into_bytes(), bad)
+}
