@@ -234,6 +234,7 @@ impl ImportSettingsValue {
             delimiter,
             update_existing: self.update_existing,
             send_invites: self.send_invites,
+            ..ImportSettings::default()
         })
     }
 }
@@ -252,7 +253,8 @@ impl From<ImportSettings> for ImportSettingsValue {
 #[derive(InputObject)]
 pub struct ImportInput {
     pub kind: ImportKind,
-    /// A CSV file (UTF-8), sent by the GraphQL multipart request spec.
+    /// A CSV file (UTF-8) or an Excel workbook (.xlsx), told apart by their
+    /// content, sent by the GraphQL multipart request spec.
     pub file: Upload,
     pub mapping: Option<Vec<ColumnMappingInput>>,
     /// A saved mapping template to use instead of `mapping`.
@@ -264,6 +266,11 @@ pub struct ImportInput {
     pub dry_run: bool,
     /// Overrides the template's settings, or the defaults.
     pub settings: Option<ImportSettingsValue>,
+    /// For an Excel workbook: the sheet to read (the first when absent).
+    pub sheet: Option<String>,
+    /// For an Excel workbook: the row naming the columns, counted from 1
+    /// (the first non-empty row when absent).
+    pub header_row: Option<i32>,
 }
 
 impl ImportInput {
@@ -298,6 +305,16 @@ impl ImportInput {
                 .map(|id| parse_id(id, "projectId"))
                 .transpose()?,
             settings: self.settings.map(ImportSettingsValue::parse).transpose()?,
+            sheet: self.sheet,
+            header_row: self
+                .header_row
+                .map(|n| {
+                    usize::try_from(n)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| AppError::bad_input("headerRow", "counts from 1"))
+                })
+                .transpose()?,
             dry_run: self.dry_run,
         })
     }
@@ -382,6 +399,8 @@ pub struct ImportPreview {
     headers: Vec<String>,
     suggested_mapping: Vec<ColumnMapping>,
     missing_required_fields: Vec<String>,
+    /// An Excel workbook's sheets, in order; empty for a CSV file.
+    sheets: Vec<String>,
     total_rows: u64,
     /// The first rows, each with the errors it would get.
     sample_rows: Vec<ImportRow>,
@@ -651,6 +670,7 @@ impl ImportMutation {
                 .map(Into::into)
                 .collect(),
             missing_required_fields: preview.missing_required_fields,
+            sheets: preview.sheets,
             total_rows: preview.total_rows as u64,
             sample_rows: preview.sample_rows.into_iter().map(Into::into).collect(),
             valid_rows: preview.valid_rows as u64,

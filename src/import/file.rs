@@ -1,7 +1,71 @@
-//! Reading an uploaded CSV file: UTF-8 (with or without BOM) or a clear refusal,
-//! the delimiter detected, a header row checked, then data rows one at a time.
+//! Reading an uploaded file: a CSV file in UTF-8 (with or without BOM) or an
+//! Excel workbook's sheet (see [`workbook`]), told apart by their content, or a
+//! clear refusal; the delimiter detected, a header row checked, then data rows
+//! one at a time.
 
+use std::borrow::Cow;
+
+use super::workbook;
 use crate::error::{AppError, AppResult};
+
+/// What an upload is, by its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+/// An upload made ready to read as CSV.
+pub struct Upload<'a> {
+    pub format: Format,
+    pub text: Cow<'a, str>,
+    /// The file's number of its header row: 1 for CSV.
+    pub header_row: usize,
+    /// A workbook's sheets, in order; none for CSV.
+    pub sheets: Vec<String>,
+}
+
+/// Read an upload: a workbook's `sheet` from `header_row` (see
+/// [`workbook::read`]), or a CSV file's text.
+pub fn read<'a>(
+    bytes: &'a [u8],
+    sheet: Option<&str>,
+    header_row: Option<usize>,
+) -> AppResult<Upload<'a>> {
+    if workbook::is_zip(bytes) {
+        let sheet = workbook::read(bytes, sheet, header_row)?;
+        return Ok(Upload {
+            format: Format::Xlsx,
+            text: Cow::Owned(sheet.csv),
+            header_row: sheet.header_row,
+            sheets: sheet.sheets,
+        });
+    }
+    if workbook::is_legacy_excel(bytes) {
+        return Err(AppError::bad_input(
+            "file",
+            "is an Excel 97-2003 workbook (.xls), which cannot be read. In Excel, save it with \"Save As\" as an \"Excel Workbook (.xlsx)\" or as \"CSV UTF-8 (Comma delimited)\", then upload it again.",
+        ));
+    }
+    if sheet.is_some_and(|s| !s.trim().is_empty()) {
+        return Err(AppError::bad_input(
+            "sheet",
+            "applies to Excel workbooks; this file is CSV",
+        ));
+    }
+    if header_row.is_some_and(|n| n != 1) {
+        return Err(AppError::bad_input(
+            "headerRow",
+            "applies to Excel workbooks; a CSV file's header is its first row",
+        ));
+    }
+    Ok(Upload {
+        format: Format::Csv,
+        text: Cow::Borrowed(decode(bytes)?),
+        header_row: 1,
+        sheets: Vec::new(),
+    })
+}
 
 /// Delimiters we detect, in order of preference on a tie.
 const DELIMITERS: [u8; 3] = [b',', b';', b'\t'];
@@ -11,9 +75,12 @@ pub struct CsvFile<'a> {
     text: &'a str,
     pub delimiter: u8,
     pub headers: Vec<String>,
+    /// The number of the header row; data rows count on from it.
+    header_row: usize,
 }
 
-/// One data row: its spreadsheet row number (the header is row 1) and its cells.
+/// One data row: its spreadsheet row number (the header is row 1 in a CSV
+/// file) and its cells.
 #[derive(Clone, Debug)]
 pub struct Row {
     pub number: usize,
@@ -94,18 +161,27 @@ impl<'a> CsvFile<'a> {
             text,
             delimiter,
             headers,
+            header_row: 1,
         })
     }
 
-    /// The data rows, blank lines skipped. A row that the CSV reader cannot split
-    /// (an unclosed quote) ends the file with one last problem row.
+    /// Number the rows from `header_row`, the header's own number.
+    #[must_use]
+    pub fn numbered_from(mut self, header_row: usize) -> Self {
+        self.header_row = header_row;
+        self
+    }
+
+    /// The data rows, blank ones skipped (though counted, as a spreadsheet
+    /// numbers them). A row that the CSV reader cannot split (an unclosed quote)
+    /// ends the file with one last problem row.
     pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
         let mut reader = reader(self.text, self.delimiter);
         let mut record = csv::StringRecord::new();
         // Skip the header.
         let _ = reader.read_record(&mut record);
         let width = self.headers.len();
-        let mut number = 1;
+        let mut number = self.header_row;
         let mut broken = false;
         std::iter::from_fn(move || {
             if broken {
@@ -115,10 +191,10 @@ impl<'a> CsvFile<'a> {
                 match reader.read_record(&mut record) {
                     Ok(false) => return None,
                     Ok(true) => {
+                        number += 1;
                         if record.iter().all(|cell| cell.trim().is_empty()) {
                             continue;
                         }
-                        number += 1;
                         let cells: Vec<String> = record.iter().map(str::to_owned).collect();
                         let problem = (cells.len() != width).then(|| {
                             format!(

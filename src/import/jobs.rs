@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     Importer, JobContext,
     fields::{ImportKind, fields},
-    file::{CsvFile, decode},
+    file::{self, CsvFile},
     mapping::{ColumnMapping, Mapping},
     settings::ImportSettings,
     staff::{self, Earlier, RowStatus},
@@ -197,8 +197,13 @@ impl Runner {
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("import job without its file"))?;
-        let text = decode(&stored.data)?;
-        let file = CsvFile::open(text, prepared.settings.delimiter_byte())?;
+        let upload = file::read(
+            &stored.data,
+            prepared.settings.sheet.as_deref(),
+            prepared.settings.header_row,
+        )?;
+        let file = CsvFile::open(&upload.text, prepared.settings.delimiter_byte())?
+            .numbered_from(upload.header_row);
         let kind = ImportKind::from_stored(&job.kind)
             .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
         let mapping = Mapping::check(prepared.mapping.clone(), &file.headers, &fields(kind))?;

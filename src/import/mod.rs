@@ -23,6 +23,7 @@ pub mod patients;
 pub mod settings;
 pub mod staff;
 pub mod templates;
+pub mod workbook;
 
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;

@@ -12,6 +12,14 @@ pub struct ImportSettings {
     pub update_existing: bool,
     /// Whether created users receive an invite to set their password.
     pub send_invites: bool,
+    /// The workbook sheet a job reads (the first when absent); set from the
+    /// upload's `sheet`, never from a template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// The workbook row naming the columns (the first non-empty when absent);
+    /// set from the upload's `headerRow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_row: Option<usize>,
 }
 
 impl Default for ImportSettings {
@@ -20,6 +28,8 @@ impl Default for ImportSettings {
             delimiter: None,
             update_existing: true,
             send_invites: false,
+            sheet: None,
+            header_row: None,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::{
         Importer, JobContext,
         export::{self, FailedRow},
         fields::{FieldSpec, ImportKind, fields},
-        file::{CsvFile, decode},
+        file::{self, CsvFile, Upload},
         mapping::{self, ColumnMapping, Mapping},
         settings::ImportSettings,
         staff::{Earlier, RowResult, RowStatus},
@@ -44,6 +44,9 @@ pub struct ImportRequest {
     pub template_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
     pub settings: Option<ImportSettings>,
+    /// An Excel workbook's sheet, and the row naming its columns.
+    pub sheet: Option<String>,
+    pub header_row: Option<usize>,
     pub dry_run: bool,
 }
 
@@ -52,6 +55,7 @@ pub struct Preview {
     pub headers: Vec<String>,
     pub suggested_mapping: Vec<ColumnMapping>,
     pub missing_required_fields: Vec<String>,
+    pub sheets: Vec<String>,
     pub total_rows: usize,
     pub sample_rows: Vec<RowResult>,
     pub valid_rows: usize,
@@ -122,9 +126,10 @@ async fn open_mapped<'t>(
     db: &impl ConnectionTrait,
     actor: &Actor,
     request: &ImportRequest,
-    text: &'t str,
+    upload: &'t Upload<'_>,
     specs: &[FieldSpec],
 ) -> AppResult<(CsvFile<'t>, Vec<ColumnMapping>, ImportSettings)> {
+    let text: &str = &upload.text;
     // The request's own settings may name the delimiter; a template's settings
     // are known only once the headers are read, so the file may be read twice.
     let first_pass = CsvFile::open(
@@ -134,7 +139,11 @@ async fn open_mapped<'t>(
             .as_ref()
             .and_then(ImportSettings::delimiter_byte),
     )?;
-    let (pairs, settings) = resolve_mapping(db, actor, request, &first_pass.headers, specs).await?;
+    let (pairs, mut settings) =
+        resolve_mapping(db, actor, request, &first_pass.headers, specs).await?;
+    // What the job reads again: the upload's own sheet and header row.
+    settings.sheet.clone_from(&request.sheet);
+    settings.header_row = request.header_row;
     let file = if settings
         .delimiter_byte()
         .is_none_or(|d| d == first_pass.delimiter)
@@ -143,7 +152,7 @@ async fn open_mapped<'t>(
     } else {
         CsvFile::open(text, settings.delimiter_byte())?
     };
-    Ok((file, pairs, settings))
+    Ok((file.numbered_from(upload.header_row), pairs, settings))
 }
 
 /// The mapping and settings to use: given, from a template, or suggested.
@@ -192,8 +201,8 @@ pub async fn preview(
     let kind = request.kind;
     require_import_rights(actor, kind, false)?;
     let specs = fields(kind);
-    let text = decode(&request.bytes)?;
-    let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
+    let upload = file::read(&request.bytes, request.sheet.as_deref(), request.header_row)?;
+    let (file, pairs, settings) = open_mapped(db, actor, &request, &upload, &specs).await?;
     require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
     let suggested_mapping = mapping::suggest(&file.headers, &specs);
     let missing_required_fields =
@@ -203,6 +212,7 @@ pub async fn preview(
         headers: file.headers.clone(),
         suggested_mapping,
         missing_required_fields,
+        sheets: upload.sheets.clone(),
         total_rows,
         sample_rows: Vec::new(),
         valid_rows: 0,
@@ -272,8 +282,8 @@ pub async fn start(
     let kind = request.kind;
     require_import_rights(actor, kind, false)?;
     let specs = fields(kind);
-    let text = decode(&request.bytes)?;
-    let (file, pairs, settings) = open_mapped(db, actor, &request, text, &specs).await?;
+    let upload = file::read(&request.bytes, request.sheet.as_deref(), request.header_row)?;
+    let (file, pairs, settings) = open_mapped(db, actor, &request, &upload, &specs).await?;
     require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
     let mapping = Mapping::check(pairs, &file.headers, &specs)?;
     check_identity_mapped(kind, &mapping)?;
