@@ -23,9 +23,10 @@ use crate::{
     error::{AppError, AppResult},
     import::{
         fields::{self, FieldSpec},
+        jobs::JobStatus,
         mapping,
+        row::{RowResult, RowStatus},
         settings::ImportSettings,
-        staff::{RowResult, RowStatus},
     },
     services::imports::{self, ImportRequest, TemplateSpec},
 };
@@ -67,6 +68,7 @@ fn kind_of(stored: &str) -> ImportKind {
 
 /// Where a job stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::import::jobs::JobStatus")]
 pub enum ImportStatus {
     Queued,
     InProgress,
@@ -74,34 +76,6 @@ pub enum ImportStatus {
     FinishedWithErrors,
     Failed,
     Cancelled,
-}
-
-impl ImportStatus {
-    fn from_stored(stored: &str) -> Self {
-        match stored {
-            "IN_PROGRESS" => Self::InProgress,
-            "FINISHED" => Self::Finished,
-            "FINISHED_WITH_ERRORS" => Self::FinishedWithErrors,
-            "FAILED" => Self::Failed,
-            "CANCELLED" => Self::Cancelled,
-            _ => Self::Queued,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::InProgress => "IN_PROGRESS",
-            Self::Finished => "FINISHED",
-            Self::FinishedWithErrors => "FINISHED_WITH_ERRORS",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::InProgress)
-    }
 }
 
 /// What happened to one row.
@@ -436,7 +410,7 @@ impl ImportJob {
         kind_of(&self.0.kind)
     }
     async fn status(&self) -> ImportStatus {
-        ImportStatus::from_stored(&self.0.status)
+        ImportStatus::from(JobStatus::from_stored(&self.0.status))
     }
     async fn file_name(&self) -> &str {
         &self.0.file_name
@@ -465,7 +439,7 @@ impl ImportJob {
     /// From 0 to 1.
     async fn progress(&self) -> f64 {
         if self.0.total_rows == 0 {
-            return if ImportStatus::from_stored(&self.0.status).is_final() {
+            return if JobStatus::from_stored(&self.0.status).is_final() {
                 1.0
             } else {
                 0.0
@@ -634,7 +608,9 @@ impl ImportQuery {
         let filter = filter.unwrap_or_default();
         let filter = imports::JobFilter {
             kind: filter.kind.map(Into::into),
-            status: filter.status.map(|s| s.as_str().to_owned()),
+            status: filter
+                .status
+                .map(|s| JobStatus::from(s).as_str().to_owned()),
         };
         let page = imports::list(&state.db, actor, filter, page).await?;
         Ok(into_connection(page, |m| m.id, ImportJob))
@@ -754,7 +730,7 @@ impl ImportSubscription {
                 more?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let job = imports::find(&state.db, &actor, id).await.ok().flatten()?;
-                let done = ImportStatus::from_stored(&job.status).is_final();
+                let done = JobStatus::from_stored(&job.status).is_final();
                 Some((ImportJob(job), (!done).then_some(())))
             }
         })

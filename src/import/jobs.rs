@@ -20,14 +20,55 @@ use super::{
     fields::{ImportKind, fields},
     file::{self, CsvFile},
     mapping::{ColumnMapping, Mapping},
+    row::{self, Earlier, RowStatus},
     settings::ImportSettings,
-    staff::{self, Earlier, RowStatus},
 };
 use crate::{
     auth::session::SessionStore,
     error::{AppError, AppResult},
     telemetry::events,
 };
+
+/// Where a job stands, as the `import_jobs.status` column stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Finished,
+    FinishedWithErrors,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Finished => "FINISHED",
+            Self::FinishedWithErrors => "FINISHED_WITH_ERRORS",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// The stored word's status; an unknown word reads as queued.
+    pub fn from_stored(stored: &str) -> Self {
+        match stored {
+            "IN_PROGRESS" => Self::InProgress,
+            "FINISHED" => Self::Finished,
+            "FINISHED_WITH_ERRORS" => Self::FinishedWithErrors,
+            "FAILED" => Self::Failed,
+            "CANCELLED" => Self::Cancelled,
+            _ => Self::Queued,
+        }
+    }
+
+    /// Whether the job has ended, one way or another.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::InProgress)
+    }
+}
 
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
@@ -129,13 +170,17 @@ impl Runner {
         use entity::import_job::{Column, Entity};
         let now = Utc::now();
         let claimable = || {
-            Condition::any().add(Column::Status.eq("QUEUED")).add(
-                Condition::all().add(Column::Status.eq("IN_PROGRESS")).add(
-                    Condition::any()
-                        .add(Column::LeaseExpiresAt.lt(now))
-                        .add(Column::LeaseOwner.eq(self.instance.clone())),
-                ),
-            )
+            Condition::any()
+                .add(Column::Status.eq(JobStatus::Queued.as_str()))
+                .add(
+                    Condition::all()
+                        .add(Column::Status.eq(JobStatus::InProgress.as_str()))
+                        .add(
+                            Condition::any()
+                                .add(Column::LeaseExpiresAt.lt(now))
+                                .add(Column::LeaseOwner.eq(self.instance.clone())),
+                        ),
+                )
         };
         let txn = crate::services::begin_write(&self.db).await?;
         let mut select = Entity::find()
@@ -152,7 +197,7 @@ impl Runner {
             return Ok(None);
         };
         let won = Entity::update_many()
-            .col_expr(Column::Status, Expr::value("IN_PROGRESS"))
+            .col_expr(Column::Status, Expr::value(JobStatus::InProgress.as_str()))
             .col_expr(Column::LeaseOwner, Expr::value(self.instance.clone()))
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + self.lease))
             .col_expr(
@@ -180,7 +225,7 @@ impl Runner {
             .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now()))
             .filter(Column::Id.eq(id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
-            .filter(Column::Status.eq("IN_PROGRESS"))
+            .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -274,7 +319,7 @@ impl Runner {
         .map(|status| {
             i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
         });
-        let models = results.iter().map(|r| staff::to_model(job.id, r));
+        let models = results.iter().map(|r| row::to_model(job.id, r));
         crate::services::bulk::insert_all(&txn, models).await?;
         let ours = Entity::update_many()
             .col_expr(
@@ -301,7 +346,7 @@ impl Runner {
             .col_expr(Column::FailedAttempts, Expr::value(0))
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
-            .filter(Column::Status.eq("IN_PROGRESS"))
+            .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
             .exec(&txn)
             .await?
             .rows_affected
@@ -329,8 +374,11 @@ impl Runner {
 
     async fn finish(&self, job: &entity::import_job::Model) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
-        let status =
-            Expr::case(Column::FailedCount.gt(0), "FINISHED_WITH_ERRORS").finally("FINISHED");
+        let status = Expr::case(
+            Column::FailedCount.gt(0),
+            JobStatus::FinishedWithErrors.as_str(),
+        )
+        .finally(JobStatus::Finished.as_str());
         // The ended job comes back with the statement, status included.
         let ended = Entity::update_many()
             .col_expr(Column::Status, status.into())
@@ -342,19 +390,12 @@ impl Runner {
             )
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
-            .filter(Column::Status.eq("IN_PROGRESS"))
+            .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
             .exec_with_returning(&self.db)
             .await?;
         if let Some(ended) = ended.first() {
             tracing::info!(job_id = %job.id, "import job finished");
-            events::import_job_ended(
-                &job.kind,
-                if ended.status == "FINISHED_WITH_ERRORS" {
-                    "FINISHED_WITH_ERRORS"
-                } else {
-                    "FINISHED"
-                },
-            );
+            events::import_job_ended(&job.kind, JobStatus::from_stored(&ended.status).as_str());
             Ok(RunEnd::Finished)
         } else {
             Ok(RunEnd::LostClaim)
@@ -373,13 +414,14 @@ impl Runner {
             )
             .filter(Column::Id.eq(id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
-            .filter(Column::Status.eq("IN_PROGRESS"))
+            .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
             .exec(&self.db)
             .await?;
         let Some(job) = Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(false);
         };
-        if job.status != "IN_PROGRESS" || job.failed_attempts < MOST_BATCH_ATTEMPTS {
+        if job.status != JobStatus::InProgress.as_str() || job.failed_attempts < MOST_BATCH_ATTEMPTS
+        {
             tracing::info!(job_id = %id, attempts = job.failed_attempts, "import batch will be retried");
             return Ok(false);
         }
@@ -395,7 +437,7 @@ impl Runner {
     async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
         Entity::update_many()
-            .col_expr(Column::Status, Expr::value("FAILED"))
+            .col_expr(Column::Status, Expr::value(JobStatus::Failed.as_str()))
             .col_expr(Column::ErrorMessage, Expr::value(message.to_owned()))
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -404,7 +446,7 @@ impl Runner {
             .exec(&self.db)
             .await?;
         tracing::warn!(job_id = %job.id, "import job failed");
-        events::import_job_ended(&job.kind, "FAILED");
+        events::import_job_ended(&job.kind, JobStatus::Failed.as_str());
         Ok(RunEnd::Finished)
     }
 }

@@ -12,8 +12,8 @@ use sea_orm::{
 use super::{
     file::Row,
     mapping::Mapping,
+    row::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
     settings::ImportSettings,
-    staff::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
 };
 use crate::{
     error::{AppResult, FieldError},

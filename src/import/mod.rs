@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod locations;
 pub mod mapping;
 pub mod patients;
+pub mod row;
 pub mod settings;
 pub mod staff;
 pub mod templates;
@@ -101,10 +102,10 @@ impl<'a> Importer<'a> {
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<file::Row>,
-        earlier: &mut staff::Earlier<'_>,
+        earlier: &mut row::Earlier<'_>,
         write: bool,
         authority: &Authority,
-    ) -> AppResult<Vec<staff::RowResult>> {
+    ) -> AppResult<Vec<row::RowResult>> {
         let lacking = std::iter::once(&Permission::ImportsRun)
             .chain(self.kind().write_permissions())
             .find_map(|p| authority.require_for(*p, "row").err());
@@ -112,13 +113,13 @@ impl<'a> Importer<'a> {
             let error = FieldError::from(refusal);
             return Ok(rows
                 .into_iter()
-                .map(|row| staff::RowResult {
+                .map(|row| row::RowResult {
                     number: row.number,
-                    status: staff::RowStatus::Failed,
+                    status: row::RowStatus::Failed,
                     identity: None,
                     record_id: None,
                     errors: vec![error.clone()],
-                    values: staff::row_values(self.headers(), &row),
+                    values: row::row_values(self.headers(), &row),
                 })
                 .collect());
         }

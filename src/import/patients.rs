@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{
     file::Row,
     mapping::Mapping,
+    row::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
     settings::ImportSettings,
-    staff::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
 };
 use crate::{
     error::{AppResult, FieldError},

@@ -26,9 +26,10 @@ use crate::{
         export::{self, FailedRow},
         fields::{FieldSpec, ImportKind, fields},
         file::{self, CsvFile, Upload},
+        jobs::JobStatus,
         mapping::{self, ColumnMapping, Mapping},
+        row::{Earlier, RowResult, RowStatus},
         settings::ImportSettings,
-        staff::{Earlier, RowResult, RowStatus},
     },
 };
 
@@ -300,7 +301,7 @@ pub async fn start(
         id: Uuid::now_v7(),
         organization_id: actor.organization_id,
         kind: kind.as_str().to_owned(),
-        status: "QUEUED".to_owned(),
+        status: JobStatus::Queued.as_str().to_owned(),
         file_name,
         mapping: json!(mapping.pairs),
         settings: json!(settings),
@@ -358,10 +359,10 @@ pub async fn cancel(
         .await?
         .ok_or(AppError::NotFound("ImportJob"))?;
     let cancelled = Entity::update_many()
-        .col_expr(Column::Status, Expr::value("CANCELLED"))
+        .col_expr(Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
         .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
         .filter(Column::Id.eq(id))
-        .filter(Column::Status.is_in(["QUEUED", "IN_PROGRESS"]))
+        .filter(Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::InProgress.as_str()]))
         .exec(db)
         .await?
         .rows_affected
@@ -377,7 +378,7 @@ pub async fn cancel(
         AuditEntry::by(actor, "import.cancel").target("ImportJob", id),
     )
     .await?;
-    crate::telemetry::events::import_job_ended(&job.kind, "CANCELLED");
+    crate::telemetry::events::import_job_ended(&job.kind, JobStatus::Cancelled.as_str());
     find(db, actor, id)
         .await?
         .ok_or(AppError::NotFound("ImportJob"))
