@@ -244,3 +244,77 @@ async fn files_that_are_not_workbooks_or_name_what_is_not_there_are_refused_clea
         assert_eq!(fields[0].0, "sheet", "{fields:?}");
     }
 }
+
+/// Dates typed into Excel are numbers formatted as dates; they read as the
+/// date a person sees, and a patient's date of birth goes in as that date.
+#[tokio::test]
+async fn dates_in_a_workbook_read_as_the_dates_people_typed() {
+    use rust_xlsxwriter::ExcelDateTime;
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let admin = admin(&app).await;
+        let project = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Cardiology follow-up\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        for (column, name) in ["MRN", "First Name", "Last Name", "DOB"].iter().enumerate() {
+            sheet.write(0, column as u16, *name).unwrap();
+        }
+        sheet.write(1, 0, "00981").unwrap();
+        sheet.write(1, 1, "Chloe").unwrap();
+        sheet.write(1, 2, "Okafor").unwrap();
+        let date = Format::new().set_num_format("mm/dd/yyyy");
+        let born = ExcelDateTime::from_ymd(1984, 3, 12).unwrap();
+        sheet
+            .write_datetime_with_format(1, 3, &born, &date)
+            .unwrap();
+        let file = workbook.save_to_buffer().unwrap();
+
+        let input = json!({ "kind": "PATIENTS", "projectId": project });
+        let (_, body) = app
+            .upload(
+                &admin,
+                PREVIEW,
+                input.clone(),
+                "patients.xlsx",
+                file.clone(),
+            )
+            .await;
+        let preview = &body["data"]["previewImport"];
+        assert_eq!(
+            sample(preview, 2)["values"]["DOB"],
+            "1984-03-12",
+            "{backend:?}: {body}"
+        );
+        assert_eq!(preview["invalidRows"], 0, "{preview}");
+
+        let (_, body) = app
+            .upload(&admin, START, input, "patients.xlsx", file)
+            .await;
+        let id = body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let job = app.finished_job(&admin, &id).await;
+        assert_eq!(job["status"], "FINISHED", "{backend:?}: {job}");
+        let data = app
+            .ok(
+                &admin,
+                "query($id: ID!) { project(id: $id) { enrollments(first: 10) { edges { node { externalId patient { dateOfBirth } } } } } }",
+                json!({ "id": project }),
+            )
+            .await;
+        let enrolled = &data["project"]["enrollments"]["edges"][0]["node"];
+        assert_eq!(enrolled["externalId"], "00981", "{data}");
+        assert_eq!(enrolled["patient"]["dateOfBirth"], "1984-03-12", "{data}");
+    }
+}
