@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 const PREVIEW: &str = "mutation($input: ImportInput!) { previewImport(input: $input) {
     headers sheets totalRows validRows invalidRows
     sampleRows { rowNumber status errors { field message } values } } }";
-const START: &str = "mutation($input: ImportInput!) { startImport(input: $input) { id } }";
 
 /// A workbook as an HR system exports it: a summary sheet first, then the
 /// staff on a sheet of their own under a title and a blank row, employee
@@ -105,14 +104,9 @@ async fn a_workbook_imports_the_chosen_sheet_from_its_header_row_and_keeps_leadi
         assert_eq!(sample(preview, 5)["errors"][0]["field"], "email");
         assert_eq!(sample(preview, 6)["values"]["Job Title"], "42");
 
-        let (_, body) = app
-            .upload(&admin, START, input, "staff.xlsx", hr_workbook())
+        let job = app
+            .import_finished(&admin, input, "staff.xlsx", hr_workbook())
             .await;
-        let id = body["data"]["startImport"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let job = app.finished_job(&admin, &id).await;
         assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{backend:?}: {job}");
         assert_eq!(job["createdCount"], 2, "{job}");
         assert_eq!(job["failedCount"], 1, "{job}");
@@ -297,14 +291,9 @@ async fn dates_in_a_workbook_read_as_the_dates_people_typed() {
         );
         assert_eq!(preview["invalidRows"], 0, "{preview}");
 
-        let (_, body) = app
-            .upload(&admin, START, input, "patients.xlsx", file)
+        let job = app
+            .import_finished(&admin, input, "patients.xlsx", file)
             .await;
-        let id = body["data"]["startImport"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let job = app.finished_job(&admin, &id).await;
         assert_eq!(job["status"], "FINISHED", "{backend:?}: {job}");
         let data = app
             .ok(

@@ -537,12 +537,25 @@ impl TestApp {
 
     /// Start a USERS import of `file`; the job's id.
     pub async fn start_staff_import(&self, token: &str, file: Vec<u8>) -> String {
+        self.start_import(token, json!({ "kind": "USERS" }), "staff.csv", file)
+            .await
+    }
+
+    /// Start an import of `file` with `input` (`kind` and the rest of
+    /// `ImportInput` but the file); the job's id.
+    pub async fn start_import(
+        &self,
+        token: &str,
+        input: Value,
+        file_name: &str,
+        file: Vec<u8>,
+    ) -> String {
         let (_, body) = self
             .upload(
                 token,
                 "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-                json!({ "kind": "USERS" }),
-                "staff.csv",
+                input,
+                file_name,
                 file,
             )
             .await;
@@ -550,6 +563,18 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("the import did not start: {body}"))
             .to_owned()
+    }
+
+    /// Import `file` with `input` and wait for the job to end; its final state.
+    pub async fn import_finished(
+        &self,
+        token: &str,
+        input: Value,
+        file_name: &str,
+        file: Vec<u8>,
+    ) -> Value {
+        let id = self.start_import(token, input, file_name, file).await;
+        self.finished_job(token, &id).await
     }
 
     /// Wait until an import job has ended; its final state.
