@@ -10,7 +10,7 @@
 mod common;
 
 use common::{PASSWORD, TestApp, error_code, error_fields};
-use rust_xlsxwriter::{Format, Workbook};
+use rust_xlsxwriter::{Format, Formula, Workbook};
 use serde_json::{Value, json};
 
 const PREVIEW: &str = "mutation($input: ImportInput!) { previewImport(input: $input) {
@@ -19,7 +19,8 @@ const PREVIEW: &str = "mutation($input: ImportInput!) { previewImport(input: $in
 
 /// A workbook as an HR system exports it: a summary sheet first, then the
 /// staff on a sheet of their own under a title and a blank row, employee
-/// numbers as text with their leading zeros, and a title typed as a number.
+/// numbers as text with their leading zeros, a title typed as a number and
+/// one given by a formula.
 fn hr_workbook() -> Vec<u8> {
     let mut workbook = Workbook::new();
     let summary = workbook.add_worksheet().set_name("Summary").unwrap();
@@ -50,7 +51,15 @@ fn hr_workbook() -> Vec<u8> {
         staff.write(row, 2, *last).unwrap();
         staff.write_with_format(row, 3, *number, &text).unwrap();
     }
-    staff.write(3, 4, "Charge Nurse").unwrap();
+    // A formula reads as the value Excel saved with it, never evaluated here
+    // (evaluated, it would say "CHARGE NURSE").
+    staff
+        .write_formula(
+            3,
+            4,
+            Formula::new("=UPPER(\"charge nurse\")").set_result("Charge Nurse"),
+        )
+        .unwrap();
     staff.write(5, 4, 42).unwrap();
     workbook.save_to_buffer().unwrap()
 }
@@ -100,6 +109,7 @@ async fn a_workbook_imports_the_chosen_sheet_from_its_header_row_and_keeps_leadi
         assert_eq!(preview["invalidRows"], 1, "{preview}");
         // Rows are numbered as the sheet numbers them.
         assert_eq!(sample(preview, 4)["values"]["Employee Number"], "000417");
+        assert_eq!(sample(preview, 4)["values"]["Job Title"], "Charge Nurse");
         assert_eq!(sample(preview, 5)["status"], "FAILED");
         assert_eq!(sample(preview, 5)["errors"][0]["field"], "email");
         assert_eq!(sample(preview, 6)["values"]["Job Title"], "42");
