@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{
+        mfa::SecretKey,
         password::Hasher,
         session::{SessionStore, memory::MemoryStore, redis::RedisStore},
     },
@@ -87,6 +88,45 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn SessionSto
     })
 }
 
+/// The key for secrets at rest: `ROLLCALL_SECRET_KEY`; with the embedded
+/// SQLite database and no key set, the one kept beside the database (made on
+/// first start, readable by its owner only).
+pub fn secret_key(config: &Config) -> anyhow::Result<SecretKey> {
+    if let Some(encoded) = &config.secret_key {
+        return SecretKey::parse(encoded)
+            .map_err(|why| anyhow::anyhow!("ROLLCALL_SECRET_KEY {why}: give 32 bytes in base64"));
+    }
+    if !config.is_sqlite() {
+        anyhow::bail!(
+            "ROLLCALL_SECRET_KEY is not set: give every instance the same 32 random bytes in \
+             base64 (openssl rand -base64 32); it encrypts second-factor secrets"
+        );
+    }
+    let Some(database) = config.sqlite_path() else {
+        tracing::warn!("in-memory database: second-factor secrets use a key that ends with it");
+        return SecretKey::parse(&SecretKey::generate_encoded()).map_err(anyhow::Error::msg);
+    };
+    let mut path = database.into_os_string();
+    path.push(".key");
+    let path = std::path::PathBuf::from(path);
+    if !path.exists() {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("cannot create the key file {}", path.display()))?;
+        writeln!(file, "{}", SecretKey::generate_encoded())?;
+        tracing::info!(file = %path.display(), "made the key for secrets at rest; keep it with the database's backups, apart from them");
+    }
+    let encoded = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    SecretKey::parse(&encoded)
+        .map_err(|why| anyhow::anyhow!("the key file {} {why}", path.display()))
+}
+
 pub struct Application {
     port: u16,
     acceptor: poem::listener::TcpAcceptor,
@@ -105,6 +145,9 @@ pub struct Application {
 impl Application {
     /// Connect, migrate, bootstrap an empty database, and bind the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Refused before anything else: a misconfigured instance should not
+        // touch the database.
+        let secrets = secret_key(&config)?;
         let db = connect_database(&config).await?;
         if config.is_sqlite() {
             tracing::info!(
@@ -141,6 +184,7 @@ impl Application {
             db.clone(),
             store,
             hasher,
+            secrets,
             config.session_max(),
         ));
         let email: Arc<dyn Transport> = match &config.smtp_url {

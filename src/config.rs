@@ -104,6 +104,19 @@ pub struct Config {
     )]
     pub request_timeout_seconds: u64,
 
+    /// The key that encrypts secrets at rest (TOTP secrets) and keys the
+    /// digests of recovery codes: 32 random bytes in base64 (`openssl rand
+    /// -base64 32`). Every instance sharing a database needs the same key.
+    /// Required with PostgreSQL; with the embedded SQLite database a key is
+    /// generated once and kept beside it (`<database>.key`).
+    #[arg(
+        long,
+        env = "ROLLCALL_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
     /// Redis URL for sessions, revocation and rate limits; without it sessions are
     /// kept in process (one instance only).
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
@@ -364,6 +377,14 @@ impl Config {
     /// Whether the database is the embedded SQLite file.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// The file of the embedded SQLite database, if it is one (not `:memory:`).
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
     }
 }
 

@@ -86,6 +86,12 @@ pub enum AppError {
     Conflict(String),
     #[error("You must change your password before doing anything else.")]
     PasswordChangeRequired,
+    /// A login waiting for its second factor asked for anything else, or a
+    /// sensitive operation came without a recent second factor.
+    #[error("Verify your second factor first (verifyMfa or finishWebAuthnLogin).")]
+    MfaRequired,
+    #[error("Your organisation requires a second factor: enrol one before doing anything else.")]
+    MfaEnrollmentRequired,
     #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
     #[error("The {0} is unavailable; try again shortly.")]
@@ -120,6 +126,8 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            Self::MfaRequired => "MFA_REQUIRED",
+            Self::MfaEnrollmentRequired => "MFA_ENROLLMENT_REQUIRED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -134,7 +142,10 @@ impl AppError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => 401,
-            Self::Forbidden(_) | Self::PasswordChangeRequired => 403,
+            Self::Forbidden(_)
+            | Self::PasswordChangeRequired
+            | Self::MfaRequired
+            | Self::MfaEnrollmentRequired => 403,
             Self::BadInput(_) => 400,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,

@@ -18,8 +18,10 @@ pub fn init(format: LogFormat, filter: &str) {
 /// mail transport that stopped delivering, imports failing rows. Labels are
 /// closed sets (outcomes, kinds, channels): never an id, an email or a name.
 pub mod events {
-    /// A login attempt: `ok`, `failed` (wrong credentials, of any kind) or
-    /// `locked` (refused by the lockout before any check).
+    /// A login attempt: `ok`, `failed` (wrong credentials, of any kind),
+    /// `locked` (refused by the lockout before any check), `mfa_pending` (the
+    /// password was right, a second factor is asked for) or `mfa_failed` (a
+    /// wrong or reused code).
     pub fn login(outcome: &'static str) {
         metrics::counter!("rollcall_logins_total", "outcome" => outcome).increment(1);
     }

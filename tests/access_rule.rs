@@ -367,6 +367,15 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             )
             .await
         }
+        "resetUserMfa" => {
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { resetUserMfa(userId: $id) { id } }",
+                json!({ "id": target_id }),
+            )
+            .await
+        }
         "updateUserProfile" => {
             mutation(
                 app,

@@ -27,6 +27,7 @@ fn clean(command: &mut Command) -> &mut Command {
         "REDIS_URL",
         "ROLLCALL_BIND",
         "ROLLCALL_PUBLIC_URL",
+        "ROLLCALL_SECRET_KEY",
     ] {
         command.env_remove(var);
     }
@@ -47,6 +48,18 @@ fn serve_with_no_configuration_prints_the_first_admin_once_and_stops_on_sigterm(
         dir.path().join("rollcall.db").exists(),
         "SQLite file in the working directory"
     );
+    let key = dir.path().join("rollcall.db.key");
+    let encoded = std::fs::read_to_string(&key).expect("a key made beside the database");
+    assert!(
+        rollcall::auth::mfa::SecretKey::parse(&encoded).is_ok(),
+        "{encoded}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+    }
 
     terminate(&server.child);
     let (exit, _, stderr) = server.wait(Duration::from_secs(10));
@@ -107,6 +120,32 @@ fn create_admin_keeps_a_given_password_and_migrate_is_idempotent() {
     ]);
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("most common"));
+}
+
+#[test]
+fn on_postgresql_the_server_refuses_to_start_without_a_secret_key() {
+    let mut command = Command::new(BIN);
+    let output = clean(&mut command)
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ROLLCALL_SECRET_KEY is not set"),
+        "{stderr}"
+    );
+
+    let output = clean(&mut Command::new(BIN))
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("ROLLCALL_SECRET_KEY", "c2hvcnQ=")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("holds 5 bytes, not 32"), "{stderr}");
 }
 
 #[test]

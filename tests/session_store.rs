@@ -11,8 +11,8 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use rollcall::auth::session::{
-    EndReason, NewSession, SessionStore, StoreEvent, memory::MemoryStore, redis::RedisStore,
-    wait_for_end,
+    AuthMethod, EndReason, NewSession, SessionStore, StoreEvent, memory::MemoryStore,
+    redis::RedisStore, wait_for_end,
 };
 use uuid::Uuid;
 
@@ -44,6 +44,9 @@ fn new_session(user: Uuid, org: Uuid, idle: Duration) -> NewSession {
         max_lifetime: Duration::from_secs(3600),
         ip_address: Some("10.0.0.7".to_owned()),
         user_agent: Some("conformance".to_owned()),
+        auth_methods: vec![AuthMethod::Password],
+        mfa_pending: false,
+        mfa_verified: false,
     }
 }
 
@@ -126,6 +129,62 @@ async fn sessions_are_created_touched_listed_and_revoked() {
 /// The idle timeout of the expiry test: its steps of half of it leave the
 /// other half to a loaded machine's scheduling before the check would fail.
 const IDLE: Duration = Duration::from_millis(1600);
+
+#[tokio::test]
+async fn a_pending_login_and_a_verified_second_factor_are_remembered() {
+    let (stores, _cleanup) = stores().await;
+    for store in stores {
+        let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
+        let pending = NewSession {
+            mfa_pending: true,
+            ..new_session(user, org, Duration::from_secs(300))
+        };
+        let (token, created) = store.create(pending).await.unwrap();
+        assert!(created.mfa_pending, "{}", store.kind());
+        assert_eq!(created.mfa_verified_at, None);
+        let touched = store.touch(&token.id()).await.unwrap().expect("live");
+        assert!(touched.session.mfa_pending, "{}", store.kind());
+        assert_eq!(touched.session.auth_methods, [AuthMethod::Password]);
+
+        let (token, _) = store
+            .create(new_session(user, org, Duration::from_secs(300)))
+            .await
+            .unwrap();
+        let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let stepped = store
+            .record_second_factor(&token.id(), AuthMethod::Otp)
+            .await
+            .unwrap()
+            .expect("live");
+        assert_eq!(
+            stepped.auth_methods,
+            [AuthMethod::Password, AuthMethod::Otp]
+        );
+        // Verifying again adds no second mention of the method.
+        store
+            .record_second_factor(&token.id(), AuthMethod::Otp)
+            .await
+            .unwrap();
+        let touched = store.touch(&token.id()).await.unwrap().expect("live");
+        assert!(!touched.session.mfa_pending);
+        assert_eq!(
+            touched.session.auth_methods,
+            [AuthMethod::Password, AuthMethod::Otp],
+            "{}",
+            store.kind()
+        );
+        assert!(touched.session.mfa_verified_at.expect("verified") >= before);
+
+        store.revoke(&token.id()).await.unwrap();
+        assert!(
+            store
+                .record_second_factor(&token.id(), AuthMethod::Otp)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
 
 #[tokio::test]
 async fn an_idle_session_expires_and_its_watchers_hear_so() {

@@ -4,6 +4,7 @@
 //! a column added here does not become part of the public contract by accident.
 
 pub mod audit_event;
+pub mod authenticator;
 pub mod availability_slot;
 pub mod certification;
 pub mod enrollment;
@@ -20,6 +21,7 @@ pub mod patient_assignment;
 pub mod patient_link;
 pub mod project;
 pub mod provider;
+pub mod recovery_code;
 pub mod role;
 pub mod role_permission;
 pub mod user;
@@ -27,6 +29,7 @@ pub mod user_role;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
+    pub use super::authenticator::Entity as Authenticator;
     pub use super::availability_slot::Entity as AvailabilitySlot;
     pub use super::certification::Entity as Certification;
     pub use super::enrollment::Entity as Enrollment;
@@ -43,6 +46,7 @@ pub mod prelude {
     pub use super::patient_link::Entity as PatientLink;
     pub use super::project::Entity as Project;
     pub use super::provider::Entity as Provider;
+    pub use super::recovery_code::Entity as RecoveryCode;
     pub use super::role::Entity as Role;
     pub use super::role_permission::Entity as RolePermission;
     pub use super::user::Entity as User;

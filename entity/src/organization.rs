@@ -14,6 +14,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// IANA name; availability is written in it.
     pub time_zone: String,
+    /// Who must have a second factor: NONE, PRIVILEGED or ALL.
+    pub mfa_required: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261124_000007_add_provider_location;
 mod m20261201_000001_add_import_failed_attempts;
 mod m20261202_000001_add_invite_purpose;
 mod m20261202_000002_add_enrollment_pending_response;
+mod m20261202_000003_create_authenticators;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_add_import_failed_attempts::Migration),
             Box::new(m20261202_000001_add_invite_purpose::Migration),
             Box::new(m20261202_000002_add_enrollment_pending_response::Migration),
+            Box::new(m20261202_000003_create_authenticators::Migration),
         ]
     }
 }

@@ -16,6 +16,15 @@
 //! ROLES_MANAGE is the right to manage *peers and juniors*, never seniors, so no
 //! sequence of operations by non-super users can leave anyone with a permission
 //! that none of those users held.
+//!
+//! Sensitive operations also ask the caller, when they have a second factor,
+//! to have verified it on this session within 15 minutes
+//! ([`Actor::require_recent_mfa`], `MFA_REQUIRED` otherwise): resetting another
+//! user's password or second factors, creating, changing or deleting roles,
+//! giving roles (by mutation or by an import that maps roles), changing the
+//! organisation's second-factor policy, exporting people, and regenerating
+//! one's recovery codes or removing a factor. A stolen session alone cannot
+//! do them.
 
 use std::{collections::BTreeSet, fmt, sync::Arc};
 

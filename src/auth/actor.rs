@@ -11,7 +11,11 @@ use std::{collections::BTreeSet, sync::Arc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
 
-use super::{Permission, session::SessionId};
+use super::{
+    Permission,
+    mfa::STEP_UP_WINDOW,
+    session::{AuthMethod, SessionId, SessionToken},
+};
 use crate::error::{AppError, AppResult};
 
 /// Where a request comes from, for sessions and the audit trail.
@@ -33,6 +37,17 @@ pub struct Actor {
     /// to it replaces the user's epoch and the check then reads it again.
     pub user: Arc<entity::user::Model>,
     pub origin: Origin,
+    /// How the session was made (and what it verified since).
+    pub auth_methods: Vec<AuthMethod>,
+    /// The login's password was right, its second factor is still to come.
+    pub mfa_pending: bool,
+    /// When a second factor was last verified on this session.
+    pub mfa_verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The user has a second factor.
+    pub has_second_factor: bool,
+    /// The organisation's policy asks this user for a second factor and they
+    /// have none: they must enrol before anything else.
+    pub must_enroll_mfa: bool,
 }
 
 impl Actor {
@@ -44,6 +59,35 @@ impl Actor {
     /// `logout` until it is changed.
     pub fn must_change_password(&self) -> bool {
         self.user.must_change_password
+    }
+
+    /// `Ok` when the session may do anything its permissions allow: not a
+    /// login waiting for its second factor, not a user who must first change
+    /// their password or enrol a second factor. Every door checks this.
+    pub fn ensure_ready(&self) -> AppResult<()> {
+        if self.mfa_pending {
+            Err(AppError::MfaRequired)
+        } else if self.must_change_password() {
+            Err(AppError::PasswordChangeRequired)
+        } else if self.must_enroll_mfa {
+            Err(AppError::MfaEnrollmentRequired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A sensitive operation (see `auth::access`) by a user with a second
+    /// factor needs one verified on this session within the last 15 minutes:
+    /// otherwise `MFA_REQUIRED`, answered by `verifyMfa` on this session.
+    pub fn require_recent_mfa(&self) -> AppResult<()> {
+        let recent = self
+            .mfa_verified_at
+            .is_some_and(|at| chrono::Utc::now() - at < STEP_UP_WINDOW);
+        if self.has_second_factor && !recent {
+            Err(AppError::MfaRequired)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn has(&self, permission: Permission) -> bool {
@@ -109,21 +153,33 @@ impl TenantScoped for entity::audit_event::Entity {
 pub struct Caller {
     pub actor: Option<Actor>,
     pub origin: Origin,
+    /// The token the request presented, when it opened a session: a step-up
+    /// answers with it.
+    pub token: Option<SessionToken>,
 }
 
 impl Caller {
-    /// The actor, refused while they must change their password.
+    /// The actor, ready to act (see [`Actor::ensure_ready`]).
     pub fn actor(&self) -> AppResult<&Actor> {
-        let actor = self.actor_pending_password_change()?;
-        if actor.must_change_password() {
-            return Err(AppError::PasswordChangeRequired);
+        let actor = self.any_session()?;
+        actor.ensure_ready()?;
+        Ok(actor)
+    }
+
+    /// The actor while they set up their account: they may have to change
+    /// their password or enrol a second factor, but have completed their
+    /// login. `me`, `changePassword`, enrolment and `logout` use this.
+    pub fn actor_in_setup(&self) -> AppResult<&Actor> {
+        let actor = self.any_session()?;
+        if actor.mfa_pending {
+            return Err(AppError::MfaRequired);
         }
         Ok(actor)
     }
 
-    /// The actor, even while they must change their password: only `me`,
-    /// `changePassword` and `logout` use this.
-    pub fn actor_pending_password_change(&self) -> AppResult<&Actor> {
+    /// The actor of any live session, even a login waiting for its second
+    /// factor: only completing that login and `logout` use this.
+    pub fn any_session(&self) -> AppResult<&Actor> {
         self.actor.as_ref().ok_or(AppError::Unauthenticated)
     }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod actor;
 pub mod cookies;
+pub mod mfa;
 pub mod password;
 pub mod permissions;
 pub mod session;

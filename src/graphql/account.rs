@@ -11,8 +11,8 @@ use super::{
     Ctx,
     connection::{Conn, into_connection, page_request, parse_id},
     loaders::{
-        AvailabilityOfUser, CertificationsOfUser, PermissionsOfRole, ProviderOfUser, RolesOfUser,
-        loader_error,
+        AuthenticatorsOfUser, AvailabilityOfUser, CertificationsOfUser, PermissionsOfRole,
+        ProviderOfUser, RolesOfUser, loader_error,
     },
 };
 use crate::{
@@ -46,6 +46,10 @@ impl Organization {
     /// IANA name; staff availability is written in it.
     async fn time_zone(&self) -> &str {
         &self.0.time_zone
+    }
+    /// Who must have a second factor.
+    async fn mfa_required(&self) -> super::mfa::MfaPolicy {
+        crate::auth::mfa::MfaPolicy::from_stored(&self.0.mfa_required).into()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -129,6 +133,38 @@ impl User {
     async fn must_change_password(&self) -> bool {
         self.0.must_change_password
     }
+    /// The user's second factors, never their secrets: for the user and for
+    /// those with USERS_WRITE; null for anyone else.
+    async fn authenticators(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::mfa::Authenticator>>> {
+        let actor = ctx.caller()?.actor_in_setup()?;
+        if actor.user_id != self.0.id && !actor.has(Permission::UsersWrite) {
+            return Ok(None);
+        }
+        let found = ctx
+            .data::<DataLoader<AuthenticatorsOfUser>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?
+            .unwrap_or_default();
+        Ok(Some(
+            found.into_iter().map(super::mfa::Authenticator).collect(),
+        ))
+    }
+    /// Unused recovery codes: for the user and for those with USERS_WRITE.
+    async fn recovery_codes_left(&self, ctx: &Context<'_>) -> Result<Option<u64>> {
+        let actor = ctx.caller()?.actor_in_setup()?;
+        if actor.user_id != self.0.id && !actor.has(Permission::UsersWrite) {
+            return Ok(None);
+        }
+        let state = ctx.state()?;
+        let left = Box::pin(crate::services::mfa::recovery_codes_left(
+            &state.db, self.0.id,
+        ));
+        Ok(Some(left.await?))
+    }
     /// Whether the user may act in every organisation.
     async fn is_super_admin(&self) -> bool {
         self.0.is_super_admin
@@ -144,7 +180,7 @@ impl User {
     }
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let state = ctx.state()?;
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
         // Boxed: every field of a user is resolved through one future type, as
         // large as the largest field's; with a query inline here, each `id` or
         // `email` of every user would be moved around as kilobytes.
@@ -157,7 +193,7 @@ impl User {
     }
     /// The user's provider record, if they are a provider (PROVIDERS_READ to see it).
     async fn provider(&self, ctx: &Context<'_>) -> Result<Option<super::providers::Provider>> {
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
         if actor.user_id != self.0.id && !actor.has(Permission::ProvidersRead) {
             return Ok(None);
         }
@@ -279,7 +315,7 @@ pub struct AccountQuery;
 impl AccountQuery {
     /// The logged-in user. Answers even while the password must be changed.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
         Ok(User(actor.user.clone()))
     }
 

@@ -182,3 +182,17 @@ impl Loader<Uuid> for StatsOfProject {
             .map_err(Arc::new)
     }
 }
+
+/// The confirmed second factors of each user.
+pub struct AuthenticatorsOfUser(pub DatabaseConnection);
+
+impl Loader<Uuid> for AuthenticatorsOfUser {
+    type Value = Vec<entity::authenticator::Model>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::mfa::authenticators_of(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -10,6 +10,7 @@ mod imports;
 pub mod limits;
 mod loaders;
 mod locations;
+mod mfa;
 mod profiles;
 mod projects;
 mod providers;
@@ -31,6 +32,7 @@ use crate::state::AppState;
 pub struct Query(
     account::AccountQuery,
     session::SessionQuery,
+    mfa::MfaQuery,
     providers::ProviderQuery,
     projects::ProjectQuery,
     locations::LocationQuery,
@@ -42,6 +44,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     session::SessionMutation,
+    mfa::MfaMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
     projects::ProjectMutation,
@@ -115,6 +118,10 @@ fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutat
                 delay,
             ))
             .data(loader(loaders::AvailabilityOfUser(state.db.clone()), delay))
+            .data(loader(
+                loaders::AuthenticatorsOfUser(state.db.clone()),
+                delay,
+            ))
             .data(state);
     }
     builder

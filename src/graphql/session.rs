@@ -9,7 +9,7 @@ use poem::http::header::SET_COOKIE;
 use super::{Ctx, account::User, connection::parse_id};
 use crate::{
     auth::cookies,
-    auth::session::{EndReason, SessionId, SessionRecord, wait_for_end},
+    auth::session::{EndReason, SessionId, SessionRecord, methods_names, wait_for_end},
     services::{auth::LoggedIn, sessions, users},
 };
 
@@ -50,6 +50,15 @@ impl Session {
     async fn current(&self) -> bool {
         self.current
     }
+    /// How the session was made and verified (RFC 8176 names): `pwd`, `otp`,
+    /// `hwk`, `sso`.
+    async fn auth_methods(&self) -> Vec<&'static str> {
+        methods_names(&self.record.auth_methods)
+    }
+    /// A login still waiting for its second factor.
+    async fn mfa_pending(&self) -> bool {
+        self.record.mfa_pending
+    }
 }
 
 /// A successful login. Browsers also receive the `rollcall_session` cookie.
@@ -62,6 +71,16 @@ pub struct LoginPayload {
     /// When true, only `me`, `changePassword` and `logout` are allowed until the
     /// password is changed.
     must_change_password: bool,
+    /// When true, the password was right but the login waits for its second
+    /// factor: for five minutes this session can do nothing but `verifyMfa`
+    /// (or `logout`); anything else answers MFA_REQUIRED.
+    mfa_required: bool,
+    /// What may complete a pending login: `TOTP`, `RECOVERY_CODE`, `WEBAUTHN`.
+    mfa_methods: Vec<&'static str>,
+    /// When true, the organisation requires a second factor and the user has
+    /// none: only `me`, enrolment and `logout` are allowed until one is
+    /// enrolled (anything else answers MFA_ENROLLMENT_REQUIRED).
+    mfa_enrollment_required: bool,
 }
 
 /// Redeem a one-time link (invite or reset): the new session's payload.
@@ -90,6 +109,9 @@ impl LoginPayload {
             token: logged_in.token.expose().to_owned(),
             expires_at: logged_in.session.expires_at(),
             must_change_password: logged_in.user.must_change_password,
+            mfa_required: logged_in.session.mfa_pending,
+            mfa_methods: logged_in.mfa_methods,
+            mfa_enrollment_required: logged_in.must_enroll_mfa,
             user: User::from(logged_in.user),
         })
     }
@@ -195,7 +217,7 @@ impl SessionMutation {
     /// End the current session and clear the cookie.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let state = ctx.state()?;
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.any_session()?;
         state.auth.logout(actor).await?;
         ctx.append_http_header(
             SET_COOKIE,
@@ -212,7 +234,7 @@ impl SessionMutation {
         new_password: String,
     ) -> Result<bool> {
         let state = ctx.state()?;
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
         state
             .auth
             .change_password(actor, &current_password, &new_password)
@@ -250,7 +272,7 @@ impl SessionSubscription {
     /// expires; then the socket closes.
     async fn session_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = SessionEvent>> {
         let state = ctx.state()?;
-        let actor = ctx.caller()?.actor_pending_password_change()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
         // The user must still exist: a subscription is no way around deactivation.
         users::find(&state.db, actor, actor.user_id)
             .await?

@@ -37,5 +37,6 @@ pub(super) async fn current_caller(
     Ok(Caller {
         actor: Some(actor),
         origin: socket.origin.clone(),
+        token: Some(socket.token.clone()),
     })
 }

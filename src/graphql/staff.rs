@@ -58,6 +58,9 @@ pub struct UpdateOrganizationInput {
     pub password_require_digit: Option<bool>,
     /// IANA name, e.g. `America/Chicago`: staff availability is written in it.
     pub time_zone: Option<String>,
+    /// Who must have a second factor. Applies at the next request of every
+    /// session; changing it needs a recent second factor of one's own.
+    pub mfa_required: Option<super::mfa::MfaPolicy>,
 }
 
 /// A new staff user. Give `password`, or `generatePassword: true`, or neither for
@@ -318,9 +321,11 @@ impl StaffMutation {
             password_min_length: input.password_min_length,
             password_require_digit: input.password_require_digit,
             time_zone: input.time_zone,
+            mfa_required: input.mfa_required.map(Into::into),
         };
         Ok(Organization(
-            organizations::update(&state.db, actor, id, changes).await?,
+            organizations::update(&state.db, state.auth.store().as_ref(), actor, id, changes)
+                .await?,
         ))
     }
 

@@ -188,9 +188,7 @@ pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> 
         .actor_for(&token, organization, origin_of(req))
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if actor.must_change_password() {
-        return Err(AppError::PasswordChangeRequired);
-    }
+    actor.ensure_ready()?;
     Ok(actor)
 }
 

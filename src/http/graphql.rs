@@ -314,7 +314,7 @@ async fn serve(
     let origin = origin_of(req);
     let acting_in = acting_organization(req).map_err(Refusal::bad_request)?;
     let mut clear_cookie = false;
-    let actor = match presented {
+    let (actor, token) = match presented {
         Presented::Bearer(token) | Presented::Cookie(token) => {
             let actor = state
                 .auth
@@ -322,16 +322,21 @@ async fn serve(
                 .await
                 .map_err(Refusal::from_error)?;
             clear_cookie = actor.is_none() && matches!(presented_kind, PresentedKind::Cookie);
-            actor
+            let token = actor.is_some().then_some(token);
+            (actor, token)
         }
         Presented::Malformed => {
             clear_cookie = super::session_cookie(req).is_some();
-            None
+            (None, None)
         }
-        Presented::None => None,
+        Presented::None => (None, None),
     };
 
-    let batch = batch.data(Caller { actor, origin });
+    let batch = batch.data(Caller {
+        actor,
+        origin,
+        token,
+    });
     // A request past its deadline is dropped with its open transactions, which
     // roll back: a stuck dependency cannot hold a connection forever.
     let deadline = config.request_timeout();

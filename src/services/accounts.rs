@@ -51,6 +51,7 @@ pub async fn create_organization(
         created_at: now,
         updated_at: now,
         time_zone: "UTC".to_owned(),
+        mfa_required: "NONE".to_owned(),
     };
     entity::organization::Entity::insert(entity::organization::ActiveModel::from(
         organization.clone(),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Page, PageRequest, paginate};
 use crate::{
-    auth::{Actor, Permission, actor::Origin},
+    auth::{Actor, Permission, actor::Origin, session::SessionId},
     error::AppResult,
 };
 
@@ -39,6 +39,25 @@ impl AuditEntry {
             origin: actor.origin.clone(),
             ..Self::default()
         }
+    }
+
+    /// An event done by `user` through the session `session_id` as it opens,
+    /// before any request has made them an actor.
+    pub fn by_opening_session(
+        user: &entity::user::Model,
+        session_id: &SessionId,
+        action: &'static str,
+        origin: Origin,
+    ) -> Self {
+        Self {
+            organization_id: Some(user.organization_id),
+            actor_user_id: Some(user.id),
+            session_id: Some(session_id.0.clone()),
+            action,
+            origin,
+            ..Self::default()
+        }
+        .target("User", user.id)
     }
 
     pub fn target(mut self, target_type: &'static str, id: impl ToString) -> Self {

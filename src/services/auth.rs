@@ -29,8 +29,9 @@ use crate::{
     auth::{
         Actor, Permission,
         actor::Origin,
+        mfa::{MfaPolicy, PENDING_LOGIN, SecretKey},
         password::{Hasher, Password, PasswordPolicy, Verified},
-        session::{NewSession, SessionRecord, SessionStore, SessionToken},
+        session::{AuthMethod, NewSession, SessionRecord, SessionStore, SessionToken},
     },
     domain::Email,
     error::{AppError, AppResult},
@@ -55,22 +56,31 @@ struct CachedAuthz {
     loaded: std::time::Instant,
     user: Arc<entity::user::Model>,
     permissions: Arc<BTreeSet<Permission>>,
+    has_second_factor: bool,
+    must_enroll_mfa: bool,
 }
 
 /// A backstop: whatever the epochs say, an entry is read again after this.
 const CACHE_FOR: Duration = Duration::from_secs(300);
 
-/// A successful login.
+/// A successful login, or one whose second factor is still to come.
 pub struct LoggedIn {
     pub token: SessionToken,
     pub session: SessionRecord,
     pub user: entity::user::Model,
+    /// The kinds of second factor the user may complete a pending login with
+    /// (`TOTP`, `RECOVERY_CODE`, `WEBAUTHN`); empty when the login is complete.
+    pub mfa_methods: Vec<&'static str>,
+    /// The organisation's policy asks this user to enrol a second factor first.
+    pub must_enroll_mfa: bool,
 }
 
 pub struct Authenticator {
-    db: DatabaseConnection,
-    store: Arc<dyn SessionStore>,
+    pub(super) db: DatabaseConnection,
+    pub(super) store: Arc<dyn SessionStore>,
     hasher: Hasher,
+    /// Encrypts TOTP secrets and keys the digests of recovery codes.
+    pub(super) secrets: SecretKey,
     session_max: Duration,
     cache: Mutex<HashMap<Uuid, CachedAuthz>>,
 }
@@ -80,12 +90,14 @@ impl Authenticator {
         db: DatabaseConnection,
         store: Arc<dyn SessionStore>,
         hasher: Hasher,
+        secrets: SecretKey,
         session_max: Duration,
     ) -> Self {
         Self {
             db,
             store,
             hasher,
+            secrets,
             session_max,
             cache: Mutex::default(),
         }
@@ -112,8 +124,13 @@ impl Authenticator {
             .cache_lock()
             .get(&session.user_id)
             .filter(|c| c.epoch == touched.authz_epoch && c.loaded.elapsed() < CACHE_FOR)
-            .map(|c| (c.user.clone(), c.permissions.clone()));
-        let (user, permissions) = match cached {
+            .map(|c| {
+                (
+                    (c.user.clone(), c.permissions.clone()),
+                    (c.has_second_factor, c.must_enroll_mfa),
+                )
+            });
+        let ((user, permissions), (has_second_factor, must_enroll_mfa)) = match cached {
             Some(shared) => shared,
             None => {
                 let Some(authz) = self
@@ -128,7 +145,10 @@ impl Authenticator {
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
                 }
-                let shared = (authz.user.clone(), authz.permissions.clone());
+                let shared = (
+                    (authz.user.clone(), authz.permissions.clone()),
+                    (authz.has_second_factor, authz.must_enroll_mfa),
+                );
                 cache.insert(session.user_id, authz);
                 shared
             }
@@ -140,6 +160,11 @@ impl Authenticator {
             permissions,
             user,
             origin,
+            auth_methods: session.auth_methods,
+            mfa_pending: session.mfa_pending,
+            mfa_verified_at: session.mfa_verified_at,
+            has_second_factor,
+            must_enroll_mfa,
         }))
     }
 
@@ -199,11 +224,17 @@ impl Authenticator {
             return Ok(None);
         }
         let permissions = permissions_of(&self.db, user_id).await?;
+        let has_second_factor = !second_factors_of(&self.db, user_id).await?.is_empty();
+        let policy = mfa_policy_of(&self.db, user.organization_id).await?;
+        let must_enroll_mfa =
+            !has_second_factor && policy.applies_to(user.is_super_admin, &permissions);
         Ok(Some(CachedAuthz {
             epoch,
             loaded: std::time::Instant::now(),
             user: Arc::new(user),
             permissions: Arc::new(permissions),
+            has_second_factor,
+            must_enroll_mfa,
         }))
     }
 
@@ -262,12 +293,22 @@ impl Authenticator {
                 return Err(AppError::InvalidCredentials);
             }
         };
-        self.store.clear_failures(&email_key).await?;
         if let Some(ip_key) = &ip_key {
             self.store.forgive_attempt(ip_key).await?;
         }
+        let factors = second_factors_of(&self.db, user.id).await?;
+        if !factors.is_empty() {
+            // The password was right: it takes its attempt back, but the
+            // email's count stands until the second factor is verified, so
+            // that a known password gives no fresh allowance of code guesses.
+            self.store.forgive_attempt(&email_key).await?;
+            events::login("mfa_pending");
+            return self.open_pending_session(user, factors, origin).await;
+        }
+        self.store.clear_failures(&email_key).await?;
         events::login("ok");
-        self.open_session(user, "auth.login", origin).await
+        self.open_session(user, &[AuthMethod::Password], "auth.login", origin)
+            .await
     }
 
     /// Redeem a one-time link: set the user's password and log them in. A
@@ -330,7 +371,15 @@ impl Authenticator {
             self.store.clear_failures(&email_key(&user.email)).await?;
         }
         txn.commit().await?;
-        self.open_session(user, "auth.login", origin).await
+        if purpose == invites::Purpose::PasswordReset {
+            // A reset link proves the mailbox, not the second factor.
+            let factors = second_factors_of(&self.db, user.id).await?;
+            if !factors.is_empty() {
+                return self.open_pending_session(user, factors, origin).await;
+            }
+        }
+        self.open_session(user, &[AuthMethod::Password], "auth.login", origin)
+            .await
     }
 
     /// Ask for a password-reset link for `email`. The answer is the same whether
@@ -385,7 +434,7 @@ impl Authenticator {
 
     /// Count one attempt under `key` before it is judged; `RATE_LIMITED` once
     /// more than `limit` were made within the window.
-    async fn count_attempt(&self, key: &str, limit: u64) -> AppResult<()> {
+    pub(super) async fn count_attempt(&self, key: &str, limit: u64) -> AppResult<()> {
         let attempts = self
             .store
             .record_failure(key, limit, FAILURE_WINDOW)
@@ -399,10 +448,52 @@ impl Authenticator {
         Ok(())
     }
 
-    /// A new session for a user who proved who they are; recorded as `action`.
-    async fn open_session(
+    /// A login whose password was right and whose second factor is still to
+    /// come: a session that lasts five minutes and may do nothing but complete
+    /// the login (or log out).
+    async fn open_pending_session(
         &self,
         user: entity::user::Model,
+        factors: Vec<&'static str>,
+        origin: Origin,
+    ) -> AppResult<LoggedIn> {
+        let (token, session) = self
+            .store
+            .create(NewSession {
+                user_id: user.id,
+                organization_id: user.organization_id,
+                idle_timeout: PENDING_LOGIN,
+                max_lifetime: PENDING_LOGIN,
+                ip_address: origin.ip_address.clone(),
+                user_agent: origin.user_agent.clone(),
+                auth_methods: vec![AuthMethod::Password],
+                mfa_pending: true,
+                mfa_verified: false,
+            })
+            .await?;
+        audit::record(
+            &self.db,
+            AuditEntry::by_opening_session(&user, &session.id, "auth.login_mfa_pending", origin)
+                .changes(serde_json::json!({ "authMethods": ["pwd"] })),
+        )
+        .await?;
+        let mut methods = factors;
+        methods.push("RECOVERY_CODE");
+        Ok(LoggedIn {
+            token,
+            session,
+            user,
+            mfa_methods: methods,
+            must_enroll_mfa: false,
+        })
+    }
+
+    /// A new session for a user who proved who they are with `methods`;
+    /// recorded as `action`.
+    pub(super) async fn open_session(
+        &self,
+        user: entity::user::Model,
+        methods: &[AuthMethod],
         action: &'static str,
         origin: Origin,
     ) -> AppResult<LoggedIn> {
@@ -414,6 +505,7 @@ impl Authenticator {
             .idle_timeout_minutes
             .unwrap_or(organization.default_idle_timeout_minutes)
             .clamp(1, 720);
+        let mfa_verified = methods.iter().any(|m| m.is_second_factor());
         let (token, session) = self
             .store
             .create(NewSession {
@@ -423,6 +515,9 @@ impl Authenticator {
                 max_lifetime: self.session_max,
                 ip_address: origin.ip_address.clone(),
                 user_agent: origin.user_agent.clone(),
+                auth_methods: methods.to_vec(),
+                mfa_pending: false,
+                mfa_verified,
             })
             .await?;
         let now = Utc::now();
@@ -432,21 +527,25 @@ impl Authenticator {
         self.store.bump_user_epoch(user.id).await?;
         audit::record(
             &self.db,
-            AuditEntry {
-                organization_id: Some(user.organization_id),
-                actor_user_id: Some(user.id),
-                session_id: Some(session.id.0.clone()),
-                action,
-                origin,
-                ..AuditEntry::default()
-            }
-            .target("User", user.id),
+            AuditEntry::by_opening_session(&user, &session.id, action, origin).changes(
+                serde_json::json!({ "authMethods": crate::auth::session::methods_names(methods) }),
+            ),
         )
         .await?;
+        let policy = mfa_policy_of(&self.db, user.organization_id).await?;
+        let must_enroll_mfa = !mfa_verified
+            && policy != MfaPolicy::None
+            && second_factors_of(&self.db, user.id).await?.is_empty()
+            && policy.applies_to(
+                user.is_super_admin,
+                &permissions_of(&self.db, user.id).await?,
+            );
         Ok(LoggedIn {
             token,
             session,
             user,
+            mfa_methods: Vec::new(),
+            must_enroll_mfa,
         })
     }
 
@@ -571,7 +670,7 @@ pub(crate) async fn notify_password_changed(
 
 /// The key counting failed logins for an email (normalised): a digest, so the
 /// store never holds the address.
-fn email_key(email: &str) -> String {
+pub(super) fn email_key(email: &str) -> String {
     format!("email:{}", hex(&Sha256::digest(email.as_bytes())))
 }
 
@@ -626,6 +725,40 @@ pub async fn permissions_of(
         .all(db)
         .await?;
     Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
+}
+
+/// The kinds of confirmed second factor a user has (`TOTP`, `WEBAUTHN`), each once.
+pub async fn second_factors_of(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<Vec<&'static str>> {
+    let kinds: Vec<String> = entity::authenticator::Entity::find()
+        .select_only()
+        .column(entity::authenticator::Column::Kind)
+        .filter(entity::authenticator::Column::UserId.eq(user_id))
+        .filter(entity::authenticator::Column::ConfirmedAt.is_not_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(["TOTP", "WEBAUTHN"]
+        .into_iter()
+        .filter(|kind| kinds.iter().any(|k| k == kind))
+        .collect())
+}
+
+/// Who in an organisation must have a second factor.
+pub async fn mfa_policy_of(
+    db: &impl sea_orm::ConnectionTrait,
+    organization_id: Uuid,
+) -> AppResult<MfaPolicy> {
+    let stored: Option<String> = entity::organization::Entity::find_by_id(organization_id)
+        .select_only()
+        .column(entity::organization::Column::MfaRequired)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(stored.map_or(MfaPolicy::None, |s| MfaPolicy::from_stored(&s)))
 }
 
 pub fn policy_of(organization: &entity::organization::Model) -> PasswordPolicy {

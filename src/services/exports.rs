@@ -40,6 +40,7 @@ pub async fn staff(db: &impl ConnectionTrait, actor: &Actor, kind: ImportKind) -
             ));
         }
     }
+    actor.require_recent_mfa()?;
     let specs = fields(kind);
     let headers = specs.iter().map(|f| f.label.to_owned()).collect();
     let mut rows = Vec::new();

@@ -105,7 +105,9 @@ fn require_import_rights(actor: &Actor, kind: ImportKind, mapping_roles: bool) -
         actor.require(*permission)?;
     }
     if mapping_roles {
+        // Giving roles from a file is changing roles: a sensitive operation.
         actor.require(Permission::RolesManage)?;
+        actor.require_recent_mfa()?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod imports;
 pub mod invites;
 pub mod locations;
+pub mod mfa;
 pub mod organizations;
 pub mod outbox;
 pub mod patients;

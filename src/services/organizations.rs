@@ -17,7 +17,9 @@ use super::{
 use crate::{
     auth::{
         Actor, Permission,
+        mfa::MfaPolicy,
         password::{Hasher, Password},
+        session::SessionStore,
     },
     domain::{Email, EmployeeStatus, text},
     error::{AppError, AppResult, Validation},
@@ -136,17 +138,24 @@ pub struct SettingsChanges {
     pub password_min_length: Option<i32>,
     pub password_require_digit: Option<bool>,
     pub time_zone: Option<String>,
+    /// Who must have a second factor; a change applies at the next request of
+    /// every session, and needs a recent second factor of the caller's own.
+    pub mfa_required: Option<MfaPolicy>,
 }
 
 /// Change the settings of the actor's organisation (ORGANIZATION_MANAGE), or of
 /// any organisation for a super admin.
 pub async fn update(
     db: &impl ConnectionTrait,
+    store: &dyn SessionStore,
     actor: &Actor,
     id: Option<Uuid>,
     changes: SettingsChanges,
 ) -> AppResult<entity::organization::Model> {
     actor.require(Permission::OrganizationManage)?;
+    if changes.mfa_required.is_some() {
+        actor.require_recent_mfa()?;
+    }
     let organization = find(db, actor, id).await?;
     let mut v = Validation::default();
     if let Some(length) = changes.password_min_length
@@ -203,8 +212,20 @@ pub async fn update(
         changed.insert("timeZone".into(), json!(time_zone));
         active.time_zone = Set(time_zone);
     }
+    let policy_changed = changes
+        .mfa_required
+        .is_some_and(|p| p.as_str() != organization.mfa_required);
+    if let Some(policy) = changes.mfa_required {
+        changed.insert("mfaRequired".into(), json!(policy.as_str()));
+        active.mfa_required = Set(policy.as_str().to_owned());
+    }
     active.updated_at = Set(Utc::now());
     let updated = active.update(db).await?;
+    if policy_changed {
+        // Every session of the organisation is judged by the new policy at
+        // its next request, on every instance.
+        store.bump_authz_epoch(updated.id).await?;
+    }
     audit::record(
         db,
         AuditEntry {

@@ -222,6 +222,7 @@ pub async fn create(
     spec: RoleSpec,
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
+    actor.require_recent_mfa()?;
     actor
         .authority()
         .ensure_may_grant(&spec.name, &spec.permissions, "permissions")?;
@@ -264,6 +265,7 @@ pub async fn update(
     spec: RoleSpec,
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
+    actor.require_recent_mfa()?;
     let txn = super::begin_write(db).await?;
     lock_organization(&txn, actor.organization_id).await?;
     let role = find_in_scope(&txn, actor, id).await?;
@@ -318,6 +320,7 @@ pub async fn delete(
     id: Uuid,
 ) -> AppResult<()> {
     actor.require(Permission::RolesManage)?;
+    actor.require_recent_mfa()?;
     let txn = super::begin_write(db).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     ensure_may_give(&txn, &actor.authority(), std::slice::from_ref(&role), "id").await?;

@@ -455,6 +455,7 @@ pub async fn reset_password(
     id: Uuid,
 ) -> AppResult<Password> {
     actor.require(Permission::UsersWrite)?;
+    actor.require_recent_mfa()?;
     find_manageable(db, actor, id).await?;
     let password = Password::generate();
     let hash = hasher.hash(&password).await?;
@@ -487,6 +488,7 @@ pub async fn set_roles(
     role_ids: &[Uuid],
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::RolesManage)?;
+    actor.require_recent_mfa()?;
     let txn = super::begin_write(db).await?;
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;

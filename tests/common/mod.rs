@@ -22,7 +22,12 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use rollcall::{app::Application, config::Config};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+/// The tests' key for secrets at rest (32 bytes of 0x2a).
+pub const SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -174,6 +179,7 @@ impl Storage {
         config.public_url = None;
         config.cors_origins = Vec::new();
         config.metrics_token = Some(METRICS_TOKEN.to_owned());
+        config.secret_key = Some(SECRET_KEY.to_owned());
         config
     }
 }
@@ -449,6 +455,19 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// The actions in an organisation's audit trail, oldest first.
+    pub async fn audit_actions(&self, organization: Uuid) -> Vec<String> {
+        entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::OrganizationId.eq(organization))
+            .order_by_asc(entity::audit_event::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.action)
+            .collect()
+    }
+
     /// A super admin with [`PASSWORD`] (no change required), logged in; the token.
     pub async fn super_admin(&self, email: &str) -> String {
         rollcall::services::accounts::create_super_admin(
@@ -650,6 +669,12 @@ pub fn start_binary(mut command: std::process::Command) -> Binary {
         .stderr(std::process::Stdio::piped());
     if !command.get_envs().any(|(name, _)| name == "RUST_LOG") {
         command.env("RUST_LOG", "warn,rollcall::app=info");
+    }
+    if !command
+        .get_envs()
+        .any(|(name, _)| name == "ROLLCALL_SECRET_KEY")
+    {
+        command.env("ROLLCALL_SECRET_KEY", SECRET_KEY);
     }
     let mut child = command.spawn().unwrap();
     let stdout = Arc::<std::sync::Mutex<String>>::default();

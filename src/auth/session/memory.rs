@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::{
-    Attempts, NewSession, SessionId, SessionRecord, SessionStore, SessionToken, StoreEvent,
-    StoreResult, Touched, new_epoch,
+    Attempts, AuthMethod, NewSession, SessionId, SessionRecord, SessionStore, SessionToken,
+    StoreEvent, StoreResult, Touched, new_epoch,
 };
 
 #[derive(Default)]
@@ -64,6 +64,9 @@ impl SessionStore for MemoryStore {
             idle_timeout: new.idle_timeout,
             ip_address: new.ip_address,
             user_agent: new.user_agent,
+            auth_methods: new.auth_methods,
+            mfa_pending: new.mfa_pending,
+            mfa_verified_at: new.mfa_verified.then_some(now),
         };
         let mut state = self.lock();
         let now = Utc::now();
@@ -215,6 +218,23 @@ impl SessionStore for MemoryStore {
             entry.0 = entry.0.saturating_sub(1);
         }
         Ok(())
+    }
+
+    async fn record_second_factor(
+        &self,
+        id: &SessionId,
+        method: AuthMethod,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let now = Utc::now();
+        let mut state = self.lock();
+        let Some(session) = state.sessions.get_mut(id).filter(|s| !s.is_expired(now)) else {
+            return Ok(None);
+        };
+        session.mfa_verified_at = Some(now);
+        if !session.auth_methods.contains(&method) {
+            session.auth_methods.push(method);
+        }
+        Ok(Some(session.clone()))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {

@@ -92,6 +92,63 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// How a session's user proved who they are, by the names of RFC 8176
+/// (Authentication Method Reference Values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuthMethod {
+    /// A password.
+    Password,
+    /// A one-time code: TOTP, or a recovery code.
+    Otp,
+    /// A hardware-bound key: a WebAuthn passkey or security key.
+    HardwareKey,
+    /// Single sign-on through the organisation's identity provider.
+    Sso,
+}
+
+impl AuthMethod {
+    pub const ALL: [Self; 4] = [Self::Password, Self::Otp, Self::HardwareKey, Self::Sso];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::Otp => "otp",
+            Self::HardwareKey => "hwk",
+            Self::Sso => "sso",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+
+    /// Whether this method is a second factor (on top of a password).
+    pub fn is_second_factor(self) -> bool {
+        matches!(self, Self::Otp | Self::HardwareKey)
+    }
+}
+
+/// The methods of a session, as stores keep them: comma-separated names.
+pub(crate) fn methods_to_string(methods: &[AuthMethod]) -> String {
+    methods_names(methods).join(",")
+}
+
+/// The names of methods, as the API and the audit trail show them.
+pub fn methods_names(methods: &[AuthMethod]) -> Vec<&'static str> {
+    methods.iter().map(|m| m.as_str()).collect()
+}
+
+/// Methods from their stored form; a session stored before methods were
+/// recorded was made with a password.
+pub(crate) fn methods_from_str(raw: &str) -> Vec<AuthMethod> {
+    let methods: Vec<AuthMethod> = raw.split(',').filter_map(AuthMethod::parse).collect();
+    if methods.is_empty() {
+        vec![AuthMethod::Password]
+    } else {
+        methods
+    }
+}
+
 /// What a login asks the store to remember.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -101,6 +158,12 @@ pub struct NewSession {
     pub max_lifetime: Duration,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    pub auth_methods: Vec<AuthMethod>,
+    /// The password was right but a second factor is still to come: the
+    /// session may do nothing but complete the login.
+    pub mfa_pending: bool,
+    /// The login verified a second factor now.
+    pub mfa_verified: bool,
 }
 
 /// A live session as the store holds it.
@@ -116,6 +179,12 @@ pub struct SessionRecord {
     pub idle_timeout: Duration,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// How the session was made, and what was verified on it since.
+    pub auth_methods: Vec<AuthMethod>,
+    /// A login waiting for its second factor.
+    pub mfa_pending: bool,
+    /// When a second factor was last verified on this session.
+    pub mfa_verified_at: Option<DateTime<Utc>>,
 }
 
 impl SessionRecord {
@@ -215,6 +284,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Take back one attempt counted under `key` that turned out to succeed
     /// (a shared address keeps its allowance for failures).
     async fn forgive_attempt(&self, key: &str) -> StoreResult<()>;
+
+    /// Note a second factor verified on a live session now (a step-up): its
+    /// methods gain `method`. The session as it is now, or `None` if it ended.
+    async fn record_second_factor(
+        &self,
+        id: &SessionId,
+        method: AuthMethod,
+    ) -> StoreResult<Option<SessionRecord>>;
 
     /// Revocations from every instance.
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;

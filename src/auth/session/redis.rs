@@ -25,18 +25,19 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Attempts, NewSession, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
-    StoreEvent, StoreResult, Touched,
+    Attempts, AuthMethod, NewSession, SessionId, SessionRecord, SessionStore, SessionToken,
+    StoreError, StoreEvent, StoreResult, Touched,
     endpoint::{Endpoint, Link},
-    millis_to_time, new_epoch,
+    methods_from_str, methods_to_string, millis_to_time, new_epoch,
 };
 
 /// For each session key: reads the session, refuses it if ended, slides it, and
 /// reads its organisation's authorisation epoch and its user's record epoch
 /// (creating them if Redis lost them), all at once. It answers, per key, false
 /// or one string of what a request needs, separated by spaces: user,
-/// organisation, created, seen, absolute end, inactivity window (milliseconds)
-/// and the two epochs; not the address and user agent. One string costs the
+/// organisation, created, seen, absolute end, inactivity window (milliseconds),
+/// methods, whether a second factor is pending, when one was last verified
+/// (milliseconds, 0 for never) and the two epochs; not the address and user agent. One string costs the
 /// client far less to parse than an array of seven. It slides a session at
 /// most once per tenth of its inactivity window (once a second at most): a
 /// burst of requests writes once, and the session still ends no more than that
@@ -47,7 +48,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local replies = {}
 for i, key in ipairs(KEYS) do
-  local f = redis.call('HMGET', key, 'uid', 'org', 'created', 'seen', 'abs', 'idle')
+  local f = redis.call('HMGET', key, 'uid', 'org', 'created', 'seen', 'abs', 'idle', 'amr',
+    'pend', 'mfa')
   if not f[1] then
     replies[i] = false
   else
@@ -76,7 +78,8 @@ for i, key in ipairs(KEYS) do
         redis.call('SET', user_key, user_epoch, 'PX', 86400000)
       end
       replies[i] = f[1] .. ' ' .. f[2] .. ' ' .. f[3] .. ' ' .. f[4] .. ' ' .. f[5] .. ' ' ..
-        f[6] .. ' ' .. epoch .. '/' .. user_epoch
+        f[6] .. ' ' .. (f[7] or 'pwd') .. ' ' .. (f[8] or '0') .. ' ' .. (f[9] or '0') .. ' ' ..
+        epoch .. '/' .. user_epoch
     end
   end
 end
@@ -88,11 +91,31 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle = tonumber(ARGV[3])
 local max = tonumber(ARGV[4])
+local mfa = 0
+if ARGV[10] == '1' then mfa = now end
 redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'org', ARGV[2], 'created', now, 'seen', now,
-  'abs', now + max, 'idle', idle, 'ip', ARGV[5], 'ua', ARGV[6])
+  'abs', now + max, 'idle', idle, 'ip', ARGV[5], 'ua', ARGV[6], 'amr', ARGV[8],
+  'pend', ARGV[9], 'mfa', mfa)
 redis.call('PEXPIRE', KEYS[1], math.min(idle, max))
 redis.call('SADD', KEYS[2], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], max)
+return now
+";
+
+/// A second factor verified on a live session: note when, and add its method.
+const RECORD_SECOND_FACTOR: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local f = redis.call('HMGET', KEYS[1], 'seen', 'abs', 'idle', 'amr')
+if not f[1] then return false end
+if now >= tonumber(f[2]) or now >= tonumber(f[1]) + tonumber(f[3]) then return false end
+local amr = f[4] or 'pwd'
+local found = false
+for m in string.gmatch(amr, '[^,]+') do
+  if m == ARGV[1] then found = true end
+end
+if not found then amr = amr .. ',' .. ARGV[1] end
+redis.call('HSET', KEYS[1], 'mfa', now, 'amr', amr)
 return now
 ";
 
@@ -138,6 +161,7 @@ return 0
 
 struct Scripts {
     create: Script,
+    record_second_factor: Script,
     revoke: Script,
     revoke_user: Script,
     record_failure: Script,
@@ -189,6 +213,7 @@ impl RedisStore {
             timeout,
             scripts: Arc::new(Scripts {
                 create: Script::new(CREATE),
+                record_second_factor: Script::new(RECORD_SECOND_FACTOR),
                 revoke: Script::new(REVOKE),
                 revoke_user: Script::new(REVOKE_USER),
                 record_failure: Script::new(RECORD_FAILURE),
@@ -238,6 +263,7 @@ impl RedisStore {
         let get = |i: usize| fields.get(i)?.as_ref().map(AsRef::as_ref);
         let number = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
         let optional = |i: usize| get(i).filter(|v| !v.is_empty()).map(str::to_owned);
+        let mfa_verified_at = number(8).filter(|ms| *ms > 0).map(millis_to_time);
         Some(SessionRecord {
             id,
             user_id: get(0)?.parse().ok()?,
@@ -246,8 +272,11 @@ impl RedisStore {
             last_seen_at: millis_to_time(number(3)?),
             absolute_expiry: millis_to_time(number(4)?),
             idle_timeout: Duration::from_millis(u64::try_from(number(5)?).ok()?),
-            ip_address: optional(6),
-            user_agent: optional(7),
+            auth_methods: methods_from_str(get(6).unwrap_or_default()),
+            mfa_pending: get(7) == Some("1"),
+            mfa_verified_at,
+            ip_address: optional(9),
+            user_agent: optional(10),
         })
     }
 }
@@ -331,15 +360,15 @@ async fn send_touches(
     }
 }
 
-/// A session check's answer: six session fields and the epochs, separated by
+/// A session check's answer: nine session fields and the epochs, separated by
 /// spaces (see [`TOUCH`]); `None` if it is not of that shape.
 fn touched_from_reply(id: SessionId, reply: &str) -> Option<Touched> {
-    let mut fields = [None; 7];
+    let mut fields = [None; 10];
     for (field, part) in fields.iter_mut().zip(reply.split(' ')) {
         *field = Some(part);
     }
-    let authz_epoch = fields[6]?.to_owned();
-    let session = RedisStore::record_from_fields(id, &fields[..6])?;
+    let authz_epoch = fields[9]?.to_owned();
+    let session = RedisStore::record_from_fields(id, &fields[..9])?;
     Some(Touched {
         session,
         authz_epoch,
@@ -354,7 +383,9 @@ fn revoked_channel(prefix: &str) -> String {
     format!("{prefix}revoked")
 }
 
-const FIELDS: [&str; 8] = ["uid", "org", "created", "seen", "abs", "idle", "ip", "ua"];
+const FIELDS: [&str; 11] = [
+    "uid", "org", "created", "seen", "abs", "idle", "amr", "pend", "mfa", "ip", "ua",
+];
 
 #[async_trait]
 impl SessionStore for RedisStore {
@@ -373,7 +404,10 @@ impl SessionStore for RedisStore {
             .arg(max_ms)
             .arg(new.ip_address.clone().unwrap_or_default())
             .arg(new.user_agent.clone().unwrap_or_default())
-            .arg(&id.0);
+            .arg(&id.0)
+            .arg(methods_to_string(&new.auth_methods))
+            .arg(if new.mfa_pending { "1" } else { "0" })
+            .arg(if new.mfa_verified { "1" } else { "0" });
         let now: i64 = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
@@ -389,6 +423,9 @@ impl SessionStore for RedisStore {
             idle_timeout: new.idle_timeout,
             ip_address: new.ip_address,
             user_agent: new.user_agent,
+            auth_methods: new.auth_methods,
+            mfa_pending: new.mfa_pending,
+            mfa_verified_at: new.mfa_verified.then_some(created),
         };
         Ok((token, record))
     }
@@ -472,6 +509,23 @@ impl SessionStore for RedisStore {
             .arg(keep.map(|k| k.0.as_str()).unwrap_or(""))
             .arg(self.revoked_channel());
         self.bounded(invocation.invoke_async(&mut connection)).await
+    }
+
+    async fn record_second_factor(
+        &self,
+        id: &SessionId,
+        method: AuthMethod,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let mut connection = self.link.get();
+        let mut invocation = self.scripts.record_second_factor.key(self.session_key(id));
+        invocation.arg(method.as_str());
+        let verified: Option<i64> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        match verified {
+            Some(_) => self.get(id).await,
+            None => Ok(None),
+        }
     }
 
     async fn bump_authz_epoch(&self, organization_id: Uuid) -> StoreResult<()> {
@@ -619,7 +673,8 @@ mod tests {
     #[test]
     fn a_session_check_reply_reads_back_into_the_session_and_its_epochs() {
         let (user, organization) = (Uuid::now_v7(), Uuid::now_v7());
-        let reply = format!("{user} {organization} 1000 2000 43201000 1800000 e1a2/0b3c");
+        let reply =
+            format!("{user} {organization} 1000 2000 43201000 1800000 pwd,otp 0 1500 e1a2/0b3c");
         let touched = touched_from_reply(SessionId("id".to_owned()), &reply).expect("parsed");
         assert_eq!(touched.session.user_id, user);
         assert_eq!(touched.session.organization_id, organization);
@@ -630,6 +685,18 @@ mod tests {
             43_201_000
         );
         assert_eq!(touched.session.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(
+            touched.session.auth_methods,
+            [AuthMethod::Password, AuthMethod::Otp]
+        );
+        assert!(!touched.session.mfa_pending);
+        assert_eq!(
+            touched
+                .session
+                .mfa_verified_at
+                .map(|t| t.timestamp_millis()),
+            Some(1500)
+        );
         assert_eq!(touched.authz_epoch, "e1a2/0b3c");
     }
 
@@ -639,10 +706,10 @@ mod tests {
         for reply in [
             String::new(),
             format!("{user}"),
-            format!("{user} not-a-uuid 1 2 3 4 e/u"),
-            format!("{user} {user} 1 2 3 -4 e/u"),
-            format!("{user} {user} 1 2 three 4 e/u"),
-            format!("{user} {user} 1 2 3 4"),
+            format!("{user} not-a-uuid 1 2 3 4 pwd 0 0 e/u"),
+            format!("{user} {user} 1 2 3 -4 pwd 0 0 e/u"),
+            format!("{user} {user} 1 2 three 4 pwd 0 0 e/u"),
+            format!("{user} {user} 1 2 3 4 pwd 0 0"),
         ] {
             assert!(
                 touched_from_reply(SessionId("id".to_owned()), &reply).is_none(),

@@ -1,0 +1,161 @@
+//! Second factors: enrolling a TOTP app, completing a login or stepping up
+//! with a code, recovery codes, and an administrator's reset.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{Ctx, account::User, connection::parse_id, session::LoginPayload};
+use crate::services::mfa;
+
+/// Who in an organisation must have a second factor.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::auth::mfa::MfaPolicy")]
+pub enum MfaPolicy {
+    /// Nobody; anyone may enrol.
+    None,
+    /// Holders of USERS_WRITE, ROLES_MANAGE, SESSIONS_MANAGE,
+    /// ORGANIZATION_MANAGE, IMPORTS_RUN or AUDIT_READ, and super admins.
+    Privileged,
+    /// Everyone.
+    All,
+}
+
+/// The kind of a second factor.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AuthenticatorKind {
+    /// An authenticator app's six-digit codes (RFC 6238).
+    Totp,
+    /// A passkey or security key.
+    Webauthn,
+}
+
+/// One of a user's second factors; never its secret.
+pub struct Authenticator(pub entity::authenticator::Model);
+
+#[Object]
+impl Authenticator {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> AuthenticatorKind {
+        match self.0.kind.as_str() {
+            "WEBAUTHN" => AuthenticatorKind::Webauthn,
+            _ => AuthenticatorKind::Totp,
+        }
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+}
+
+/// What an authenticator app needs: scan the QR code, or type the secret.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// Base32, for typing into the app by hand.
+    secret: String,
+    /// The `otpauth://totp/…` URI the QR code holds.
+    otpauth_uri: String,
+    /// The URI as a QR code, an SVG image.
+    qr_code_svg: String,
+}
+
+#[derive(Default)]
+pub struct MfaQuery;
+
+#[Object]
+impl MfaQuery {
+    /// The caller's second factors.
+    async fn my_authenticators(&self, ctx: &Context<'_>) -> Result<Vec<Authenticator>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
+        let mut mine = mfa::authenticators_of(&state.db, &[actor.user_id]).await?;
+        Ok(mine
+            .remove(&actor.user_id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Authenticator)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct MfaMutation;
+
+#[Object]
+impl MfaMutation {
+    /// Begin enrolling an authenticator app: scan the QR code (or type the
+    /// secret), then `confirmTotpEnrollment` with its first code. Allowed while
+    /// the organisation makes the caller enrol before anything else.
+    async fn start_totp_enrollment(&self, ctx: &Context<'_>) -> Result<TotpEnrollment> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
+        let enrollment = state.auth.start_totp_enrollment(actor).await?;
+        Ok(TotpEnrollment {
+            secret: enrollment.secret,
+            otpauth_uri: enrollment.otpauth_uri,
+            qr_code_svg: enrollment.qr_code_svg,
+        })
+    }
+
+    /// Turn the app on with its first code; answers ten recovery codes, shown
+    /// this once and each good once. Wrong codes count toward the lockout.
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<Vec<String>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
+        Ok(state.auth.confirm_totp_enrollment(actor, &code).await?)
+    }
+
+    /// A code from the authenticator app, or a recovery code. On a login
+    /// waiting for its second factor it completes the login: a new session
+    /// (new token and cookie) replaces the pending one. On a complete session
+    /// it verifies the second factor again, for sensitive operations in the
+    /// next 15 minutes. Wrong codes count toward the lockout like wrong
+    /// passwords; a code is accepted once.
+    async fn verify_mfa(&self, ctx: &Context<'_>, code: String) -> Result<LoginPayload> {
+        let state = ctx.state()?;
+        let caller = ctx.caller()?;
+        let actor = caller.any_session()?;
+        let logged_in = state
+            .auth
+            .verify_mfa(actor, caller.token.as_ref(), &code)
+            .await?;
+        LoginPayload::setting_cookie(ctx, logged_in)
+    }
+
+    /// Remove one of the caller's second factors (needs a recent second
+    /// factor). Removing the last removes the recovery codes too.
+    async fn remove_authenticator(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        state.auth.remove_authenticator(actor, id).await?;
+        Ok(true)
+    }
+
+    /// Ten new recovery codes in place of the old ones (needs a recent second factor).
+    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        Ok(state.auth.regenerate_recovery_codes(actor).await?)
+    }
+
+    /// Remove every second factor of a user and end their sessions
+    /// (USERS_WRITE, for users whose permissions the caller holds; needs a
+    /// recent second factor when the caller has one). Audited.
+    async fn reset_user_mfa(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        Ok(User::from(state.auth.reset_user_mfa(actor, user_id).await?))
+    }
+}
