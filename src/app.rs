@@ -32,6 +32,7 @@ use crate::{
         accounts,
         auth::Authenticator,
         outbox::{Deliverer, Transport},
+        passkeys::Passkeys,
     },
     sms::{Channels, SmsWebhook},
     state::AppState,
@@ -127,6 +128,29 @@ pub fn secret_key(config: &Config) -> anyhow::Result<SecretKey> {
         .map_err(|why| anyhow::anyhow!("the key file {} {why}", path.display()))
 }
 
+/// The relying party of passkeys: the configured id and origins, else the
+/// public URL's host and origin.
+fn passkeys(config: &Config, public_url: &str) -> anyhow::Result<Passkeys> {
+    let public = url::Url::parse(public_url).context("the public URL is not a URL")?;
+    let origins = if config.webauthn_origins.is_empty() {
+        vec![public.clone()]
+    } else {
+        config
+            .webauthn_origins
+            .iter()
+            .map(|o| {
+                url::Url::parse(o.trim())
+                    .with_context(|| format!("ROLLCALL_WEBAUTHN_ORIGINS: {o:?} is not a URL"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let rp_id = match &config.webauthn_rp_id {
+        Some(id) => id.clone(),
+        None => public.host_str().unwrap_or_default().to_owned(),
+    };
+    Ok(Passkeys::new(&rp_id, &origins))
+}
+
 pub struct Application {
     port: u16,
     acceptor: poem::listener::TcpAcceptor,
@@ -180,11 +204,13 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
+        let passkeys = passkeys(&config, &public_url)?;
         let auth = Arc::new(Authenticator::new(
             db.clone(),
             store,
             hasher,
             secrets,
+            passkeys,
             config.session_max(),
         ));
         let email: Arc<dyn Transport> = match &config.smtp_url {

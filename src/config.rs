@@ -117,6 +117,22 @@ pub struct Config {
     )]
     pub secret_key: Option<String>,
 
+    /// The relying party id of passkeys: the domain they are made for
+    /// (`example.org` lets `https://rollcall.example.org` use them). By
+    /// default the public URL's host.
+    #[arg(long, env = "ROLLCALL_WEBAUTHN_RP_ID", global = true)]
+    pub webauthn_rp_id: Option<String>,
+
+    /// The origins a passkey answer may come from, comma separated
+    /// (`https://rollcall.example.org`). By default the public URL.
+    #[arg(
+        long,
+        env = "ROLLCALL_WEBAUTHN_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub webauthn_origins: Vec<String>,
+
     /// Redis URL for sessions, revocation and rate limits; without it sessions are
     /// kept in process (one instance only).
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]

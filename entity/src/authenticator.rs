@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-/// One second factor of a user: a TOTP app (or, later, a passkey).
+/// One second factor of a user: a TOTP app or a passkey.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "authenticators")]
 pub struct Model {
@@ -19,6 +19,10 @@ pub struct Model {
     pub confirmed_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// A passkey's public key and counter, as webauthn-rs serialises them.
+    pub credential: Option<String>,
+    /// A passkey's credential id, base64url; one account's only.
+    pub credential_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

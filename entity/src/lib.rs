@@ -26,6 +26,7 @@ pub mod role;
 pub mod role_permission;
 pub mod user;
 pub mod user_role;
+pub mod webauthn_ceremony;
 
 pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
@@ -51,4 +52,5 @@ pub mod prelude {
     pub use super::role_permission::Entity as RolePermission;
     pub use super::user::Entity as User;
     pub use super::user_role::Entity as UserRole;
+    pub use super::webauthn_ceremony::Entity as WebauthnCeremony;
 }

@@ -19,6 +19,7 @@ mod m20261201_000001_add_import_failed_attempts;
 mod m20261202_000001_add_invite_purpose;
 mod m20261202_000002_add_enrollment_pending_response;
 mod m20261202_000003_create_authenticators;
+mod m20261202_000004_add_passkeys;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_add_invite_purpose::Migration),
             Box::new(m20261202_000002_add_enrollment_pending_response::Migration),
             Box::new(m20261202_000003_create_authenticators::Migration),
+            Box::new(m20261202_000004_add_passkeys::Migration),
         ]
     }
 }

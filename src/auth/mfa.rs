@@ -162,6 +162,15 @@ impl SecretKey {
             .ok()
     }
 
+    /// A key of its own for `purpose`, derived from the configured one.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"derive\0");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
+    }
+
     /// A keyed digest (HMAC-SHA-256, hex) of a value kept only to compare.
     pub fn digest(&self, value: &str) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key)

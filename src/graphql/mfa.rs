@@ -1,7 +1,7 @@
 //! Second factors: enrolling a TOTP app, completing a login or stepping up
 //! with a code, recovery codes, and an administrator's reset.
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{Ctx, account::User, connection::parse_id, session::LoginPayload};
@@ -128,6 +128,81 @@ impl MfaMutation {
         let logged_in = state
             .auth
             .verify_mfa(actor, caller.token.as_ref(), &code)
+            .await?;
+        LoginPayload::setting_cookie(ctx, logged_in)
+    }
+
+    /// Begin registering a passkey or security key: the options
+    /// (PublicKeyCredentialCreationOptions) for `navigator.credentials.create`.
+    /// A user may register several; allowed while the organisation makes the
+    /// caller enrol before anything else.
+    async fn start_web_authn_registration(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Json<serde_json::Value>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
+        Ok(Json(state.auth.start_passkey_registration(actor).await?))
+    }
+
+    /// Finish registering with the device's answer, under a name the user
+    /// will recognise ("Work laptop", "YubiKey").
+    async fn finish_web_authn_registration(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        credential: Json<serde_json::Value>,
+    ) -> Result<Authenticator> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor_in_setup()?;
+        Ok(Authenticator(
+            state
+                .auth
+                .finish_passkey_registration(actor, &name, credential.0)
+                .await?,
+        ))
+    }
+
+    /// Begin a login with a passkey: the options
+    /// (PublicKeyCredentialRequestOptions) for `navigator.credentials.get`. On
+    /// a session (a pending login, or a step-up) for the caller's own
+    /// passkeys; else for the account of `email` (an address without one is
+    /// answered alike); without an email, for whichever passkey of this site
+    /// the device holds.
+    async fn start_web_authn_login(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let state = ctx.state()?;
+        let actor = ctx.caller()?.actor.as_ref();
+        Ok(Json(
+            state
+                .auth
+                .start_passkey_login(actor, email.as_deref())
+                .await?,
+        ))
+    }
+
+    /// Finish a passkey login with the device's answer: completes a pending
+    /// login (new token), verifies again on a complete session (same token),
+    /// or logs in without a password. Refused answers count toward the
+    /// lockout.
+    async fn finish_web_authn_login(
+        &self,
+        ctx: &Context<'_>,
+        credential: Json<serde_json::Value>,
+    ) -> Result<LoginPayload> {
+        let state = ctx.state()?;
+        let caller = ctx.caller()?;
+        let logged_in = state
+            .auth
+            .finish_passkey_login(
+                caller.actor.as_ref(),
+                caller.token.as_ref(),
+                credential.0,
+                caller.origin.clone(),
+            )
             .await?;
         LoginPayload::setting_cookie(ctx, logged_in)
     }

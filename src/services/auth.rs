@@ -81,6 +81,8 @@ pub struct Authenticator {
     hasher: Hasher,
     /// Encrypts TOTP secrets and keys the digests of recovery codes.
     pub(super) secrets: SecretKey,
+    /// The relying party of passkeys.
+    pub(super) passkeys: super::passkeys::Passkeys,
     session_max: Duration,
     cache: Mutex<HashMap<Uuid, CachedAuthz>>,
 }
@@ -91,6 +93,7 @@ impl Authenticator {
         store: Arc<dyn SessionStore>,
         hasher: Hasher,
         secrets: SecretKey,
+        passkeys: super::passkeys::Passkeys,
         session_max: Duration,
     ) -> Self {
         Self {
@@ -98,6 +101,7 @@ impl Authenticator {
             store,
             hasher,
             secrets,
+            passkeys,
             session_max,
             cache: Mutex::default(),
         }

@@ -113,6 +113,8 @@ impl Authenticator {
             confirmed_at: Set(None),
             last_used_at: Set(None),
             created_at: Set(Utc::now()),
+            credential: Set(None),
+            credential_id: Set(None),
         }
         .insert(&txn)
         .await?;
@@ -246,6 +248,22 @@ impl Authenticator {
         )
         .await?;
         txn.commit().await?;
+        self.second_factor_verified(actor, presented, AuthMethod::Otp)
+            .await
+    }
+
+    /// A second factor (`method`) was verified on the caller's session. A
+    /// login waiting for it is completed: the pending session ends and a
+    /// full one begins, with a new token, and the account's failed attempts
+    /// are cleared. A complete session is marked verified now (a step-up) and
+    /// keeps its token.
+    pub(super) async fn second_factor_verified(
+        &self,
+        actor: &Actor,
+        presented: Option<&SessionToken>,
+        method: AuthMethod,
+    ) -> AppResult<LoggedIn> {
+        let key = email_key(&actor.user.email);
         if actor.mfa_pending {
             self.store.clear_failures(&key).await?;
             self.store.revoke(&actor.session_id).await?;
@@ -256,7 +274,7 @@ impl Authenticator {
                 .filter(|u| u.status == "ACTIVE")
                 .ok_or(AppError::Unauthenticated)?;
             let mut methods = actor.auth_methods.clone();
-            methods.push(AuthMethod::Otp);
+            methods.push(method);
             return self
                 .open_session(user, &methods, "auth.login", actor.origin.clone())
                 .await;
@@ -264,7 +282,7 @@ impl Authenticator {
         self.store.forgive_attempt(&key).await?;
         let session = self
             .store
-            .record_second_factor(&actor.session_id, AuthMethod::Otp)
+            .record_second_factor(&actor.session_id, method)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         let token = presented.cloned().ok_or(AppError::Unauthenticated)?;

@@ -14,6 +14,7 @@ pub mod locations;
 pub mod mfa;
 pub mod organizations;
 pub mod outbox;
+pub mod passkeys;
 pub mod patients;
 pub mod profiles;
 pub mod projects;

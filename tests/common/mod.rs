@@ -180,6 +180,8 @@ impl Storage {
         config.cors_origins = Vec::new();
         config.metrics_token = Some(METRICS_TOKEN.to_owned());
         config.secret_key = Some(SECRET_KEY.to_owned());
+        config.webauthn_rp_id = Some("rollcall.test".to_owned());
+        config.webauthn_origins = vec!["https://rollcall.test".to_owned()];
         config
     }
 }
