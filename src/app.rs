@@ -352,6 +352,8 @@ fn routes(
             get(http::invite::show).post(http::invite::submit),
         )
         .at("/projects/:id/qr.svg", get(http::patient_page::qr_code))
+        .at("/sso/:id/start", get(http::sso::start))
+        .at("/sso/callback", get(http::sso::callback))
         .at(
             "/p/:token",
             get(http::patient_page::show).post(http::patient_page::submit),

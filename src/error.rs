@@ -92,6 +92,8 @@ pub enum AppError {
     MfaRequired,
     #[error("Your organisation requires a second factor: enrol one before doing anything else.")]
     MfaEnrollmentRequired,
+    #[error("Your organisation signs you in through its identity provider: use single sign-on.")]
+    SsoRequired,
     #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
     #[error("The {0} is unavailable; try again shortly.")]
@@ -128,6 +130,7 @@ impl AppError {
             Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             Self::MfaRequired => "MFA_REQUIRED",
             Self::MfaEnrollmentRequired => "MFA_ENROLLMENT_REQUIRED",
+            Self::SsoRequired => "SSO_REQUIRED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -145,7 +148,8 @@ impl AppError {
             Self::Forbidden(_)
             | Self::PasswordChangeRequired
             | Self::MfaRequired
-            | Self::MfaEnrollmentRequired => 403,
+            | Self::MfaEnrollmentRequired
+            | Self::SsoRequired => 403,
             Self::BadInput(_) => 400,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,

@@ -20,6 +20,7 @@ mod m20261202_000001_add_invite_purpose;
 mod m20261202_000002_add_enrollment_pending_response;
 mod m20261202_000003_create_authenticators;
 mod m20261202_000004_add_passkeys;
+mod m20261202_000005_create_identity_providers;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_add_enrollment_pending_response::Migration),
             Box::new(m20261202_000003_create_authenticators::Migration),
             Box::new(m20261202_000004_add_passkeys::Migration),
+            Box::new(m20261202_000005_create_identity_providers::Migration),
         ]
     }
 }

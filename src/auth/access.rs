@@ -22,7 +22,8 @@
 //! ([`Actor::require_recent_mfa`], `MFA_REQUIRED` otherwise): resetting another
 //! user's password or second factors, creating, changing or deleting roles,
 //! giving roles (by mutation or by an import that maps roles), changing the
-//! organisation's second-factor policy, exporting people, and regenerating
+//! organisation's second-factor policy or identity providers, exporting
+//! people, and regenerating
 //! one's recovery codes or removing a factor. A stolen session alone cannot
 //! do them.
 

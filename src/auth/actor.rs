@@ -227,6 +227,12 @@ impl TenantScoped for entity::enrollment::Entity {
     }
 }
 
+impl TenantScoped for entity::identity_provider::Entity {
+    fn organization_column() -> Self::Column {
+        entity::identity_provider::Column::OrganizationId
+    }
+}
+
 impl TenantScoped for entity::location::Entity {
     fn organization_column() -> Self::Column {
         entity::location::Column::OrganizationId

@@ -16,6 +16,7 @@ mod projects;
 mod providers;
 mod session;
 pub mod socket;
+mod sso;
 mod staff;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub struct Query(
     account::AccountQuery,
     session::SessionQuery,
     mfa::MfaQuery,
+    sso::SsoQuery,
     providers::ProviderQuery,
     projects::ProjectQuery,
     locations::LocationQuery,
@@ -45,6 +47,7 @@ pub struct Query(
 pub struct Mutation(
     session::SessionMutation,
     mfa::MfaMutation,
+    sso::SsoMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
     projects::ProjectMutation,

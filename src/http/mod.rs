@@ -10,6 +10,7 @@ pub mod invite;
 pub mod metrics;
 pub mod multipart;
 pub mod patient_page;
+pub mod sso;
 pub mod ws;
 
 use poem::Request;

@@ -111,6 +111,11 @@ impl Authenticator {
         &self.store
     }
 
+    /// The key for secrets at rest.
+    pub fn secrets(&self) -> &SecretKey {
+        &self.secrets
+    }
+
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
     }
@@ -300,6 +305,13 @@ impl Authenticator {
         if let Some(ip_key) = &ip_key {
             self.store.forgive_attempt(ip_key).await?;
         }
+        // Judged only after the password, so that the answer tells nothing
+        // to whoever does not know it.
+        if !super::sso::password_login_allowed(&self.db, &user).await? {
+            self.store.forgive_attempt(&email_key).await?;
+            events::login("sso_required");
+            return Err(AppError::SsoRequired);
+        }
         let factors = second_factors_of(&self.db, user.id).await?;
         if !factors.is_empty() {
             // The password was right: it takes its attempt back, but the
@@ -325,6 +337,9 @@ impl Authenticator {
         origin: Origin,
     ) -> AppResult<LoggedIn> {
         let (link, user) = invites::find_open(&self.db, token).await?;
+        if !super::sso::password_login_allowed(&self.db, &user).await? {
+            return Err(AppError::SsoRequired);
+        }
         let purpose = invites::Purpose::of(&link);
         let organization = entity::organization::Entity::find_by_id(user.organization_id)
             .one(&self.db)

@@ -21,6 +21,7 @@ pub mod projects;
 pub mod providers;
 pub mod roles;
 pub mod sessions;
+pub mod sso;
 pub mod users;
 
 use sea_orm::{

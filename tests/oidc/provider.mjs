@@ -1,0 +1,56 @@
+// The organisation's identity provider for tests/sso.rs: oidc-provider with
+// its development login and consent pages, which a test drives over HTTP as a
+// browser would.
+//
+// Arguments: a JSON file holding { port, clients: [...], accounts: { id:
+// { email, groups } } }. Accounts are read from the file at every login, so a
+// test changes someone's groups by rewriting it. Prints `listening <issuer>`.
+
+import { readFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+const file = process.argv[2];
+const read = () => JSON.parse(readFileSync(file, 'utf8'));
+const { port, clients } = read();
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients,
+  clientBasedCORS: () => true,
+  pkce: { required: () => true },
+  scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+  claims: {
+    email: ['email', 'email_verified'],
+    profile: ['given_name', 'family_name', 'name'],
+    groups: ['groups'],
+  },
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: true },
+    backchannelLogout: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  async findAccount(ctx, id) {
+    const account = read().accounts[id];
+    if (!account) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          email: account.email,
+          email_verified: true,
+          given_name: account.given_name ?? 'Sso',
+          family_name: account.family_name ?? id,
+          groups: account.groups ?? [],
+        };
+      },
+    };
+  },
+  ttl: { Session: 3600, Interaction: 600, Grant: 3600, AccessToken: 600, IdToken: 600 },
+});
+provider.proxy = false;
+
+provider.listen(port, '127.0.0.1', () => {
+  console.log(`listening ${issuer}`);
+});

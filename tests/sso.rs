@@ -1,0 +1,430 @@
+//! Single sign-on end to end: the test runs a real OpenID provider
+//! (`oidc-provider` from npm, `tests/oidc/provider.mjs`) and signs in through
+//! it over HTTP as a browser does: Rollcall's start URL, the provider's login
+//! and consent pages, the callback, the session cookie. A user is created just
+//! in time with the roles their groups map to, and a group removed at the
+//! provider removes its role at the next sign-in. Forged and replayed
+//! callbacks, a provider that is not the configured issuer, and a domain
+//! held by another organisation are refused. Both backends.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use common::{PASSWORD, TestApp, error_code};
+use serde_json::{Value, json};
+
+/// The identity provider, stopped when dropped.
+struct Provider {
+    child: Child,
+    issuer: String,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Provider {
+    /// Start oidc-provider with one client, Rollcall at `app`, and `accounts`.
+    fn start(app: &TestApp, accounts: Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("provider.json");
+        write_config(&config, app, port, accounts);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/provider.mjs");
+        assert!(
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/oidc/node_modules"
+            ))
+            .exists(),
+            "run `npm ci --prefix tests/oidc` first (.ci/run does)"
+        );
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs the identity provider");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening"), "{line}");
+        Self {
+            child,
+            issuer: format!("http://127.0.0.1:{port}"),
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// Change the accounts the provider knows (read at every sign-in).
+    fn set_accounts(&self, app: &TestApp, accounts: Value) {
+        let port = self.issuer.rsplit(':').next().unwrap().parse().unwrap();
+        write_config(&self.config, app, port, accounts);
+    }
+}
+
+fn write_config(path: &std::path::Path, app: &TestApp, port: u16, accounts: Value) {
+    let config = json!({
+        "port": port,
+        "clients": [{
+            "client_id": "rollcall",
+            "client_secret": "provider-secret",
+            "redirect_uris": [format!("{}/sso/callback", app.address)],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+        }],
+        "accounts": accounts,
+    });
+    std::fs::write(path, config.to_string()).unwrap();
+}
+
+/// A browser: its own cookies, redirects followed by hand so that the test
+/// sees where it is sent.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Follow the sign-in from `start` through the provider's login (as
+/// `account`) and consent pages, up to the callback into Rollcall; its URL.
+async fn sign_in_at_provider(
+    browser: &reqwest::Client,
+    start: &str,
+    account: &str,
+    app: &TestApp,
+) -> String {
+    let callback = format!("{}/sso/callback", app.address);
+    let mut url = start.to_owned();
+    for _ in 0..20 {
+        if url.starts_with(&callback) {
+            return url;
+        }
+        let response = browser.get(&url).send().await.unwrap();
+        let base = response.url().clone();
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap();
+            url = base.join(location).unwrap().to_string();
+            continue;
+        }
+        let status = response.status();
+        let page = response.text().await.unwrap();
+        assert_eq!(status, 200, "{url}: {page}");
+        // The provider's login or consent form.
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no form at {url}: {page}"));
+        // Its hidden fields, and the login a person types.
+        let mut form: Vec<(String, String)> = page
+            .split("<input type=\"hidden\"")
+            .skip(1)
+            .filter_map(|input| {
+                let attribute = |name: &str| {
+                    input
+                        .split(&format!("{name}=\""))
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .map(str::to_owned)
+                };
+                Some((attribute("name")?, attribute("value")?))
+            })
+            .collect();
+        if page.contains("name=\"login\"") {
+            form.push(("login".to_owned(), account.to_owned()));
+            form.push(("password".to_owned(), "any".to_owned()));
+        }
+        let response = browser
+            .post(base.join(action).unwrap())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_redirection(),
+            "{} after {action}: {page}",
+            response.status()
+        );
+        let location = response.headers()["location"].to_str().unwrap();
+        url = base.join(location).unwrap().to_string();
+    }
+    panic!("the sign-in never came back to Rollcall");
+}
+
+/// The session a browser holds: `me` and its session's methods.
+async fn whoami(browser: &reqwest::Client, app: &TestApp) -> Value {
+    browser
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": "{ me { email roles { name } } mySessions { current authMethods } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn role_names(body: &Value) -> Vec<String> {
+    let mut names: Vec<String> = body["data"]["me"]["roles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn role_id(app: &TestApp, token: &str, name: &str) -> String {
+    let roles = app.ok(token, "{ roles { id name } }", json!({})).await;
+    roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+const SAVE: &str = "mutation($i: IdentityProviderInput!) { saveIdentityProvider(input: $i) { id loginUrl emailDomains } }";
+
+#[tokio::test]
+async fn a_browser_signs_in_through_the_identity_provider_and_its_groups_become_roles() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Sso Clinic").await;
+        app.user(org, "admin@clinic.test", &["Admin"]).await;
+        let admin = app.login("admin@clinic.test", PASSWORD).await;
+        let provider = Provider::start(
+            &app,
+            json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses", "billing"], "given_name": "Alice", "family_name": "Nightingale" } }),
+        );
+        let (nurse_role, billing_role) = (
+            role_id(&app, &admin, "Provider").await,
+            role_id(&app, &admin, "Billing").await,
+        );
+        let saved = app
+            .ok(
+                &admin,
+                SAVE,
+                json!({ "i": {
+                    "name": "Clinic IdP",
+                    "issuer": provider.issuer,
+                    "clientId": "rollcall",
+                    "clientSecret": "provider-secret",
+                    "emailDomains": ["SSO.test"],
+                    "roleMappings": [
+                        { "group": "nurses", "roleId": nurse_role },
+                        { "group": "billing", "roleId": billing_role },
+                    ],
+                    "jitProvisioning": true,
+                } }),
+            )
+            .await;
+        let start = saved["saveIdentityProvider"]["loginUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            saved["saveIdentityProvider"]["emailDomains"],
+            json!(["sso.test"])
+        );
+
+        // The login page asks by domain only.
+        let (_, body) = app
+            .graphql(
+                None,
+                "query($e: String!) { ssoLoginUrl(email: $e) }",
+                json!({ "e": "anyone@sso.test" }),
+            )
+            .await;
+        assert_eq!(body["data"]["ssoLoginUrl"], start.as_str());
+        let (_, body) = app
+            .graphql(
+                None,
+                "query($e: String!) { ssoLoginUrl(email: $e) }",
+                json!({ "e": "anyone@elsewhere.test" }),
+            )
+            .await;
+        assert!(body["data"]["ssoLoginUrl"].is_null());
+
+        // First sign-in: the account is made with the mapped roles.
+        let alice = browser();
+        let callback = sign_in_at_provider(&alice, &start, "alice", &app).await;
+        let back = alice.get(&callback).send().await.unwrap();
+        assert_eq!(
+            back.status(),
+            303,
+            "{backend:?}: {}",
+            back.text().await.unwrap()
+        );
+        assert_eq!(
+            back.headers()["location"],
+            format!("{}/", app.address).as_str()
+        );
+        let me = whoami(&alice, &app).await;
+        assert_eq!(me["data"]["me"]["email"], "alice@sso.test", "{me}");
+        assert_eq!(role_names(&me), ["Billing", "Provider"]);
+        let current = me["data"]["mySessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == true)
+            .unwrap()
+            .clone();
+        assert_eq!(current["authMethods"], json!(["sso"]));
+
+        // The same callback again, and a made-up one, are refused.
+        let replay = browser().get(&callback).send().await.unwrap();
+        assert_eq!(replay.status(), 403, "a replayed code");
+        let forged = browser()
+            .get(format!(
+                "{}/sso/callback?code=stolen&state=forged",
+                app.address
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "a forged state");
+
+        // The provider takes her out of billing: the next sign-in follows.
+        provider.set_accounts(
+            &app,
+            json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses"] } }),
+        );
+        let again = browser();
+        let callback = sign_in_at_provider(&again, &start, "alice", &app).await;
+        assert_eq!(again.get(&callback).send().await.unwrap().status(), 303);
+        assert_eq!(
+            role_names(&whoami(&again, &app).await),
+            ["Provider"],
+            "{backend:?}"
+        );
+
+        // Password logins off for the domain, but for a break-glass address;
+        // a wrong password still answers as any wrong password does.
+        app.user(org, "bob@sso.test", &["Provider"]).await;
+        app.user(org, "carol@sso.test", &["Admin"]).await;
+        app.login("bob@sso.test", PASSWORD).await;
+        let id = saved["saveIdentityProvider"]["id"].as_str().unwrap();
+        app.ok(
+            &admin,
+            SAVE,
+            json!({ "i": {
+                "id": id,
+                "name": "Clinic IdP",
+                "issuer": provider.issuer,
+                "clientId": "rollcall",
+                "emailDomains": ["sso.test"],
+                "roleMappings": [{ "group": "nurses", "roleId": nurse_role }],
+                "jitProvisioning": true,
+                "required": true,
+                "breakGlassEmails": ["Carol@sso.test"],
+            } }),
+        )
+        .await;
+        let login =
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+        let (_, body) = app
+            .graphql(None, login, json!({ "e": "bob@sso.test", "p": PASSWORD }))
+            .await;
+        assert_eq!(error_code(&body), "SSO_REQUIRED", "{backend:?}: {body}");
+        let (_, body) = app
+            .graphql(
+                None,
+                login,
+                json!({ "e": "bob@sso.test", "p": "Wrong horse 42" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+        app.login("carol@sso.test", PASSWORD).await;
+        app.login("admin@clinic.test", PASSWORD).await;
+
+        let audit = app.audit_actions(org).await;
+        for action in [
+            "sso.provider_saved",
+            "sso.user_provisioned",
+            "sso.roles_synced",
+        ] {
+            assert!(audit.iter().any(|a| a == action), "{action}: {audit:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_is_not_the_configured_issuer_and_a_domain_of_another_organisation_are_refused()
+ {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Careful Clinic").await;
+        let other = app.organization("Other Clinic").await;
+        app.user(org, "admin@careful.test", &["Admin"]).await;
+        app.user(other, "carol@other-clinic.test", &["Provider"])
+            .await;
+        let admin = app.login("admin@careful.test", PASSWORD).await;
+        let provider = Provider::start(&app, json!({}));
+
+        let input = |issuer: &str, domain: &str| {
+            json!({ "i": {
+                "name": "IdP",
+                "issuer": issuer,
+                "clientId": "rollcall",
+                "clientSecret": "provider-secret",
+                "emailDomains": [domain],
+            } })
+        };
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
+                SAVE,
+                input(&provider.issuer, "other-clinic.test"),
+            )
+            .await;
+        assert_eq!(error_code(&body), "CONFLICT", "{backend:?}: {body}");
+
+        // The provider announces itself as 127.0.0.1; configured as localhost
+        // it is not the issuer it claims, and nobody signs in through it.
+        let lookalike = provider.issuer.replace("127.0.0.1", "localhost");
+        let saved = app
+            .ok(&admin, SAVE, input(&lookalike, "careful.test"))
+            .await;
+        let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
+        let response = browser().get(start).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{backend:?}");
+
+        // A plain user may not see or change identity providers.
+        app.user(org, "nurse@careful.test", &["Provider"]).await;
+        let nurse = app.login("nurse@careful.test", PASSWORD).await;
+        let (_, body) = app
+            .graphql(Some(&nurse), "{ identityProviders { id } }", json!({}))
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+}
