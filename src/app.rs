@@ -355,6 +355,10 @@ fn routes(
         .at("/sso/:id/start", get(http::sso::start))
         .at("/sso/callback", get(http::sso::callback))
         .at(
+            "/sso/backchannel-logout",
+            poem::post(http::sso::backchannel_logout),
+        )
+        .at(
             "/p/:token",
             get(http::patient_page::show).post(http::patient_page::submit),
         );

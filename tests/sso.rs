@@ -94,6 +94,7 @@ fn write_config(path: &std::path::Path, app: &TestApp, port: u16, accounts: Valu
             "redirect_uris": [format!("{}/sso/callback", app.address)],
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
+            "backchannel_logout_uri": format!("{}/sso/backchannel-logout", app.address),
         }],
         "accounts": accounts,
     });
@@ -174,6 +175,37 @@ async fn sign_in_at_provider(
         url = base.join(location).unwrap().to_string();
     }
     panic!("the sign-in never came back to Rollcall");
+}
+
+/// Sign out at the provider as the browser would: its logout page, "yes".
+async fn sign_out_at_provider(browser: &reqwest::Client, issuer: &str) {
+    let page = browser
+        .get(format!("{issuer}/session/end"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no logout form: {page}"));
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no xsrf: {page}"));
+    let url = url::Url::parse(issuer).unwrap().join(action).unwrap();
+    let response = browser
+        .post(url)
+        .form(&[("xsrf", xsrf), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_redirection() || status.is_success(), "{status}");
 }
 
 /// The session a browser holds: `me` and its session's methods.
@@ -427,4 +459,103 @@ async fn a_provider_that_is_not_the_configured_issuer_and_a_domain_of_another_or
             .await;
         assert_eq!(error_code(&body), "FORBIDDEN");
     }
+}
+
+#[tokio::test]
+async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let peer = app.peer().await;
+        let org = app.organization("Logout Clinic").await;
+        app.user(org, "admin@logout-clinic.test", &["Admin"]).await;
+        let admin = app.login("admin@logout-clinic.test", PASSWORD).await;
+        let provider = Provider::start(
+            &app,
+            json!({ "dana": { "email": "dana@logout.test", "groups": [] } }),
+        );
+        let saved = app
+            .ok(
+                &admin,
+                SAVE,
+                json!({ "i": {
+                    "name": "IdP",
+                    "issuer": provider.issuer,
+                    "clientId": "rollcall",
+                    "clientSecret": "provider-secret",
+                    "emailDomains": ["logout.test"],
+                    "jitProvisioning": true,
+                } }),
+            )
+            .await;
+        let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
+        let dana = browser();
+        let callback = sign_in_at_provider(&dana, start, "dana", &app).await;
+        assert_eq!(dana.get(&callback).send().await.unwrap().status(), 303);
+        let instances: Vec<&TestApp> = std::iter::once(&app).chain(peer.as_ref()).collect();
+        for instance in &instances {
+            let me = whoami(&dana, instance).await;
+            assert_eq!(me["data"]["me"]["email"], "dana@logout.test", "{me}");
+        }
+
+        // Tokens the provider did not sign end nothing: unsigned, or with a
+        // made-up signature, though they name the provider and the subject.
+        let part = |value: Value| base64_url(value.to_string().as_bytes());
+        let claims = part(json!({
+            "iss": provider.issuer,
+            "aud": "rollcall",
+            "iat": chrono::Utc::now().timestamp(),
+            "jti": "forged",
+            "sub": "dana",
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        }));
+        for forged in [
+            format!("{}.{claims}.", part(json!({ "alg": "none" }))),
+            format!(
+                "{}.{claims}.{}",
+                part(json!({ "alg": "RS256" })),
+                base64_url(&[7; 256])
+            ),
+        ] {
+            let answer = app
+                .client
+                .post(format!("{}/sso/backchannel-logout", app.address))
+                .form(&[("logout_token", forged)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 400, "{backend:?}");
+        }
+        assert_eq!(
+            whoami(&dana, &app).await["data"]["me"]["email"],
+            "dana@logout.test"
+        );
+
+        sign_out_at_provider(&dana, &provider.issuer).await;
+        for instance in &instances {
+            let mut ended = false;
+            for _ in 0..50 {
+                let me = whoami(&dana, instance).await;
+                if error_code(&me) == "UNAUTHENTICATED" {
+                    ended = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert!(
+                ended,
+                "{backend:?}: the session outlived the provider's logout"
+            );
+        }
+        assert!(
+            app.audit_actions(org)
+                .await
+                .iter()
+                .any(|a| a == "sso.backchannel_logout")
+        );
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -25,6 +25,7 @@ pub mod provider;
 pub mod recovery_code;
 pub mod role;
 pub mod role_permission;
+pub mod sso_identity;
 pub mod sso_login;
 pub mod user;
 pub mod user_role;
@@ -53,6 +54,7 @@ pub mod prelude {
     pub use super::recovery_code::Entity as RecoveryCode;
     pub use super::role::Entity as Role;
     pub use super::role_permission::Entity as RolePermission;
+    pub use super::sso_identity::Entity as SsoIdentity;
     pub use super::sso_login::Entity as SsoLogin;
     pub use super::user::Entity as User;
     pub use super::user_role::Entity as UserRole;

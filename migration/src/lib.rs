@@ -21,6 +21,7 @@ mod m20261202_000002_add_enrollment_pending_response;
 mod m20261202_000003_create_authenticators;
 mod m20261202_000004_add_passkeys;
 mod m20261202_000005_create_identity_providers;
+mod m20261202_000006_create_sso_identities;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_create_authenticators::Migration),
             Box::new(m20261202_000004_add_passkeys::Migration),
             Box::new(m20261202_000005_create_identity_providers::Migration),
+            Box::new(m20261202_000006_create_sso_identities::Migration),
         ]
     }
 }

@@ -65,6 +65,28 @@ fn see_other(location: &str) -> poem::ResponseBuilder {
         .header(header::CACHE_CONTROL, "no-store")
 }
 
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    logout_token: String,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0: the provider posts a logout token;
+/// the account's sessions end on every instance. 200 when it was accepted,
+/// 400 when it was not.
+#[handler]
+pub async fn backchannel_logout(
+    poem::web::Form(form): poem::web::Form<LogoutForm>,
+    state: Data<&AppState>,
+) -> Response {
+    match state.auth.sso_backchannel_logout(&form.logout_token).await {
+        Ok(_) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CACHE_CONTROL, "no-store")
+            .finish(),
+        Err(err) => refused(err),
+    }
+}
+
 #[handler]
 pub async fn start(
     Path(id): Path<String>,

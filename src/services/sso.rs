@@ -15,6 +15,9 @@
 //!   roles no mapping names stay as they are.
 //! - A login under way is kept under its `state` for ten minutes and taken
 //!   once, with its nonce and its PKCE verifier (encrypted).
+//! - OpenID Connect Back-Channel Logout: the provider's logout token, its
+//!   signature checked against the provider's keys, ends every session of the
+//!   account its subject signed in to, on every instance at once.
 
 use std::{collections::BTreeSet, sync::OnceLock};
 
@@ -515,6 +518,7 @@ impl Authenticator {
         let user = self
             .sso_user(&provider, &email, given, family, &groups, &origin)
             .await?;
+        remember_subject(&self.db, provider.id, claims.subject().as_str(), user.id).await?;
         events::login("ok");
         let logged_in = self
             .open_session(user, &[AuthMethod::Sso], "auth.login", origin)
@@ -658,19 +662,167 @@ impl Authenticator {
     }
 }
 
+/// Record that the provider's `subject` signs in to `user_id`.
+async fn remember_subject(
+    db: &impl ConnectionTrait,
+    provider_id: Uuid,
+    subject: &str,
+    user_id: Uuid,
+) -> AppResult<()> {
+    use sea_orm::sea_query::OnConflict;
+    entity::sso_identity::Entity::insert(entity::sso_identity::ActiveModel {
+        provider_id: Set(provider_id),
+        subject: Set(subject.to_owned()),
+        user_id: Set(user_id),
+        last_login_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            entity::sso_identity::Column::ProviderId,
+            entity::sso_identity::Column::Subject,
+        ])
+        .update_columns([
+            entity::sso_identity::Column::UserId,
+            entity::sso_identity::Column::LastLoginAt,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// How far a logout token's times may stray from this server's clock.
+const CLOCK_SKEW_SECONDS: i64 = 300;
+/// The event a back-channel logout token carries.
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token's header and claims, once its signature holds.
+fn verified_logout_token(
+    jwt: &str,
+    keys: &openidconnect::core::CoreJsonWebKeySet,
+) -> Result<serde_json::Value, String> {
+    use openidconnect::JsonWebKey;
+    let decode = |part: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| "is not a JWT".to_owned())
+    };
+    let mut parts = jwt.trim().split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("is not a signed JWT".to_owned());
+    };
+    let head: serde_json::Value =
+        serde_json::from_slice(&decode(header)?).map_err(|_| "has no readable header")?;
+    let alg: openidconnect::core::CoreJwsSigningAlgorithm =
+        serde_json::from_value(head["alg"].clone()).map_err(|_| "names no known algorithm")?;
+    if head["alg"] == "none" {
+        return Err("is not signed".to_owned());
+    }
+    let kid = head["kid"].as_str();
+    let signature = decode(signature)?;
+    let message = format!("{header}.{payload}");
+    let verified = keys
+        .keys()
+        .iter()
+        .filter(|key| kid.is_none() || key.key_id().map(|k| k.as_str()) == kid)
+        .any(|key| {
+            key.verify_signature(&alg, message.as_bytes(), &signature)
+                .is_ok()
+        });
+    if !verified {
+        return Err("is not signed by the identity provider".to_owned());
+    }
+    serde_json::from_slice(&decode(payload)?).map_err(|_| "has no readable claims".to_owned())
+}
+
+impl Authenticator {
+    /// OpenID Connect Back-Channel Logout 1.0: end every session of the
+    /// account the token's subject signed in to. The token must be signed by
+    /// the keys of a configured provider whose issuer and client id it names,
+    /// carry the logout event and a subject, no nonce, and be recent.
+    pub async fn sso_backchannel_logout(&self, logout_token: &str) -> AppResult<u64> {
+        let invalid = |why: &str| AppError::bad_input("logout_token", why.to_owned());
+        // Read unverified only to find the provider whose keys must verify it.
+        let payload = jwt_payload(logout_token).ok_or_else(|| invalid("is not a JWT"))?;
+        let issuer = payload["iss"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let audiences: Vec<&str> = match &payload["aud"] {
+            serde_json::Value::String(one) => vec![one.as_str()],
+            serde_json::Value::Array(many) => many.iter().filter_map(|a| a.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        // Only a provider the token names may vouch for it.
+        let provider = entity::identity_provider::Entity::find()
+            .filter(entity::identity_provider::Column::Issuer.eq(issuer))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .find(|p| audiences.contains(&p.client_id.as_str()))
+            .ok_or_else(|| invalid("names no configured identity provider"))?;
+        let metadata = CoreProviderMetadata::discover_async(
+            IssuerUrl::new(provider.issuer.clone()).map_err(|_| invalid("names no issuer"))?,
+            http_client()?,
+        )
+        .await
+        .map_err(|_| AppError::Unavailable("identity provider"))?;
+        let claims =
+            verified_logout_token(logout_token, metadata.jwks()).map_err(|why| invalid(&why))?;
+        let now = Utc::now().timestamp();
+        let iat = claims["iat"]
+            .as_i64()
+            .ok_or_else(|| invalid("has no iat"))?;
+        if (iat - now).abs() > CLOCK_SKEW_SECONDS + 600 {
+            return Err(invalid("is not recent"));
+        }
+        if claims["exp"]
+            .as_i64()
+            .is_some_and(|exp| exp + CLOCK_SKEW_SECONDS < now)
+        {
+            return Err(invalid("has expired"));
+        }
+        if claims["events"].get(LOGOUT_EVENT).is_none() {
+            return Err(invalid("carries no back-channel logout event"));
+        }
+        if claims.get("nonce").is_some() {
+            return Err(invalid("must not carry a nonce"));
+        }
+        let subject = claims["sub"]
+            .as_str()
+            .ok_or_else(|| invalid("names no subject"))?;
+        let identity = entity::sso_identity::Entity::find_by_id((provider.id, subject.to_owned()))
+            .one(&self.db)
+            .await?;
+        let Some(identity) = identity else {
+            // Nobody signed in here as that subject: nothing to end.
+            return Ok(0);
+        };
+        let ended = self.store.revoke_user(identity.user_id, None).await?;
+        audit::record(
+            &self.db,
+            AuditEntry {
+                organization_id: Some(provider.organization_id),
+                action: "sso.backchannel_logout",
+                changes: Some(
+                    serde_json::json!({ "provider": provider.id, "sessionsEnded": ended }),
+                ),
+                ..AuditEntry::default()
+            }
+            .target("User", identity.user_id),
+        )
+        .await?;
+        Ok(ended)
+    }
+}
+
 /// The groups an ID token (already verified) names under `claim`: an array
 /// of strings, or one string.
 fn groups_of(jwt: &str, claim: &str) -> BTreeSet<String> {
-    let payload = jwt
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-    match payload.as_ref().and_then(|p| p.get(claim)) {
+    match jwt_payload(jwt).as_ref().and_then(|p| p.get(claim)) {
         Some(serde_json::Value::Array(items)) => items
             .iter()
             .filter_map(|g| g.as_str().map(str::to_owned))
@@ -678,4 +830,14 @@ fn groups_of(jwt: &str, claim: &str) -> BTreeSet<String> {
         Some(serde_json::Value::String(one)) => BTreeSet::from([one.clone()]),
         _ => BTreeSet::new(),
     }
+}
+
+/// The claims of a JWT, read without checking anything: callers verify first
+/// or only look up what must then verify it.
+fn jwt_payload(jwt: &str) -> Option<serde_json::Value> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -47,9 +47,18 @@ const provider = new Provider(issuer, {
       },
     };
   },
+  // Rollcall listens on loopback in the tests, which oidc-provider's guard
+  // against requests to special-use addresses refuses by default.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   ttl: { Session: 3600, Interaction: 600, Grant: 3600, AccessToken: 600, IdToken: 600 },
 });
 provider.proxy = false;
+provider.on('backchannel.error', (ctx, err, client) => {
+  console.error(`backchannel logout to ${client.clientId} failed: ${err.message} ${err.cause ?? ''}`);
+});
 
 provider.listen(port, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);
