@@ -3,9 +3,12 @@
 //! it over HTTP as a browser does: Rollcall's start URL, the provider's login
 //! and consent pages, the callback, the session cookie. A user is created just
 //! in time with the roles their groups map to, and a group removed at the
-//! provider removes its role at the next sign-in. Forged and replayed
-//! callbacks, a provider that is not the configured issuer, and a domain
-//! held by another organisation are refused. Both backends.
+//! provider removes its role at the next sign-in; signing out there ends the
+//! session on every instance. Forged and replayed callbacks, a provider that
+//! is not the configured issuer, a domain held by another organisation, and
+//! (from a provider the test controls, which signs real tokens) a wrong
+//! nonce, issuer or audience and an expired or future ID token are refused.
+//! Both backends.
 
 #![allow(
     clippy::unwrap_used,
@@ -558,4 +561,203 @@ async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What a misbehaving provider gets wrong in the ID token it signs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flaw {
+    None,
+    WrongNonce,
+    Expired,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+}
+
+/// A provider the test controls, for what a certified one never sends: it
+/// publishes a real key and signs real tokens (ES256), with the chosen flaw.
+struct FakeProvider {
+    issuer: String,
+    flaw: std::sync::Arc<std::sync::Mutex<Flaw>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeProvider {
+    async fn start() -> Self {
+        use p256::ecdsa::{SigningKey, signature::Signer};
+        use poem::{
+            EndpointExt, Route, get, handler, post,
+            web::{Data, Json, Query, Redirect},
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let key = SigningKey::from_slice(&[0x17; 32]).unwrap();
+        let point = key.verifying_key().to_sec1_point(false);
+        let (x, y) = (&point.as_bytes()[1..33], &point.as_bytes()[33..65]);
+        let jwks = json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+            "x": base64_url(x), "y": base64_url(y),
+        }] });
+        let flaw = std::sync::Arc::new(std::sync::Mutex::new(Flaw::None));
+        let nonce = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        #[derive(Clone)]
+        struct Shared {
+            issuer: String,
+            key: SigningKey,
+            jwks: Value,
+            flaw: std::sync::Arc<std::sync::Mutex<Flaw>>,
+            nonce: std::sync::Arc<std::sync::Mutex<String>>,
+        }
+        #[handler]
+        fn discovery(shared: Data<&Shared>) -> Json<Value> {
+            let issuer = &shared.issuer;
+            Json(json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/auth"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+            }))
+        }
+        #[handler]
+        fn keys(shared: Data<&Shared>) -> Json<Value> {
+            Json(shared.jwks.clone())
+        }
+        #[handler]
+        fn authorize(
+            shared: Data<&Shared>,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+        ) -> Redirect {
+            *shared.nonce.lock().unwrap() = query["nonce"].clone();
+            Redirect::see_other(format!(
+                "{}?code=fake-code&state={}",
+                query["redirect_uri"], query["state"]
+            ))
+        }
+        #[handler]
+        fn token(shared: Data<&Shared>) -> Json<Value> {
+            let flaw = *shared.flaw.lock().unwrap();
+            let now = chrono::Utc::now().timestamp();
+            let (iat, exp) = match flaw {
+                Flaw::Expired => (now - 7200, now - 3600),
+                Flaw::NotYetValid => (now + 3600, now + 7200),
+                _ => (now, now + 600),
+            };
+            let claims = json!({
+                "iss": if flaw == Flaw::WrongIssuer { "http://issuer.invalid".to_owned() } else { shared.issuer.clone() },
+                "aud": if flaw == Flaw::WrongAudience { "someone-else" } else { "rollcall" },
+                "sub": "fake-subject",
+                "email": "erin@fake.test",
+                "email_verified": true,
+                "nonce": if flaw == Flaw::WrongNonce { "not-the-nonce".to_owned() } else { shared.nonce.lock().unwrap().clone() },
+                "iat": iat,
+                "exp": exp,
+            });
+            let header = base64_url(
+                json!({ "alg": "ES256", "kid": "k1", "typ": "JWT" })
+                    .to_string()
+                    .as_bytes(),
+            );
+            let body = base64_url(claims.to_string().as_bytes());
+            let signature: p256::ecdsa::Signature =
+                shared.key.sign(format!("{header}.{body}").as_bytes());
+            Json(json!({
+                "access_token": "fake-access",
+                "token_type": "Bearer",
+                "expires_in": 600,
+                "id_token": format!("{header}.{body}.{}", base64_url(&signature.to_bytes())),
+            }))
+        }
+        let shared = Shared {
+            issuer: issuer.clone(),
+            key,
+            jwks,
+            flaw: flaw.clone(),
+            nonce,
+        };
+        let app = Route::new()
+            .at("/.well-known/openid-configuration", get(discovery))
+            .at("/jwks", get(keys))
+            .at("/auth", get(authorize))
+            .at("/token", post(token))
+            .data(shared);
+        let address = issuer.trim_start_matches("http://").to_owned();
+        let server = tokio::spawn(async move {
+            let _ = poem::Server::new(poem::listener::TcpListener::bind(address))
+                .run(app)
+                .await;
+        });
+        // Wait until it answers.
+        for _ in 0..50 {
+            if reqwest::get(format!("{issuer}/jwks")).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Self {
+            issuer,
+            flaw,
+            _server: server,
+        }
+    }
+}
+
+#[tokio::test]
+async fn id_tokens_with_a_wrong_nonce_issuer_audience_or_time_are_refused() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Strict Clinic").await;
+        app.user(org, "admin@strict.test", &["Admin"]).await;
+        let admin = app.login("admin@strict.test", PASSWORD).await;
+        let provider = FakeProvider::start().await;
+        let saved = app
+            .ok(
+                &admin,
+                SAVE,
+                json!({ "i": {
+                    "name": "Fake",
+                    "issuer": provider.issuer,
+                    "clientId": "rollcall",
+                    "clientSecret": "fake-secret",
+                    "emailDomains": ["fake.test"],
+                    "jitProvisioning": true,
+                } }),
+            )
+            .await;
+        let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
+        let sign_in = |flaw| {
+            *provider.flaw.lock().unwrap() = flaw;
+            async move {
+                let browser = browser();
+                let to_provider = browser.get(start).send().await.unwrap();
+                let authorize = to_provider.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let back = browser.get(&authorize).send().await.unwrap();
+                let callback = back.headers()["location"].to_str().unwrap().to_owned();
+                browser
+                    .get(&callback)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        for flaw in [
+            Flaw::WrongNonce,
+            Flaw::Expired,
+            Flaw::NotYetValid,
+            Flaw::WrongIssuer,
+            Flaw::WrongAudience,
+        ] {
+            assert_eq!(sign_in(flaw).await, 403, "{backend:?}: {flaw:?}");
+        }
+        // The same provider, telling the truth, signs in.
+        assert_eq!(sign_in(Flaw::None).await, 303, "{backend:?}");
+    }
 }

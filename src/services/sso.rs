@@ -3,7 +3,7 @@
 //! openidconnect crate: the authorization code flow with PKCE, `state` and
 //! `nonce`, the ID token's signature checked against the provider's current
 //! keys (discovered afresh at each login, so a key rotation there needs
-//! nothing here), its issuer, audience and expiry.
+//! nothing here), its issuer, audience, expiry and issue time.
 //!
 //! - An identity provider serves some email domains; `ssoLoginUrl(email)`
 //!   answers by the domain alone, so it says nothing of who has an account.
@@ -51,6 +51,8 @@ use crate::{
 
 /// How long a login may take at the identity provider.
 const LOGIN_MINUTES: i64 = 10;
+/// How far ahead of this server's clock a provider may issue an ID token.
+const ISSUED_AHEAD_SECONDS: i64 = 60;
 
 /// One group of the provider and the role it gives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,11 +484,23 @@ impl Authenticator {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| refused("the identity provider sent no ID token"))?;
+        // openidconnect checks the expiry with no leeway; the issue time it
+        // leaves to us: a token minted for this exchange, give or take a
+        // provider clock a minute ahead.
+        let verifier = client
+            .id_token_verifier()
+            .set_issue_time_verifier_fn(|iat| {
+                let now = Utc::now();
+                if iat > now + chrono::Duration::seconds(ISSUED_AHEAD_SECONDS) {
+                    Err(format!("issued in the future ({iat})"))
+                } else if iat < now - chrono::Duration::minutes(LOGIN_MINUTES) {
+                    Err(format!("issued too long ago ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
         let claims = id_token
-            .claims(
-                &client.id_token_verifier(),
-                &Nonce::new(login.nonce.clone()),
-            )
+            .claims(&verifier, &Nonce::new(login.nonce.clone()))
             .map_err(|e| failed("the ID token was not valid", &e))?;
         let email = claims
             .email()
