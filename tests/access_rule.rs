@@ -553,6 +553,27 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             )
             .await
         }
+        "saveIdentityProvider" | "mapGroupToAdmin" => {
+            // Saving reaches no provider; signing in through it would.
+            let mut input = json!({
+                "name": format!("IdP {n}"),
+                "issuer": "https://idp.example.org",
+                "clientId": "rollcall",
+                "clientSecret": "secret",
+                "emailDomains": [format!("idp{n}.example.org")],
+            });
+            if line.operation == "mapGroupToAdmin" {
+                input["roleMappings"] =
+                    json!([{ "group": "admins", "roleId": clinic.admin_role.to_string() }]);
+            }
+            mutation(
+                app,
+                token,
+                "mutation($i: IdentityProviderInput!) { saveIdentityProvider(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await
+        }
         "createProvider" | "createProviderAsAdmin" => {
             let mut input = json!({ "email": format!("dr{n}@matrix.test"), "firstName": "Dr", "lastName": "Who", "npi": npi(n) });
             if line.operation == "createProviderAsAdmin" {

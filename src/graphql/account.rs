@@ -12,7 +12,7 @@ use super::{
     connection::{Conn, into_connection, page_request, parse_id},
     loaders::{
         AuthenticatorsOfUser, AvailabilityOfUser, CertificationsOfUser, PermissionsOfRole,
-        ProviderOfUser, RolesOfUser, loader_error,
+        ProviderOfUser, RecoveryCodesLeft, RolesOfUser, loader_error,
     },
 };
 use crate::{
@@ -159,11 +159,12 @@ impl User {
         if actor.user_id != self.0.id && !actor.has(Permission::UsersWrite) {
             return Ok(None);
         }
-        let state = ctx.state()?;
-        let left = Box::pin(crate::services::mfa::recovery_codes_left(
-            &state.db, self.0.id,
-        ));
-        Ok(Some(left.await?))
+        let left = ctx
+            .data::<DataLoader<RecoveryCodesLeft>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(Some(left.unwrap_or_default()))
     }
     /// Whether the user may act in every organisation.
     async fn is_super_admin(&self) -> bool {

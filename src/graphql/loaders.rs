@@ -196,3 +196,17 @@ impl Loader<Uuid> for AuthenticatorsOfUser {
             .map_err(Arc::new)
     }
 }
+
+/// How many unused recovery codes each user holds.
+pub struct RecoveryCodesLeft(pub DatabaseConnection);
+
+impl Loader<Uuid> for RecoveryCodesLeft {
+    type Value = u64;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::mfa::recovery_codes_left(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -125,6 +125,7 @@ fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutat
                 loaders::AuthenticatorsOfUser(state.db.clone()),
                 delay,
             ))
+            .data(loader(loaders::RecoveryCodesLeft(state.db.clone()), delay))
             .data(state);
     }
     builder

@@ -14,7 +14,7 @@ use chrono::Utc;
 use qrcode::{QrCode, render::svg};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -495,11 +495,26 @@ pub async fn authenticators_of(
     Ok(by_user)
 }
 
-/// How many unused recovery codes a user holds.
-pub async fn recovery_codes_left(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<u64> {
-    Ok(entity::recovery_code::Entity::find()
-        .filter(entity::recovery_code::Column::UserId.eq(user_id))
+/// How many unused recovery codes each of some users holds (none listed: none).
+pub async fn recovery_codes_left(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, u64>> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let counts: Vec<(Uuid, i64)> = entity::recovery_code::Entity::find()
+        .select_only()
+        .column(entity::recovery_code::Column::UserId)
+        .column_as(entity::recovery_code::Column::Id.count(), "left")
+        .filter(entity::recovery_code::Column::UserId.is_in(user_ids.iter().copied()))
         .filter(entity::recovery_code::Column::UsedAt.is_null())
-        .count(db)
-        .await?)
+        .group_by(entity::recovery_code::Column::UserId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(counts
+        .into_iter()
+        .map(|(user, left)| (user, u64::try_from(left).unwrap_or_default()))
+        .collect())
 }
