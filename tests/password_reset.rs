@@ -407,3 +407,59 @@ async fn a_reset_link_lasts_an_hour_and_requests_are_rate_limited() {
         assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_reset_link_does_not_stand_in_for_the_second_factor() {
+    for backend in common::backends().await {
+        let (app, mail) = with_mail(backend).await;
+        let org = app.organization("Second Factor Clinic").await;
+        app.user(org, "nurse@factor.test", &["Provider"]).await;
+        let token = app.login("nurse@factor.test", PASSWORD).await;
+        // The nurse's phone, enrolled from the URI the server gave.
+        let started = app
+            .ok(
+                &token,
+                "mutation { startTotpEnrollment { otpauthUri } }",
+                json!({}),
+            )
+            .await;
+        let phone = totp_rs::TOTP::from_url(
+            started["startTotpEnrollment"]["otpauthUri"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        app.ok(
+            &token,
+            "mutation($c: String!) { confirmTotpEnrollment(code: $c) }",
+            json!({ "c": phone.generate_current().unwrap() }),
+        )
+        .await;
+
+        let (_, body) = app
+            .graphql(None, REQUEST, json!({ "e": "nurse@factor.test" }))
+            .await;
+        assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+        let link = loop {
+            if let Some((_, link)) = reset_emails(&app, &mail).await.pop() {
+                break link;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (_, body) = app
+            .graphql(
+                None,
+                "mutation($t: String!, $p: String!) { resetPassword(token: $t, password: $p) { token mfaRequired mfaMethods } }",
+                json!({ "t": token_of(&link), "p": "A brand new horse 7" }),
+            )
+            .await;
+        let reset = &body["data"]["resetPassword"];
+        assert_eq!(reset["mfaRequired"], true, "{backend:?}: {body}");
+        assert_eq!(reset["mfaMethods"], json!(["TOTP", "RECOVERY_CODE"]));
+        let pending = reset["token"].as_str().unwrap();
+        let (_, body) = app
+            .graphql(Some(pending), "{ me { email } }", json!({}))
+            .await;
+        assert_eq!(error_code(&body), "MFA_REQUIRED", "{body}");
+    }
+}
