@@ -91,9 +91,9 @@ pub fn break_glass_of(provider: &entity::identity_provider::Model) -> Vec<String
     serde_json::from_str(&provider.break_glass_emails).unwrap_or_default()
 }
 
-/// Whether `user` may log in with a password: not when an identity provider
-/// required for their address's domain serves it, unless they are a super
-/// admin or one of its break-glass addresses.
+/// Whether `user` may log in with a password: not when a required identity
+/// provider of their organisation serves their address's domain, unless they
+/// are a super admin or one of its break-glass addresses.
 pub async fn password_login_allowed(
     db: &impl ConnectionTrait,
     user: &entity::user::Model,
@@ -101,10 +101,21 @@ pub async fn password_login_allowed(
     if user.is_super_admin {
         return Ok(true);
     }
-    Ok(match provider_for_email(db, &user.email).await? {
-        Some(provider) if provider.required => break_glass_of(&provider).contains(&user.email),
-        _ => true,
-    })
+    // Only the user's own organisation's providers govern their account, and
+    // only those are read: a login does not scan every organisation's.
+    let domain = user
+        .email
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    let required = entity::identity_provider::Entity::find()
+        .filter(entity::identity_provider::Column::OrganizationId.eq(user.organization_id))
+        .filter(entity::identity_provider::Column::Required.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .find(|p| domains_of(p).iter().any(|d| d == domain));
+    Ok(required.is_none_or(|provider| break_glass_of(&provider).contains(&user.email)))
 }
 
 /// The group-to-role mappings of a provider.
