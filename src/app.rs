@@ -205,14 +205,17 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let passkeys = passkeys(&config, &public_url)?;
-        let auth = Arc::new(Authenticator::new(
-            db.clone(),
-            store,
-            hasher,
-            secrets,
-            passkeys,
-            config.session_max(),
-        ));
+        let auth = Arc::new(
+            Authenticator::new(
+                db.clone(),
+                store,
+                hasher,
+                secrets,
+                passkeys,
+                config.session_max(),
+            )
+            .with_client_rate_limit(config.api_client_rate_limit),
+        );
         let email: Arc<dyn Transport> = match &config.smtp_url {
             Some(url) => {
                 tracing::info!("email is delivered by SMTP");
@@ -354,6 +357,7 @@ fn routes(
         .at("/projects/:id/qr.svg", get(http::patient_page::qr_code))
         .at("/sso/:id/start", get(http::sso::start))
         .at("/sso/callback", get(http::sso::callback))
+        .at("/scim/v2/*path", http::scim::endpoint)
         .at(
             "/sso/backchannel-logout",
             poem::post(http::sso::backchannel_logout),

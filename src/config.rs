@@ -236,6 +236,16 @@ pub struct Config {
     )]
     pub session_max_minutes: u32,
 
+    /// Requests one API client may make per minute, on all instances
+    /// together; more answer 429 with `Retry-After`.
+    #[arg(
+        long,
+        env = "ROLLCALL_API_CLIENT_RATE_LIMIT",
+        default_value_t = 600,
+        global = true
+    )]
+    pub api_client_rate_limit: u32,
+
     /// Password hashes computed at once; more wait their turn so that logins cannot
     /// take every core from other requests. 0 means one less than the cores (at least one).
     #[arg(

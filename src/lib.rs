@@ -9,6 +9,7 @@
 //! - [`domain`]: values valid by construction;
 //! - [`http`]: GraphQL over HTTP and websockets, health, metrics, GraphiQL,
 //!   the invite page;
+//! - [`scim`]: SCIM 2.0 provisioning, one more door onto the services;
 //! - [`mail`]: outgoing email for the outbox;
 //! - [`error`]: the one error type and its mapping to `extensions.code`.
 
@@ -21,6 +22,7 @@ pub mod graphql;
 pub mod http;
 pub mod import;
 pub mod mail;
+pub mod scim;
 pub mod services;
 pub mod sms;
 pub mod state;

@@ -167,6 +167,7 @@ async fn make_role(app: &TestApp, org: Uuid, name: &str, permissions: &[Permissi
         name: Set(name.to_owned()),
         description: Set(None),
         built_in: Set(false),
+        external_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -571,6 +572,44 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
                 token,
                 "mutation($i: IdentityProviderInput!) { saveIdentityProvider(input: $i) { id } }",
                 json!({ "i": input }),
+            )
+            .await
+        }
+        "createApiClient" | "createApiClientAsAdmin" => {
+            let permissions = if line.operation == "createApiClient" {
+                json!(["USERS_READ"])
+            } else {
+                json!(["USERS_READ", "ROLES_MANAGE"])
+            };
+            mutation(
+                app,
+                token,
+                "mutation($i: ApiClientInput!) { createApiClient(input: $i) { token } }",
+                json!({ "i": {
+                    "name": format!("Client {n}"),
+                    "permissions": permissions,
+                    "expiresAt": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339(),
+                } }),
+            )
+            .await
+        }
+        "revokeApiClient" => {
+            let client = clinic
+                .keeper_ok(
+                    "mutation($i: ApiClientInput!) { createApiClient(input: $i) { client { id } } }",
+                    json!({ "i": {
+                        "name": format!("Client {n}"),
+                        "permissions": ["USERS_READ"],
+                        "expiresAt": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339(),
+                    } }),
+                )
+                .await["createApiClient"]["client"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { revokeApiClient(id: $id) { id } }",
+                json!({ "id": client }),
             )
             .await
         }

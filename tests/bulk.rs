@@ -48,6 +48,11 @@ fn user(org: Uuid, i: u32) -> entity::user::Model {
         updated_at: at(1),
         email_signature: None,
         preferences: some.then(|| json!({ "view": "list", "n": i, "nested": [null, "x"] })),
+        service_account: false,
+        user_name: None,
+        employee_number: None,
+        department: None,
+        deprovisioned_at: None,
     }
 }
 

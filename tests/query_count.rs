@@ -87,6 +87,11 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
                 updated_at: Set(now),
                 email_signature: Set(None),
                 preferences: Set(None),
+                service_account: Set(false),
+                user_name: Set(None),
+                employee_number: Set(None),
+                department: Set(None),
+                deprovisioned_at: Set(None),
             })
             .exec_without_returning(&app.db)
             .await

@@ -3,6 +3,7 @@
 //! The GraphQL layer never derives its types from these models; it maps them, so
 //! a column added here does not become part of the public contract by accident.
 
+pub mod api_client;
 pub mod audit_event;
 pub mod authenticator;
 pub mod availability_slot;
@@ -32,6 +33,7 @@ pub mod user_role;
 pub mod webauthn_ceremony;
 
 pub mod prelude {
+    pub use super::api_client::Entity as ApiClient;
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::authenticator::Entity as Authenticator;
     pub use super::availability_slot::Entity as AvailabilitySlot;

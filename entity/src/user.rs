@@ -31,6 +31,17 @@ pub struct Model {
     /// The front-ends' per-user settings (default views and the like): a JSON
     /// object of bounded size.
     pub preferences: Option<Json>,
+    /// The account an API client acts through: nobody signs in to it, and
+    /// staff lists, SCIM and exports never show it.
+    pub service_account: bool,
+    /// The `userName` a SCIM client provisioned the user under, when it
+    /// differs from the email (an identity provider's principal name).
+    pub user_name: Option<String>,
+    pub employee_number: Option<String>,
+    pub department: Option<String>,
+    /// When a SCIM client deleted the user: deactivated, kept for history,
+    /// no longer shown to SCIM.
+    pub deprovisioned_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,8 @@ mod m20261202_000003_create_authenticators;
 mod m20261202_000004_add_passkeys;
 mod m20261202_000005_create_identity_providers;
 mod m20261202_000006_create_sso_identities;
+mod m20261203_000001_create_api_clients;
+mod m20261203_000002_add_scim_user_fields;
 
 pub struct Migrator;
 
@@ -44,6 +46,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_add_passkeys::Migration),
             Box::new(m20261202_000005_create_identity_providers::Migration),
             Box::new(m20261202_000006_create_sso_identities::Migration),
+            Box::new(m20261203_000001_create_api_clients::Migration),
+            Box::new(m20261203_000002_add_scim_user_fields::Migration),
         ]
     }
 }

@@ -22,8 +22,8 @@
 //! ([`Actor::require_recent_mfa`], `MFA_REQUIRED` otherwise): resetting another
 //! user's password or second factors, creating, changing or deleting roles,
 //! giving roles (by mutation or by an import that maps roles), changing the
-//! organisation's second-factor policy or identity providers, exporting
-//! people, and regenerating
+//! organisation's second-factor policy or identity providers, creating API
+//! clients, exporting people, and regenerating
 //! one's recovery codes or removing a factor. A stolen session alone cannot
 //! do them.
 
@@ -103,6 +103,15 @@ impl Authority {
                 message: format!("This needs the {} permission.", permission.as_str()),
             })
         }
+    }
+
+    /// The permissions of `wanted` that are held: what an API client may use
+    /// of what it was given, bounded by its creator as they are now.
+    pub fn bound(&self, wanted: &BTreeSet<Permission>) -> BTreeSet<Permission> {
+        if self.super_admin {
+            return wanted.clone();
+        }
+        wanted.intersection(&self.permissions).copied().collect()
     }
 
     /// The permissions of `wanted` that are not held.
@@ -222,6 +231,11 @@ mod tests {
             updated_at: now,
             email_signature: None,
             preferences: None,
+            service_account: false,
+            user_name: None,
+            employee_number: None,
+            department: None,
+            deprovisioned_at: None,
         }
     }
 

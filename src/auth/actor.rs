@@ -5,6 +5,12 @@
 //! receive it and build every query through [`Actor::scope`], which filters by the
 //! actor's organisation: a record of another organisation cannot be read or changed
 //! by accident, and is indistinguishable from one that does not exist.
+//!
+//! An actor is a person through a session, or an API client through its token
+//! ([`Credential`]). A client acts through its service account, so that what
+//! it does is attributed like a person's; what only a person can do (their
+//! own password, factors and sessions) asks [`Actor::session`] and is refused
+//! to clients.
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -25,12 +31,23 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
-/// An authenticated user acting through one session.
+/// What an actor authenticated with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A person's session.
+    Session(SessionId),
+    /// An API client's token; the client's id.
+    ApiClient(Uuid),
+}
+
+/// An authenticated user acting through one session, or an API client
+/// through its service account.
 #[derive(Clone, Debug)]
 pub struct Actor {
+    /// The person, or the client's service account.
     pub user_id: Uuid,
     pub organization_id: Uuid,
-    pub session_id: SessionId,
+    pub credential: Credential,
     /// Shared with the instance's authorisation cache: no copy per request.
     pub permissions: Arc<BTreeSet<Permission>>,
     /// The user's record as of the session check: current, since any change
@@ -51,6 +68,25 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The session a person acts through; an API client has none, and is
+    /// refused what only a person signed in may do.
+    pub fn session(&self) -> AppResult<&SessionId> {
+        match &self.credential {
+            Credential::Session(id) => Ok(id),
+            Credential::ApiClient(_) => Err(AppError::forbidden(
+                "An API client cannot do this: it is for a person signed in.",
+            )),
+        }
+    }
+
+    /// The API client acting, if it is one.
+    pub fn api_client(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::ApiClient(id) => Some(id),
+            Credential::Session(_) => None,
+        }
+    }
+
     pub fn is_super_admin(&self) -> bool {
         self.user.is_super_admin
     }
@@ -121,18 +157,31 @@ impl Actor {
 
     /// Every query of an organisation's records starts here.
     pub fn scope<E: TenantScoped>(&self) -> Select<E> {
-        E::find().filter(E::organization_column().eq(self.organization_id))
+        E::scoped(self.organization_id)
     }
 }
 
 /// Entities that belong to one organisation.
 pub trait TenantScoped: EntityTrait {
     fn organization_column() -> Self::Column;
+
+    /// The organisation's records of this entity.
+    fn scoped(organization_id: Uuid) -> Select<Self> {
+        Self::find().filter(Self::organization_column().eq(organization_id))
+    }
 }
 
 impl TenantScoped for entity::user::Entity {
     fn organization_column() -> Self::Column {
         entity::user::Column::OrganizationId
+    }
+
+    /// The organisation's people: the service accounts of API clients are
+    /// nobody's staff, and no list, lookup or change reaches them.
+    fn scoped(organization_id: Uuid) -> Select<Self> {
+        Self::find()
+            .filter(entity::user::Column::OrganizationId.eq(organization_id))
+            .filter(entity::user::Column::ServiceAccount.eq(false))
     }
 }
 
@@ -161,12 +210,12 @@ pub struct Caller {
 impl Caller {
     /// The actor, ready to act (see [`Actor::ensure_ready`]).
     pub fn actor(&self) -> AppResult<&Actor> {
-        let actor = self.any_session()?;
+        let actor = self.any_actor()?;
         actor.ensure_ready()?;
         Ok(actor)
     }
 
-    /// The actor while they set up their account: they may have to change
+    /// A person while they set up their account: they may have to change
     /// their password or enrol a second factor, but have completed their
     /// login. `me`, `changePassword`, enrolment and `logout` use this.
     pub fn actor_in_setup(&self) -> AppResult<&Actor> {
@@ -177,9 +226,16 @@ impl Caller {
         Ok(actor)
     }
 
-    /// The actor of any live session, even a login waiting for its second
-    /// factor: only completing that login and `logout` use this.
+    /// The person of any live session, even a login waiting for its second
+    /// factor: only completing that login and `logout` use this. API clients
+    /// are refused: these are a person's own account.
     pub fn any_session(&self) -> AppResult<&Actor> {
+        let actor = self.any_actor()?;
+        actor.session()?;
+        Ok(actor)
+    }
+
+    fn any_actor(&self) -> AppResult<&Actor> {
         self.actor.as_ref().ok_or(AppError::Unauthenticated)
     }
 

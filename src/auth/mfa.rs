@@ -176,11 +176,7 @@ impl SecretKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key)
             .expect("HMAC takes a key of any length");
         mac.update(value.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 

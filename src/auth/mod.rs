@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod client_token;
 pub mod cookies;
 pub mod mfa;
 pub mod password;
@@ -10,5 +11,5 @@ pub mod permissions;
 pub mod session;
 
 pub use access::Authority;
-pub use actor::{Actor, Caller};
+pub use actor::{Actor, Caller, Credential};
 pub use permissions::Permission;

@@ -2,6 +2,7 @@
 //! keep a single request from costing the server more than it should.
 
 mod account;
+mod api_clients;
 mod audit;
 mod connection;
 mod context;
@@ -35,6 +36,7 @@ pub struct Query(
     session::SessionQuery,
     mfa::MfaQuery,
     sso::SsoQuery,
+    api_clients::ApiClientQuery,
     providers::ProviderQuery,
     projects::ProjectQuery,
     locations::LocationQuery,
@@ -48,6 +50,7 @@ pub struct Mutation(
     session::SessionMutation,
     mfa::MfaMutation,
     sso::SsoMutation,
+    api_clients::ApiClientMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
     projects::ProjectMutation,

@@ -131,11 +131,11 @@ pub struct SessionEvent {
     session_id: ID,
 }
 
-fn sessions_of(records: Vec<SessionRecord>, current: &SessionId) -> Vec<Session> {
+fn sessions_of(records: Vec<SessionRecord>, current: Option<&SessionId>) -> Vec<Session> {
     records
         .into_iter()
         .map(|record| Session {
-            current: &record.id == current,
+            current: Some(&record.id) == current,
             record,
         })
         .collect()
@@ -151,7 +151,7 @@ impl SessionQuery {
         let actor = ctx.caller()?.actor()?;
         let store = ctx.state()?.auth.store();
         let records = sessions::my_sessions(store.as_ref(), actor).await?;
-        Ok(sessions_of(records, &actor.session_id))
+        Ok(sessions_of(records, actor.session().ok()))
     }
 
     /// A user's live sessions (SESSIONS_MANAGE).
@@ -161,7 +161,7 @@ impl SessionQuery {
         let user_id = parse_id(&user_id, "userId")?;
         let records =
             sessions::user_sessions(&state.db, state.auth.store().as_ref(), actor, user_id).await?;
-        Ok(sessions_of(records, &actor.session_id))
+        Ok(sessions_of(records, actor.session().ok()))
     }
 }
 
@@ -278,7 +278,7 @@ impl SessionSubscription {
             .await?
             .ok_or(crate::error::AppError::Unauthenticated)?;
         let store = state.auth.store().clone();
-        let id = actor.session_id.clone();
+        let id = actor.session()?.clone();
         Ok(stream::once(async move {
             let reason = wait_for_end(store, id.clone()).await;
             SessionEvent {

@@ -177,6 +177,9 @@ pub(crate) fn parse_user_details(
         locale: locale?,
         idle_timeout_minutes: idle?,
         external_id: external_id?,
+        employee_number: None,
+        department: None,
+        user_name: None,
     })
 }
 
@@ -247,6 +250,7 @@ fn parse_user_changes(input: UpdateUserInput) -> AppResult<UserChanges> {
         external_id: clearable(&mut v, input.external_id, |e| {
             text::required(e, "externalId", 100)
         }),
+        ..UserChanges::default()
     };
     v.finish()?;
     Ok(changes)

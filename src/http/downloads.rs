@@ -171,7 +171,17 @@ pub(super) fn refused(err: AppError) -> Response {
 
 /// The caller, as GraphQL would see them; a cookie needs the CSRF header here.
 pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> {
+    let organization =
+        acting_organization(req).map_err(|m| AppError::bad_input("organization", m))?;
     let token = match presented_token(req) {
+        Presented::Client(token) => {
+            let actor = state
+                .auth
+                .client_actor(&token, organization, origin_of(req))
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            return Ok(actor);
+        }
         Presented::Bearer(token) => token,
         Presented::Cookie(token) if req.headers().contains_key(CSRF_HEADER) => token,
         Presented::Cookie(_) => {
@@ -181,8 +191,6 @@ pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> 
         }
         Presented::None | Presented::Malformed => return Err(AppError::Unauthenticated),
     };
-    let organization =
-        acting_organization(req).map_err(|m| AppError::bad_input("organization", m))?;
     let actor = state
         .auth
         .actor_for(&token, organization, origin_of(req))

@@ -107,6 +107,8 @@ struct Refusal {
     code: &'static str,
     message: String,
     allow: Option<&'static str>,
+    /// Seconds to wait, for a rate-limited request.
+    retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -116,17 +118,27 @@ impl Refusal {
             code,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
     /// A refusal carrying an application error, with the status its code implies.
     fn from_error(err: crate::error::AppError) -> Self {
+        let retry_after = match err {
+            crate::error::AppError::RateLimited {
+                retry_after_seconds,
+            } => Some(retry_after_seconds),
+            _ => None,
+        };
         let code = err.code();
         let status =
             StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         // Through the one conversion that logs internal causes and hides them.
         let message = async_graphql::Error::from(err).message;
-        Self::new(status, code, message)
+        Self {
+            retry_after,
+            ..Self::new(status, code, message)
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -147,6 +159,11 @@ impl Refusal {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -324,6 +341,14 @@ async fn serve(
             clear_cookie = actor.is_none() && matches!(presented_kind, PresentedKind::Cookie);
             let token = actor.is_some().then_some(token);
             (actor, token)
+        }
+        Presented::Client(token) => {
+            let actor = state
+                .auth
+                .client_actor(&token, acting_in, origin.clone())
+                .await
+                .map_err(Refusal::from_error)?;
+            (actor, None)
         }
         Presented::Malformed => {
             clear_cookie = super::session_cookie(req).is_some();

@@ -10,6 +10,7 @@ pub mod invite;
 pub mod metrics;
 pub mod multipart;
 pub mod patient_page;
+pub mod scim;
 pub mod sso;
 pub mod ws;
 
@@ -17,32 +18,36 @@ use poem::Request;
 
 use crate::{
     auth::cookies,
-    auth::{actor::Origin, session::SessionToken},
+    auth::{actor::Origin, client_token::ClientToken, session::SessionToken},
     state::AppState,
 };
 
-/// How a request presented its session.
+/// How a request presented its credential.
 pub enum Presented {
     None,
     Bearer(SessionToken),
     Cookie(SessionToken),
+    /// An API client's token, only ever as `Authorization: Bearer`.
+    Client(ClientToken),
     /// Something was presented that cannot be a token of ours.
     Malformed,
 }
 
-/// Read the session token from `Authorization: Bearer` or the session cookie.
-/// Tokens in URLs are never looked at.
+/// Read the credential from `Authorization: Bearer` (a session's or an API
+/// client's token) or the session cookie. Tokens in URLs are never looked at.
 pub fn presented_token(req: &Request) -> Presented {
     if let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .and_then(SessionToken::parse);
-        return token.map_or(Presented::Malformed, Presented::Bearer);
+        let bearer = value.to_str().ok().and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        return match bearer {
+            Some(raw) if ClientToken::claims(raw) => {
+                ClientToken::parse(raw).map_or(Presented::Malformed, Presented::Client)
+            }
+            Some(raw) => SessionToken::parse(raw).map_or(Presented::Malformed, Presented::Bearer),
+            None => Presented::Malformed,
+        };
     }
     match session_cookie(req) {
         Some(value) => SessionToken::parse(value).map_or(Presented::Malformed, Presented::Cookie),

@@ -88,7 +88,7 @@ pub async fn endpoint(
                     .actor_for(&token, organization_id, origin.clone())
                     .await?
                     .ok_or(AppError::Unauthenticated)?;
-                let _ = session_tx.send(actor.session_id.clone());
+                let _ = session_tx.send(actor.session()?.clone());
                 // Each operation resolves its caller from this session afresh
                 // (graphql::limits): rights are never frozen at the upgrade.
                 let mut data = Data::default();

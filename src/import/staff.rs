@@ -633,6 +633,11 @@ impl StaffImport<'_> {
             updated_at: now,
             email_signature: None,
             preferences: None,
+            service_account: false,
+            user_name: None,
+            employee_number: None,
+            department: None,
+            deprovisioned_at: None,
         }
     }
 

@@ -70,6 +70,7 @@ pub async fn create_organization(
             name: Set(role_name.to_owned()),
             description: Set(Some(description.to_owned())),
             built_in: Set(true),
+            external_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -168,6 +169,11 @@ pub async fn create_super_admin(
         updated_at: now,
         email_signature: None,
         preferences: None,
+        service_account: false,
+        user_name: None,
+        employee_number: None,
+        department: None,
+        deprovisioned_at: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(&txn)

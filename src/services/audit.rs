@@ -34,7 +34,7 @@ impl AuditEntry {
         Self {
             organization_id: Some(actor.organization_id),
             actor_user_id: Some(actor.user_id),
-            session_id: Some(actor.session_id.0.clone()),
+            session_id: actor.session().ok().map(|id| id.0.clone()),
             action,
             origin: actor.origin.clone(),
             ..Self::default()

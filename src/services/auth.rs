@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     auth::{
-        Actor, Permission,
+        Actor, Credential, Permission,
         actor::Origin,
         mfa::{MfaPolicy, PENDING_LOGIN, SecretKey},
         password::{Hasher, Password, PasswordPolicy, Verified},
@@ -84,6 +84,8 @@ pub struct Authenticator {
     /// The relying party of passkeys.
     pub(super) passkeys: super::passkeys::Passkeys,
     session_max: Duration,
+    /// Requests per minute per API client.
+    pub(super) client_rate_limit: u32,
     cache: Mutex<HashMap<Uuid, CachedAuthz>>,
 }
 
@@ -103,8 +105,15 @@ impl Authenticator {
             secrets,
             passkeys,
             session_max,
+            client_rate_limit: 600,
             cache: Mutex::default(),
         }
+    }
+
+    /// Requests per minute each API client may make.
+    pub fn with_client_rate_limit(mut self, per_minute: u32) -> Self {
+        self.client_rate_limit = per_minute.max(1);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {
@@ -165,7 +174,7 @@ impl Authenticator {
         Ok(Some(Actor {
             user_id: session.user_id,
             organization_id: session.organization_id,
-            session_id: session.id,
+            credential: Credential::Session(session.id),
             permissions,
             user,
             origin,
@@ -570,10 +579,11 @@ impl Authenticator {
 
     /// End the actor's own session.
     pub async fn logout(&self, actor: &Actor) -> AppResult<()> {
-        self.store.revoke(&actor.session_id).await?;
+        let session = actor.session()?;
+        self.store.revoke(session).await?;
         audit::record(
             &self.db,
-            AuditEntry::by(actor, "auth.logout").target("Session", &actor.session_id),
+            AuditEntry::by(actor, "auth.logout").target("Session", session),
         )
         .await
     }
@@ -632,7 +642,7 @@ impl Authenticator {
         notify_password_changed(&txn, &user, PasswordChanged::ByThemselves).await?;
         txn.commit().await?;
         self.store
-            .revoke_user(actor.user_id, Some(&actor.session_id))
+            .revoke_user(actor.user_id, Some(actor.session()?))
             .await?;
         self.store.bump_authz_epoch(actor.organization_id).await?;
         Ok(())
@@ -690,7 +700,7 @@ pub(crate) async fn notify_password_changed(
 /// The key counting failed logins for an email (normalised): a digest, so the
 /// store never holds the address.
 pub(super) fn email_key(email: &str) -> String {
-    format!("email:{}", hex(&Sha256::digest(email.as_bytes())))
+    format!("email:{}", hex::encode(Sha256::digest(email.as_bytes())))
 }
 
 /// Make a password-reset link for the active account of `email`, if there is
@@ -785,8 +795,4 @@ pub fn policy_of(organization: &entity::organization::Model) -> PasswordPolicy {
         min_length: usize::try_from(organization.password_min_length).unwrap_or(8),
         require_digit: organization.password_require_digit,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -202,6 +202,11 @@ mod tests {
             updated_at: now,
             email_signature: None,
             preferences: None,
+            service_account: false,
+            user_name: None,
+            employee_number: None,
+            department: None,
+            deprovisioned_at: None,
         };
         let some = |text: &str| Some(text.to_owned());
         let provider = entity::provider::Model {
@@ -230,6 +235,7 @@ mod tests {
             name: name.into(),
             description: None,
             built_in: true,
+            external_id: None,
             created_at: now,
             updated_at: now,
         };

@@ -185,7 +185,7 @@ impl Authenticator {
         self.store.forgive_attempt(&key).await?;
         self.store.bump_user_epoch(actor.user_id).await?;
         self.store
-            .record_second_factor(&actor.session_id, AuthMethod::Otp)
+            .record_second_factor(actor.session()?, AuthMethod::Otp)
             .await?;
         Ok(codes)
     }
@@ -266,7 +266,7 @@ impl Authenticator {
         let key = email_key(&actor.user.email);
         if actor.mfa_pending {
             self.store.clear_failures(&key).await?;
-            self.store.revoke(&actor.session_id).await?;
+            self.store.revoke(actor.session()?).await?;
             events::login("ok");
             let user = entity::user::Entity::find_by_id(actor.user_id)
                 .one(&self.db)
@@ -282,7 +282,7 @@ impl Authenticator {
         self.store.forgive_attempt(&key).await?;
         let session = self
             .store
-            .record_second_factor(&actor.session_id, method)
+            .record_second_factor(actor.session()?, method)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         let token = presented.cloned().ok_or(AppError::Unauthenticated)?;

@@ -3,6 +3,7 @@
 //! async-graphql, no poem: a GraphQL mutation and an import row follow the same rules.
 
 pub mod accounts;
+pub mod api_clients;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
@@ -29,7 +30,28 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-use crate::error::AppResult;
+use crate::{auth::session::SessionStore, error::AppResult};
+
+/// Commit a transaction that changes who may do what in an organisation
+/// (roles given or taken, a role's permissions, a user's status).
+///
+/// The organisation's authorisation epoch is replaced before the commit, so
+/// that a session store that cannot be reached fails the change instead of
+/// letting it pass unseen, and again after it, so that an instance that read
+/// the old rights between the two (under the new epoch) does not keep them.
+pub async fn commit_authz_change<T>(
+    txn: T,
+    store: &dyn SessionStore,
+    organization_id: uuid::Uuid,
+) -> AppResult<()>
+where
+    T: sea_orm::TransactionSession,
+{
+    store.bump_authz_epoch(organization_id).await?;
+    txn.commit().await?;
+    store.bump_authz_epoch(organization_id).await?;
+    Ok(())
+}
 
 /// Begin a transaction that will write. On SQLite it takes the write lock at
 /// once (`BEGIN IMMEDIATE`): a deferred transaction that read first and then

@@ -21,7 +21,7 @@ use crate::{
         password::{Hasher, Password},
         session::SessionStore,
     },
-    domain::{Email, EmployeeStatus, text},
+    domain::{Email, text},
     error::{AppError, AppResult, Validation},
 };
 
@@ -87,17 +87,7 @@ pub async fn create(
     let txn = super::begin_write(db).await?;
     users::ensure_email_free(&txn, &admin.email, None).await?;
     let (organization, _) = accounts::create_organization(&txn, name).await?;
-    let details = users::UserDetails {
-        email: admin.email,
-        first_name: admin.first_name,
-        last_name: admin.last_name,
-        title: None,
-        employee_status: EmployeeStatus::Active,
-        mobile_phone: None,
-        locale: None,
-        idle_timeout_minutes: None,
-        external_id: None,
-    };
+    let details = users::UserDetails::named(admin.email, admin.first_name, admin.last_name);
     let user = users::insert(&txn, organization.id, &details, Some(hash)).await?;
     let admin_role = entity::role::Entity::find()
         .filter(entity::role::Column::OrganizationId.eq(organization.id))

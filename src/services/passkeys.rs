@@ -276,7 +276,7 @@ impl Authenticator {
         txn.commit().await?;
         self.store.bump_user_epoch(actor.user_id).await?;
         self.store
-            .record_second_factor(&actor.session_id, AuthMethod::HardwareKey)
+            .record_second_factor(actor.session()?, AuthMethod::HardwareKey)
             .await?;
         Ok(authenticator)
     }
@@ -420,7 +420,7 @@ impl Authenticator {
                     AuditEntry {
                         organization_id: Some(user.organization_id),
                         actor_user_id: actor.map(|a| a.user_id),
-                        session_id: actor.map(|a| a.session_id.0.clone()),
+                        session_id: actor.and_then(|a| a.session().ok()).map(|id| id.0.clone()),
                         action: "auth.passkey_failed",
                         origin,
                         changes: Some(serde_json::json!({ "reason": err.to_string() })),

@@ -235,6 +235,7 @@ pub async fn create(
         name: spec.name.clone(),
         description: spec.description.clone(),
         built_in: false,
+        external_id: None,
         created_at: now,
         updated_at: now,
     };
@@ -306,10 +307,7 @@ pub async fn update(
             })),
     )
     .await?;
-    // Invalidate cached permissions before the change becomes visible: if the store
-    // is down, nothing is committed and no instance keeps stale rights.
-    store.bump_authz_epoch(actor.organization_id).await?;
-    txn.commit().await?;
+    super::commit_authz_change(txn, store, actor.organization_id).await?;
     Ok(role)
 }
 

@@ -14,6 +14,7 @@ use crate::{
 };
 
 pub async fn my_sessions(store: &dyn SessionStore, actor: &Actor) -> AppResult<Vec<SessionRecord>> {
+    actor.session()?;
     Ok(store.list_for_user(actor.user_id).await?)
 }
 

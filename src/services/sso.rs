@@ -44,7 +44,7 @@ use super::{
 };
 use crate::{
     auth::{Actor, Permission, actor::Origin, session::AuthMethod},
-    domain::{Email, EmployeeStatus, text},
+    domain::{Email, text},
     error::{AppError, AppResult, Validation},
     telemetry::events,
 };
@@ -591,17 +591,11 @@ impl Authenticator {
                         .unwrap_or_else(|| fallback.to_owned())
                 };
                 let local = email.split('@').next().unwrap_or("user");
-                let details = users::UserDetails {
-                    email: Email::parse(email, "email")?,
-                    first_name: name(given, local, "firstName"),
-                    last_name: name(family, "-", "lastName"),
-                    title: None,
-                    employee_status: EmployeeStatus::Active,
-                    mobile_phone: None,
-                    locale: None,
-                    idle_timeout_minutes: None,
-                    external_id: None,
-                };
+                let details = users::UserDetails::named(
+                    Email::parse(email, "email")?,
+                    name(given, local, "firstName"),
+                    name(family, "-", "lastName"),
+                );
                 (
                     users::insert(&txn, provider.organization_id, &details, None).await?,
                     true,

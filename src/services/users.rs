@@ -107,6 +107,30 @@ pub struct UserDetails {
     pub locale: Option<Locale>,
     pub idle_timeout_minutes: Option<i32>,
     pub external_id: Option<String>,
+    pub employee_number: Option<String>,
+    pub department: Option<String>,
+    /// The `userName` a SCIM client knows the user by, when not the email.
+    pub user_name: Option<String>,
+}
+
+impl UserDetails {
+    /// A user with a name and an address, and nothing else yet.
+    pub fn named(email: Email, first_name: String, last_name: String) -> Self {
+        Self {
+            email,
+            first_name,
+            last_name,
+            title: None,
+            employee_status: EmployeeStatus::Active,
+            mobile_phone: None,
+            locale: None,
+            idle_timeout_minutes: None,
+            external_id: None,
+            employee_number: None,
+            department: None,
+            user_name: None,
+        }
+    }
 }
 
 /// How a new user will first log in.
@@ -118,6 +142,9 @@ pub enum Credentials {
     Generate,
     /// No password: a one-time invite link to set one.
     Invite,
+    /// Nothing: the user signs in through single sign-on, or sets a first
+    /// password with a reset link (what SCIM provisioning gives).
+    None,
 }
 
 /// What `createUser` hands back: the user, and the secret shown once.
@@ -139,6 +166,9 @@ pub struct UserChanges {
     pub locale: Option<Option<Locale>>,
     pub idle_timeout_minutes: Option<Option<i32>>,
     pub external_id: Option<Option<String>>,
+    pub employee_number: Option<Option<String>>,
+    pub department: Option<Option<String>>,
+    pub user_name: Option<Option<String>>,
 }
 
 /// An inactivity timeout in minutes: 1 to 720.
@@ -192,6 +222,8 @@ pub(crate) struct Secret {
     password: Option<Password>,
     hash: Option<String>,
     generated: bool,
+    /// Without a password: whether to send an invite link.
+    invite: bool,
 }
 
 impl Secret {
@@ -201,6 +233,7 @@ impl Secret {
         email: &Email,
         credentials: Credentials,
     ) -> AppResult<Self> {
+        let invite = matches!(credentials, Credentials::Invite);
         let (password, generated) = match credentials {
             Credentials::Password(raw) => (
                 Some(Password::parse(
@@ -212,7 +245,7 @@ impl Secret {
                 false,
             ),
             Credentials::Generate => (Some(Password::generate()), true),
-            Credentials::Invite => (None, false),
+            Credentials::Invite | Credentials::None => (None, false),
         };
         let hash = match &password {
             Some(password) => Some(hasher.hash(password).await?),
@@ -222,6 +255,7 @@ impl Secret {
             password,
             hash,
             generated,
+            invite,
         })
     }
 }
@@ -241,7 +275,7 @@ pub(crate) async fn create_in(
     let has_password = secret.hash.is_some();
     let user = insert(txn, organization.id, details, secret.hash).await?;
     assign_roles(txn, user.id, roles).await?;
-    let invite_link = if has_password {
+    let invite_link = if has_password || !secret.invite {
         None
     } else {
         Some(
@@ -264,7 +298,11 @@ pub(crate) async fn create_in(
                 "firstName": user.first_name,
                 "lastName": user.last_name,
                 "roles": roles.iter().map(|r| &r.name).collect::<Vec<_>>(),
-                "credentials": if has_password { "password" } else { "invite" },
+                "credentials": match (has_password, secret.invite) {
+                    (true, _) => "password",
+                    (false, true) => "invite",
+                    (false, false) => "none",
+                },
             })),
     )
     .await?;
@@ -304,6 +342,11 @@ pub(crate) async fn insert(
         updated_at: now,
         email_signature: None,
         preferences: None,
+        service_account: false,
+        user_name: details.user_name.clone(),
+        employee_number: details.employee_number.clone(),
+        department: details.department.clone(),
+        deprovisioned_at: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(db)
@@ -371,6 +414,15 @@ pub async fn update(
     if let Some(external_id) = changes.external_id {
         changed.set("externalId", &mut active.external_id, external_id);
     }
+    if let Some(number) = changes.employee_number {
+        changed.set("employeeNumber", &mut active.employee_number, number);
+    }
+    if let Some(department) = changes.department {
+        changed.set("department", &mut active.department, department);
+    }
+    if let Some(user_name) = changes.user_name {
+        changed.set("userName", &mut active.user_name, user_name);
+    }
     if changed.is_empty() {
         return Ok(user);
     }
@@ -418,8 +470,7 @@ pub async fn deactivate(
     .await?;
     // End the sessions before the commit: if the store is down, nothing changes.
     store.revoke_user(id, None).await?;
-    store.bump_authz_epoch(actor.organization_id).await?;
-    txn.commit().await?;
+    super::commit_authz_change(txn, store, actor.organization_id).await?;
     Ok(user)
 }
 
@@ -474,8 +525,7 @@ pub async fn reset_password(
     )
     .await?;
     store.revoke_user(id, None).await?;
-    store.bump_authz_epoch(actor.organization_id).await?;
-    txn.commit().await?;
+    super::commit_authz_change(txn, store, actor.organization_id).await?;
     Ok(password)
 }
 
@@ -516,8 +566,7 @@ pub async fn set_roles(
             .changes(json!({ "before": before, "after": after })),
     )
     .await?;
-    store.bump_authz_epoch(actor.organization_id).await?;
-    txn.commit().await?;
+    super::commit_authz_change(txn, store, actor.organization_id).await?;
     Ok(user)
 }
 

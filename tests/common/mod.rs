@@ -396,6 +396,11 @@ impl TestApp {
             updated_at: Set(now),
             email_signature: Set(None),
             preferences: Set(None),
+            service_account: Set(false),
+            user_name: Set(None),
+            employee_number: Set(None),
+            department: Set(None),
+            deprovisioned_at: Set(None),
         })
         .exec_without_returning(&self.db)
         .await

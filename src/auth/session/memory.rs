@@ -24,6 +24,8 @@ struct State {
     epochs: HashMap<Uuid, String>,
     user_epochs: HashMap<Uuid, String>,
     failures: HashMap<String, (u64, Instant)>,
+    /// Fixed-window request counts, keyed by client.
+    requests: HashMap<String, (u64, Instant)>,
 }
 
 pub struct MemoryStore {
@@ -184,6 +186,23 @@ impl SessionStore for MemoryStore {
         if entry.0 >= limit {
             entry.1 = now + window;
         }
+        Ok(Attempts {
+            count: entry.0,
+            retry_after: entry.1.saturating_duration_since(now),
+        })
+    }
+
+    async fn count_request(&self, key: &str, window: Duration) -> StoreResult<Attempts> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let entry = state
+            .requests
+            .entry(key.to_owned())
+            .or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
         Ok(Attempts {
             count: entry.0,
             retry_after: entry.1.saturating_duration_since(now),

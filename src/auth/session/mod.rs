@@ -275,6 +275,11 @@ pub trait SessionStore: Send + Sync + 'static {
         window: Duration,
     ) -> StoreResult<Attempts>;
 
+    /// Count a request under `key` in a fixed window that starts with the
+    /// window's first request: the count so far and when the window ends.
+    /// Rate limits of API clients use it.
+    async fn count_request(&self, key: &str, window: Duration) -> StoreResult<Attempts>;
+
     /// How many failures `key` holds now, and for how much longer.
     async fn failures(&self, keys: &[String]) -> StoreResult<Vec<Attempts>>;
 

@@ -150,6 +150,15 @@ end
 return {count, redis.call('PTTL', KEYS[1])}
 ";
 
+/// A fixed window: the first request of a window sets its end.
+const COUNT_REQUEST: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+";
+
 /// One fewer attempt, never below zero, keeping the key's expiry.
 const FORGIVE_ATTEMPT: &str = r"
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -165,6 +174,7 @@ struct Scripts {
     revoke: Script,
     revoke_user: Script,
     record_failure: Script,
+    count_request: Script,
     forgive_attempt: Script,
 }
 
@@ -217,6 +227,7 @@ impl RedisStore {
                 revoke: Script::new(REVOKE),
                 revoke_user: Script::new(REVOKE_USER),
                 record_failure: Script::new(RECORD_FAILURE),
+                count_request: Script::new(COUNT_REQUEST),
                 forgive_attempt: Script::new(FORGIVE_ATTEMPT),
             }),
             events,
@@ -554,6 +565,22 @@ impl SessionStore for RedisStore {
             .record_failure
             .key(format!("{}fail:{}", self.prefix, key));
         invocation.arg(limit).arg(window.as_millis() as u64);
+        let (count, ttl): (u64, i64) = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(Attempts {
+            count,
+            retry_after: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        })
+    }
+
+    async fn count_request(&self, key: &str, window: Duration) -> StoreResult<Attempts> {
+        let mut connection = self.link.get();
+        let mut invocation = self
+            .scripts
+            .count_request
+            .key(format!("{}rate:{}", self.prefix, key));
+        invocation.arg(window.as_millis() as u64);
         let (count, ttl): (u64, i64) = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
