@@ -28,6 +28,8 @@ use crate::{
     http,
     import::jobs::Runner,
     mail::{NoTransport, SmtpMailer},
+    outbound::Outbound,
+    services::feeds::Scheduler,
     services::{
         accounts,
         auth::Authenticator,
@@ -36,6 +38,7 @@ use crate::{
     },
     sms::{Channels, SmsWebhook},
     state::AppState,
+    webhook::WebhookTransport,
 };
 
 /// Connect to the database with bounded waits, and make SQLite fit for concurrent use.
@@ -163,6 +166,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     deliverer: Deliverer,
     runner: Runner,
+    scheduler: Scheduler,
     pub state: AppState,
 }
 
@@ -235,9 +239,24 @@ impl Application {
             }
             None => Arc::new(NoTransport),
         };
-        let transport: Arc<dyn Transport> = Arc::new(Channels { email, sms });
+        let outbound = Arc::new(Outbound::from_config(&config)?);
+        let webhook = Arc::new(WebhookTransport::new(
+            db.clone(),
+            auth.secrets().clone(),
+            (*outbound).clone(),
+        )?);
+        let transport: Arc<dyn Transport> = Arc::new(Channels {
+            email,
+            sms,
+            webhook,
+        });
         let outbox_wake = Arc::new(Notify::new());
-        let deliverer = Deliverer::new(db.clone(), transport, outbox_wake.clone());
+        let deliverer = Deliverer::new(
+            db.clone(),
+            transport,
+            outbox_wake.clone(),
+            Duration::from_secs(config.outbox_retry_seconds.max(1)),
+        );
         let import_wake = Arc::new(Notify::new());
         let runner = Runner::new(
             db.clone(),
@@ -254,6 +273,10 @@ impl Application {
             public_url,
             outbox_wake,
             import_wake,
+            outbound,
+        };
+        let scheduler = Scheduler {
+            feeds: state.feeds(),
         };
         let schema = build_schema(Some(state.clone()));
         let socket_schema = build_socket_schema(state.clone());
@@ -287,6 +310,7 @@ impl Application {
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_seconds),
             deliverer,
             runner,
+            scheduler,
             state,
         })
     }
@@ -302,6 +326,7 @@ impl Application {
         let stopping = CancellationToken::new();
         let worker = tokio::spawn(self.deliverer.run(stopping.clone().cancelled_owned()));
         let imports = tokio::spawn(self.runner.run(stopping.clone().cancelled_owned()));
+        let feeds = tokio::spawn(self.scheduler.run(stopping.clone().cancelled_owned()));
         let stop_serving = CancellationToken::new();
         let metrics = self.metrics.map(|(acceptor, route)| {
             tokio::spawn(
@@ -321,7 +346,7 @@ impl Application {
         }
         // Hand a running import back so another instance takes it over at once.
         stopping.cancel();
-        let _ = tokio::join!(worker, imports);
+        let _ = tokio::join!(worker, imports, feeds);
         served?;
         tracing::info!("stopped");
         Ok(())

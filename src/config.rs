@@ -246,6 +246,33 @@ pub struct Config {
     )]
     pub api_client_rate_limit: u32,
 
+    /// Let webhooks and feeds reach private, loopback and link-local
+    /// addresses and plain http (a closed network, a test). Off, such URLs
+    /// are refused before any connection, after redirects too.
+    #[arg(
+        long,
+        env = "ROLLCALL_OUTBOUND_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub outbound_allow_private: bool,
+
+    /// A PEM file of certificates that webhooks and feeds trust beyond the
+    /// public roots: an internal certificate authority's.
+    #[arg(long, env = "ROLLCALL_OUTBOUND_CA_FILE", global = true)]
+    pub outbound_ca_file: Option<std::path::PathBuf>,
+
+    /// Seconds before the outbox's first retry of a message; each later one
+    /// waits twice as long, up to an hour.
+    #[arg(
+        long,
+        env = "ROLLCALL_OUTBOX_RETRY_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub outbox_retry_seconds: u64,
+
     /// Password hashes computed at once; more wait their turn so that logins cannot
     /// take every core from other requests. 0 means one less than the cores (at least one).
     #[arg(

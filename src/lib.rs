@@ -11,6 +11,9 @@
 //!   the invite page;
 //! - [`scim`]: SCIM 2.0 provisioning, one more door onto the services;
 //! - [`mail`]: outgoing email for the outbox;
+//! - [`outbound`]: the HTTP client for organisation-chosen URLs, refusing
+//!   private addresses;
+//! - [`webhook`]: the outbox's webhook transport;
 //! - [`error`]: the one error type and its mapping to `extensions.code`.
 
 pub mod app;
@@ -22,8 +25,10 @@ pub mod graphql;
 pub mod http;
 pub mod import;
 pub mod mail;
+pub mod outbound;
 pub mod scim;
 pub mod services;
 pub mod sms;
 pub mod state;
 pub mod telemetry;
+pub mod webhook;

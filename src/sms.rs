@@ -64,6 +64,7 @@ impl Transport for SmsWebhook {
 pub struct Channels {
     pub email: Arc<dyn Transport>,
     pub sms: Arc<dyn Transport>,
+    pub webhook: Arc<dyn Transport>,
 }
 
 #[async_trait::async_trait]
@@ -72,6 +73,7 @@ impl Transport for Channels {
         match message.channel.as_str() {
             "EMAIL" => self.email.send(message).await,
             "SMS" => self.sms.send(message).await,
+            crate::services::outbox::WEBHOOK => self.webhook.send(message).await,
             _ => Err(DeliveryError::Permanent(format!(
                 "unknown channel {}",
                 message.channel

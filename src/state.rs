@@ -20,4 +20,19 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Wakes this instance's import runner when a job was queued.
     pub import_wake: Arc<Notify>,
+    /// How requests to URLs organisations chose are made.
+    pub outbound: Arc<crate::outbound::Outbound>,
+}
+
+impl AppState {
+    /// What import feeds run with.
+    pub fn feeds(&self) -> crate::services::feeds::Feeds {
+        crate::services::feeds::Feeds {
+            db: self.db.clone(),
+            secrets: self.auth.secrets().clone(),
+            outbound: self.outbound.clone(),
+            max_bytes: self.config.max_upload_bytes,
+            import_wake: self.import_wake.clone(),
+        }
+    }
 }

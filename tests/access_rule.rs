@@ -593,6 +593,15 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             )
             .await
         }
+        "saveWebhook" => {
+            mutation(
+                app,
+                token,
+                "mutation($i: WebhookInput!) { saveWebhook(input: $i) { secret } }",
+                json!({ "i": { "url": format!("https://hooks{n}.example.org/in"), "events": ["user.created"] } }),
+            )
+            .await
+        }
         "revokeApiClient" => {
             let client = clinic
                 .keeper_ok(
@@ -780,6 +789,29 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
                 token,
                 "mutation($id: ID!) { deleteMappingTemplate(id: $id) }",
                 json!({ "id": template }),
+            )
+            .await
+        }
+        "saveImportFeed" => {
+            let template = clinic
+                .keeper_ok(
+                    "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
+                    json!({ "n": format!("Feed sites {n}") }),
+                )
+                .await["saveMappingTemplate"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($i: ImportFeedInput!) { saveImportFeed(input: $i) { id } }",
+                json!({ "i": {
+                    "name": format!("Feed {n}"),
+                    "kind": "LOCATIONS",
+                    "url": "https://files.example.org/sites.csv",
+                    "templateId": template,
+                    "schedule": "0 6 * * *",
+                    "active": false,
+                } }),
             )
             .await
         }

@@ -79,7 +79,12 @@ async fn failures_are_retried_given_up_or_never_repeated_as_they_deserve() {
             .unwrap();
         rollcall::app::migrate(&db).await.unwrap();
         let transport = Arc::new(Scripted::default());
-        let worker = Deliverer::new(db.clone(), transport.clone(), Arc::new(Notify::new()));
+        let worker = Deliverer::new(
+            db.clone(),
+            transport.clone(),
+            Arc::new(Notify::new()),
+            std::time::Duration::from_secs(15),
+        );
 
         // A temporary failure: back to PENDING with a backoff, then delivered.
         transport

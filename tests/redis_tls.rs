@@ -10,40 +10,18 @@
 
 mod common;
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use common::{
     Backend, PASSWORD, Storage, TestApp,
-    services::{PrivateRedis, free_port, skip_without},
+    services::{PrivateRedis, free_port, skip_without, tls_certificates},
 };
 use serde_json::Value;
-
-/// A CA and a certificate for localhost signed by it, made with `openssl`.
-fn certificates(dir: &Path) -> bool {
-    let run = |args: &str| {
-        Command::new("openssl")
-            .args(args.split_whitespace())
-            .current_dir(dir)
-            .output()
-            .is_ok_and(|out| out.status.success())
-    };
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=Test-CA")
-        && run("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost")
-        && run(
-            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-             -out server.pem -days 1 -extfile ext",
-        )
-}
 
 #[tokio::test]
 async fn sessions_live_in_a_redis_reached_over_verified_tls() {
     let dir = tempfile::tempdir().unwrap();
-    if !certificates(dir.path()) {
+    if !tls_certificates(dir.path()) {
         skip_without("openssl");
         return;
     }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use chrono::Utc;
 use common::{PASSWORD, TestApp, backends, error_code};
@@ -114,18 +114,6 @@ fn filter(expression: &str) -> String {
     url::form_urlencoded::byte_serialize(expression.as_bytes()).collect()
 }
 
-fn python() -> PathBuf {
-    let venv = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/scim/.venv/bin/python"
-    ));
-    assert!(
-        venv.exists(),
-        "run `python3 -m venv tests/scim/.venv && tests/scim/.venv/bin/pip install -r tests/scim/requirements.txt` first (.ci/run does)"
-    );
-    venv
-}
-
 #[tokio::test]
 async fn the_scim2_tester_conformance_suite_passes() {
     for backend in backends().await {
@@ -134,10 +122,10 @@ async fn the_scim2_tester_conformance_suite_passes() {
         let base = format!("{}/scim/v2", app.address);
         let token = tenant.token.clone();
         let output = tokio::task::spawn_blocking(move || {
-            Command::new(python())
+            Command::new(common::python())
                 .arg(concat!(
                     env!("CARGO_MANIFEST_DIR"),
-                    "/tests/scim/conformance.py"
+                    "/tests/python/scim_conformance.py"
                 ))
                 .arg(base)
                 .arg(token)

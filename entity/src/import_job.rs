@@ -34,6 +34,8 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     /// How many times in a row the next batch failed to save.
     pub failed_attempts: i32,
+    /// The feed whose run this is, if any.
+    pub feed_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ pub mod availability_slot;
 pub mod certification;
 pub mod enrollment;
 pub mod identity_provider;
+pub mod import_feed;
 pub mod import_file;
 pub mod import_job;
 pub mod import_row;
@@ -31,6 +32,7 @@ pub mod sso_login;
 pub mod user;
 pub mod user_role;
 pub mod webauthn_ceremony;
+pub mod webhook;
 
 pub mod prelude {
     pub use super::api_client::Entity as ApiClient;

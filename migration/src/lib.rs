@@ -24,6 +24,8 @@ mod m20261202_000005_create_identity_providers;
 mod m20261202_000006_create_sso_identities;
 mod m20261203_000001_create_api_clients;
 mod m20261203_000002_add_scim_user_fields;
+mod m20261203_000003_create_webhooks;
+mod m20261203_000004_create_import_feeds;
 
 pub struct Migrator;
 
@@ -48,6 +50,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_create_sso_identities::Migration),
             Box::new(m20261203_000001_create_api_clients::Migration),
             Box::new(m20261203_000002_add_scim_user_fields::Migration),
+            Box::new(m20261203_000003_create_webhooks::Migration),
+            Box::new(m20261203_000004_create_import_feeds::Migration),
         ]
     }
 }

@@ -38,6 +38,9 @@ pub enum Credential {
     Session(SessionId),
     /// An API client's token; the client's id.
     ApiClient(Uuid),
+    /// A scheduled import feed running with its creator's rights as they are
+    /// now; the feed's id.
+    Feed(Uuid),
 }
 
 /// An authenticated user acting through one session, or an API client
@@ -73,7 +76,7 @@ impl Actor {
     pub fn session(&self) -> AppResult<&SessionId> {
         match &self.credential {
             Credential::Session(id) => Ok(id),
-            Credential::ApiClient(_) => Err(AppError::forbidden(
+            Credential::ApiClient(_) | Credential::Feed(_) => Err(AppError::forbidden(
                 "An API client cannot do this: it is for a person signed in.",
             )),
         }
@@ -83,7 +86,7 @@ impl Actor {
     pub fn api_client(&self) -> Option<Uuid> {
         match self.credential {
             Credential::ApiClient(id) => Some(id),
-            Credential::Session(_) => None,
+            Credential::Session(_) | Credential::Feed(_) => None,
         }
     }
 
@@ -292,5 +295,23 @@ impl TenantScoped for entity::identity_provider::Entity {
 impl TenantScoped for entity::location::Entity {
     fn organization_column() -> Self::Column {
         entity::location::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::api_client::Entity {
+    fn organization_column() -> Self::Column {
+        entity::api_client::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::webhook::Entity {
+    fn organization_column() -> Self::Column {
+        entity::webhook::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::import_feed::Entity {
+    fn organization_column() -> Self::Column {
+        entity::import_feed::Column::OrganizationId
     }
 }

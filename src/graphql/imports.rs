@@ -62,7 +62,7 @@ impl From<fields::ImportKind> for ImportKind {
     }
 }
 
-fn kind_of(stored: &str) -> ImportKind {
+pub(super) fn kind_of(stored: &str) -> ImportKind {
     fields::ImportKind::from_stored(stored).map_or(ImportKind::Users, Into::into)
 }
 
@@ -76,6 +76,8 @@ pub enum ImportStatus {
     FinishedWithErrors,
     Failed,
     Cancelled,
+    /// A feed's run whose file had not changed since its last.
+    Skipped,
 }
 
 /// What happened to one row.
@@ -290,6 +292,7 @@ impl ImportInput {
                 })
                 .transpose()?,
             dry_run: self.dry_run,
+            feed_id: None,
         })
     }
 }
@@ -414,6 +417,13 @@ impl ImportJob {
     }
     async fn file_name(&self) -> &str {
         &self.0.file_name
+    }
+    /// The feed whose run this is, if any.
+    async fn feed(&self, ctx: &Context<'_>) -> Result<Option<super::feeds::ImportFeed>> {
+        let state = ctx.state()?;
+        Ok(crate::services::feeds::of_job(&state.db, &self.0)
+            .await?
+            .map(|feed| super::feeds::ImportFeed::new(feed, &state.feeds())))
     }
     async fn dry_run(&self) -> bool {
         self.0.dry_run

@@ -7,6 +7,7 @@ mod audit;
 mod connection;
 mod context;
 mod documents;
+mod feeds;
 mod imports;
 pub mod limits;
 mod loaders;
@@ -19,6 +20,7 @@ mod session;
 pub mod socket;
 mod sso;
 mod staff;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -37,11 +39,13 @@ pub struct Query(
     mfa::MfaQuery,
     sso::SsoQuery,
     api_clients::ApiClientQuery,
+    webhooks::WebhookQuery,
     providers::ProviderQuery,
     projects::ProjectQuery,
     locations::LocationQuery,
     profiles::ProfileQuery,
     imports::ImportQuery,
+    feeds::FeedQuery,
     audit::AuditQuery,
 );
 
@@ -51,12 +55,14 @@ pub struct Mutation(
     mfa::MfaMutation,
     sso::SsoMutation,
     api_clients::ApiClientMutation,
+    webhooks::WebhookMutation,
     staff::StaffMutation,
     providers::ProviderMutation,
     projects::ProjectMutation,
     locations::LocationMutation,
     profiles::ProfileMutation,
     imports::ImportMutation,
+    feeds::FeedMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -16,7 +16,7 @@ use crate::{
     services::{
         organizations::{self, FirstAdmin, SettingsChanges},
         roles::{self, RoleSpec},
-        users::{self, Credentials, UserChanges, UserDetails, parse_idle_timeout},
+        users::{self, Credentials, UserChanges, UserDetails, field, parse_idle_timeout},
     },
 };
 
@@ -146,9 +146,9 @@ pub(crate) fn parse_user_details(
     external_id: Option<&str>,
 ) -> Option<UserDetails> {
     let email = v.check(Email::parse(email, "email"));
-    let first_name = v.check(text::required(first_name, "firstName", 100));
-    let last_name = v.check(text::required(last_name, "lastName", 100));
-    let title = v.check(text::optional(title, "title", 100));
+    let first_name = v.check(field::first_name(first_name, "firstName"));
+    let last_name = v.check(field::last_name(last_name, "lastName"));
+    let title = v.check(field::optional(title, "title", field::title));
     let mobile_phone = v.check(
         mobile_phone
             .filter(|p| !p.trim().is_empty())
@@ -166,7 +166,11 @@ pub(crate) fn parse_user_details(
             .map(|m| parse_idle_timeout(m, "idleTimeoutMinutes"))
             .transpose(),
     );
-    let external_id = v.check(text::optional(external_id, "externalId", 100));
+    let external_id = v.check(field::optional(
+        external_id,
+        "externalId",
+        field::external_id,
+    ));
     Some(UserDetails {
         email: email?,
         first_name: first_name?,
@@ -230,11 +234,11 @@ fn parse_user_changes(input: UpdateUserInput) -> AppResult<UserChanges> {
         email: input.email.and_then(|e| v.check(Email::parse(&e, "email"))),
         first_name: input
             .first_name
-            .and_then(|n| v.check(text::required(&n, "firstName", 100))),
+            .and_then(|n| v.check(field::first_name(&n, "firstName"))),
         last_name: input
             .last_name
-            .and_then(|n| v.check(text::required(&n, "lastName", 100))),
-        title: clearable(&mut v, input.title, |t| text::required(t, "title", 100)),
+            .and_then(|n| v.check(field::last_name(&n, "lastName"))),
+        title: clearable(&mut v, input.title, |t| field::title(t, "title")),
         employee_status: input.employee_status.map(Into::into),
         mobile_phone: clearable(&mut v, input.mobile_phone, |p| {
             Phone::parse(p, "mobilePhone")
@@ -248,7 +252,7 @@ fn parse_user_changes(input: UpdateUserInput) -> AppResult<UserChanges> {
                 .map(Some),
         },
         external_id: clearable(&mut v, input.external_id, |e| {
-            text::required(e, "externalId", 100)
+            field::external_id(e, "externalId")
         }),
         ..UserChanges::default()
     };

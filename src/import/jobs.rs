@@ -38,6 +38,8 @@ pub enum JobStatus {
     FinishedWithErrors,
     Failed,
     Cancelled,
+    /// A feed's run whose file had not changed since its last: nothing to do.
+    Skipped,
 }
 
 impl JobStatus {
@@ -49,6 +51,7 @@ impl JobStatus {
             Self::FinishedWithErrors => "FINISHED_WITH_ERRORS",
             Self::Failed => "FAILED",
             Self::Cancelled => "CANCELLED",
+            Self::Skipped => "SKIPPED",
         }
     }
 
@@ -60,6 +63,7 @@ impl JobStatus {
             "FINISHED_WITH_ERRORS" => Self::FinishedWithErrors,
             "FAILED" => Self::Failed,
             "CANCELLED" => Self::Cancelled,
+            "SKIPPED" => Self::Skipped,
             _ => Self::Queued,
         }
     }
@@ -379,7 +383,9 @@ impl Runner {
             JobStatus::FinishedWithErrors.as_str(),
         )
         .finally(JobStatus::Finished.as_str());
-        // The ended job comes back with the statement, status included.
+        // The ended job comes back with the statement, status included; its
+        // end is audited (and so told to webhooks) in the same transaction.
+        let txn = crate::services::begin_write(&self.db).await?;
         let ended = Entity::update_many()
             .col_expr(Column::Status, status.into())
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
@@ -391,9 +397,11 @@ impl Runner {
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
             .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
         if let Some(ended) = ended.first() {
+            record_end(&txn, ended).await?;
+            txn.commit().await?;
             tracing::info!(job_id = %job.id, "import job finished");
             events::import_job_ended(&job.kind, JobStatus::from_stored(&ended.status).as_str());
             Ok(RunEnd::Finished)
@@ -436,19 +444,48 @@ impl Runner {
 
     async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
-        Entity::update_many()
+        let txn = crate::services::begin_write(&self.db).await?;
+        let ended = Entity::update_many()
             .col_expr(Column::Status, Expr::value(JobStatus::Failed.as_str()))
             .col_expr(Column::ErrorMessage, Expr::value(message.to_owned()))
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
             .filter(Column::Id.eq(job.id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
-            .exec(&self.db)
+            .exec_with_returning(&txn)
             .await?;
+        if let Some(ended) = ended.first() {
+            record_end(&txn, ended).await?;
+        }
+        txn.commit().await?;
         tracing::warn!(job_id = %job.id, "import job failed");
         events::import_job_ended(&job.kind, JobStatus::Failed.as_str());
         Ok(RunEnd::Finished)
     }
+}
+
+/// Audit a job's end (`import.finish`, the `import.finished` event of
+/// webhooks), with its status and counts.
+async fn record_end(
+    db: &impl sea_orm::ConnectionTrait,
+    job: &entity::import_job::Model,
+) -> AppResult<()> {
+    crate::services::audit::record(
+        db,
+        crate::services::audit::AuditEntry {
+            organization_id: Some(job.organization_id),
+            action: "import.finish",
+            ..Default::default()
+        }
+        .target("ImportJob", job.id)
+        .changes(serde_json::json!({
+            "status": job.status,
+            "kind": job.kind,
+            "processedRows": job.processed_rows,
+            "failedRows": job.failed_count,
+        })),
+    )
+    .await
 }
 
 /// Failed attempts in a row at a job's next batch (outages apart) before the

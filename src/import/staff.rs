@@ -26,7 +26,12 @@ use crate::{
     auth::{Authority, Permission, access},
     domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
     error::{AppResult, FieldError, Validation},
-    services::{bulk, invites, providers::parse_tax_id, roles, users::parse_idle_timeout},
+    services::{
+        bulk, invites,
+        providers::parse_tax_id,
+        roles,
+        users::{field, parse_idle_timeout},
+    },
 };
 
 /// Why a row's email cannot be used: another account holds it. The same words
@@ -213,9 +218,13 @@ impl StaffImport<'_> {
             |field: &str, max: usize| text::optional(self.cell(row, field).as_deref(), field, max);
         let mut parsed = Parsed {
             email: v.check(self.typed(row, "email", Email::parse)).flatten(),
-            first_name: v.check(text("firstName", 100)).flatten(),
-            last_name: v.check(text("lastName", 100)).flatten(),
-            title: v.check(text("title", 100)).flatten(),
+            first_name: v
+                .check(self.typed(row, "firstName", field::first_name))
+                .flatten(),
+            last_name: v
+                .check(self.typed(row, "lastName", field::last_name))
+                .flatten(),
+            title: v.check(self.typed(row, "title", field::title)).flatten(),
             employee_status: v
                 .check(self.typed(row, "employeeStatus", EmployeeStatus::parse))
                 .flatten(),
@@ -230,7 +239,9 @@ impl StaffImport<'_> {
                     .map(str::to_owned)
                     .collect()
             }),
-            external_id: v.check(text("externalId", 100)).flatten(),
+            external_id: v
+                .check(self.typed(row, "externalId", field::external_id))
+                .flatten(),
             idle_timeout: v
                 .check(self.typed(row, "idleTimeoutMinutes", |c, field| {
                     c.parse::<i32>()

@@ -25,13 +25,13 @@ use super::{
 };
 use crate::{
     auth::{Actor, Permission, password::Hasher, session::SessionStore},
-    domain::{Email, text},
+    domain::Email,
     error::{AppError, Validation},
     services::{
         self,
         audit::{self, AuditEntry},
         roles,
-        users::{self, Credentials, UserChanges, UserDetails},
+        users::{self, Credentials, UserChanges, UserDetails, field},
     },
 };
 
@@ -126,7 +126,7 @@ fn email_of(body: &Value, user_name: Option<&str>) -> Option<String> {
 pub fn desired(body: &Value) -> ScimResult<Desired> {
     let mut v = Validation::default();
     let user_name = string(get_ci(body, "userName"));
-    let user_name = v.check(text::required(user_name.unwrap_or(""), "userName", 255));
+    let user_name = v.check(field::user_name(user_name.unwrap_or(""), "userName"));
     let email = match email_of(body, user_name.as_deref()) {
         Some(raw) => v.check(Email::parse(&raw, "emails")),
         None => {
@@ -140,24 +140,28 @@ pub fn desired(body: &Value) -> ScimResult<Desired> {
     let name = get_ci(body, "name");
     let given = string(name.and_then(|n| get_ci(n, "givenName")));
     let family = string(name.and_then(|n| get_ci(n, "familyName")));
-    let first_name = v.check(text::required(given.unwrap_or(""), "name.givenName", 100));
-    let last_name = v.check(text::required(family.unwrap_or(""), "name.familyName", 100));
-    let title = v.check(text::optional(string(get_ci(body, "title")), "title", 100));
-    let external_id = v.check(text::optional(
+    let first_name = v.check(field::first_name(given.unwrap_or(""), "name.givenName"));
+    let last_name = v.check(field::last_name(family.unwrap_or(""), "name.familyName"));
+    let title = v.check(field::optional(
+        string(get_ci(body, "title")),
+        "title",
+        field::title,
+    ));
+    let external_id = v.check(field::optional(
         string(get_ci(body, "externalId")),
         "externalId",
-        100,
+        field::external_id,
     ));
     let enterprise = get_ci(body, ENTERPRISE_SCHEMA);
-    let employee_number = v.check(text::optional(
+    let employee_number = v.check(field::optional(
         string(enterprise.and_then(|e| get_ci(e, "employeeNumber"))),
         "employeeNumber",
-        64,
+        field::employee_number,
     ));
-    let department = v.check(text::optional(
+    let department = v.check(field::optional(
         string(enterprise.and_then(|e| get_ci(e, "department"))),
         "department",
-        100,
+        field::department,
     ));
     let active = match get_ci(body, "active") {
         None | Some(Value::Null) => true,

@@ -163,8 +163,8 @@ pub async fn list(
     actor: &Actor,
 ) -> AppResult<Vec<entity::api_client::Model>> {
     actor.require(Permission::OrganizationManage)?;
-    Ok(entity::api_client::Entity::find()
-        .filter(entity::api_client::Column::OrganizationId.eq(actor.organization_id))
+    Ok(actor
+        .scope::<entity::api_client::Entity>()
         .order_by_desc(entity::api_client::Column::CreatedAt)
         .all(db)
         .await?)
@@ -178,8 +178,9 @@ pub async fn revoke(
 ) -> AppResult<entity::api_client::Model> {
     actor.require(Permission::OrganizationManage)?;
     let txn = super::begin_write(db).await?;
-    let client = entity::api_client::Entity::find_by_id(id)
-        .filter(entity::api_client::Column::OrganizationId.eq(actor.organization_id))
+    let client = actor
+        .scope::<entity::api_client::Entity>()
+        .filter(entity::api_client::Column::Id.eq(id))
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("ApiClient"))?;

@@ -107,23 +107,24 @@ impl Changes {
 pub async fn record(db: &impl ConnectionTrait, entry: AuditEntry) -> AppResult<()> {
     let truncate =
         |s: Option<String>, max: usize| s.map(|s| s.chars().take(max).collect::<String>());
-    let event = entity::audit_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(entry.organization_id),
-        actor_user_id: Set(entry.actor_user_id),
-        session_id: Set(entry.session_id),
-        action: Set(entry.action.to_owned()),
-        target_type: Set(entry.target_type.map(str::to_owned)),
-        target_id: Set(entry.target_id),
-        changes: Set(entry.changes),
-        ip_address: Set(truncate(entry.origin.ip_address, 64)),
-        user_agent: Set(truncate(entry.origin.user_agent, 512)),
-        created_at: Set(Utc::now()),
+    let event = entity::audit_event::Model {
+        id: Uuid::now_v7(),
+        organization_id: entry.organization_id,
+        actor_user_id: entry.actor_user_id,
+        session_id: entry.session_id,
+        action: entry.action.to_owned(),
+        target_type: entry.target_type.map(str::to_owned),
+        target_id: entry.target_id,
+        changes: entry.changes,
+        ip_address: truncate(entry.origin.ip_address, 64),
+        user_agent: truncate(entry.origin.user_agent, 512),
+        created_at: Utc::now(),
     };
-    entity::audit_event::Entity::insert(event)
+    entity::audit_event::Entity::insert(entity::audit_event::ActiveModel::from(event.clone()))
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    // Every audited change is an event the organisation's webhooks may want.
+    super::webhooks::fan_out(db, &event).await
 }
 
 /// What `auditEvents` may be narrowed by.

@@ -49,6 +49,8 @@ pub struct ImportRequest {
     pub sheet: Option<String>,
     pub header_row: Option<usize>,
     pub dry_run: bool,
+    /// The feed that fetched the file, for a feed's run.
+    pub feed_id: Option<Uuid>,
 }
 
 /// What a preview shows; nothing is written.
@@ -323,6 +325,7 @@ pub async fn start(
         lease_owner: None,
         lease_expires_at: None,
         failed_attempts: 0,
+        feed_id: request.feed_id,
     };
     let txn = super::begin_write(db).await?;
     entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bulk;
 pub mod care_teams;
 pub mod exports;
+pub mod feeds;
 pub mod imports;
 pub mod invites;
 pub mod locations;
@@ -24,6 +25,7 @@ pub mod roles;
 pub mod sessions;
 pub mod sso;
 pub mod users;
+pub mod webhooks;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,

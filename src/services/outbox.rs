@@ -2,10 +2,12 @@
 //! them (so a rolled-back change sends nothing), then delivered by a worker in
 //! every instance with retries and backoff.
 //!
-//! Delivery is at most once per message: an instance claims a message by moving it
-//! from PENDING to SENDING with a compare-and-set that only one instance can win.
-//! A message left in SENDING by an instance that died may or may not have gone
-//! out, so it is marked FAILED ("outcome unknown") rather than sent again.
+//! Email and text messages go at most once: an instance claims a message by
+//! moving it from PENDING to SENDING with a compare-and-set that only one
+//! instance can win. One left in SENDING by an instance that died may or may
+//! not have gone out, so it is marked FAILED ("outcome unknown") rather than
+//! sent again. Webhook deliveries go at least once: receivers deduplicate by
+//! their stable `webhook-id`, so an abandoned one is simply sent again.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,6 +22,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{domain::Email, error::AppResult};
+
+/// The channel of webhook deliveries: the recipient is the webhook's id,
+/// the subject the delivery's `webhook-id`, the body the JSON payload.
+pub const WEBHOOK: &str = "WEBHOOK";
 
 /// Attempts before a message is given up as FAILED.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -111,14 +117,22 @@ pub struct Deliverer {
     db: DatabaseConnection,
     transport: Arc<dyn Transport>,
     wake: Arc<Notify>,
+    /// The wait before a first retry; each later one doubles it.
+    retry_base: Duration,
 }
 
 impl Deliverer {
-    pub fn new(db: DatabaseConnection, transport: Arc<dyn Transport>, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        transport: Arc<dyn Transport>,
+        wake: Arc<Notify>,
+        retry_base: Duration,
+    ) -> Self {
         Self {
             db,
             transport,
             wake,
+            retry_base,
         }
     }
 
@@ -150,6 +164,20 @@ impl Deliverer {
             .all(&self.db)
             .await?;
         for message in abandoned {
+            if message.channel == WEBHOOK {
+                // At least once: it goes again.
+                Entity::update_many()
+                    .col_expr(Column::Status, Expr::value("PENDING"))
+                    .col_expr(
+                        Column::LockedUntil,
+                        Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                    )
+                    .filter(Column::Id.eq(message.id))
+                    .filter(Column::Status.eq("SENDING"))
+                    .exec(&self.db)
+                    .await?;
+                continue;
+            }
             Entity::update_many()
                 .col_expr(Column::Status, Expr::value("FAILED"))
                 .col_expr(
@@ -268,7 +296,7 @@ impl Deliverer {
                 )
             }
             Err(DeliveryError::Transient(reason)) => {
-                let delay = backoff(message.attempts);
+                let delay = backoff(self.retry_base, message.attempts);
                 tracing::info!(message_id = %message.id, reason, retry_in_s = delay.as_secs(), "delivery will be retried");
                 (
                     update
@@ -319,10 +347,13 @@ pub fn redact_links(body: &str) -> String {
     out
 }
 
-/// 15 s, 30 s, 1 min, … up to an hour.
-fn backoff(attempts: i32) -> Duration {
+/// `base` (15 s by default), then twice as long each time, up to an hour.
+fn backoff(base: Duration, attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.clamp(1, 12) - 1).unwrap_or(0);
-    Duration::from_secs(Ord::min(15u64 << exponent, 3600))
+    Ord::min(
+        base.saturating_mul(1 << exponent),
+        Duration::from_secs(3600),
+    )
 }
 
 fn truncate(reason: &str) -> String {
@@ -349,9 +380,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {
-        assert_eq!(backoff(1), Duration::from_secs(15));
-        assert_eq!(backoff(2), Duration::from_secs(30));
-        assert_eq!(backoff(3), Duration::from_secs(60));
-        assert_eq!(backoff(12), Duration::from_secs(3600));
+        let base = Duration::from_secs(15);
+        assert_eq!(backoff(base, 1), Duration::from_secs(15));
+        assert_eq!(backoff(base, 2), Duration::from_secs(30));
+        assert_eq!(backoff(base, 3), Duration::from_secs(60));
+        assert_eq!(backoff(base, 12), Duration::from_secs(3600));
     }
 }

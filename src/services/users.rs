@@ -95,6 +95,48 @@ pub async fn list(
     paginate(db, select, Column::Id, page).await
 }
 
+/// The rules of a user's text fields, in one place for every door: GraphQL,
+/// the import and SCIM call these, so a limit changes in one edit. Each
+/// takes a value that is there (callers treat blank as absent) and the name
+/// of the field to report.
+pub mod field {
+    use crate::{domain::text, error::AppResult};
+
+    pub fn first_name(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn last_name(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn title(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn external_id(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn employee_number(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 64)
+    }
+    pub fn department(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    /// What a provisioning client knows the user by.
+    pub fn user_name(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 255)
+    }
+
+    /// An optional field: blank is absent, anything else passes `rule`.
+    pub fn optional(
+        raw: Option<&str>,
+        field: &str,
+        rule: fn(&str, &str) -> AppResult<String>,
+    ) -> AppResult<Option<String>> {
+        raw.filter(|r| !r.trim().is_empty())
+            .map(|r| rule(r, field))
+            .transpose()
+    }
+}
+
 /// The details of a staff user, valid by construction.
 #[derive(Clone, Debug)]
 pub struct UserDetails {

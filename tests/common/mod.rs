@@ -759,3 +759,16 @@ pub fn hr_staff_file(rows: usize) -> (Vec<u8>, u64) {
     }
     (file.into_bytes(), bad)
 }
+
+/// The Python of the test peers from PyPI (`tests/python/requirements.txt`).
+pub fn python() -> std::path::PathBuf {
+    let venv = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/.venv/bin/python"
+    ));
+    assert!(
+        venv.exists(),
+        "run `python3 -m venv tests/python/.venv && tests/python/.venv/bin/pip install -r tests/python/requirements.txt` first (.ci/run does)"
+    );
+    venv
+}

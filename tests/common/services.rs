@@ -324,3 +324,26 @@ fn postgres_bin() -> Option<PathBuf> {
             .map(|_| PathBuf::new())
     })
 }
+
+/// A CA (`ca.pem`) and a certificate for localhost and 127.0.0.1 signed by it
+/// (`server.pem`, `server.key`) in `dir`, made with `openssl`; whether it worked.
+pub fn tls_certificates(dir: &std::path::Path) -> bool {
+    let run = |args: &str| {
+        Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=Test-CA")
+        && run("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost")
+        && run(
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+             -out server.pem -days 1 -extfile ext",
+        )
+}
