@@ -12,6 +12,7 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::{PASSWORD, TestApp, backends, error_code, error_fields};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const CREATE: &str = "mutation($input: ApiClientInput!) {
@@ -147,6 +148,30 @@ async fn a_client_acts_with_its_permissions_and_is_audited_as_itself() {
             .ok(&admin, "{ apiClients { lastUsedAt } }", json!({}))
             .await;
         assert!(listed["apiClients"][0]["lastUsedAt"].is_string());
+
+        // Every call is audited as the client, reads included.
+        let calls: Vec<String> = entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.eq("api_client.call"))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert_eq!(
+                    e.actor_user_id.map(|id| id.to_string()),
+                    client["actorId"].as_str().map(str::to_owned)
+                );
+                e.changes.unwrap()["call"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert!(
+            calls.iter().any(|c| c == "GraphQL query anonymous"),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c == "GraphQL mutation anonymous"),
+            "{calls:?}"
+        );
     }
 }
 

@@ -82,14 +82,6 @@ impl Actor {
         }
     }
 
-    /// The API client acting, if it is one.
-    pub fn api_client(&self) -> Option<Uuid> {
-        match self.credential {
-            Credential::ApiClient(id) => Some(id),
-            Credential::Session(_) | Credential::Feed(_) => None,
-        }
-    }
-
     pub fn is_super_admin(&self) -> bool {
         self.user.is_super_admin
     }

@@ -177,7 +177,12 @@ pub(super) async fn caller(req: &Request, state: &AppState) -> AppResult<Actor> 
         Presented::Client(token) => {
             let actor = state
                 .auth
-                .client_actor(&token, organization, origin_of(req))
+                .client_actor(
+                    &token,
+                    organization,
+                    origin_of(req),
+                    &format!("GET {}", req.uri().path()),
+                )
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
             return Ok(actor);

@@ -345,7 +345,12 @@ async fn serve(
         Presented::Client(token) => {
             let actor = state
                 .auth
-                .client_actor(&token, acting_in, origin.clone())
+                .client_actor(
+                    &token,
+                    acting_in,
+                    origin.clone(),
+                    &format!("GraphQL {operation} {}", operation_names(&batch)),
+                )
                 .await
                 .map_err(Refusal::from_error)?;
             (actor, None)
@@ -543,6 +548,15 @@ fn add_code(error: &mut ServerError) {
         "fields",
         async_graphql::Value::List(vec![async_graphql::Value::Object(field)]),
     );
+}
+
+/// The operations a batch names, for the audit of a client's call.
+fn operation_names(batch: &BatchRequest) -> String {
+    batch
+        .iter()
+        .map(|r| r.operation_name.as_deref().unwrap_or("anonymous"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn selected_operation(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {

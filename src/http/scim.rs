@@ -86,7 +86,12 @@ async fn client(req: &Request, state: &AppState) -> ScimResult<Actor> {
     match presented_token(req) {
         Presented::Client(token) => state
             .auth
-            .client_actor(&token, None, origin_of(req))
+            .client_actor(
+                &token,
+                None,
+                origin_of(req),
+                &format!("SCIM {} {}", req.method(), req.uri().path()),
+            )
             .await?
             .ok_or_else(unauthenticated),
         _ => Err(unauthenticated()),

@@ -34,6 +34,9 @@ use crate::{
     error::{AppError, AppResult},
 };
 
+/// The audit action of each call a client makes.
+pub const CALL: &str = "api_client.call";
+
 /// The longest a client may live: its token is then rotated.
 pub const MAX_LIFETIME: Duration = Duration::days(730);
 /// How often a client's last use is written, at most.
@@ -204,13 +207,16 @@ pub async fn revoke(
 impl Authenticator {
     /// The actor behind a client token, or `None` when it opens nothing: an
     /// unknown, revoked or expired token. A client over its rate limit is
-    /// refused with `RATE_LIMITED`. Costs three short queries and one store
-    /// round trip; nothing is cached, so a revocation applies at once.
+    /// refused with `RATE_LIMITED`. Every call is audited as the client
+    /// (`api_client.call`, with `call`: the door and what it asked). Costs
+    /// four short statements and one store round trip; nothing is cached, so
+    /// a revocation applies at once.
     pub async fn client_actor(
         &self,
         token: &ClientToken,
         organization: Option<Uuid>,
         origin: Origin,
+        call: &str,
     ) -> AppResult<Option<Actor>> {
         let now = Utc::now();
         let Some(client) = entity::api_client::Entity::find()
@@ -254,7 +260,7 @@ impl Authenticator {
                 .exec(&self.db)
                 .await?;
         }
-        Ok(Some(Actor {
+        let actor = Actor {
             user_id: user.id,
             organization_id: client.organization_id,
             credential: Credential::ApiClient(client.id),
@@ -266,6 +272,14 @@ impl Authenticator {
             mfa_verified_at: None,
             has_second_factor: false,
             must_enroll_mfa: false,
-        }))
+        };
+        audit::record(
+            &self.db,
+            AuditEntry::by(&actor, CALL)
+                .target("ApiClient", client.id)
+                .changes(serde_json::json!({ "call": call.chars().take(200).collect::<String>() })),
+        )
+        .await?;
+        Ok(Some(actor))
     }
 }

@@ -374,6 +374,11 @@ pub async fn fan_out(
     let Some(organization_id) = event.organization_id else {
         return Ok(());
     };
+    // A client's call is a read as often as not; what it changed is an
+    // event of its own.
+    if event.action == super::api_clients::CALL {
+        return Ok(());
+    }
     let event_type = event_type(&event.action);
     let subscribed: Vec<entity::webhook::Model> = entity::webhook::Entity::find()
         .filter(entity::webhook::Column::OrganizationId.eq(organization_id))
