@@ -493,8 +493,25 @@ async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance
         let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
         let dana = browser();
         let callback = sign_in_at_provider(&dana, start, "dana", &app).await;
-        assert_eq!(dana.get(&callback).send().await.unwrap().status(), 303);
+        let signed_in = dana.get(&callback).send().await.unwrap();
+        assert_eq!(signed_in.status(), 303);
+        // The session token, as the cookie carries it: a socket opens with it
+        // on the other instance and watches the session.
+        let token = signed_in
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.split(';')
+                    .next()?
+                    .split_once('=')
+                    .map(|(_, v)| v.to_owned())
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap();
         let instances: Vec<&TestApp> = std::iter::once(&app).chain(peer.as_ref()).collect();
+        let mut socket = watch_session(instances[instances.len() - 1], &token).await;
         for instance in &instances {
             let me = whoami(&dana, instance).await;
             assert_eq!(me["data"]["me"]["email"], "dana@logout.test", "{me}");
@@ -549,6 +566,22 @@ async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance
                 "{backend:?}: the session outlived the provider's logout"
             );
         }
+        // The open subscription hears of it and the socket closes.
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            use futures_util::StreamExt;
+            while let Some(Ok(message)) = socket.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = &message
+                    && text.contains("REVOKED")
+                {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            heard.is_ok(),
+            "{backend:?}: the subscription outlived the logout"
+        );
         assert!(
             app.audit_actions(org)
                 .await
@@ -556,6 +589,37 @@ async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance
                 .any(|a| a == "sso.backchannel_logout")
         );
     }
+}
+
+/// A `graphql-transport-ws` socket on `app` with `sessionEvents` subscribed.
+async fn watch_session(
+    app: &TestApp,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": { "token": token } }).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = socket.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { sessionEvents { kind } }" } })
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    socket
 }
 
 fn base64_url(bytes: &[u8]) -> String {
