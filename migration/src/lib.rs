@@ -26,6 +26,7 @@ mod m20261203_000001_create_api_clients;
 mod m20261203_000002_add_scim_user_fields;
 mod m20261203_000003_create_webhooks;
 mod m20261203_000004_create_import_feeds;
+mod m20261203_000005_make_audit_append_only;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_add_scim_user_fields::Migration),
             Box::new(m20261203_000003_create_webhooks::Migration),
             Box::new(m20261203_000004_create_import_feeds::Migration),
+            Box::new(m20261203_000005_make_audit_append_only::Migration),
         ]
     }
 }
