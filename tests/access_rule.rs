@@ -792,6 +792,52 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             )
             .await
         }
+        "deleteWebhook" => {
+            let webhook = clinic
+                .keeper_ok(
+                    "mutation($i: WebhookInput!) { saveWebhook(input: $i) { webhook { id } } }",
+                    json!({ "i": { "url": format!("https://hooks{n}.example.org/in"), "events": ["user.created"] } }),
+                )
+                .await["saveWebhook"]["webhook"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { deleteWebhook(id: $id) }",
+                json!({ "id": webhook }),
+            )
+            .await
+        }
+        "deleteImportFeed" => {
+            let template = clinic
+                .keeper_ok(
+                    "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
+                    json!({ "n": format!("Feed sites {n}") }),
+                )
+                .await["saveMappingTemplate"]["id"]
+                .clone();
+            let feed = clinic
+                .keeper_ok(
+                    "mutation($i: ImportFeedInput!) { saveImportFeed(input: $i) { id } }",
+                    json!({ "i": {
+                        "name": format!("Feed {n}"),
+                        "kind": "LOCATIONS",
+                        "url": "https://files.example.org/sites.csv",
+                        "templateId": template,
+                        "schedule": "0 6 * * *",
+                        "active": false,
+                    } }),
+                )
+                .await["saveImportFeed"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { deleteImportFeed(id: $id) }",
+                json!({ "id": feed }),
+            )
+            .await
+        }
         "saveImportFeed" => {
             let template = clinic
                 .keeper_ok(
