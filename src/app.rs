@@ -29,13 +29,14 @@ use crate::{
     import::jobs::Runner,
     mail::{NoTransport, SmtpMailer},
     outbound::Outbound,
-    services::feeds::Scheduler,
     services::{
         accounts,
         auth::Authenticator,
         outbox::{Deliverer, Transport},
         passkeys::Passkeys,
     },
+    services::{feeds::Scheduler, sweeps::Sweeper},
+    siem,
     sms::{Channels, SmsWebhook},
     state::AppState,
     webhook::WebhookTransport,
@@ -167,6 +168,8 @@ pub struct Application {
     deliverer: Deliverer,
     runner: Runner,
     scheduler: Scheduler,
+    forwarder: Option<siem::Forwarder>,
+    sweeper: Sweeper,
     pub state: AppState,
 }
 
@@ -265,6 +268,25 @@ impl Application {
             import_wake.clone(),
             Duration::from_secs(config.import_lease_seconds.max(1)),
         );
+        let forwarder = match &config.audit_syslog_url {
+            Some(url) => {
+                let roots = match &config.outbound_ca_file {
+                    Some(path) => Some(std::fs::read(path).with_context(|| {
+                        format!("ROLLCALL_OUTBOUND_CA_FILE {}", path.display())
+                    })?),
+                    None => None,
+                };
+                let target = siem::SyslogTarget::parse(url, roots.as_deref())?;
+                tracing::info!("the audit trail is forwarded to syslog");
+                Some(siem::Forwarder::new(
+                    db.clone(),
+                    target,
+                    siem::hostname(&public_url),
+                    Duration::from_secs(config.outbox_retry_seconds.max(1)),
+                ))
+            }
+            None => None,
+        };
         let config = Arc::new(config);
         let state = AppState {
             db,
@@ -277,6 +299,12 @@ impl Application {
         };
         let scheduler = Scheduler {
             feeds: state.feeds(),
+        };
+        let sweeper = Sweeper {
+            db: state.db.clone(),
+            store: state.auth.store().clone(),
+            interval: Duration::from_secs(config.sweep_interval_seconds.max(1)),
+            outbox_wake: state.outbox_wake.clone(),
         };
         let schema = build_schema(Some(state.clone()));
         let socket_schema = build_socket_schema(state.clone());
@@ -311,6 +339,8 @@ impl Application {
             deliverer,
             runner,
             scheduler,
+            forwarder,
+            sweeper,
             state,
         })
     }
@@ -327,6 +357,10 @@ impl Application {
         let worker = tokio::spawn(self.deliverer.run(stopping.clone().cancelled_owned()));
         let imports = tokio::spawn(self.runner.run(stopping.clone().cancelled_owned()));
         let feeds = tokio::spawn(self.scheduler.run(stopping.clone().cancelled_owned()));
+        let sweeps = tokio::spawn(self.sweeper.run(stopping.clone().cancelled_owned()));
+        let forwarder = self
+            .forwarder
+            .map(|f| tokio::spawn(f.run(stopping.clone().cancelled_owned())));
         let stop_serving = CancellationToken::new();
         let metrics = self.metrics.map(|(acceptor, route)| {
             tokio::spawn(
@@ -346,7 +380,10 @@ impl Application {
         }
         // Hand a running import back so another instance takes it over at once.
         stopping.cancel();
-        let _ = tokio::join!(worker, imports, feeds);
+        let _ = tokio::join!(worker, imports, feeds, sweeps);
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
         served?;
         tracing::info!("stopped");
         Ok(())
@@ -369,6 +406,11 @@ fn routes(
         .at("/readyz", get(http::health::readyz))
         .at("/metrics", get(http::metrics::guarded))
         .at("/imports/templates/:file", get(http::downloads::template))
+        .at("/exports/audit.ndjson", get(http::downloads::audit_trail))
+        .at(
+            "/exports/access-reviews/:file",
+            get(http::downloads::access_review),
+        )
         .at("/exports/:file", get(http::downloads::staff))
         .at("/imports/:id/:file", get(http::downloads::failed_rows))
         .at(

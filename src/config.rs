@@ -33,6 +33,16 @@ pub enum Command {
     CreateAdmin(CreateAdminArgs),
     /// Print the GraphQL schema that the server serves.
     ExportSchema,
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every organisation's hash chain of audit events; exit 1 and name
+    /// the first broken or missing event of each chain that does not hold.
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +377,32 @@ pub struct Config {
         global = true
     )]
     pub sms_webhook_url: Option<String>,
+
+    /// A SIEM that receives every audit event as RFC 5424 syslog:
+    /// `tcp://host:port` or `tls://host:port` (trusting the public roots and
+    /// `ROLLCALL_OUTBOUND_CA_FILE`). Sent at least once, in chain order.
+    #[arg(long, env = "ROLLCALL_AUDIT_SYSLOG_URL", global = true)]
+    pub audit_syslog_url: Option<String>,
+
+    /// How many seconds a minute of emergency access ("break glass") lasts:
+    /// 60. Shorter only to rehearse or test a grant's end.
+    #[arg(
+        long,
+        env = "ROLLCALL_BREAK_GLASS_MINUTE_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub break_glass_minute_seconds: u64,
+
+    /// How often the sweeps run (certification reminders), in seconds; one
+    /// instance at a time does them.
+    #[arg(
+        long,
+        env = "ROLLCALL_SWEEP_INTERVAL_SECONDS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub sweep_interval_seconds: u64,
 
     /// How long an instance's claim on an import job lasts without progress, in
     /// seconds: a job whose instance died is taken over after this.

@@ -28,6 +28,7 @@ pub mod mail;
 pub mod outbound;
 pub mod scim;
 pub mod services;
+pub mod siem;
 pub mod sms;
 pub mod state;
 pub mod telemetry;

@@ -2,7 +2,7 @@ use clap::Parser;
 use rollcall::{
     app::{self, Application},
     auth::password::Hasher,
-    config::{Cli, Command},
+    config::{AuditCommand, Cli, Command},
     graphql, services, telemetry,
 };
 
@@ -30,6 +30,28 @@ async fn main() -> anyhow::Result<()> {
             let db = app::connect_database(&config).await?;
             app::migrate(&db).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            telemetry::init(config.log_format, &config.log_filter);
+            let db = app::connect_database(&config).await?;
+            let reports = services::audit::verify(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut broken = 0;
+            for report in &reports {
+                match &report.broken {
+                    None => println!("ok      {}: {} events", report.name, report.events),
+                    Some(reason) => {
+                        broken += 1;
+                        println!("BROKEN  {}: {reason}", report.name);
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} of {} audit chains do not hold", reports.len());
+            }
+            println!("every audit chain holds ({} chains)", reports.len());
             Ok(())
         }
         Command::CreateAdmin(args) => {

@@ -53,6 +53,8 @@ fn user(org: Uuid, i: u32) -> entity::user::Model {
         employee_number: None,
         department: None,
         deprovisioned_at: None,
+        reactivated_at: None,
+        dormancy_warned_at: None,
     }
 }
 

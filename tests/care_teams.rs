@@ -50,32 +50,7 @@ async fn self_assignment_then_a_narrowed_role_shows_each_user_only_their_patient
         let org = app.organization("Onboarding Clinic").await;
         app.user(org, "admin@onboard.test", &["Admin"]).await;
         let admin = app.login("admin@onboard.test", PASSWORD).await;
-        let project = app
-            .ok(
-                &admin,
-                "mutation { createProject(input: { name: \"Home visits\" }) { id } }",
-                json!({}),
-            )
-            .await["createProject"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let mut patients = Vec::new();
-        for i in 1..=3 {
-            let data = app
-                .ok(
-                    &admin,
-                    "mutation($p: ID!, $input: ProjectPatientInput!) { addProjectPatient(projectId: $p, input: $input) { patient { id } } }",
-                    json!({ "p": project, "input": { "externalId": format!("P-{i}"), "firstName": "Pat", "lastName": format!("Ient{i}") } }),
-                )
-                .await;
-            patients.push(
-                data["addProjectPatient"]["patient"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
+        let (project, patients) = app.project_with_patients(&admin, "Home visits", 3).await;
 
         // A role that sees all patients and lets its users assign themselves.
         let role = app

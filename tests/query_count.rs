@@ -92,6 +92,8 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
                 employee_number: Set(None),
                 department: Set(None),
                 deprovisioned_at: Set(None),
+                reactivated_at: Set(None),
+                dormancy_warned_at: Set(None),
             })
             .exec_without_returning(&app.db)
             .await

@@ -67,6 +67,7 @@ const CLINICAL: &[&str] = &[
     "PATIENTS_READ",
     "PATIENTS_WRITE",
     "PATIENTS_SELF_ASSIGN",
+    "BREAK_GLASS",
 ];
 
 /// A SCIM request; the status, headers and JSON body.

@@ -104,7 +104,7 @@ async fn an_admin_runs_staff_and_roles_and_changes_take_effect_on_the_next_reque
                 "{backend:?}: {role} missing from {names:?}"
             );
         }
-        assert_eq!(data["permissions"].as_array().unwrap().len(), 16);
+        assert_eq!(data["permissions"].as_array().unwrap().len(), 17);
 
         // A new role and a user holding it, with a password the admin chose.
         let data = app

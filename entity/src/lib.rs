@@ -3,11 +3,17 @@
 //! The GraphQL layer never derives its types from these models; it maps them, so
 //! a column added here does not become part of the public contract by accident.
 
+pub mod access_review;
+pub mod access_review_item;
 pub mod api_client;
+pub mod audit_chain;
 pub mod audit_event;
+pub mod audit_forwarded;
 pub mod authenticator;
 pub mod availability_slot;
+pub mod break_glass_grant;
 pub mod certification;
+pub mod certification_reminder;
 pub mod enrollment;
 pub mod identity_provider;
 pub mod import_feed;
@@ -15,6 +21,7 @@ pub mod import_file;
 pub mod import_job;
 pub mod import_row;
 pub mod invite;
+pub mod lease;
 pub mod location;
 pub mod mapping_template;
 pub mod organization;

@@ -16,6 +16,11 @@ pub struct Model {
     pub time_zone: String,
     /// Who must have a second factor: NONE, PRIVILEGED or ALL.
     pub mfa_required: String,
+    /// The longest emergency access a user may give themselves, in minutes.
+    pub break_glass_max_minutes: i32,
+    /// Users who have not signed in for this many days are deactivated;
+    /// never when null.
+    pub dormant_after_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,25 @@ pub struct Model {
     pub external_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Names of the certifications a holder must have, valid, for the role
+    /// to apply (a JSON array of strings); none required when null.
+    pub required_certifications: Option<Json>,
+}
+
+impl Model {
+    /// The certifications the role requires, by name.
+    pub fn required_certifications(&self) -> Vec<String> {
+        self.required_certifications
+            .as_ref()
+            .and_then(|names| names.as_array())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

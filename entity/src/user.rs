@@ -42,6 +42,27 @@ pub struct Model {
     /// When a SCIM client deleted the user: deactivated, kept for history,
     /// no longer shown to SCIM.
     pub deprovisioned_at: Option<DateTimeUtc>,
+    /// When an administrator last let the user log in again: dormancy counts
+    /// from then too.
+    pub reactivated_at: Option<DateTimeUtc>,
+    /// When the user was last warned that their account is going dormant.
+    pub dormancy_warned_at: Option<DateTimeUtc>,
+}
+
+impl Model {
+    /// The moment from which the user's inactivity counts: their last sign-in,
+    /// or when the account was made or last reactivated if later.
+    pub fn active_since(&self) -> DateTimeUtc {
+        [
+            Some(self.created_at),
+            self.last_login_at,
+            self.reactivated_at,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -27,6 +27,12 @@ mod m20261203_000002_add_scim_user_fields;
 mod m20261203_000003_create_webhooks;
 mod m20261203_000004_create_import_feeds;
 mod m20261203_000005_make_audit_append_only;
+mod m20261203_000006_chain_audit_events;
+mod m20261203_000007_create_leases;
+mod m20261203_000008_create_break_glass;
+mod m20261203_000009_add_required_certifications;
+mod m20261203_000010_add_dormancy;
+mod m20261203_000011_create_access_reviews;
 
 pub struct Migrator;
 
@@ -54,6 +60,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_create_webhooks::Migration),
             Box::new(m20261203_000004_create_import_feeds::Migration),
             Box::new(m20261203_000005_make_audit_append_only::Migration),
+            Box::new(m20261203_000006_chain_audit_events::Migration),
+            Box::new(m20261203_000007_create_leases::Migration),
+            Box::new(m20261203_000008_create_break_glass::Migration),
+            Box::new(m20261203_000009_add_required_certifications::Migration),
+            Box::new(m20261203_000010_add_dormancy::Migration),
+            Box::new(m20261203_000011_create_access_reviews::Migration),
         ]
     }
 }

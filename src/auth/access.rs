@@ -236,6 +236,8 @@ mod tests {
             employee_number: None,
             department: None,
             deprovisioned_at: None,
+            reactivated_at: None,
+            dormancy_warned_at: None,
         }
     }
 

@@ -68,6 +68,19 @@ pub struct Actor {
     /// The organisation's policy asks this user for a second factor and they
     /// have none: they must enrol before anything else.
     pub must_enroll_mfa: bool,
+    /// Emergency access the user gave themselves, as it was when the request
+    /// began (see [`Actor::emergency_access`]).
+    pub break_glass: Option<Arc<BreakGlassAccess>>,
+}
+
+/// Emergency access: a "break glass" grant in force.
+#[derive(Clone, Debug)]
+pub struct BreakGlassAccess {
+    pub grant_id: Uuid,
+    /// The one patient it covers; every patient of the organisation when none.
+    pub patient_id: Option<Uuid>,
+    /// When it stops, whoever asks and whatever the caches hold.
+    pub stops_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Actor {
@@ -80,6 +93,14 @@ impl Actor {
                 "An API client cannot do this: it is for a person signed in.",
             )),
         }
+    }
+
+    /// The emergency access the actor holds at this moment: none once its
+    /// time is up, even within a request that began before.
+    pub fn emergency_access(&self) -> Option<&BreakGlassAccess> {
+        self.break_glass
+            .as_deref()
+            .filter(|access| chrono::Utc::now() < access.stops_at)
     }
 
     pub fn is_super_admin(&self) -> bool {
@@ -183,6 +204,18 @@ impl TenantScoped for entity::user::Entity {
 impl TenantScoped for entity::role::Entity {
     fn organization_column() -> Self::Column {
         entity::role::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::access_review::Entity {
+    fn organization_column() -> Self::Column {
+        entity::access_review::Column::OrganizationId
+    }
+}
+
+impl TenantScoped for entity::break_glass_grant::Entity {
+    fn organization_column() -> Self::Column {
+        entity::break_glass_grant::Column::OrganizationId
     }
 }
 

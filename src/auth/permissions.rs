@@ -37,10 +37,13 @@ pub enum Permission {
     AuditRead,
     /// Change the organisation's settings.
     OrganizationManage,
+    /// In an emergency, see a patient outside one's care team (or every
+    /// patient) for a bounded time, giving a reason; reviewed afterwards.
+    BreakGlass,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Self::UsersRead,
         Self::UsersWrite,
         Self::RolesManage,
@@ -57,6 +60,7 @@ impl Permission {
         Self::SessionsManage,
         Self::AuditRead,
         Self::OrganizationManage,
+        Self::BreakGlass,
     ];
 
     /// The stored name, equal to the GraphQL enum value.
@@ -78,6 +82,7 @@ impl Permission {
             Self::SessionsManage => "SESSIONS_MANAGE",
             Self::AuditRead => "AUDIT_READ",
             Self::OrganizationManage => "ORGANIZATION_MANAGE",
+            Self::BreakGlass => "BREAK_GLASS",
         }
     }
 
@@ -110,6 +115,9 @@ impl Permission {
             Self::SessionsManage => "See and end other users' sessions.",
             Self::AuditRead => "Search the audit trail.",
             Self::OrganizationManage => "Change the organisation's settings.",
+            Self::BreakGlass => {
+                "In an emergency, see a patient outside one's care team, or every patient, for a bounded time with a reason; every such access is reviewed."
+            }
         }
     }
 }
@@ -146,13 +154,14 @@ pub fn built_in_roles() -> Vec<(&'static str, &'static str, BTreeSet<Permission>
         ),
         (
             "Clinical Provider",
-            "Sees providers and projects, and cares for assigned patients.",
+            "Sees providers and projects, and cares for assigned patients; may break the glass in an emergency.",
             set(&[
                 ProvidersRead,
                 ProjectsRead,
                 PatientsRead,
                 PatientsWrite,
                 PatientsSelfAssign,
+                BreakGlass,
             ]),
         ),
         (

@@ -51,6 +51,15 @@ impl Organization {
     async fn mfa_required(&self) -> super::mfa::MfaPolicy {
         crate::auth::mfa::MfaPolicy::from_stored(&self.0.mfa_required).into()
     }
+    /// The longest emergency access a user may give themselves, in minutes.
+    async fn break_glass_max_minutes(&self) -> i32 {
+        self.0.break_glass_max_minutes
+    }
+    /// Users who have not signed in for this many days are deactivated; null:
+    /// never.
+    async fn dormant_after_days(&self) -> Option<i32> {
+        self.0.dormant_after_days
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -211,6 +220,22 @@ impl User {
         let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
         Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
     }
+    /// The roles the user holds but that do not apply now: a certification
+    /// they require is missing or has expired.
+    async fn suspended_roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        let standing = crate::services::credentials::standing(&ctx.state()?.db, self.0.id).await?;
+        if standing.suspended.is_empty() {
+            return Ok(Vec::new());
+        }
+        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
+        let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
+        Ok(roles
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|role| standing.suspended.contains(&role.id))
+            .map(Role)
+            .collect())
+    }
     /// Appended to emails the user sends from the front-ends.
     async fn email_signature(&self) -> Option<&str> {
         self.0.email_signature.as_deref()
@@ -284,6 +309,10 @@ impl Role {
     /// Created with the organisation; admins may still edit it.
     async fn built_in(&self) -> bool {
         self.0.built_in
+    }
+    /// Certifications a holder must have, valid, for the role to apply.
+    async fn required_certifications(&self) -> Vec<String> {
+        self.0.required_certifications()
     }
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>> {
         let loader = ctx.data::<DataLoader<PermissionsOfRole>>()?;

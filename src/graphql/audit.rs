@@ -25,19 +25,10 @@ impl AuditEvent {
     }
     /// The user who acted; null for system actions and failed logins of unknown accounts.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(actor_id) = self.0.actor_user_id else {
-            return Ok(None);
-        };
-        let caller = ctx.caller()?.actor()?;
-        let user = ctx
-            .data::<DataLoader<UserById>>()?
-            .load_one(actor_id)
-            .await
-            .map_err(loader_error)?;
-        // A super admin acting in this organisation is shown; other tenants' users are not.
-        Ok(user
-            .filter(|u| u.organization_id == caller.organization_id || u.is_super_admin)
-            .map(User::from))
+        match self.0.actor_user_id {
+            Some(id) => user_in_trail(ctx, id).await,
+            None => Ok(None),
+        }
     }
     async fn session_id(&self) -> Option<ID> {
         self.0.session_id.clone().map(ID)
@@ -61,6 +52,30 @@ impl AuditEvent {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// SHA-256 (hex) of this event's content and `previousHash`: the seal of
+    /// its place in the organisation's chain (`rollcall audit verify` checks it).
+    async fn hash(&self) -> Option<&str> {
+        self.0.hash.as_deref()
+    }
+    /// The hash of the event before it in the chain; null for the first.
+    async fn previous_hash(&self) -> Option<&str> {
+        self.0.previous_hash.as_deref()
+    }
+}
+
+/// A user named by a record of the caller's organisation (who acted, who was
+/// given access, who reviewed it): shown when they belong to it, or are a
+/// super admin who acted in it; other tenants' users are not.
+pub(super) async fn user_in_trail(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
+    let caller = ctx.caller()?.actor()?;
+    let user = ctx
+        .data::<DataLoader<UserById>>()?
+        .load_one(id)
+        .await
+        .map_err(loader_error)?;
+    Ok(user
+        .filter(|u| u.organization_id == caller.organization_id || u.is_super_admin)
+        .map(User::from))
 }
 
 /// What `auditEvents` may be narrowed by.

@@ -1,9 +1,11 @@
 //! The GraphQL schema: roots merged from one file per area, with the limits that
 //! keep a single request from costing the server more than it should.
 
+mod access_reviews;
 mod account;
 mod api_clients;
 mod audit;
+mod break_glass;
 mod connection;
 mod context;
 mod documents;
@@ -47,6 +49,8 @@ pub struct Query(
     imports::ImportQuery,
     feeds::FeedQuery,
     audit::AuditQuery,
+    break_glass::BreakGlassQuery,
+    access_reviews::AccessReviewQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -63,6 +67,8 @@ pub struct Mutation(
     profiles::ProfileMutation,
     imports::ImportMutation,
     feeds::FeedMutation,
+    break_glass::BreakGlassMutation,
+    access_reviews::AccessReviewMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -61,6 +61,12 @@ pub struct UpdateOrganizationInput {
     /// Who must have a second factor. Applies at the next request of every
     /// session; changing it needs a recent second factor of one's own.
     pub mfa_required: Option<super::mfa::MfaPolicy>,
+    /// The longest emergency access ("break glass") a user may give
+    /// themselves, 1 to 1440 minutes.
+    pub break_glass_max_minutes: Option<i32>,
+    /// Deactivate users who have not signed in for this many days (14 to
+    /// 3650; warned by email a week before); null turns it off.
+    pub dormant_after_days: async_graphql::MaybeUndefined<i32>,
 }
 
 /// A new staff user. Give `password`, or `generatePassword: true`, or neither for
@@ -126,6 +132,10 @@ pub struct RoleInput {
     pub name: String,
     pub description: Option<String>,
     pub permissions: Vec<Permission>,
+    /// Certifications (by name, e.g. "State licence") a holder must have,
+    /// valid, for the role to apply: without them it is suspended. Omitted on
+    /// an update: left as they are.
+    pub required_certifications: Option<Vec<String>>,
 }
 
 /// Parse the user part of a create input, collecting every field error.
@@ -261,7 +271,12 @@ fn parse_user_changes(input: UpdateUserInput) -> AppResult<UserChanges> {
 }
 
 fn parse_role(input: RoleInput) -> AppResult<RoleSpec> {
-    RoleSpec::parse(&input.name, input.description.as_deref(), input.permissions)
+    RoleSpec::parse(
+        &input.name,
+        input.description.as_deref(),
+        input.permissions,
+        input.required_certifications.as_deref(),
+    )
 }
 
 #[derive(Default)]
@@ -330,6 +345,12 @@ impl StaffMutation {
             password_require_digit: input.password_require_digit,
             time_zone: input.time_zone,
             mfa_required: input.mfa_required.map(Into::into),
+            break_glass_max_minutes: input.break_glass_max_minutes,
+            dormant_after_days: match input.dormant_after_days {
+                async_graphql::MaybeUndefined::Undefined => None,
+                async_graphql::MaybeUndefined::Null => Some(None),
+                async_graphql::MaybeUndefined::Value(days) => Some(Some(days)),
+            },
         };
         Ok(Organization(
             organizations::update(&state.db, state.auth.store().as_ref(), actor, id, changes)

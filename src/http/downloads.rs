@@ -17,7 +17,7 @@ use crate::{
         fields::ImportKind,
         templates,
     },
-    services::{exports, imports},
+    services::{audit, exports, imports},
     state::AppState,
 };
 
@@ -107,6 +107,88 @@ pub async fn staff(req: &Request, Path(file): Path<String>, state: Data<&AppStat
                 format.extension()
             ),
             format.content_type(),
+            bytes,
+        ),
+        Err(err) => refused(err),
+    }
+}
+
+/// The organisation's audit trail as newline-delimited JSON, streamed:
+/// `GET /exports/audit.ndjson?from=&to=` (RFC 3339 times, `to` exclusive;
+/// AUDIT_READ, and a recent second factor when the caller has one).
+#[handler]
+pub async fn audit_trail(req: &Request, state: Data<&AppState>) -> Response {
+    let time = |name: &'static str| -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let value = req
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| url::form_urlencoded::parse(q.as_bytes()))
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned());
+        value
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(&v)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| {
+                        AppError::bad_input(
+                            name,
+                            "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let result = async {
+        let (from, to) = (time("from")?, time("to")?);
+        let actor = caller(req, &state).await?;
+        audit::export(&state.db, &actor, from, to).await
+    }
+    .await;
+    match result {
+        Ok(lines) => Response::builder()
+            .status(StatusCode::OK)
+            .content_type("application/x-ndjson")
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"rollcall-audit-{}.ndjson\"",
+                    chrono::Utc::now().format("%Y-%m-%d")
+                ),
+            )
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("x-content-type-options", "nosniff")
+            .body(poem::Body::from_bytes_stream(lines)),
+        Err(err) => refused(err),
+    }
+}
+
+/// An access review's outcome as CSV: `GET /exports/access-reviews/{id}.csv`
+/// (those who may see the review).
+#[handler]
+pub async fn access_review(
+    req: &Request,
+    Path(file): Path<String>,
+    state: Data<&AppState>,
+) -> Response {
+    let Some(id) = file
+        .strip_suffix(".csv")
+        .and_then(|id| id.parse::<uuid::Uuid>().ok())
+    else {
+        return plain(StatusCode::NOT_FOUND, "No such export.");
+    };
+    let result = async {
+        let actor = caller(req, &state).await?;
+        let (review, headers, rows) =
+            crate::services::access_reviews::outcome_table(&state.db, &actor, id).await?;
+        let bytes = table_csv(&headers, &rows).map_err(AppError::Internal)?;
+        Ok::<_, AppError>((review, bytes))
+    }
+    .await;
+    match result {
+        Ok((review, bytes)) => attachment(
+            &format!("rollcall-access-review-{}.csv", review.id),
+            Format::Csv.content_type(),
             bytes,
         ),
         Err(err) => refused(err),

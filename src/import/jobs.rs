@@ -467,7 +467,7 @@ impl Runner {
 /// Audit a job's end (`import.finish`, the `import.finished` event of
 /// webhooks), with its status and counts.
 async fn record_end(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &(impl sea_orm::ConnectionTrait + sea_orm::TransactionTrait),
     job: &entity::import_job::Model,
 ) -> AppResult<()> {
     crate::services::audit::record(

@@ -649,6 +649,8 @@ impl StaffImport<'_> {
             employee_number: None,
             department: None,
             deprovisioned_at: None,
+            reactivated_at: None,
+            dormancy_warned_at: None,
         }
     }
 

@@ -270,7 +270,8 @@ async fn desired(db: &impl ConnectionTrait, actor: &Actor, body: &Value) -> Scim
     let name = get_ci(body, "displayName")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let spec = RoleSpec::parse(name, None, []).map_err(|e| ScimError::from(rename_field(e)))?;
+    let spec =
+        RoleSpec::parse(name, None, [], None).map_err(|e| ScimError::from(rename_field(e)))?;
     let external_id = text::optional(
         get_ci(body, "externalId").and_then(Value::as_str),
         "externalId",
@@ -410,6 +411,7 @@ pub async fn create(
             name: desired.name,
             description: None,
             permissions: BTreeSet::new(),
+            required_certifications: None,
         },
     )
     .await
@@ -447,6 +449,7 @@ pub async fn replace(
                 name: desired.name,
                 description: role.description.clone(),
                 permissions,
+                required_certifications: None,
             },
         )
         .await

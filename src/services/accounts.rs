@@ -52,6 +52,8 @@ pub async fn create_organization(
         updated_at: now,
         time_zone: "UTC".to_owned(),
         mfa_required: "NONE".to_owned(),
+        break_glass_max_minutes: 60,
+        dormant_after_days: None,
     };
     entity::organization::Entity::insert(entity::organization::ActiveModel::from(
         organization.clone(),
@@ -73,6 +75,7 @@ pub async fn create_organization(
             external_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            required_certifications: Set(None),
         })
         .exec_without_returning(db)
         .await?;
@@ -174,6 +177,8 @@ pub async fn create_super_admin(
         employee_number: None,
         department: None,
         deprovisioned_at: None,
+        reactivated_at: None,
+        dormancy_warned_at: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(&txn)

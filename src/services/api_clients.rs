@@ -126,6 +126,8 @@ pub async fn create(
         employee_number: Set(None),
         department: Set(None),
         deprovisioned_at: Set(None),
+        reactivated_at: Set(None),
+        dormancy_warned_at: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -272,6 +274,7 @@ impl Authenticator {
             mfa_verified_at: None,
             has_second_factor: false,
             must_enroll_mfa: false,
+            break_glass: None,
         };
         audit::record(
             &self.db,

@@ -28,7 +28,7 @@ use super::{
 use crate::{
     auth::{
         Actor, Credential, Permission,
-        actor::Origin,
+        actor::{BreakGlassAccess, Origin},
         mfa::{MfaPolicy, PENDING_LOGIN, SecretKey},
         password::{Hasher, Password, PasswordPolicy, Verified},
         session::{AuthMethod, NewSession, SessionRecord, SessionStore, SessionToken},
@@ -58,6 +58,19 @@ struct CachedAuthz {
     permissions: Arc<BTreeSet<Permission>>,
     has_second_factor: bool,
     must_enroll_mfa: bool,
+    break_glass: Option<Arc<BreakGlassAccess>>,
+    /// The moment what was read changes by time alone (emergency access
+    /// ending, a required certification lapsing): the entry is read again
+    /// from then.
+    until: Option<chrono::DateTime<Utc>>,
+}
+
+impl CachedAuthz {
+    fn fresh(&self, epoch: &str) -> bool {
+        self.epoch == epoch
+            && self.loaded.elapsed() < CACHE_FOR
+            && self.until.is_none_or(|until| Utc::now() < until)
+    }
 }
 
 /// A backstop: whatever the epochs say, an entry is read again after this.
@@ -141,14 +154,15 @@ impl Authenticator {
         let cached = self
             .cache_lock()
             .get(&session.user_id)
-            .filter(|c| c.epoch == touched.authz_epoch && c.loaded.elapsed() < CACHE_FOR)
+            .filter(|c| c.fresh(&touched.authz_epoch))
             .map(|c| {
                 (
-                    (c.user.clone(), c.permissions.clone()),
+                    (c.user.clone(), c.permissions.clone(), c.break_glass.clone()),
                     (c.has_second_factor, c.must_enroll_mfa),
                 )
             });
-        let ((user, permissions), (has_second_factor, must_enroll_mfa)) = match cached {
+        let ((user, permissions, break_glass), (has_second_factor, must_enroll_mfa)) = match cached
+        {
             Some(shared) => shared,
             None => {
                 let Some(authz) = self
@@ -164,7 +178,11 @@ impl Authenticator {
                     cache.clear();
                 }
                 let shared = (
-                    (authz.user.clone(), authz.permissions.clone()),
+                    (
+                        authz.user.clone(),
+                        authz.permissions.clone(),
+                        authz.break_glass.clone(),
+                    ),
                     (authz.has_second_factor, authz.must_enroll_mfa),
                 );
                 cache.insert(session.user_id, authz);
@@ -183,6 +201,7 @@ impl Authenticator {
             mfa_verified_at: session.mfa_verified_at,
             has_second_factor,
             must_enroll_mfa,
+            break_glass,
         }))
     }
 
@@ -241,11 +260,19 @@ impl Authenticator {
         if user.status != "ACTIVE" {
             return Ok(None);
         }
-        let permissions = permissions_of(&self.db, user_id).await?;
+        let (permissions, standing_changes) = standing_permissions(&self.db, user_id).await?;
         let has_second_factor = !second_factors_of(&self.db, user_id).await?.is_empty();
         let policy = mfa_policy_of(&self.db, user.organization_id).await?;
         let must_enroll_mfa =
             !has_second_factor && policy.applies_to(user.is_super_admin, &permissions);
+        let break_glass = super::break_glass::in_force(&self.db, user_id).await?;
+        let until = [
+            break_glass.as_ref().map(|access| access.stops_at),
+            standing_changes,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(Some(CachedAuthz {
             epoch,
             loaded: std::time::Instant::now(),
@@ -253,6 +280,8 @@ impl Authenticator {
             permissions: Arc::new(permissions),
             has_second_factor,
             must_enroll_mfa,
+            break_glass: break_glass.map(Arc::new),
+            until,
         }))
     }
 
@@ -735,12 +764,23 @@ async fn issue_reset(
     Ok(())
 }
 
-/// The permissions a user holds through their roles.
+/// The permissions a user holds through their roles, but those suspended for
+/// a missing or expired certification.
 pub async fn permissions_of(
     db: &impl sea_orm::ConnectionTrait,
     user_id: Uuid,
 ) -> AppResult<BTreeSet<Permission>> {
-    let names: Vec<String> = entity::role_permission::Entity::find()
+    Ok(standing_permissions(db, user_id).await?.0)
+}
+
+/// [`permissions_of`], and the next moment they change by time alone (a
+/// required certification lapsing).
+async fn standing_permissions(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<(BTreeSet<Permission>, Option<chrono::DateTime<Utc>>)> {
+    let standing = super::credentials::standing(db, user_id).await?;
+    let mut select = entity::role_permission::Entity::find()
         .select_only()
         .column(entity::role_permission::Column::Permission)
         .join(
@@ -748,12 +788,17 @@ pub async fn permissions_of(
             entity::role_permission::Relation::Role.def(),
         )
         .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
-        .filter(entity::user_role::Column::UserId.eq(user_id))
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
+        .filter(entity::user_role::Column::UserId.eq(user_id));
+    if !standing.suspended.is_empty() {
+        select = select.filter(
+            entity::role_permission::Column::RoleId.is_not_in(standing.suspended.iter().copied()),
+        );
+    }
+    let names: Vec<String> = select.distinct().into_tuple().all(db).await?;
+    Ok((
+        names.iter().filter_map(|n| Permission::parse(n)).collect(),
+        standing.next_change,
+    ))
 }
 
 /// The kinds of confirmed second factor a user has (`TOTP`, `WEBAUTHN`), each once.

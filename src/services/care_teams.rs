@@ -1,7 +1,8 @@
 //! Care teams: patients assigned to staff users, and who may see which patients.
 //!
 //! `PATIENTS_ALL` sees every patient of the organisation; `PATIENTS_READ` alone
-//! sees only the patients assigned to the user. The rule is applied in the
+//! sees only the patients assigned to the user, and those their emergency
+//! access ([`super::break_glass`]) covers while it lasts. The rule is applied in the
 //! query of every read of patients ([`visible`]), from the actor's permissions
 //! as they are on this request, so a role change narrows what a user sees on
 //! their very next request.
@@ -38,16 +39,26 @@ pub fn visible<E: EntityTrait>(
     if actor.has(Permission::PatientsAll) {
         return select;
     }
+    let emergency = actor.emergency_access();
+    if emergency.is_some_and(|access| access.patient_id.is_none()) {
+        return select;
+    }
     use entity::patient_assignment::Column;
-    select.filter(
-        Expr::col(patient_column).in_subquery(
-            Query::select()
-                .column(Column::PatientId)
-                .from(entity::patient_assignment::Entity)
-                .and_where(Expr::col(Column::UserId).eq(actor.user_id))
-                .to_owned(),
+    let assigned = Expr::col(patient_column).in_subquery(
+        Query::select()
+            .column(Column::PatientId)
+            .from(entity::patient_assignment::Entity)
+            .and_where(Expr::col(Column::UserId).eq(actor.user_id))
+            .to_owned(),
+    );
+    match emergency.and_then(|access| access.patient_id) {
+        Some(patient) => select.filter(
+            Condition::any()
+                .add(assigned)
+                .add(Expr::col(patient_column).eq(patient)),
         ),
-    )
+        None => select.filter(assigned),
+    }
 }
 
 /// The organisation's patients the actor may see.
@@ -61,7 +72,7 @@ fn patients_in_view(actor: &Actor) -> Select<entity::patient::Entity> {
 
 /// One patient, if the actor may see them.
 pub async fn find_patient(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     id: Uuid,
 ) -> AppResult<Option<entity::patient::Model>> {
@@ -83,7 +94,7 @@ pub async fn find_patient(
 /// A page of the patients the actor may see, narrowed by `search` (part of a
 /// name, email or external id) and to `assigned_to`'s caseload when given.
 pub async fn patients(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     search: Option<&str>,
     assigned_to: Option<Uuid>,
@@ -206,7 +217,7 @@ pub async fn assign(
 }
 
 async fn assign_in(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     user_id: Uuid,
     patient_ids: &[Uuid],
@@ -229,7 +240,7 @@ async fn assign_in(
 /// Record assignments that were checked already (or of a patient the actor just
 /// created), with their audit event.
 pub(super) async fn insert_assignments(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     user_id: Uuid,
     new: &[Uuid],

@@ -29,7 +29,11 @@ pub struct Table {
 /// Everyone of the organisation as a USERS file (USERS_READ), or everyone with
 /// a provider record as a PROVIDERS file (PROVIDERS_READ), ordered by email.
 /// The export is in the audit trail with its kind and size.
-pub async fn staff(db: &impl ConnectionTrait, actor: &Actor, kind: ImportKind) -> AppResult<Table> {
+pub async fn staff(
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
+    actor: &Actor,
+    kind: ImportKind,
+) -> AppResult<Table> {
     match kind {
         ImportKind::Users => actor.require(Permission::UsersRead)?,
         ImportKind::Providers => actor.require(Permission::ProvidersRead)?,
@@ -207,6 +211,8 @@ mod tests {
             employee_number: None,
             department: None,
             deprovisioned_at: None,
+            reactivated_at: None,
+            dormancy_warned_at: None,
         };
         let some = |text: &str| Some(text.to_owned());
         let provider = entity::provider::Model {
@@ -238,6 +244,7 @@ mod tests {
             external_id: None,
             created_at: now,
             updated_at: now,
+            required_certifications: None,
         };
         let roles = BTreeMap::from([(user.id, vec![role("Provider"), role("Billing")])]);
         let person = Person {

@@ -371,6 +371,7 @@ impl Feeds {
             mfa_verified_at: None,
             has_second_factor: false,
             must_enroll_mfa: false,
+            break_glass: None,
         }))
     }
 

@@ -355,7 +355,7 @@ pub async fn start(
 
 /// Stop a job; batches already committed stay.
 pub async fn cancel(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     id: Uuid,
 ) -> AppResult<entity::import_job::Model> {
@@ -446,7 +446,7 @@ pub async fn list(
 /// order, optionally of one status. The rows of a PATIENTS job are patient
 /// data: reading them is audited.
 pub async fn rows(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     job: &entity::import_job::Model,
     status: Option<RowStatus>,
@@ -481,7 +481,7 @@ pub async fn rows(
 
 /// Record that `actor` read patients' rows of a PATIENTS `job`.
 async fn audit_patient_rows_read(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     job: &entity::import_job::Model,
     which: serde_json::Value,
@@ -498,7 +498,7 @@ async fn audit_patient_rows_read(
 /// The failed rows of a job as a file: `(file name, content type, bytes)`.
 /// `None` when no row failed.
 pub async fn failed_rows_file(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     job_id: Uuid,
     xlsx: bool,
@@ -583,7 +583,7 @@ pub struct TemplateSpec {
 }
 
 pub async fn save_template(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     spec: TemplateSpec,
 ) -> AppResult<entity::mapping_template::Model> {
@@ -660,7 +660,11 @@ pub async fn save_template(
     Ok(template)
 }
 
-pub async fn delete_template(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<()> {
+pub async fn delete_template(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<()> {
     actor.require(Permission::ImportsRun)?;
     let template = template_in_scope(db, actor, id).await?;
     entity::mapping_template::Entity::delete_by_id(id)
@@ -676,7 +680,7 @@ pub async fn delete_template(db: &impl ConnectionTrait, actor: &Actor, id: Uuid)
 }
 
 pub async fn templates(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     kind: Option<ImportKind>,
 ) -> AppResult<Vec<entity::mapping_template::Model>> {

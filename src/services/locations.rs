@@ -179,7 +179,7 @@ fn name_taken() -> AppError {
 }
 
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     actor: &Actor,
     details: LocationDetails,
 ) -> AppResult<entity::location::Model> {
@@ -200,7 +200,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     actor: &Actor,
     id: Uuid,
     details: LocationDetails,

@@ -2,16 +2,21 @@
 //! connection, domain types and the calling [`Actor`](crate::auth::Actor). No
 //! async-graphql, no poem: a GraphQL mutation and an import row follow the same rules.
 
+pub mod access_reviews;
 pub mod accounts;
 pub mod api_clients;
 pub mod audit;
 pub mod auth;
+pub mod break_glass;
 pub mod bulk;
 pub mod care_teams;
+pub mod credentials;
+pub mod dormancy;
 pub mod exports;
 pub mod feeds;
 pub mod imports;
 pub mod invites;
+pub mod leases;
 pub mod locations;
 pub mod mfa;
 pub mod organizations;
@@ -24,6 +29,7 @@ pub mod providers;
 pub mod roles;
 pub mod sessions;
 pub mod sso;
+pub mod sweeps;
 pub mod users;
 pub mod webhooks;
 

@@ -131,12 +131,17 @@ pub struct SettingsChanges {
     /// Who must have a second factor; a change applies at the next request of
     /// every session, and needs a recent second factor of the caller's own.
     pub mfa_required: Option<MfaPolicy>,
+    /// The longest emergency access a user may give themselves, in minutes.
+    pub break_glass_max_minutes: Option<i32>,
+    /// Deactivate users who have not signed in for this many days
+    /// (`Some(None)`: never).
+    pub dormant_after_days: Option<Option<i32>>,
 }
 
 /// Change the settings of the actor's organisation (ORGANIZATION_MANAGE), or of
 /// any organisation for a super admin.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     store: &dyn SessionStore,
     actor: &Actor,
     id: Option<Uuid>,
@@ -158,6 +163,25 @@ pub async fn update(
             minutes,
             "defaultIdleTimeoutMinutes",
         ));
+    }
+    if let Some(minutes) = changes.break_glass_max_minutes
+        && !(1..=super::break_glass::MAX_MINUTES).contains(&minutes)
+    {
+        v.add(
+            "breakGlassMaxMinutes",
+            format!("must be between 1 and {}", super::break_glass::MAX_MINUTES),
+        );
+    }
+    if let Some(Some(days)) = changes.dormant_after_days
+        && !(super::dormancy::MIN_DAYS..=3650).contains(&days)
+    {
+        v.add(
+            "dormantAfterDays",
+            format!(
+                "must be between {} and 3650 (users are warned a week before)",
+                super::dormancy::MIN_DAYS
+            ),
+        );
     }
     let name = match changes.name.as_deref() {
         Some(name) => v.check(text::required(name, "name", 200)),
@@ -208,6 +232,14 @@ pub async fn update(
     if let Some(policy) = changes.mfa_required {
         changed.insert("mfaRequired".into(), json!(policy.as_str()));
         active.mfa_required = Set(policy.as_str().to_owned());
+    }
+    if let Some(minutes) = changes.break_glass_max_minutes {
+        changed.insert("breakGlassMaxMinutes".into(), json!(minutes));
+        active.break_glass_max_minutes = Set(minutes);
+    }
+    if let Some(days) = changes.dormant_after_days {
+        changed.insert("dormantAfterDays".into(), json!(days));
+        active.dormant_after_days = Set(days);
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(db).await?;

@@ -348,7 +348,7 @@ pub fn redact_links(body: &str) -> String {
 }
 
 /// `base` (15 s by default), then twice as long each time, up to an hour.
-fn backoff(base: Duration, attempts: i32) -> Duration {
+pub fn backoff(base: Duration, attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.clamp(1, 12) - 1).unwrap_or(0);
     Ord::min(
         base.saturating_mul(1 << exponent),

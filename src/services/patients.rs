@@ -371,7 +371,7 @@ pub async fn add_to_project(
 /// A page of a project's enrolments, recorded in the audit trail as a read of
 /// that project's patients.
 pub async fn enrollments(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     project_id: Uuid,
     status: Option<EnrollmentStatus>,
@@ -772,7 +772,7 @@ pub async fn respond_unique(
 }
 
 /// Enrol `patient` as RESPONDED, in the transaction `txn`, and commit it.
-async fn record_response<C: ConnectionTrait + TransactionSession>(
+async fn record_response<C: ConnectionTrait + TransactionTrait + TransactionSession>(
     txn: C,
     project: &entity::project::Model,
     patient: &entity::patient::Model,

@@ -269,6 +269,9 @@ pub async fn update(
     let now = Utc::now();
     if let Some(certifications) = changes.certifications {
         use entity::certification::{ActiveModel, Column, Entity};
+        if user_id == actor.user_id {
+            ensure_not_vouching_for_oneself(&txn, user_id, &certifications).await?;
+        }
         Entity::delete_many()
             .filter(Column::UserId.eq(user_id))
             .exec(&txn)
@@ -333,6 +336,60 @@ pub async fn update(
     txn.commit().await?;
     store.bump_user_epoch(user_id).await?;
     Ok(user)
+}
+
+/// A certification that one of a user's roles requires is kept by someone
+/// else (USERS_WRITE): holders would otherwise lift their own suspension
+/// with a date of their choosing. `FORBIDDEN` when `new` adds, removes or
+/// changes one.
+async fn ensure_not_vouching_for_oneself(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    new: &[CertificationDetails],
+) -> AppResult<()> {
+    use super::credentials::normalized;
+    use sea_orm::{JoinType, QuerySelect, RelationTrait};
+    let roles = entity::role::Entity::find()
+        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
+        .filter(entity::user_role::Column::UserId.eq(user_id))
+        .filter(entity::role::Column::RequiredCertifications.is_not_null())
+        .all(db)
+        .await?;
+    let required: std::collections::BTreeSet<String> = roles
+        .iter()
+        .flat_map(|r| r.required_certifications())
+        .map(|n| normalized(&n))
+        .collect();
+    if required.is_empty() {
+        return Ok(());
+    }
+    let key = |name: &str,
+               issued: Option<NaiveDate>,
+               expires: Option<NaiveDate>,
+               number: Option<&str>| {
+        (normalized(name), issued, expires, number.map(str::to_owned))
+    };
+    let mut before: Vec<_> = entity::certification::Entity::find()
+        .filter(entity::certification::Column::UserId.eq(user_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|c| required.contains(&normalized(&c.name)))
+        .map(|c| key(&c.name, c.issued_on, c.expires_on, c.number.as_deref()))
+        .collect();
+    let mut after: Vec<_> = new
+        .iter()
+        .filter(|c| required.contains(&normalized(&c.name)))
+        .map(|c| key(&c.name, c.issued_on, c.expires_on, c.number.as_deref()))
+        .collect();
+    before.sort();
+    after.sort();
+    if before != after {
+        return Err(AppError::forbidden(
+            "A certification one of your roles requires is kept by an administrator: ask them to record it.",
+        ));
+    }
+    Ok(())
 }
 
 /// The certifications of each user.

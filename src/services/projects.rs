@@ -78,7 +78,7 @@ impl LinkSubject {
 }
 
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     actor: &Actor,
     details: ProjectDetails,
 ) -> AppResult<entity::project::Model> {
@@ -111,7 +111,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     actor: &Actor,
     id: Uuid,
     details: ProjectDetails,
@@ -154,7 +154,7 @@ pub async fn update(
 
 /// Replace the generic link: the old one stops working at once.
 pub async fn rotate_link(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     actor: &Actor,
     id: Uuid,
 ) -> AppResult<entity::project::Model> {

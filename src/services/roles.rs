@@ -136,10 +136,9 @@ pub async fn authority_of(
     if user.status != "ACTIVE" {
         return Ok(Authority::none());
     }
-    let permissions = permissions_by_user(db, &[user_id])
-        .await?
-        .remove(&user_id)
-        .unwrap_or_default();
+    // What they hold now: a role suspended for a lapsed certification gives
+    // nothing.
+    let permissions = super::auth::permissions_of(db, user_id).await?;
     Ok(Authority::new(user.is_super_admin, Arc::new(permissions)))
 }
 
@@ -189,12 +188,54 @@ pub async fn default_provider_role(
         .then_some(role))
 }
 
+/// The active people of an organisation who hold `permission` through a
+/// role, but `except`: whom to tell of what that permission watches over.
+pub async fn active_holders(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    permission: Permission,
+    except: Option<Uuid>,
+) -> AppResult<Vec<entity::user::Model>> {
+    use entity::user::{Column, Entity};
+    // By a subquery, so that each person comes once (a DISTINCT over users'
+    // JSON columns is not something PostgreSQL can compare).
+    let holders = Query::select()
+        .column((entity::user_role::Entity, entity::user_role::Column::UserId))
+        .from(entity::user_role::Entity)
+        .inner_join(
+            entity::role_permission::Entity,
+            Expr::col((
+                entity::role_permission::Entity,
+                entity::role_permission::Column::RoleId,
+            ))
+            .equals((entity::user_role::Entity, entity::user_role::Column::RoleId)),
+        )
+        .and_where(
+            Expr::col((
+                entity::role_permission::Entity,
+                entity::role_permission::Column::Permission,
+            ))
+            .eq(permission.as_str()),
+        )
+        .to_owned();
+    let mut select = <Entity as crate::auth::actor::TenantScoped>::scoped(organization_id)
+        .filter(Column::Id.in_subquery(holders))
+        .filter(Column::Status.eq("ACTIVE"));
+    if let Some(id) = except {
+        select = select.filter(Column::Id.ne(id));
+    }
+    Ok(select.all(db).await?)
+}
+
 /// What a role is made of.
 #[derive(Clone, Debug)]
 pub struct RoleSpec {
     pub name: String,
     pub description: Option<String>,
     pub permissions: BTreeSet<Permission>,
+    /// The certifications a holder must have for the role to apply; `None`
+    /// leaves them as they are (none for a new role).
+    pub required_certifications: Option<Vec<String>>,
 }
 
 impl RoleSpec {
@@ -202,15 +243,19 @@ impl RoleSpec {
         name: &str,
         description: Option<&str>,
         permissions: impl IntoIterator<Item = Permission>,
+        required_certifications: Option<&[String]>,
     ) -> AppResult<Self> {
         let mut v = Validation::default();
         let name = v.check(text::required(name, "name", 100));
         let description = v.check(text::optional(description, "description", 500));
+        let required_certifications = required_certifications
+            .and_then(|names| super::credentials::parse_required(names, &mut v));
         v.finish()?;
         Ok(Self {
             name: name.unwrap_or_default(),
             description: description.flatten(),
             permissions: permissions.into_iter().collect(),
+            required_certifications,
         })
     }
 }
@@ -238,6 +283,11 @@ pub async fn create(
         external_id: None,
         created_at: now,
         updated_at: now,
+        required_certifications: spec
+            .required_certifications
+            .as_ref()
+            .filter(|names| !names.is_empty())
+            .map(|names| json!(names)),
     };
     entity::role::Entity::insert(entity::role::ActiveModel::from(role.clone()))
         .exec_without_returning(&txn)
@@ -248,7 +298,11 @@ pub async fn create(
         &txn,
         AuditEntry::by(actor, "role.create")
             .target("Role", role.id)
-            .changes(json!({ "name": role.name, "permissions": names(&spec.permissions) })),
+            .changes(json!({
+                "name": role.name,
+                "permissions": names(&spec.permissions),
+                "requiredCertifications": role.required_certifications(),
+            })),
     )
     .await?;
     txn.commit().await?;
@@ -283,6 +337,9 @@ pub async fn update(
     let mut active: entity::role::ActiveModel = role.clone().into();
     active.name = Set(spec.name.clone());
     active.description = Set(spec.description.clone());
+    if let Some(required) = &spec.required_certifications {
+        active.required_certifications = Set((!required.is_empty()).then(|| json!(required)));
+    }
     active.updated_at = Set(Utc::now());
     let role = active
         .update(&txn)
@@ -304,6 +361,7 @@ pub async fn update(
                 "name": role.name,
                 "permissionsAdded": names(&added),
                 "permissionsRemoved": names(&removed),
+                "requiredCertifications": role.required_certifications(),
             })),
     )
     .await?;

@@ -34,7 +34,7 @@ pub async fn user_sessions(
 
 /// End one session: the actor's own, or with SESSIONS_MANAGE any of the organisation.
 pub async fn revoke_session(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     store: &dyn SessionStore,
     actor: &Actor,
     id: &SessionId,
@@ -59,7 +59,7 @@ pub async fn revoke_session(
 
 /// End every session of a user of the organisation; how many ended.
 pub async fn revoke_user_sessions(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     store: &dyn SessionStore,
     actor: &Actor,
     user_id: Uuid,

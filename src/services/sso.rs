@@ -163,7 +163,7 @@ fn parse_domain(raw: &str) -> Option<String> {
 /// not to one whose addresses another organisation's users hold; groups map
 /// only to roles the caller may give.
 pub async fn save(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
     secrets: &crate::auth::mfa::SecretKey,
     actor: &Actor,
     input: ProviderInput,
@@ -297,7 +297,11 @@ pub async fn save(
 }
 
 /// Remove an identity provider (ORGANIZATION_MANAGE, with a recent second factor).
-pub async fn delete(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> AppResult<()> {
+pub async fn delete(
+    db: &(impl ConnectionTrait + sea_orm::TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<()> {
     actor.require(Permission::OrganizationManage)?;
     actor.require_recent_mfa()?;
     let removed = entity::identity_provider::Entity::delete_many()

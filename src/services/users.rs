@@ -305,7 +305,7 @@ impl Secret {
 /// Create a user with their roles and first credential inside the caller's
 /// transaction, and audit it: what `createUser` and `createProvider` share.
 pub(crate) async fn create_in(
-    txn: &impl ConnectionTrait,
+    txn: &(impl ConnectionTrait + TransactionTrait),
     actor: &Actor,
     organization: &entity::organization::Model,
     details: &UserDetails,
@@ -389,6 +389,8 @@ pub(crate) async fn insert(
         employee_number: details.employee_number.clone(),
         department: details.department.clone(),
         deprovisioned_at: None,
+        reactivated_at: None,
+        dormancy_warned_at: None,
     };
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(db)
@@ -631,14 +633,20 @@ pub(crate) async fn assign_roles(
     Ok(())
 }
 
-async fn set_status(
+pub(super) async fn set_status(
     db: &impl ConnectionTrait,
     user: entity::user::Model,
     status: &str,
 ) -> AppResult<entity::user::Model> {
+    let now = Utc::now();
     let mut active: entity::user::ActiveModel = user.into();
     active.status = Set(status.to_owned());
-    active.updated_at = Set(Utc::now());
+    if status == "ACTIVE" {
+        // Dormancy counts afresh from a reactivation.
+        active.reactivated_at = Set(Some(now));
+        active.dormancy_warned_at = Set(None);
+    }
+    active.updated_at = Set(now);
     Ok(active.update(db).await?)
 }
 

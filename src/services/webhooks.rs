@@ -107,6 +107,11 @@ pub const EVENTS: &[(&str, &[&str], &str)] = &[
         "the organisation's settings or identity providers changed",
     ),
     (
+        "break_glass.started",
+        &["break_glass.start"],
+        "someone used emergency access to patients outside their care team",
+    ),
+    (
         "webhook.changed",
         &["webhook.save", "webhook.delete"],
         "a webhook was saved or deleted",

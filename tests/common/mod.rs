@@ -401,6 +401,8 @@ impl TestApp {
             employee_number: Set(None),
             department: Set(None),
             deprovisioned_at: Set(None),
+            reactivated_at: Set(None),
+            dormancy_warned_at: Set(None),
         })
         .exec_without_returning(&self.db)
         .await
@@ -473,6 +475,57 @@ impl TestApp {
             .into_iter()
             .map(|event| event.action)
             .collect()
+    }
+
+    /// Whether `query` is allowed to the holder of `token`: answered without
+    /// errors (true) or refused FORBIDDEN (false); anything else fails the test.
+    pub async fn allowed(&self, token: &str, query: &str) -> bool {
+        let (_, body) = self
+            .graphql(Some(token), query, serde_json::json!({}))
+            .await;
+        match error_code(&body) {
+            "" => true,
+            "FORBIDDEN" => false,
+            other => panic!("{other}: {body}"),
+        }
+    }
+
+    /// A project named `name` with `n` patients added to it (`P-1`, `P-2`, …,
+    /// surnames `Ient1`, `Ient2`, …) by the holder of `token`; the project's
+    /// id and the patients' ids.
+    pub async fn project_with_patients(
+        &self,
+        token: &str,
+        name: &str,
+        n: usize,
+    ) -> (String, Vec<String>) {
+        let project = self
+            .ok(
+                token,
+                "mutation($n: String!) { createProject(input: { name: $n }) { id } }",
+                serde_json::json!({ "n": name }),
+            )
+            .await["createProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut patients = Vec::new();
+        for i in 1..=n {
+            let data = self
+                .ok(
+                    token,
+                    "mutation($p: ID!, $input: ProjectPatientInput!) { addProjectPatient(projectId: $p, input: $input) { patient { id } } }",
+                    serde_json::json!({ "p": project, "input": { "externalId": format!("P-{i}"), "firstName": "Pat", "lastName": format!("Ient{i}") } }),
+                )
+                .await;
+            patients.push(
+                data["addProjectPatient"]["patient"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        (project, patients)
     }
 
     /// A super admin with [`PASSWORD`] (no change required), logged in; the token.

@@ -1,0 +1,162 @@
+//! Credential-aware roles: a role that requires a licence is suspended for a
+//! holder without a valid one, on every instance at their next request;
+//! an administrator's record of the renewed licence lifts it at once; the
+//! holder cannot vouch for themselves; and reminders go before the expiry.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{PASSWORD, Storage, TestApp, backends, error_code};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const STANDING: &str = "{ me { roles { name } suspendedRoles { name } } }";
+const SET_CERTIFICATIONS: &str = "mutation($u: ID!, $c: [CertificationInput!]) {
+    updateUserProfile(userId: $u, input: { certifications: $c }) { id } }";
+
+struct Unit {
+    org: Uuid,
+    admin: String,
+    nurse_id: Uuid,
+}
+
+/// A unit whose "Charge Nurse" role (USERS_READ) requires a state licence,
+/// held by a nurse with no licence on record yet.
+async fn unit(app: &TestApp) -> Unit {
+    let org = app.organization("Mercy Hospital").await;
+    app.user(org, "admin@mercy.test", &["Admin"]).await;
+    let admin = app.login("admin@mercy.test", PASSWORD).await;
+    let role = app
+        .ok(
+            &admin,
+            "mutation { createRole(input: { name: \"Charge Nurse\", permissions: [USERS_READ],
+                requiredCertifications: [\"State licence\", \" state LICENCE \"] }) { id requiredCertifications } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        role["createRole"]["requiredCertifications"],
+        json!(["State licence"])
+    );
+    let nurse_id = app.user(org, "nurse@mercy.test", &["Charge Nurse"]).await;
+    Unit {
+        org,
+        admin,
+        nurse_id,
+    }
+}
+
+fn licence(expires_on: chrono::NaiveDate) -> Value {
+    json!([{ "name": "State Licence", "issuingBody": "Board of Nursing", "expiresOn": expires_on }])
+}
+
+async fn may_read_staff(app: &TestApp, token: &str) -> bool {
+    app.allowed(token, "{ users(first: 1) { edges { node { id } } } }")
+        .await
+}
+
+#[tokio::test]
+async fn a_role_without_its_licence_is_suspended_until_an_admin_records_one() {
+    for backend in backends().await {
+        let storage = Storage::new(backend).await;
+        let app = TestApp::spawn_on(storage.clone()).await;
+        let peer = app.peer().await;
+        let other = peer.as_ref().unwrap_or(&app);
+        let unit = unit(&app).await;
+        let nurse = app.login("nurse@mercy.test", PASSWORD).await;
+
+        assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
+        let standing = app.ok(&nurse, STANDING, json!({})).await;
+        assert_eq!(
+            standing["me"]["suspendedRoles"],
+            json!([{ "name": "Charge Nurse" }]),
+            "{backend:?}"
+        );
+
+        // She cannot vouch for herself.
+        let tomorrow = Utc::now().date_naive() + chrono::Duration::days(400);
+        let (_, body) = app
+            .graphql(
+                Some(&nurse),
+                "mutation($c: [CertificationInput!]) { updateMyProfile(input: { certifications: $c }) { id } }",
+                json!({ "c": licence(tomorrow) }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+        // An admin records it: the role applies at her next request everywhere.
+        app.ok(
+            &unit.admin,
+            SET_CERTIFICATIONS,
+            json!({ "u": unit.nurse_id, "c": licence(tomorrow) }),
+        )
+        .await;
+        assert!(may_read_staff(other, &nurse).await, "{backend:?}");
+        let standing = other.ok(&nurse, STANDING, json!({})).await;
+        assert_eq!(standing["me"]["suspendedRoles"], json!([]));
+
+        // Recorded as expired yesterday: suspended again at once.
+        let yesterday = Utc::now().date_naive() - chrono::Duration::days(2);
+        app.ok(
+            &unit.admin,
+            SET_CERTIFICATIONS,
+            json!({ "u": unit.nurse_id, "c": licence(yesterday) }),
+        )
+        .await;
+        assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
+        let _ = unit.org;
+    }
+}
+
+#[tokio::test]
+async fn holders_and_admins_are_reminded_once_before_the_licence_expires() {
+    for backend in backends().await {
+        let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
+            config.sweep_interval_seconds = 1;
+        })
+        .await;
+        let unit = unit(&app).await;
+        let in_five_days = Utc::now().date_naive() + chrono::Duration::days(5);
+        app.ok(
+            &unit.admin,
+            SET_CERTIFICATIONS,
+            json!({ "u": unit.nurse_id, "c": licence(in_five_days) }),
+        )
+        .await;
+        let reminders = || async {
+            entity::outbox_message::Entity::find()
+                .filter(entity::outbox_message::Column::Kind.eq("certification.expiring"))
+                .all(&app.db)
+                .await
+                .unwrap()
+        };
+        let mut sent = Vec::new();
+        for _ in 0..50 {
+            sent = reminders().await;
+            if sent.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut to: Vec<&str> = sent.iter().map(|m| m.recipient.as_str()).collect();
+        to.sort_unstable();
+        assert_eq!(to, ["admin@mercy.test", "nurse@mercy.test"], "{backend:?}");
+        assert!(
+            sent.iter()
+                .any(|m| m.subject == "Your State Licence expires in 5 days"),
+            "{sent:?}"
+        );
+        assert!(sent.iter().all(|m| m.body.contains("Charge Nurse")));
+        // The seven-day reminder is sent once, however often the sweep runs.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(reminders().await.len(), 2, "{backend:?}");
+    }
+}
