@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use common::{PASSWORD, Storage, TestApp, backends, error_code};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -159,4 +159,95 @@ async fn holders_and_admins_are_reminded_once_before_the_licence_expires() {
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         assert_eq!(reminders().await.len(), 2, "{backend:?}");
     }
+}
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A fixed-offset zone (`Etc/GMT…`) whose next midnight is between two
+/// minutes and two hours away; the zone and how many seconds away it is.
+fn zone_nearing_midnight() -> (String, i64) {
+    let now = Utc::now();
+    let seconds_today = i64::from(now.num_seconds_from_midnight());
+    (-12..=14)
+        .map(|offset: i64| {
+            let local = (seconds_today + offset * 3600).rem_euclid(86_400);
+            let name = match offset {
+                0 => "Etc/GMT".to_owned(),
+                // The Etc zones' signs are POSIX's: Etc/GMT-5 is five hours ahead.
+                o if o > 0 => format!("Etc/GMT-{o}"),
+                o => format!("Etc/GMT+{}", -o),
+            };
+            (name, 86_400 - local)
+        })
+        .filter(|(_, to_midnight)| (120..=7_200).contains(to_midnight))
+        .min_by_key(|(_, to_midnight)| *to_midnight)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_licence_that_lapses_mid_session_suspends_the_role_at_the_next_request() {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI needs {LIBFAKETIME} (Debian package faketime)"
+        );
+        eprintln!(
+            "SKIPPED: this test moves the server's clock with libfaketime (apt-get install faketime)"
+        );
+        return;
+    }
+    // The real binary, its wall clock read from a file the test rewrites.
+    let storage = Storage::new(common::Backend::Embedded).await;
+    let clock = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(clock.path(), "+0\n").unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .env("DATABASE_URL", &storage.database_url)
+        .env_remove("REDIS_URL")
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME_TIMESTAMP_FILE", clock.path())
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let server = common::start_binary(command);
+    let db = sea_orm::Database::connect(&storage.database_url)
+        .await
+        .unwrap();
+    let app = TestApp::attach(storage.clone(), db, server.address.clone());
+    let unit = unit(&app).await;
+    let (zone, to_midnight) = zone_nearing_midnight();
+    app.ok(
+        &unit.admin,
+        "mutation($z: String!) { updateOrganization(input: { timeZone: $z, defaultIdleTimeoutMinutes: 240 }) { id } }",
+        json!({ "z": zone }),
+    )
+    .await;
+    // A licence whose last day is today where the organisation is.
+    let today = (Utc::now() + chrono::Duration::seconds(to_midnight - 86_400 + 60)).date_naive();
+    app.ok(
+        &unit.admin,
+        SET_CERTIFICATIONS,
+        json!({ "u": unit.nurse_id, "c": licence(today) }),
+    )
+    .await;
+    let nurse = app.login("nurse@mercy.test", PASSWORD).await;
+    assert!(
+        may_read_staff(&app, &nurse).await,
+        "{zone}: licence valid today"
+    );
+
+    // Midnight comes in the organisation's zone; nobody does anything.
+    std::fs::write(clock.path(), format!("+{}\n", to_midnight + 5)).unwrap();
+    assert!(
+        !may_read_staff(&app, &nurse).await,
+        "{zone}: the lapsed licence suspends the role at the next request"
+    );
+    let standing = app.ok(&nurse, STANDING, json!({})).await;
+    assert_eq!(
+        standing["me"]["suspendedRoles"],
+        json!([{ "name": "Charge Nurse" }])
+    );
+    let mut child = server.child;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = unit.org;
 }
