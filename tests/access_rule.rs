@@ -126,6 +126,16 @@ impl Clinic<'_> {
             .clone()
     }
 
+    /// A webhook of the keeper's for `user.created`; its id.
+    async fn webhook(&self, n: usize) -> Value {
+        self.keeper_ok(
+            "mutation($i: WebhookInput!) { saveWebhook(input: $i) { webhook { id } } }",
+            json!({ "i": { "url": format!("https://hooks{n}.example.org/in"), "events": ["user.created"] } }),
+        )
+        .await["saveWebhook"]["webhook"]["id"]
+            .clone()
+    }
+
     async fn caller(&self, roles: &[&str]) -> Caller {
         let email = format!("caller{}@matrix.test", self.next());
         let id = self.app.user(self.org, &email, roles).await;
@@ -793,6 +803,49 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             )
             .await
         }
+        "reviewBreakGlass" => {
+            let nurse = clinic.caller(&["Clinical Provider"]).await;
+            let grant = app
+                .ok(
+                    &nurse.token,
+                    "mutation { breakGlass(reason: \"Access table: a rehearsed emergency\", minutes: 1) { id } }",
+                    json!({}),
+                )
+                .await["breakGlass"]["id"]
+                .clone();
+            app.ok(&nurse.token, "mutation { endBreakGlass }", json!({}))
+                .await;
+            mutation(
+                app,
+                token,
+                "mutation($id: ID!) { reviewBreakGlass(id: $id, note: \"Rehearsal\") { id } }",
+                json!({ "id": grant }),
+            )
+            .await
+        }
+        "redeliverWebhook" => {
+            let webhook = clinic.webhook(n).await;
+            clinic
+                .keeper_ok(
+                    "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
+                    json!({ "i": { "email": format!("hooked{n}@matrix.test"), "firstName": "Hook", "lastName": "Ed" } }),
+                )
+                .await;
+            let delivery = clinic
+                .keeper_ok(
+                    "query($w: ID!) { webhookDeliveries(webhookId: $w) { edges { node { id } } } }",
+                    json!({ "w": webhook }),
+                )
+                .await["webhookDeliveries"]["edges"][0]["node"]["id"]
+                .clone();
+            mutation(
+                app,
+                token,
+                "mutation($d: ID!) { redeliverWebhook(deliveryId: $d) { id } }",
+                json!({ "d": delivery }),
+            )
+            .await
+        }
         "startAccessReview" => {
             let target: Uuid = target_id.as_deref().unwrap().parse().unwrap();
             // Something to review: a role without permissions for the plain
@@ -838,13 +891,7 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             outcome
         }
         "deleteWebhook" => {
-            let webhook = clinic
-                .keeper_ok(
-                    "mutation($i: WebhookInput!) { saveWebhook(input: $i) { webhook { id } } }",
-                    json!({ "i": { "url": format!("https://hooks{n}.example.org/in"), "events": ["user.created"] } }),
-                )
-                .await["saveWebhook"]["webhook"]["id"]
-                .clone();
+            let webhook = clinic.webhook(n).await;
             mutation(
                 app,
                 token,

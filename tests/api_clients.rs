@@ -176,6 +176,20 @@ async fn a_client_acts_with_its_permissions_and_is_audited_as_itself() {
 }
 
 #[tokio::test]
+async fn a_client_token_opens_no_websocket() {
+    let app = TestApp::spawn(common::Backend::Embedded).await;
+    let org = app.organization("Clinic").await;
+    app.user(org, "admin@clinic.test", &["Admin"]).await;
+    let admin = app.login("admin@clinic.test", PASSWORD).await;
+    let (token, _) = create(&app, &admin, "Importer", &["USERS_READ"]).await;
+    // Neither in connection_init nor as the upgrade's bearer token.
+    for (init, bearer) in [(token.as_str(), None), ("", Some(token.as_str()))] {
+        let reason = app.websocket_refusal(init, bearer).await;
+        assert!(reason.contains("not logged in"), "{reason}");
+    }
+}
+
+#[tokio::test]
 async fn nobody_gives_a_client_what_they_do_not_hold() {
     for backend in backends().await {
         let app = TestApp::spawn(backend).await;

@@ -465,31 +465,9 @@ async fn an_open_subscription_is_told_and_closed_when_its_session_is_revoked() {
 
 #[tokio::test]
 async fn a_websocket_without_a_valid_session_is_refused() {
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
     let app = TestApp::spawn(Backend::Embedded).await;
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    use futures_util::SinkExt;
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init", "payload": { "token": "x".repeat(43) } })
-                .to_string(),
-        ))
-        .await
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(2), socket.next())
-        .await
-        .unwrap();
-    match reply {
-        Some(Ok(Message::Close(Some(frame)))) => {
-            assert!(frame.reason.contains("not logged in"), "{frame:?}")
-        }
-        other => panic!("expected a close, got {other:?}"),
-    }
+    let reason = app.websocket_refusal(&"x".repeat(43), None).await;
+    assert!(reason.contains("not logged in"), "{reason}");
 }
 
 #[tokio::test]

@@ -477,6 +477,43 @@ impl TestApp {
             .collect()
     }
 
+    /// Open a websocket as a client speaks `graphql-transport-ws`, send
+    /// `connection_init` with `token` (and, when given, an `Authorization`
+    /// header on the upgrade), and return the reason of the close that must
+    /// follow.
+    pub async fn websocket_refusal(&self, token: &str, bearer: Option<&str>) -> String {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{
+            Message, client::IntoClientRequest, http::HeaderValue,
+        };
+        let mut request = self.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        if let Some(bearer) = bearer {
+            request.headers_mut().insert(
+                "Authorization",
+                HeaderValue::from_str(&format!("Bearer {bearer}")).unwrap(),
+            );
+        }
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket
+            .send(Message::text(
+                serde_json::json!({ "type": "connection_init", "payload": { "token": token } })
+                    .to_string(),
+            ))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(2), socket.next())
+            .await
+            .unwrap();
+        match reply {
+            Some(Ok(Message::Close(Some(frame)))) => frame.reason.to_string(),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
     /// Whether `query` is allowed to the holder of `token`: answered without
     /// errors (true) or refused FORBIDDEN (false); anything else fails the test.
     pub async fn allowed(&self, token: &str, query: &str) -> bool {
