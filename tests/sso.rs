@@ -414,6 +414,72 @@ async fn a_browser_signs_in_through_the_identity_provider_and_its_groups_become_
 }
 
 #[tokio::test]
+async fn a_second_factor_the_provider_verified_meets_the_policy_and_one_it_did_not_does_not() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Strict Clinic").await;
+        app.user(org, "admin@clinic.test", &["Admin"]).await;
+        let admin = app.login("admin@clinic.test", PASSWORD).await;
+        // Carol's sign-ins at the provider use a one-time code; Dave's a
+        // password alone.
+        let provider = Provider::start(
+            &app,
+            json!({
+                "carol": { "email": "carol@sso.test", "amr": ["pwd", "otp"] },
+                "dave": { "email": "dave@sso.test" },
+            }),
+        );
+        let start = app
+            .ok(
+                &admin,
+                SAVE,
+                json!({ "i": {
+                    "name": "Clinic IdP",
+                    "issuer": provider.issuer,
+                    "clientId": "rollcall",
+                    "clientSecret": "provider-secret",
+                    "emailDomains": ["sso.test"],
+                    "jitProvisioning": true,
+                } }),
+            )
+            .await["saveIdentityProvider"]["loginUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.ok(
+            &admin,
+            "mutation { updateOrganization(input: { mfaRequired: ALL }) { mfaRequired } }",
+            json!({}),
+        )
+        .await;
+
+        let carol = browser();
+        let callback = sign_in_at_provider(&carol, &start, "carol", &app).await;
+        carol.get(&callback).send().await.unwrap();
+        let me = whoami(&carol, &app).await;
+        assert_eq!(
+            me["data"]["me"]["email"], "carol@sso.test",
+            "{backend:?}: {me}"
+        );
+        assert_eq!(
+            me["data"]["mySessions"][0]["authMethods"],
+            json!(["sso", "mfa"]),
+            "{me}"
+        );
+
+        let dave = browser();
+        let callback = sign_in_at_provider(&dave, &start, "dave", &app).await;
+        dave.get(&callback).send().await.unwrap();
+        let me = whoami(&dave, &app).await;
+        assert_eq!(
+            error_code(&me),
+            "MFA_ENROLLMENT_REQUIRED",
+            "{backend:?}: {me}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_provider_that_is_not_the_configured_issuer_and_a_domain_of_another_organisation_are_refused()
  {
     for backend in common::backends().await {

@@ -51,7 +51,8 @@ impl Session {
         self.current
     }
     /// How the session was made and verified (RFC 8176 names): `pwd`, `otp`,
-    /// `hwk`, `sso`.
+    /// `hwk`, `sso`, and `mfa` when the identity provider verified a second
+    /// factor.
     async fn auth_methods(&self) -> Vec<&'static str> {
         methods_names(&self.record.auth_methods)
     }

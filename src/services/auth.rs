@@ -150,6 +150,7 @@ impl Authenticator {
             return Ok(None);
         };
         let session = touched.session;
+        let provider_verified = session.auth_methods.contains(&AuthMethod::Mfa);
         // The two shared parts only: no copy of the entry's epoch per request.
         let cached = self
             .cache_lock()
@@ -200,7 +201,9 @@ impl Authenticator {
             mfa_pending: session.mfa_pending,
             mfa_verified_at: session.mfa_verified_at,
             has_second_factor,
-            must_enroll_mfa,
+            // A session whose second factor the identity provider verified
+            // meets the policy without one of Rollcall's own.
+            must_enroll_mfa: must_enroll_mfa && !provider_verified,
             break_glass,
         }))
     }

@@ -549,8 +549,17 @@ impl Authenticator {
             .await?;
         remember_subject(&self.db, provider.id, claims.subject().as_str(), user.id).await?;
         events::login("ok");
+        // A second factor the provider verified counts as one here.
+        let mut methods = vec![AuthMethod::Sso];
+        methods.extend(AuthMethod::from_provider(
+            claims
+                .auth_method_refs()
+                .into_iter()
+                .flatten()
+                .map(|m| m.as_str()),
+        ));
         let logged_in = self
-            .open_session(user, &[AuthMethod::Sso], "auth.login", origin)
+            .open_session(user, &methods, "auth.login", origin)
             .await?;
         Ok((logged_in, login.return_to))
     }

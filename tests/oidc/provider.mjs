@@ -3,8 +3,10 @@
 // browser would.
 //
 // Arguments: a JSON file holding { port, clients: [...], accounts: { id:
-// { email, groups } } }. Accounts are read from the file at every login, so a
-// test changes someone's groups by rewriting it. Prints `listening <issuer>`.
+// { email, groups, amr } } }. Accounts are read from the file at every login,
+// so a test changes someone's groups by rewriting it. An account's `amr` says
+// which methods its sign-ins use (RFC 8176: ["pwd", "otp"] for a second
+// factor), as a provider enforcing one would. Prints `listening <issuer>`.
 
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -20,6 +22,8 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
   claims: {
+    // The methods of the sign-in go into the ID token with the subject.
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['given_name', 'family_name', 'name'],
     groups: ['groups'],
@@ -56,6 +60,17 @@ const provider = new Provider(issuer, {
   ttl: { Session: 3600, Interaction: 600, Grant: 3600, AccessToken: 600, IdToken: 600 },
 });
 provider.proxy = false;
+// The development login records only who signed in; an account's `amr` is
+// added to the login's result as the provider's own login would.
+const saveInteraction = provider.Interaction.prototype.save;
+provider.Interaction.prototype.save = async function save(...args) {
+  const login = this.result?.login;
+  if (login?.accountId && !login.amr) {
+    const amr = read().accounts[login.accountId]?.amr;
+    if (amr) login.amr = amr;
+  }
+  return saveInteraction.apply(this, args);
+};
 provider.on('backchannel.error', (ctx, err, client) => {
   console.error(`backchannel logout to ${client.clientId} failed: ${err.message} ${err.cause ?? ''}`);
 });

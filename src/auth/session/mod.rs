@@ -104,10 +104,19 @@ pub enum AuthMethod {
     HardwareKey,
     /// Single sign-on through the organisation's identity provider.
     Sso,
+    /// More than one factor, verified by the identity provider (its ID
+    /// token's `amr` says so; see [`AuthMethod::from_provider`]).
+    Mfa,
 }
 
 impl AuthMethod {
-    pub const ALL: [Self; 4] = [Self::Password, Self::Otp, Self::HardwareKey, Self::Sso];
+    pub const ALL: [Self; 5] = [
+        Self::Password,
+        Self::Otp,
+        Self::HardwareKey,
+        Self::Sso,
+        Self::Mfa,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,7 +124,20 @@ impl AuthMethod {
             Self::Otp => "otp",
             Self::HardwareKey => "hwk",
             Self::Sso => "sso",
+            Self::Mfa => "mfa",
         }
+    }
+
+    /// What an identity provider's `amr` (RFC 8176) says of a sign-in: `Mfa`
+    /// when it names several factors (`mfa`) or any factor beyond something
+    /// known (a one-time code, a key, a smart card, a biometric).
+    pub fn from_provider<'a>(amr: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        const BEYOND_KNOWLEDGE: [&str; 12] = [
+            "mfa", "otp", "hwk", "swk", "sms", "tel", "sc", "fpt", "face", "iris", "retina", "vbm",
+        ];
+        amr.into_iter()
+            .any(|m| BEYOND_KNOWLEDGE.contains(&m))
+            .then_some(Self::Mfa)
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -124,7 +146,7 @@ impl AuthMethod {
 
     /// Whether this method is a second factor (on top of a password).
     pub fn is_second_factor(self) -> bool {
-        matches!(self, Self::Otp | Self::HardwareKey)
+        matches!(self, Self::Otp | Self::HardwareKey | Self::Mfa)
     }
 }
 
