@@ -422,11 +422,11 @@ async fn until_action(
 #[tokio::test]
 async fn a_siem_receives_every_event_as_syslog_and_one_that_was_down_catches_up() {
     for backend in backends().await {
-        // The SIEM is down when the server starts.
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        // The SIEM is down when the server starts: its port is held (bound)
+        // but nothing listens, so connections are refused.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
         let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
             config.audit_syslog_url = Some(format!("tcp://127.0.0.1:{port}"));
             config.outbox_retry_seconds = 1;
@@ -434,10 +434,7 @@ async fn a_siem_receives_every_event_as_syslog_and_one_that_was_down_catches_up(
         .await;
         let (org, token) = busy_clinic(&app).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let mut records = listen_syslog(listener, None).await;
+        let mut records = listen_syslog(socket.listen(64).unwrap(), None).await;
         let seen = until_action(&mut records, "user.update").await;
         let login = seen
             .iter()

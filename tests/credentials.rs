@@ -196,58 +196,65 @@ async fn a_licence_that_lapses_mid_session_suspends_the_role_at_the_next_request
         );
         return;
     }
-    // The real binary, its wall clock read from a file the test rewrites.
-    let storage = Storage::new(common::Backend::Embedded).await;
-    let clock = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(clock.path(), "+0\n").unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
-    command
-        .env("DATABASE_URL", &storage.database_url)
-        .env_remove("REDIS_URL")
-        .env("LD_PRELOAD", LIBFAKETIME)
-        .env("FAKETIME_TIMESTAMP_FILE", clock.path())
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-    let server = common::start_binary(command);
-    let db = sea_orm::Database::connect(&storage.database_url)
-        .await
-        .unwrap();
-    let app = TestApp::attach(storage.clone(), db, server.address.clone());
-    let unit = unit(&app).await;
-    let (zone, to_midnight) = zone_nearing_midnight();
-    app.ok(
-        &unit.admin,
-        "mutation($z: String!) { updateOrganization(input: { timeZone: $z, defaultIdleTimeoutMinutes: 240 }) { id } }",
-        json!({ "z": zone }),
-    )
-    .await;
-    // A licence whose last day is today where the organisation is.
-    let today = (Utc::now() + chrono::Duration::seconds(to_midnight - 86_400 + 60)).date_naive();
-    app.ok(
-        &unit.admin,
-        SET_CERTIFICATIONS,
-        json!({ "u": unit.nurse_id, "c": licence(today) }),
-    )
-    .await;
-    let nurse = app.login("nurse@mercy.test", PASSWORD).await;
-    assert!(
-        may_read_staff(&app, &nurse).await,
-        "{zone}: licence valid today"
-    );
+    for backend in backends().await {
+        // The real binary, its wall clock read from a file the test rewrites.
+        let storage = Storage::new(backend).await;
+        let clock = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(clock.path(), "+0\n").unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        command
+            .env("DATABASE_URL", &storage.database_url)
+            .env("ROLLCALL_REDIS_PREFIX", &storage.redis_prefix)
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", clock.path())
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        match &storage.redis_url {
+            Some(url) => command.env("REDIS_URL", url),
+            None => command.env_remove("REDIS_URL"),
+        };
+        let server = common::start_binary(command);
+        let db = sea_orm::Database::connect(&storage.database_url)
+            .await
+            .unwrap();
+        let app = TestApp::attach(storage.clone(), db, server.address.clone());
+        let unit = unit(&app).await;
+        let (zone, to_midnight) = zone_nearing_midnight();
+        app.ok(
+            &unit.admin,
+            "mutation($z: String!) { updateOrganization(input: { timeZone: $z, defaultIdleTimeoutMinutes: 240 }) { id } }",
+            json!({ "z": zone }),
+        )
+        .await;
+        // A licence whose last day is today where the organisation is.
+        let today =
+            (Utc::now() + chrono::Duration::seconds(to_midnight - 86_400 + 60)).date_naive();
+        app.ok(
+            &unit.admin,
+            SET_CERTIFICATIONS,
+            json!({ "u": unit.nurse_id, "c": licence(today) }),
+        )
+        .await;
+        let nurse = app.login("nurse@mercy.test", PASSWORD).await;
+        assert!(
+            may_read_staff(&app, &nurse).await,
+            "{backend:?} {zone}: licence valid today"
+        );
 
-    // Midnight comes in the organisation's zone; nobody does anything.
-    std::fs::write(clock.path(), format!("+{}\n", to_midnight + 5)).unwrap();
-    assert!(
-        !may_read_staff(&app, &nurse).await,
-        "{zone}: the lapsed licence suspends the role at the next request"
-    );
-    let standing = app.ok(&nurse, STANDING, json!({})).await;
-    assert_eq!(
-        standing["me"]["suspendedRoles"],
-        json!([{ "name": "Charge Nurse" }])
-    );
-    let mut child = server.child;
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = unit.org;
+        // Midnight comes in the organisation's zone; nobody does anything.
+        std::fs::write(clock.path(), format!("+{}\n", to_midnight + 5)).unwrap();
+        assert!(
+            !may_read_staff(&app, &nurse).await,
+            "{backend:?} {zone}: the lapsed licence suspends the role at the next request"
+        );
+        let standing = app.ok(&nurse, STANDING, json!({})).await;
+        assert_eq!(
+            standing["me"]["suspendedRoles"],
+            json!([{ "name": "Charge Nurse" }])
+        );
+        let mut child = server.child;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = unit.org;
+    }
 }
