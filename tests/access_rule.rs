@@ -126,6 +126,16 @@ impl Clinic<'_> {
             .clone()
     }
 
+    /// A mapping template of the keeper's for LOCATIONS files; its id.
+    async fn sites_template(&self, n: usize) -> Value {
+        self.keeper_ok(
+            "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
+            json!({ "n": format!("Feed sites {n}") }),
+        )
+        .await["saveMappingTemplate"]["id"]
+            .clone()
+    }
+
     /// A webhook of the keeper's for `user.created`; its id.
     async fn webhook(&self, n: usize) -> Value {
         self.keeper_ok(
@@ -901,13 +911,7 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             .await
         }
         "deleteImportFeed" => {
-            let template = clinic
-                .keeper_ok(
-                    "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
-                    json!({ "n": format!("Feed sites {n}") }),
-                )
-                .await["saveMappingTemplate"]["id"]
-                .clone();
+            let template = clinic.sites_template(n).await;
             let feed = clinic
                 .keeper_ok(
                     "mutation($i: ImportFeedInput!) { saveImportFeed(input: $i) { id } }",
@@ -931,13 +935,7 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             .await
         }
         "saveImportFeed" => {
-            let template = clinic
-                .keeper_ok(
-                    "mutation($n: String!) { saveMappingTemplate(input: { kind: LOCATIONS, name: $n, mapping: [{ column: \"Site\", field: \"name\" }] }) { id } }",
-                    json!({ "n": format!("Feed sites {n}") }),
-                )
-                .await["saveMappingTemplate"]["id"]
-                .clone();
+            let template = clinic.sites_template(n).await;
             mutation(
                 app,
                 token,
