@@ -238,9 +238,19 @@ type Outcome = Result<(), String>;
 /// as missing, for what the caller may not see); anything else is a failure
 /// of the test.
 async fn mutation(app: &TestApp, token: &str, query: &str, variables: Value) -> Outcome {
+    mutation_data(app, token, query, variables).await.map(drop)
+}
+
+/// As [`mutation`], with the data of an allowed one.
+async fn mutation_data(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Result<Value, String> {
     let (_, body) = app.graphql(Some(token), query, variables).await;
     if body["errors"].is_null() {
-        return Ok(());
+        return Ok(body["data"].clone());
     }
     // What the caller may not see is answered as missing: NOT_FOUND, or a
     // field naming no such record.
@@ -290,6 +300,12 @@ async fn import(
         return Err(body["errors"][0]["message"].as_str().unwrap().to_owned());
     }
     let id = body["data"]["startImport"]["id"].as_str().unwrap();
+    row_outcome(clinic, id).await
+}
+
+/// The outcome of the one row of a job, once it has ended: written, or failed
+/// with its reason.
+async fn row_outcome(clinic: &Clinic<'_>, id: &str) -> Outcome {
     let job = clinic.app.finished_job(&clinic.keeper, id).await;
     let data = clinic
         .app
@@ -307,7 +323,7 @@ async fn import(
             Err(reason.to_owned())
         }
         Some(_) => Ok(()),
-        None => panic!("{kind}: {job} {data}"),
+        None => panic!("{job} {data}"),
     }
 }
 
@@ -513,6 +529,32 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
                 &["email", "title"],
             )
             .await
+        }
+        "revertImport" => {
+            // The keeper's import changed the target's title; the caller undoes it.
+            let (_, body) = app
+                .upload(
+                    &clinic.keeper,
+                    "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                    json!({ "kind": "USERS", "mapping": [
+                        { "column": "email", "field": "email" },
+                        { "column": "title", "field": "title" },
+                    ] }),
+                    "file.csv",
+                    format!("email,title\n{target_email},Import {n}\n").into_bytes(),
+                )
+                .await;
+            let import = body["data"]["startImport"]["id"].as_str().unwrap();
+            let job = app.finished_job(&clinic.keeper, import).await;
+            assert_eq!(job["updatedCount"], 1, "{job}");
+            let data = mutation_data(
+                app,
+                token,
+                "mutation($id: ID!) { revertImport(id: $id) { id } }",
+                json!({ "id": import }),
+            )
+            .await?;
+            row_outcome(clinic, data["revertImport"]["id"].as_str().unwrap()).await
         }
         "importOneselfAsAdmin" => {
             import(

@@ -82,7 +82,7 @@ proptest! {
     ) {
         let pairs: Vec<ColumnMapping> = pairs
             .into_iter()
-            .map(|(column, field)| ColumnMapping { column, field })
+            .map(|(column, field)| ColumnMapping::new(column, field))
             .collect();
         if let Err(err) = Mapping::check(pairs, &headers, &fields(ImportKind::Providers)) {
             prop_assert!(field_error_on(&err, "mapping"), "{err:?}");

@@ -36,6 +36,10 @@ pub struct Model {
     pub failed_attempts: i32,
     /// The feed whose run this is, if any.
     pub feed_id: Option<Uuid>,
+    /// The job whose edited failed rows this job retries.
+    pub retry_of_job_id: Option<Uuid>,
+    /// The job this job undoes.
+    pub reverts_job_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

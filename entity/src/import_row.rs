@@ -17,6 +17,12 @@ pub struct Model {
     pub errors: Json,
     /// The original cells, in column order: `[[header, value], …]`.
     pub row_values: Json,
+    /// When a failed row's values were last edited in the log.
+    pub edited_at: Option<DateTimeUtc>,
+    /// The job that retried this failed row, once retried.
+    pub retried_in_job_id: Option<Uuid>,
+    /// What a written row changed, for undoing it: see `import::undo`.
+    pub undo: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

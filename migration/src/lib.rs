@@ -33,6 +33,7 @@ mod m20261203_000008_create_break_glass;
 mod m20261203_000009_add_required_certifications;
 mod m20261203_000010_add_dormancy;
 mod m20261203_000011_create_access_reviews;
+mod m20261203_000012_add_import_fixes;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_add_required_certifications::Migration),
             Box::new(m20261203_000010_add_dormancy::Migration),
             Box::new(m20261203_000011_create_access_reviews::Migration),
+            Box::new(m20261203_000012_add_import_fixes::Migration),
         ]
     }
 }

@@ -9,6 +9,26 @@ pub enum EmployeeStatus {
 }
 
 impl EmployeeStatus {
+    pub const ALL: [Self; 3] = [Self::Active, Self::Inactive, Self::Leave];
+
+    /// Words HR systems use for the status, which an import's value
+    /// translations are suggested from (never read without one).
+    pub fn spellings(self) -> &'static [&'static str] {
+        match self {
+            Self::Active => &["Employed", "Current", "Full time", "Part time", "Per diem"],
+            Self::Inactive => &[
+                "Term",
+                "Termed",
+                "Terminated",
+                "Separated",
+                "Resigned",
+                "Retired",
+                "Former",
+            ],
+            Self::Leave => &["LOA", "Leave of absence", "Medical leave", "Parental leave"],
+        }
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -149,6 +149,9 @@ impl From<FieldSpec> for ImportField {
 pub struct ColumnMapping {
     column: String,
     field: String,
+    /// Cell values read as others. In a preview's suggested mapping, the roles
+    /// and employee status columns carry the translations their values suggest.
+    values: Vec<ValueTranslation>,
 }
 
 impl From<mapping::ColumnMapping> for ColumnMapping {
@@ -156,6 +159,26 @@ impl From<mapping::ColumnMapping> for ColumnMapping {
         Self {
             column: m.column,
             field: m.field,
+            values: m.values.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A cell value read as another: `RN` as the role `Registered Nurse`, `Term`
+/// as the status `Inactive`. `from` matches a whole cell, or one role of a
+/// roles cell, case and spacing aside.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "ValueTranslationInput")]
+pub struct ValueTranslation {
+    pub from: String,
+    pub to: String,
+}
+
+impl From<mapping::ValueTranslation> for ValueTranslation {
+    fn from(t: mapping::ValueTranslation) -> Self {
+        Self {
+            from: t.from,
+            to: t.to,
         }
     }
 }
@@ -166,6 +189,9 @@ pub struct ColumnMappingInput {
     pub column: String,
     /// A field key from `importFields`.
     pub field: String,
+    /// Cell values of the column to read as others.
+    #[graphql(default)]
+    pub values: Vec<ValueTranslation>,
 }
 
 fn mapping_pairs(input: Vec<ColumnMappingInput>) -> Vec<mapping::ColumnMapping> {
@@ -174,6 +200,14 @@ fn mapping_pairs(input: Vec<ColumnMappingInput>) -> Vec<mapping::ColumnMapping> 
         .map(|m| mapping::ColumnMapping {
             column: m.column,
             field: m.field,
+            values: m
+                .values
+                .into_iter()
+                .map(|t| mapping::ValueTranslation {
+                    from: t.from,
+                    to: t.to,
+                })
+                .collect(),
         })
         .collect()
 }
@@ -311,6 +345,8 @@ pub struct ImportRow {
     record_id: Option<String>,
     errors: Vec<crate::error::FieldError>,
     values: Vec<(String, String)>,
+    edited_at: Option<DateTime<Utc>>,
+    retried_in_job_id: Option<uuid::Uuid>,
 }
 
 #[Object]
@@ -335,7 +371,16 @@ impl ImportRow {
             })
             .collect()
     }
-    /// The original cells by header, in the file's column order.
+    /// When a failed row's values were last edited with `updateImportRow`.
+    async fn edited_at(&self) -> Option<DateTime<Utc>> {
+        self.edited_at
+    }
+    /// The job that retried this failed row (`retryFailedRows`), once retried.
+    async fn retried_in_job_id(&self) -> Option<ID> {
+        self.retried_in_job_id.map(|id| ID(id.to_string()))
+    }
+    /// The original cells by header, in the file's column order (as edited,
+    /// for a failed row edited in the log).
     async fn values(&self) -> Json<serde_json::Map<String, serde_json::Value>> {
         Json(
             self.values
@@ -354,6 +399,8 @@ impl From<entity::import_row::Model> for ImportRow {
             record_id: row.record_id,
             errors: serde_json::from_value(row.errors).unwrap_or_default(),
             values: serde_json::from_value(row.row_values).unwrap_or_default(),
+            edited_at: row.edited_at,
+            retried_in_job_id: row.retried_in_job_id,
         }
     }
 }
@@ -366,6 +413,8 @@ impl From<RowResult> for ImportRow {
             record_id: row.record_id.map(|id| id.to_string()),
             errors: row.errors,
             values: row.values,
+            edited_at: None,
+            retried_in_job_id: None,
         }
     }
 }
@@ -427,6 +476,16 @@ impl ImportJob {
     }
     async fn dry_run(&self) -> bool {
         self.0.dry_run
+    }
+    /// The job whose edited failed rows this job retries (`retryFailedRows`).
+    async fn retry_of(&self, ctx: &Context<'_>) -> Result<Option<ImportJob>> {
+        self.related(ctx, self.0.retry_of_job_id).await
+    }
+    /// The job this job undoes (`revertImport`). Its rows are the undone job's
+    /// written rows: UPDATED when undone, SKIPPED when the record was changed
+    /// after the import (the changed fields as errors), FAILED when refused.
+    async fn reverts(&self, ctx: &Context<'_>) -> Result<Option<ImportJob>> {
+        self.related(ctx, self.0.reverts_job_id).await
     }
     async fn total_rows(&self) -> i32 {
         self.0.total_rows
@@ -517,6 +576,14 @@ impl ImportJob {
 }
 
 impl ImportJob {
+    async fn related(&self, ctx: &Context<'_>, id: Option<uuid::Uuid>) -> Result<Option<Self>> {
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let actor = ctx.caller()?.actor()?;
+        Ok(imports::find(&ctx.state()?.db, actor, id).await?.map(Self))
+    }
+
     fn failed_rows_url(&self, ctx: &Context<'_>, extension: &str) -> AppResult<Option<String>> {
         let state = ctx.state()?;
         Ok((self.0.failed_count > 0).then(|| {
@@ -682,6 +749,54 @@ impl ImportMutation {
         let id = parse_id(&id, "id")?;
         Ok(ImportJob(
             imports::cancel(&ctx.state()?.db, actor, id).await?,
+        ))
+    }
+
+    /// Edit a failed row's values in the log, by header (only the headers
+    /// given change), and check it again at once: it comes back with its new
+    /// errors, or none when it would now go in. The job must have ended; the
+    /// rights are those its import needed.
+    async fn update_import_row(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+        row_number: i32,
+        values: Json<serde_json::Value>,
+    ) -> Result<ImportRow> {
+        let actor = ctx.caller()?.actor()?;
+        let job_id = parse_id(&job_id, "jobId")?;
+        let serde_json::Value::Object(edits) = values.0 else {
+            return Err(AppError::bad_input(
+                "values",
+                "must be an object of cells by header, such as {\"Email\": \"ana@example.org\"}",
+            )
+            .into());
+        };
+        let row = imports::update_row(&ctx.state()?.db, actor, job_id, row_number, edits).await?;
+        Ok(row.into())
+    }
+
+    /// Run the job's failed rows edited since with `updateImportRow` as a new
+    /// job (QUEUED) whose `retryOf` is this one.
+    async fn retry_failed_rows(&self, ctx: &Context<'_>, job_id: ID) -> Result<ImportJob> {
+        let actor = ctx.caller()?.actor()?;
+        let job_id = parse_id(&job_id, "jobId")?;
+        Ok(ImportJob(
+            imports::retry_failed_rows(&ctx.state()?.db, actor, job_id).await?,
+        ))
+    }
+
+    /// Undo an ended USERS or PROVIDERS import as a job of its own (QUEUED):
+    /// users it created are removed (deactivated, their sessions ended, when
+    /// they have used their account), fields it changed get their earlier
+    /// values back, roles it gave are taken away. A record changed since by
+    /// anyone is left alone and reported among the job's rows. Needs the
+    /// rights the import needed.
+    async fn revert_import(&self, ctx: &Context<'_>, id: ID) -> Result<ImportJob> {
+        let actor = ctx.caller()?.actor()?;
+        let id = parse_id(&id, "id")?;
+        Ok(ImportJob(
+            imports::revert(&ctx.state()?.db, actor, id).await?,
         ))
     }
 

@@ -77,6 +77,14 @@ impl JobStatus {
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
+/// What one batch of a job does.
+enum Work<'i, 'c> {
+    /// Check and write rows of the job's file.
+    Rows(&'i Importer<'c>, Vec<super::file::Row>),
+    /// Undo rows another job wrote.
+    Revert(ImportKind, Vec<entity::import_row::Model>),
+}
+
 /// How a run of a job ended on this instance.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunEnd {
@@ -237,6 +245,9 @@ impl Runner {
 
     /// Run a claimed job from its checkpoint to its end.
     pub async fn run_job(&self, job: entity::import_job::Model) -> AppResult<RunEnd> {
+        if let Some(reverted) = job.reverts_job_id {
+            return self.run_revert(job, reverted).await;
+        }
         let prepared = match prepare(&self.db, &job).await {
             Ok(prepared) => prepared,
             Err(AppError::BadInput(fields)) => return self.fail(&job, &describe(&fields)).await,
@@ -284,8 +295,45 @@ impl Runner {
                 return Ok(RunEnd::Stopping);
             }
             let batch: Vec<_> = rows.by_ref().take(BATCH_ROWS).collect();
-            if !self.commit_batch(&job, &import, batch).await? {
+            if !self.commit_batch(&job, Work::Rows(&import, batch)).await? {
                 tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
+                return Ok(RunEnd::LostClaim);
+            }
+        }
+        self.finish(&job).await
+    }
+
+    /// Run a job reverting another, from its checkpoint to its end: the
+    /// reverted job's written rows, in row order, a batch at a time.
+    async fn run_revert(
+        &self,
+        job: entity::import_job::Model,
+        reverted: Uuid,
+    ) -> AppResult<RunEnd> {
+        use entity::import_row::{Column, Entity};
+        let kind = ImportKind::from_stored(&job.kind)
+            .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
+        let mut done = u64::try_from(job.processed_rows).unwrap_or(0);
+        loop {
+            if self.stopping.is_cancelled() {
+                self.release(job.id).await?;
+                tracing::info!(job_id = %job.id, "import revert handed back: this instance is stopping");
+                return Ok(RunEnd::Stopping);
+            }
+            let batch = Entity::find()
+                .filter(Column::JobId.eq(reverted))
+                .filter(Column::Undo.is_not_null())
+                .order_by_asc(Column::RowNumber)
+                .offset(done)
+                .limit(BATCH_ROWS as u64)
+                .all(&self.db)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            done += batch.len() as u64;
+            if !self.commit_batch(&job, Work::Revert(kind, batch)).await? {
+                tracing::info!(job_id = %job.id, "import revert no longer ours (cancelled or reclaimed)");
                 return Ok(RunEnd::LostClaim);
             }
         }
@@ -297,23 +345,43 @@ impl Runner {
     async fn commit_batch(
         &self,
         job: &entity::import_job::Model,
-        import: &Importer<'_>,
-        batch: Vec<super::file::Row>,
+        work: Work<'_, '_>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
         let txn = crate::services::begin_batch(&self.db, true).await?;
         // The starter's rights as they are now: a demotion or deactivation
         // during the import applies to its next batch.
         let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;
-        let results = import
-            .process(
-                &txn,
-                batch,
-                &mut Earlier::Job(job.id),
-                !job.dry_run,
-                &authority,
-            )
-            .await?;
+        let (results, access_changed) = match work {
+            Work::Rows(import, batch) => {
+                let results = import
+                    .process(
+                        &txn,
+                        batch,
+                        &mut Earlier::Job(job.id),
+                        !job.dry_run,
+                        &authority,
+                    )
+                    .await?;
+                // Existing users' records or roles changed: no instance may
+                // keep them, or their old permissions, past this commit.
+                let changed = !job.dry_run
+                    && import.changes_users()
+                    && results.iter().any(|r| r.status == RowStatus::Updated);
+                (results, changed)
+            }
+            Work::Revert(kind, rows) => {
+                super::undo::revert_batch(
+                    &txn,
+                    self.store.as_ref(),
+                    job.organization_id,
+                    kind,
+                    rows,
+                    &authority,
+                )
+                .await?
+            }
+        };
         let [created, updated, skipped, failed] = [
             RowStatus::Created,
             RowStatus::Updated,
@@ -359,9 +427,7 @@ impl Runner {
             txn.rollback().await?;
             return Ok(false);
         }
-        if !job.dry_run && import.changes_users() && updated > 0 {
-            // Existing users' records or roles changed: no instance may keep
-            // them, or their old permissions, past this commit.
+        if access_changed {
             self.store.bump_authz_epoch(job.organization_id).await?;
         }
         txn.commit().await?;
@@ -503,14 +569,14 @@ fn describe(fields: &[crate::error::FieldError]) -> String {
 }
 
 /// What a job needs besides its file.
-struct Prepared {
-    organization: entity::organization::Model,
-    project: Option<entity::project::Model>,
-    mapping: Vec<ColumnMapping>,
-    settings: ImportSettings,
+pub(crate) struct Prepared {
+    pub organization: entity::organization::Model,
+    pub project: Option<entity::project::Model>,
+    pub mapping: Vec<ColumnMapping>,
+    pub settings: ImportSettings,
 }
 
-async fn prepare(
+pub(crate) async fn prepare(
     db: &impl ConnectionTrait,
     job: &entity::import_job::Model,
 ) -> AppResult<Prepared> {

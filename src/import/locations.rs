@@ -123,6 +123,7 @@ impl LocationImport<'_> {
                     record_id: None,
                     errors,
                     values,
+                    undo: None,
                 });
                 continue;
             };
@@ -151,6 +152,7 @@ impl LocationImport<'_> {
                 record_id: Some(id),
                 errors: Vec::new(),
                 values,
+                undo: None,
             });
         }
         if write {

@@ -11,7 +11,8 @@
 //! - [`locations`]: LOCATIONS rows, identified by name;
 //! - [`jobs`]: claiming jobs with a lease, batches with checkpoints, finishing;
 //! - [`export`]: failed rows as CSV and XLSX, safe from formula injection;
-//! - [`templates`]: blank templates of each kind, which map themselves.
+//! - [`templates`]: blank templates of each kind, which map themselves;
+//! - [`undo`]: what written rows changed, and reverting it.
 
 pub mod export;
 pub mod fields;
@@ -24,6 +25,7 @@ pub mod row;
 pub mod settings;
 pub mod staff;
 pub mod templates;
+pub mod undo;
 pub mod workbook;
 
 use sea_orm::ConnectionTrait;
@@ -120,6 +122,7 @@ impl<'a> Importer<'a> {
                     record_id: None,
                     errors: vec![error.clone()],
                     values: row::row_values(self.headers(), &row),
+                    undo: None,
                 })
                 .collect());
         }

@@ -196,6 +196,7 @@ impl PatientImport<'_> {
                     record_id: None,
                     errors,
                     values,
+                    undo: None,
                 });
                 continue;
             };
@@ -269,6 +270,7 @@ impl PatientImport<'_> {
                 record_id: Some(patient_id),
                 errors: Vec::new(),
                 values,
+                undo: None,
             });
         }
 

@@ -48,6 +48,8 @@ pub struct RowResult {
     pub record_id: Option<Uuid>,
     pub errors: Vec<FieldError>,
     pub values: Vec<(String, String)>,
+    /// What the row changed, when written and undoable: see [`super::undo`].
+    pub undo: Option<serde_json::Value>,
 }
 
 impl RowResult {
@@ -65,6 +67,7 @@ impl RowResult {
             record_id: None,
             errors: vec![refusal.into()],
             values,
+            undo: None,
         }
     }
 }
@@ -134,6 +137,7 @@ impl Earlier<'_> {
 /// (Alt+Enter in Excel) become single spaces: every field is one line. The
 /// apostrophe our exports put before a cell that begins like a formula is taken
 /// off again, so a file exported, fixed and uploaded again keeps its values.
+/// Then the column's value translations apply; one to a blank leaves the cell blank.
 pub fn mapped_cell<'r>(mapping: &Mapping, row: &'r Row, field: &str) -> Option<Cow<'r, str>> {
     let index = mapping.column_of(field)?;
     let cell = row
@@ -142,17 +146,18 @@ pub fn mapped_cell<'r>(mapping: &Mapping, row: &'r Row, field: &str) -> Option<C
         .map(|c| c.trim())
         .map(super::export::unneutralise)
         .filter(|c| !c.is_empty())?;
-    if cell.contains(['\r', '\n', '\t']) {
-        Some(Cow::Owned(
+    let cell = if cell.contains(['\r', '\n', '\t']) {
+        Cow::Owned(
             cell.split(['\r', '\n', '\t'])
                 .map(str::trim)
                 .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()
                 .join(" "),
-        ))
+        )
     } else {
-        Some(Cow::Borrowed(cell))
-    }
+        Cow::Borrowed(cell)
+    };
+    Some(mapping.translate(field, cell)).filter(|c| !c.is_empty())
 }
 
 /// A row's original cells under their headers, as kept with its outcome.
@@ -219,5 +224,8 @@ pub fn to_model(job_id: Uuid, result: &RowResult) -> entity::import_row::ActiveM
         record_id: Set(result.record_id.map(|id| id.to_string())),
         errors: Set(json!(result.errors)),
         row_values: Set(json!(result.values)),
+        edited_at: Set(None),
+        retried_in_job_id: Set(None),
+        undo: Set(result.undo.clone()),
     }
 }

@@ -21,6 +21,7 @@ use super::{
     mapping::Mapping,
     row::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
     settings::ImportSettings,
+    undo::{self, RecordChange, RolesChange, Undo},
 };
 use crate::{
     auth::{Authority, Permission, access},
@@ -149,7 +150,10 @@ impl RowRule<'_> {
     }
 }
 
-fn is_administrator(user: &entity::user::Model, permissions: &BTreeSet<Permission>) -> bool {
+pub(super) fn is_administrator(
+    user: &entity::user::Model,
+    permissions: &BTreeSet<Permission>,
+) -> bool {
     user.status == "ACTIVE"
         && (user.is_super_admin
             || (permissions.contains(&Permission::UsersWrite)
@@ -460,13 +464,14 @@ impl StaffImport<'_> {
                     record_id: None,
                     errors,
                     values,
+                    undo: None,
                 });
                 continue;
             }
             let Some(email) = parsed.email.clone() else {
                 continue;
             };
-            let (status, record_id) = match existing_user {
+            let (status, record_id, undo) = match existing_user {
                 None => {
                     let user = self.new_user(&parsed, &email, now);
                     let id = user.id;
@@ -488,8 +493,26 @@ impl StaffImport<'_> {
                         results.push(RowResult::refused(number, identity, refusal, values));
                         continue;
                     }
+                    let mut undo = Undo {
+                        user: Some(RecordChange {
+                            id,
+                            created: true,
+                            fields: undo::user::snapshot(&user),
+                        }),
+                        roles: Some(RolesChange {
+                            before: Vec::new(),
+                            after: role_ids.clone().unwrap_or_default(),
+                        }),
+                        provider: None,
+                    };
                     if self.providers {
-                        new_providers.push(self.new_provider(&parsed, id, now));
+                        let provider = self.new_provider(&parsed, id, now);
+                        undo.provider = Some(RecordChange {
+                            id: provider.id,
+                            created: true,
+                            fields: undo::provider::snapshot(&provider),
+                        });
+                        new_providers.push(provider);
                     }
                     if let Some(role_ids) = role_ids {
                         role_links.push((id, role_ids));
@@ -498,7 +521,7 @@ impl StaffImport<'_> {
                         invite_for.push(user.clone());
                     }
                     new_users.push(user);
-                    (RowStatus::Created, id)
+                    (RowStatus::Created, id, Some(undo))
                 }
                 Some(user) => {
                     let mut changed = false;
@@ -523,7 +546,7 @@ impl StaffImport<'_> {
                     };
                     changed |= provider_change.is_some();
                     if !changed || !self.settings.update_existing {
-                        (RowStatus::Skipped, user.id)
+                        (RowStatus::Skipped, user.id, None)
                     } else if let Err(refusal) = rule
                         .change(
                             db,
@@ -538,20 +561,48 @@ impl StaffImport<'_> {
                         results.push(RowResult::refused(number, identity, refusal, values));
                         continue;
                     } else {
+                        let mut undo = Undo {
+                            user: Some(RecordChange {
+                                id: user.id,
+                                created: false,
+                                fields: undo::user::changes(user, &active),
+                            }),
+                            ..Undo::default()
+                        };
                         if active.is_changed() {
                             active.updated_at = Set(now);
                             user_updates.push(active);
                         }
                         match provider_change {
-                            Some(ProviderChange::Create(p)) => new_providers.push(p),
-                            Some(ProviderChange::Update(p)) => provider_updates.push(p),
+                            Some(ProviderChange::Create(p)) => {
+                                undo.provider = Some(RecordChange {
+                                    id: p.id,
+                                    created: true,
+                                    fields: undo::provider::snapshot(&p),
+                                });
+                                new_providers.push(p);
+                            }
+                            Some(ProviderChange::Update(p)) => {
+                                if let Some(before) = providers_by_user.get(&user.id) {
+                                    undo.provider = Some(RecordChange {
+                                        id: before.id,
+                                        created: false,
+                                        fields: undo::provider::changes(before, &p),
+                                    });
+                                }
+                                provider_updates.push(p);
+                            }
                             None => {}
                         }
                         if let Some(ids) = roles_change {
+                            undo.roles = Some(RolesChange {
+                                before: held.iter().copied().collect(),
+                                after: ids.clone(),
+                            });
                             relinked.push(user.id);
                             role_links.push((user.id, ids));
                         }
-                        (RowStatus::Updated, user.id)
+                        (RowStatus::Updated, user.id, Some(undo))
                     }
                 }
             };
@@ -562,6 +613,8 @@ impl StaffImport<'_> {
                 record_id: Some(record_id),
                 errors: Vec::new(),
                 values,
+                // Kept only for what is written.
+                undo: undo.filter(|_| write).and_then(|u| u.to_json()),
             });
         }
 

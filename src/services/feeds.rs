@@ -476,6 +476,8 @@ impl Feeds {
             lease_expires_at: None,
             failed_attempts: 0,
             feed_id: Some(feed.id),
+            retry_of_job_id: None,
+            reverts_job_id: None,
         };
         let txn = super::begin_write(&self.db).await?;
         entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))

@@ -209,7 +209,17 @@ pub async fn preview(
     let upload = file::read(&request.bytes, request.sheet.as_deref(), request.header_row)?;
     let (file, pairs, settings) = open_mapped(db, actor, &request, &upload, &specs).await?;
     require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
-    let suggested_mapping = mapping::suggest(&file.headers, &specs);
+    let mut suggested_mapping = mapping::suggest(&file.headers, &specs);
+    if matches!(kind, ImportKind::Users | ImportKind::Providers) {
+        let mut role_names: Vec<String> =
+            crate::import::staff::roles_by_name(db, actor.organization_id)
+                .await?
+                .into_values()
+                .map(|role| role.name)
+                .collect();
+        role_names.sort();
+        mapping::suggest_translations(&file, &pairs, &role_names, &mut suggested_mapping);
+    }
     let missing_required_fields =
         mapping::missing_required(&specs, pairs.iter().map(|p| p.field.as_str()));
     let total_rows = file.rows().count();
@@ -326,17 +336,11 @@ pub async fn start(
         lease_expires_at: None,
         failed_attempts: 0,
         feed_id: request.feed_id,
+        retry_of_job_id: None,
+        reverts_job_id: None,
     };
     let txn = super::begin_write(db).await?;
-    entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
-        .exec_without_returning(&txn)
-        .await?;
-    entity::import_file::Entity::insert(entity::import_file::ActiveModel {
-        job_id: Set(job.id),
-        data: Set(request.bytes),
-    })
-    .exec_without_returning(&txn)
-    .await?;
+    insert_job(&txn, &job, Some(request.bytes)).await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "import.start")
@@ -360,9 +364,7 @@ pub async fn cancel(
     id: Uuid,
 ) -> AppResult<entity::import_job::Model> {
     use entity::import_job::{Column, Entity};
-    let job = find(db, actor, id)
-        .await?
-        .ok_or(AppError::NotFound("ImportJob"))?;
+    let job = job_in_scope(db, actor, id).await?;
     let cancelled = Entity::update_many()
         .col_expr(Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
         .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
@@ -384,9 +386,7 @@ pub async fn cancel(
     )
     .await?;
     crate::telemetry::events::import_job_ended(&job.kind, JobStatus::Cancelled.as_str());
-    find(db, actor, id)
-        .await?
-        .ok_or(AppError::NotFound("ImportJob"))
+    job_in_scope(db, actor, id).await
 }
 
 /// A job of the organisation (IMPORTS_RUN), or `None`.
@@ -409,6 +409,17 @@ pub async fn find(
         actor.require(Permission::PatientsAll)?;
     }
     Ok(job)
+}
+
+/// As [`find`], for a job that must be there.
+async fn job_in_scope(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::import_job::Model> {
+    find(db, actor, id)
+        .await?
+        .ok_or(AppError::NotFound("ImportJob"))
 }
 
 /// What `importJobs` may be narrowed by.
@@ -503,9 +514,7 @@ pub async fn failed_rows_file(
     job_id: Uuid,
     xlsx: bool,
 ) -> AppResult<Option<(String, &'static str, Vec<u8>)>> {
-    let job = find(db, actor, job_id)
-        .await?
-        .ok_or(AppError::NotFound("ImportJob"))?;
+    let job = job_in_scope(db, actor, job_id).await?;
     let rows = entity::import_row::Entity::find()
         .filter(entity::import_row::Column::JobId.eq(job_id))
         .filter(entity::import_row::Column::Status.eq("FAILED"))
@@ -571,6 +580,427 @@ pub async fn failed_rows_file(
             export::to_csv(&headers, &failed)?,
         )
     }))
+}
+
+/// The longest value a cell edited in the log may hold.
+const LONGEST_EDITED_CELL: usize = 10_000;
+
+/// A job whose rows may be fixed or undone: ended, and not itself a revert.
+fn ensure_ended(job: &entity::import_job::Model, field: &'static str) -> AppResult<()> {
+    if !JobStatus::from_stored(&job.status).is_final() {
+        return Err(AppError::Conflict(
+            "The import is still running; wait until it has ended.".to_owned(),
+        ));
+    }
+    if job.reverts_job_id.is_some() {
+        return Err(AppError::bad_input(
+            field,
+            "is a revert: its rows undo another import's and cannot be edited, retried or reverted",
+        ));
+    }
+    Ok(())
+}
+
+/// The rights a job's own import needed, held by `actor` now.
+fn require_rights_of(actor: &Actor, job: &entity::import_job::Model) -> AppResult<ImportKind> {
+    let kind = ImportKind::from_stored(&job.kind)
+        .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
+    let pairs: Vec<ColumnMapping> = serde_json::from_value(job.mapping.clone()).unwrap_or_default();
+    require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
+    Ok(kind)
+}
+
+/// Edit the values of a failed row of an ended job in its log, by header, and
+/// check the row again at once by the rules the import applies: the row
+/// comes back with its new errors, or none when it would now go in.
+/// `retry_failed_rows` runs the edited rows.
+pub async fn update_row(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    job_id: Uuid,
+    row_number: i32,
+    edits: serde_json::Map<String, serde_json::Value>,
+) -> AppResult<entity::import_row::Model> {
+    use entity::import_row::{Column, Entity};
+    let job = job_in_scope(db, actor, job_id).await?;
+    ensure_ended(&job, "jobId")?;
+    let kind = require_rights_of(actor, &job)?;
+    let row = Entity::find_by_id((job.id, row_number))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("ImportRow"))?;
+    if row.status != RowStatus::Failed.as_str() {
+        return Err(AppError::bad_input(
+            "rowNumber",
+            format!("only failed rows can be edited; this row is {}", row.status),
+        ));
+    }
+    if let Some(retry) = row.retried_in_job_id {
+        return Err(AppError::Conflict(format!(
+            "This row was retried in import {retry}; edit it there."
+        )));
+    }
+    let mut values: Vec<(String, String)> =
+        serde_json::from_value(row.row_values.clone()).unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut edited = Vec::new();
+    for (header, value) in edits {
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => {
+                problems.push(FieldError::new(
+                    format!("values.{header}"),
+                    "must be text, a number or null",
+                ));
+                continue;
+            }
+        };
+        if text.chars().count() > LONGEST_EDITED_CELL {
+            problems.push(FieldError::new(
+                format!("values.{header}"),
+                format!("is longer than {LONGEST_EDITED_CELL} characters"),
+            ));
+            continue;
+        }
+        match values.iter_mut().find(|(h, _)| *h == header) {
+            Some((h, cell)) => {
+                *cell = text;
+                edited.push(h.clone());
+            }
+            None => problems.push(FieldError::new(
+                format!("values.{header}"),
+                format!(
+                    "is not a column of the file; its columns are {}",
+                    values
+                        .iter()
+                        .map(|(h, _)| format!("{h:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AppError::BadInput(problems));
+    }
+    let errors = recheck(db, actor, &job, kind, row_number, &values).await?;
+    let now = Utc::now();
+    let txn = super::begin_write(db).await?;
+    let updated = Entity::update_many()
+        .col_expr(Column::RowValues, Expr::value(json!(values)))
+        .col_expr(Column::Errors, Expr::value(json!(errors)))
+        .col_expr(Column::EditedAt, Expr::value(now))
+        .filter(Column::JobId.eq(job.id))
+        .filter(Column::RowNumber.eq(row_number))
+        .filter(Column::RetriedInJobId.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if updated != 1 {
+        return Err(AppError::Conflict(
+            "This row was retried meanwhile; edit it in the retry.".to_owned(),
+        ));
+    }
+    // The values may be patients' details: the trail names the columns only.
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "import.row.update")
+            .target("ImportJob", job.id)
+            .changes(json!({ "rowNumber": row_number, "columns": edited })),
+    )
+    .await?;
+    txn.commit().await?;
+    Entity::find_by_id((job.id, row_number))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("ImportRow"))
+}
+
+/// The errors `values` would get as row `number` of `job`, checked as the
+/// import checks a row (against the organisation as it is now; nothing is
+/// written), under the actor's rights.
+async fn recheck(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    job: &entity::import_job::Model,
+    kind: ImportKind,
+    number: i32,
+    values: &[(String, String)],
+) -> AppResult<Vec<FieldError>> {
+    let prepared = crate::import::jobs::prepare(db, job).await?;
+    let headers: Vec<String> = values.iter().map(|(h, _)| h.clone()).collect();
+    let mapping = Mapping::check(prepared.mapping, &headers, &fields(kind))?;
+    let txn = super::begin_batch(db, false).await?;
+    let import = Importer::new(
+        &txn,
+        JobContext {
+            kind,
+            organization: &prepared.organization,
+            project: prepared.project.as_ref(),
+            mapping: &mapping,
+            headers: &headers,
+            settings: &prepared.settings,
+            started_by: Some(actor.user_id),
+            public_url: "",
+        },
+    )
+    .await?;
+    let row = file::Row {
+        number: usize::try_from(number).unwrap_or(0),
+        cells: values.iter().map(|(_, v)| v.clone()).collect(),
+        problem: None,
+    };
+    let mut seen = HashMap::new();
+    let results = import
+        .process(
+            &txn,
+            vec![row],
+            &mut Earlier::Memory(&mut seen),
+            false,
+            &actor.authority(),
+        )
+        .await?;
+    txn.rollback().await?;
+    Ok(results
+        .into_iter()
+        .next()
+        .map(|r| r.errors)
+        .unwrap_or_default())
+}
+
+/// Run the failed rows of an ended job that were edited since, with their
+/// edited values, as a new job linked to the first (QUEUED). Its file is those
+/// rows as CSV under the first file's headers, in row order.
+pub async fn retry_failed_rows(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    job_id: Uuid,
+) -> AppResult<entity::import_job::Model> {
+    use entity::import_row::{Column, Entity};
+    let job = job_in_scope(db, actor, job_id).await?;
+    ensure_ended(&job, "jobId")?;
+    require_rights_of(actor, &job)?;
+    let rows = Entity::find()
+        .filter(Column::JobId.eq(job.id))
+        .filter(Column::Status.eq(RowStatus::Failed.as_str()))
+        .filter(Column::EditedAt.is_not_null())
+        .filter(Column::RetriedInJobId.is_null())
+        .order_by_asc(Column::RowNumber)
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        return Err(AppError::bad_input(
+            "jobId",
+            "no failed row has been edited since it was last retried: fix rows with updateImportRow first",
+        ));
+    }
+    let mut headers: Vec<String> = Vec::new();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in &rows {
+        let values: Vec<(String, String)> =
+            serde_json::from_value(row.row_values.clone()).unwrap_or_default();
+        if headers.is_empty() {
+            headers = values.iter().map(|(h, _)| h.clone()).collect();
+            writer
+                .write_record(&headers)
+                .map_err(|e| AppError::Internal(e.into()))?;
+        }
+        writer
+            .write_record(values.iter().map(|(_, v)| v))
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let mut settings: ImportSettings = serde_json::from_value(job.settings.clone())
+        .map_err(|e| anyhow::anyhow!("stored settings unreadable: {e}"))?;
+    // The stored form is a comma-separated file, whatever the first one was.
+    settings.delimiter = Some(',');
+    settings.sheet = None;
+    settings.header_row = None;
+    let retry = new_job(
+        actor,
+        &job,
+        JobStatus::Queued,
+        format!("{} (retried rows)", job.file_name),
+        settings,
+        i32::try_from(rows.len()).unwrap_or(i32::MAX),
+    );
+    let retry = entity::import_job::Model {
+        retry_of_job_id: Some(job.id),
+        dry_run: job.dry_run,
+        ..retry
+    };
+    let txn = super::begin_write(db).await?;
+    insert_job(&txn, &retry, Some(bytes)).await?;
+    let taken = Entity::update_many()
+        .col_expr(Column::RetriedInJobId, Expr::value(retry.id))
+        .filter(Column::JobId.eq(job.id))
+        .filter(Column::RowNumber.is_in(rows.iter().map(|r| r.row_number)))
+        .filter(Column::RetriedInJobId.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if taken != rows.len() as u64 {
+        txn.rollback().await?;
+        return Err(AppError::Conflict(
+            "The rows were retried meanwhile.".to_owned(),
+        ));
+    }
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "import.retry")
+            .target("ImportJob", retry.id)
+            .changes(json!({ "retryOf": job.id, "rows": rows.len() })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(retry)
+}
+
+/// Undo an ended USERS or PROVIDERS import as a job of its own (QUEUED): see
+/// [`crate::import::undo`]. It needs the rights the import needed, and each
+/// record is held to the access rule as the import's rows were.
+pub async fn revert(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<entity::import_job::Model> {
+    use entity::import_job::{Column, Entity};
+    let job = job_in_scope(db, actor, id).await?;
+    ensure_ended(&job, "id")?;
+    let kind = require_rights_of(actor, &job)?;
+    if !matches!(kind, ImportKind::Users | ImportKind::Providers) {
+        return Err(AppError::bad_input(
+            "id",
+            format!(
+                "is a {} import: only USERS and PROVIDERS imports can be reverted",
+                kind.as_str()
+            ),
+        ));
+    }
+    if job.dry_run {
+        return Err(AppError::bad_input("id", "is a dry run: it wrote nothing"));
+    }
+    let undoable = entity::import_row::Entity::find()
+        .filter(entity::import_row::Column::JobId.eq(job.id))
+        .filter(entity::import_row::Column::Undo.is_not_null())
+        .count(db)
+        .await?;
+    let written = u64::try_from(job.created_count + job.updated_count).unwrap_or(0);
+    if undoable < written {
+        return Err(AppError::bad_input(
+            "id",
+            "ran before imports kept what undoing them needs, so it cannot be reverted",
+        ));
+    }
+    if undoable == 0 {
+        return Err(AppError::bad_input("id", "wrote nothing to revert"));
+    }
+    let revert = entity::import_job::Model {
+        reverts_job_id: Some(job.id),
+        ..new_job(
+            actor,
+            &job,
+            JobStatus::Queued,
+            format!("{} (reverted)", job.file_name),
+            serde_json::from_value(job.settings.clone()).unwrap_or_default(),
+            i32::try_from(undoable).unwrap_or(i32::MAX),
+        )
+    };
+    let txn = super::begin_write(db).await?;
+    // One revert at a time per import: the reverted job's row is held until
+    // this one commits (SQLite writes one transaction at a time anyway).
+    let mut reverted = Entity::find_by_id(job.id);
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        reverted = reverted.lock_exclusive();
+    }
+    reverted.one(&txn).await?;
+    let earlier = Entity::find()
+        .filter(Column::RevertsJobId.eq(job.id))
+        .filter(
+            Column::Status.is_not_in([JobStatus::Failed.as_str(), JobStatus::Cancelled.as_str()]),
+        )
+        .one(&txn)
+        .await?;
+    if let Some(earlier) = earlier {
+        return Err(AppError::Conflict(format!(
+            "The import is already reverted, by import {}.",
+            earlier.id
+        )));
+    }
+    insert_job(&txn, &revert, None).await?;
+    audit::record(
+        &txn,
+        AuditEntry::by(actor, "import.revert")
+            .target("ImportJob", revert.id)
+            .changes(json!({ "reverts": job.id, "rows": undoable })),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(revert)
+}
+
+/// Store a new job with its file (a revert has none).
+async fn insert_job(
+    txn: &impl ConnectionTrait,
+    job: &entity::import_job::Model,
+    file: Option<Vec<u8>>,
+) -> AppResult<()> {
+    entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
+        .exec_without_returning(txn)
+        .await?;
+    if let Some(data) = file {
+        entity::import_file::Entity::insert(entity::import_file::ActiveModel {
+            job_id: Set(job.id),
+            data: Set(data),
+        })
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A new job of `actor` that follows `job`: its kind, mapping and project.
+fn new_job(
+    actor: &Actor,
+    job: &entity::import_job::Model,
+    status: JobStatus,
+    file_name: String,
+    settings: ImportSettings,
+    total_rows: i32,
+) -> entity::import_job::Model {
+    entity::import_job::Model {
+        id: Uuid::now_v7(),
+        organization_id: actor.organization_id,
+        kind: job.kind.clone(),
+        status: status.as_str().to_owned(),
+        file_name: file_name.chars().take(255).collect(),
+        mapping: job.mapping.clone(),
+        settings: json!(settings),
+        project_id: job.project_id,
+        dry_run: false,
+        total_rows,
+        processed_rows: 0,
+        created_count: 0,
+        updated_count: 0,
+        skipped_count: 0,
+        failed_count: 0,
+        error_message: None,
+        created_by: Some(actor.user_id),
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        failed_attempts: 0,
+        feed_id: None,
+        retry_of_job_id: None,
+        reverts_job_id: None,
+    }
 }
 
 /// A mapping template to save: new, or replacing the one with `id`.

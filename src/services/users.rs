@@ -633,7 +633,7 @@ pub(crate) async fn assign_roles(
     Ok(())
 }
 
-pub(super) async fn set_status(
+pub(crate) async fn set_status(
     db: &impl ConnectionTrait,
     user: entity::user::Model,
     status: &str,
