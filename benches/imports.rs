@@ -13,9 +13,10 @@
 //!    FROM STDIN (FORMAT csv)`;
 //! 4. copies what the import stores for the same file (each user's record,
 //!    their role links and each row's outcome, made ready in memory
-//!    beforehand) into tables made `LIKE` `users`, `user_roles` and
-//!    `import_rows` with their indexes and foreign keys: the least any import
-//!    that keeps these records and outcomes can cost PostgreSQL. The users'
+//!    beforehand, and what undoing each written row needs) into tables made
+//!    `LIKE` `users`, `user_roles` and `import_rows` with their indexes and
+//!    foreign keys: the least any import that keeps these records and
+//!    outcomes can cost PostgreSQL. The users'
 //!    COPY is timed apart as well: what putting the people alone into their
 //!    table costs, outcomes aside;
 //!
@@ -213,7 +214,7 @@ async fn copy_stored_form(db: &sea_orm::DatabaseConnection, file: &[u8]) -> [Dur
         ]);
         if !email.contains('@') || roles.contains("Nurse Practitioner") {
             outcomes.push_str(&format!(
-                "{job}\t{}\tFAILED\t{email}\t\\N\t[{{\"field\": \"email\", \"message\": \"is not an email address\"}}]\t{values}\n",
+                "{job}\t{}\tFAILED\t{email}\t\\N\t[{{\"field\": \"email\", \"message\": \"is not an email address\"}}]\t{values}\t\\N\n",
                 i + 2
             ));
             continue;
@@ -231,17 +232,41 @@ async fn copy_stored_form(db: &sea_orm::DatabaseConnection, file: &[u8]) -> [Dur
         if roles.contains("Billing") {
             links.push_str(&format!("{id}\t{billing}\n"));
         }
+        // What undoing the row needs, as the import keeps it.
+        let mut after = vec![provider.to_string()];
+        if roles.contains("Billing") {
+            after.push(billing.to_string());
+        }
+        let undo = json!({
+            "user": { "id": id, "created": true, "fields": {
+                "employee_status": [null, status.to_uppercase()],
+                "first_name": [null, first],
+                "last_name": [null, last],
+                "title": [null, title],
+            } },
+            "roles": { "before": [], "after": after },
+        });
         outcomes.push_str(&format!(
-            "{job}\t{}\tCREATED\t{email}\t{id}\t[]\t{values}\n",
+            "{job}\t{}\tCREATED\t{email}\t{id}\t[]\t{values}\t{undo}\n",
             i + 2
         ));
     }
     let pool = db.get_postgres_connection_pool();
     let mut times = [Duration::ZERO; 3];
+    // Columns named: the tables have more, which take their defaults.
     for (time, (table, data)) in times.iter_mut().zip([
-        ("floor_users", users),
-        ("floor_user_roles", links),
-        ("floor_rows", outcomes),
+        (
+            "floor_users (id, organization_id, email, password_hash, first_name, last_name, \
+             title, status, employee_status, mobile_phone, locale, idle_timeout_minutes, \
+             external_id, must_change_password, is_super_admin, last_login_at, created_at, \
+             updated_at, email_signature, preferences)",
+            users,
+        ),
+        ("floor_user_roles (user_id, role_id)", links),
+        (
+            "floor_rows (job_id, row_number, status, identity, record_id, errors, row_values, undo)",
+            outcomes,
+        ),
     ]) {
         let started = Instant::now();
         let mut copy = pool

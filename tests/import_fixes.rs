@@ -338,22 +338,26 @@ async fn a_revert_undoes_an_import_and_leaves_alone_what_others_changed_since() 
             "carol@riverside.test,Carol,Hart,Nurse,Billing",
             "dan@riverside.test,Dan,Cole,Nurse,Billing",
             "not an email,Eve,Moss,Nurse,Billing",
+            "erin@riverside.test,Erin,Park,,Billing",
         ]);
         let import = app
             .start_import(&admin, json!({ "kind": "USERS" }), "staff.csv", file)
             .await;
         let ended = app.finished_job(&admin, &import).await;
-        assert_eq!(ended["createdCount"], 2, "{backend:?}: {ended}");
+        assert_eq!(ended["createdCount"], 3, "{backend:?}: {ended}");
         assert_eq!(ended["updatedCount"], 2, "{ended}");
 
-        // After the import, another admin edits Bob, and Dan signs in.
-        let bob = person(&app, &admin, "bob@riverside.test").await;
-        app.ok(
-            &admin,
-            "mutation($id: ID!) { updateUser(id: $id, input: { title: \"Ward Lead\" }) { id } }",
-            json!({ "id": bob["id"] }),
-        )
-        .await;
+        // After the import, another admin gives Bob and Erin (who came
+        // without one) a title, and Dan signs in.
+        for email in ["bob@riverside.test", "erin@riverside.test"] {
+            let someone = person(&app, &admin, email).await;
+            app.ok(
+                &admin,
+                "mutation($id: ID!) { updateUser(id: $id, input: { title: \"Ward Lead\" }) { id } }",
+                json!({ "id": someone["id"] }),
+            )
+            .await;
+        }
         let dan = person(&app, &admin, "dan@riverside.test").await;
         let password = app
             .ok(
@@ -375,12 +379,12 @@ async fn a_revert_undoes_an_import_and_leaves_alone_what_others_changed_since() 
             )
             .await["revertImport"]
             .clone();
-        assert_eq!(revert["totalRows"], 4, "{backend:?}: {revert}");
+        assert_eq!(revert["totalRows"], 5, "{backend:?}: {revert}");
         let revert_id = revert["id"].as_str().unwrap();
         let ended = app.finished_job(&admin, revert_id).await;
         assert_eq!(ended["status"], "FINISHED", "{backend:?}: {ended}");
         assert_eq!(ended["updatedCount"], 3, "{ended}");
-        assert_eq!(ended["skippedCount"], 1, "{ended}");
+        assert_eq!(ended["skippedCount"], 2, "{ended}");
 
         // Alice has her title and roles back; Carol, who never used her
         // account, is gone; Dan is deactivated and his session ended.
@@ -399,22 +403,25 @@ async fn a_revert_undoes_an_import_and_leaves_alone_what_others_changed_since() 
             .await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 
-        // Bob, edited since, is left as the other admin left him, and the
-        // revert says so on his row.
-        let bob = person(&app, &admin, "bob@riverside.test").await;
-        assert_eq!(bob["title"], "Ward Lead", "{bob}");
+        // Bob and Erin, edited since, are left as the other admin left them,
+        // and the revert says so on their rows.
         let reverted = job(&app, &admin, revert_id).await;
         assert_eq!(reverted["reverts"]["id"], import.as_str());
-        let bob_row = row(&reverted, 3);
-        assert_eq!(bob_row["status"], "SKIPPED", "{reverted}");
-        assert_eq!(bob_row["errors"][0]["field"], "title", "{reverted}");
-        assert!(
-            bob_row["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("changed after the import"),
-            "{reverted}"
-        );
+        for (email, number) in [("bob@riverside.test", 3), ("erin@riverside.test", 7)] {
+            let someone = person(&app, &admin, email).await;
+            assert_eq!(someone["title"], "Ward Lead", "{someone}");
+            assert_eq!(someone["status"], "ACTIVE", "{someone}");
+            let outcome = row(&reverted, number);
+            assert_eq!(outcome["status"], "SKIPPED", "{reverted}");
+            assert_eq!(outcome["errors"][0]["field"], "title", "{reverted}");
+            assert!(
+                outcome["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("changed after the import"),
+                "{reverted}"
+            );
+        }
 
         // Once is enough, and a revert is not itself reverted.
         for (id, code) in [(import.as_str(), "CONFLICT"), (revert_id, "BAD_USER_INPUT")] {

@@ -79,10 +79,19 @@ macro_rules! owned_fields {
             use sea_orm::ActiveValue::Set;
             use serde_json::{Value, json};
 
+            /// The fields' names.
+            pub const FIELDS: &[&str] = &[$(stringify!($field)),+];
+
+            /// A created record's fields, those without a value left out.
             pub fn snapshot(model: &entity::$module::Model) -> BTreeMap<String, (Value, Value)> {
-                BTreeMap::from([
-                    $((stringify!($field).to_owned(), (Value::Null, json!(model.$field)))),+
-                ])
+                let mut fields = BTreeMap::new();
+                $(
+                    let value = json!(model.$field);
+                    if !value.is_null() {
+                        fields.insert(stringify!($field).to_owned(), (Value::Null, value));
+                    }
+                )+
+                fields
             }
 
             pub fn changes(
@@ -147,16 +156,26 @@ owned_fields!(provider:
     billing_tax_id,
 );
 
-/// The fields of a record that no longer hold the value the import left.
-fn changed_since(
-    change: &RecordChange,
-    current: impl Fn(&str) -> Value,
-) -> impl Iterator<Item = &str> {
-    change
-        .fields
-        .iter()
-        .filter(move |(field, (_, after))| current(field) != *after)
-        .map(|(field, _)| field.as_str())
+/// The fields of a record that no longer hold the value the import left: of
+/// a created record every field (those it left without a value are not
+/// stored), of a changed one the fields it changed.
+fn changed_since<'c>(
+    change: &'c RecordChange,
+    all_fields: &'c [&'c str],
+    current: impl Fn(&str) -> Value + 'c,
+) -> impl Iterator<Item = &'c str> {
+    let fields: Vec<&str> = if change.created {
+        all_fields.to_vec()
+    } else {
+        change.fields.keys().map(String::as_str).collect()
+    };
+    fields.into_iter().filter(move |field| {
+        let left = change
+            .fields
+            .get(*field)
+            .map_or(&Value::Null, |(_, after)| after);
+        current(field) != *left
+    })
 }
 
 /// Why a row's record is left alone: the fields changed since the import.
@@ -297,14 +316,17 @@ pub async fn revert_batch(
         };
 
         // Left alone when anyone changed the record since the import.
-        let mut changed: Vec<String> = changed_since(user_change, |f| user::current(user, f))
-            .map(client_name)
-            .collect();
+        let mut changed: Vec<String> =
+            changed_since(user_change, user::FIELDS, |f| user::current(user, f))
+                .map(client_name)
+                .collect();
         let provider = undo.provider.as_ref().map(|p| (p, providers.get(&p.id)));
         match provider {
             Some((_, None)) => changed.push("provider".to_owned()),
-            Some((change, Some(current))) => changed
-                .extend(changed_since(change, |f| provider::current(current, f)).map(client_name)),
+            Some((change, Some(current))) => changed.extend(
+                changed_since(change, provider::FIELDS, |f| provider::current(current, f))
+                    .map(client_name),
+            ),
             None => {}
         }
         let roles_now: BTreeSet<Uuid> = current_roles
