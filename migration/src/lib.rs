@@ -34,6 +34,7 @@ mod m20261203_000009_add_required_certifications;
 mod m20261203_000010_add_dormancy;
 mod m20261203_000011_create_access_reviews;
 mod m20261203_000012_add_import_fixes;
+mod m20261203_000013_index_failed_import_rows;
 
 pub struct Migrator;
 
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_add_dormancy::Migration),
             Box::new(m20261203_000011_create_access_reviews::Migration),
             Box::new(m20261203_000012_add_import_fixes::Migration),
+            Box::new(m20261203_000013_index_failed_import_rows::Migration),
         ]
     }
 }

@@ -79,8 +79,8 @@ pub const BATCH_ROWS: usize = 1000;
 
 /// What one batch of a job does.
 enum Work<'i, 'c> {
-    /// Check and write rows of the job's file.
-    Rows(&'i Importer<'c>, Vec<super::file::Row>),
+    /// Check and write rows of the job's file, knowing the rows before them.
+    Rows(&'i Importer<'c>, Vec<super::file::Row>, &'i mut Earlier),
     /// Undo rows another job wrote.
     Revert(ImportKind, Vec<entity::import_row::Model>),
 }
@@ -287,6 +287,11 @@ impl Runner {
             Err(other) => return Err(other),
         };
         let skip = usize::try_from(job.processed_rows).unwrap_or(0);
+        let mut earlier = if skip == 0 {
+            Earlier::default()
+        } else {
+            Earlier::of_job(&self.db, job.id).await?
+        };
         let mut rows = file.rows().skip(skip).peekable();
         while rows.peek().is_some() {
             if self.stopping.is_cancelled() {
@@ -295,7 +300,10 @@ impl Runner {
                 return Ok(RunEnd::Stopping);
             }
             let batch: Vec<_> = rows.by_ref().take(BATCH_ROWS).collect();
-            if !self.commit_batch(&job, Work::Rows(&import, batch)).await? {
+            if !self
+                .commit_batch(&job, Work::Rows(&import, batch, &mut earlier))
+                .await?
+            {
                 tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
                 return Ok(RunEnd::LostClaim);
             }
@@ -353,15 +361,9 @@ impl Runner {
         // during the import applies to its next batch.
         let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;
         let (results, access_changed) = match work {
-            Work::Rows(import, batch) => {
+            Work::Rows(import, batch, earlier) => {
                 let results = import
-                    .process(
-                        &txn,
-                        batch,
-                        &mut Earlier::Job(job.id),
-                        !job.dry_run,
-                        &authority,
-                    )
+                    .process(&txn, batch, earlier, !job.dry_run, &authority)
                     .await?;
                 // Existing users' records or roles changed: no instance may
                 // keep them, or their old permissions, past this commit.

@@ -38,7 +38,7 @@ impl LocationImport<'_> {
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<Row>,
-        earlier: &mut Earlier<'_>,
+        earlier: &mut Earlier,
         write: bool,
     ) -> AppResult<Vec<RowResult>> {
         let mut planned = Vec::with_capacity(rows.len());
@@ -84,18 +84,15 @@ impl LocationImport<'_> {
             ));
         }
 
-        earlier
-            .mark_repeats(
-                db,
-                planned
-                    .iter_mut()
-                    .filter_map(|(number, identity, _, errors, _)| {
-                        Some((*number, identity.as_deref()?, errors))
-                    })
-                    .collect(),
-                |_, first| FieldError::new("name", format!("repeats the location of row {first}")),
-            )
-            .await?;
+        earlier.mark_repeats(
+            planned
+                .iter_mut()
+                .filter_map(|(number, identity, _, errors, _)| {
+                    Some((*number, identity.as_deref()?, errors))
+                })
+                .collect(),
+            |_, first| FieldError::new("name", format!("repeats the location of row {first}")),
+        );
         let identities: Vec<String> = planned.iter().filter_map(|p| p.1.clone()).collect();
         let existing: HashMap<String, entity::location::Model> = if identities.is_empty() {
             HashMap::new()

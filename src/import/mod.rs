@@ -104,7 +104,7 @@ impl<'a> Importer<'a> {
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<file::Row>,
-        earlier: &mut row::Earlier<'_>,
+        earlier: &mut row::Earlier,
         write: bool,
         authority: &Authority,
     ) -> AppResult<Vec<row::RowResult>> {

@@ -97,29 +97,26 @@ impl PatientImport<'_> {
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<Row>,
-        earlier: &mut Earlier<'_>,
+        earlier: &mut Earlier,
         write: bool,
     ) -> AppResult<Vec<RowResult>> {
         let mut planned: Vec<Planned> = rows.iter().map(|row| self.parse(row)).collect();
 
         // A later row repeating an identity of the file fails, naming the first.
-        earlier
-            .mark_repeats(
-                db,
-                planned
-                    .iter_mut()
-                    .filter_map(|p| Some((p.number, p.identity.as_deref()?, &mut p.errors)))
-                    .collect(),
-                |identity, first| {
-                    let field = if identity.starts_with("email:") {
-                        "email"
-                    } else {
-                        "externalId"
-                    };
-                    FieldError::new(field, format!("repeats the patient of row {first}"))
-                },
-            )
-            .await?;
+        earlier.mark_repeats(
+            planned
+                .iter_mut()
+                .filter_map(|p| Some((p.number, p.identity.as_deref()?, &mut p.errors)))
+                .collect(),
+            |identity, first| {
+                let field = if identity.starts_with("email:") {
+                    "email"
+                } else {
+                    "externalId"
+                };
+                FieldError::new(field, format!("repeats the patient of row {first}"))
+            },
+        );
 
         // Who exists already: by external id, then by email.
         let organization_id = self.project.organization_id;

@@ -6,9 +6,8 @@
 use std::{borrow::Cow, collections::HashMap};
 
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -72,62 +71,55 @@ impl RowResult {
     }
 }
 
-/// Where earlier rows of the same file are remembered, to name the row a
-/// duplicate repeats.
-pub enum Earlier<'a> {
-    /// For previews: in memory (a file is at most a few megabytes).
-    Memory(&'a mut HashMap<String, usize>),
-    /// For jobs: the job's stored rows, so a resumed job still knows them.
-    Job(Uuid),
-}
+/// The first row of the file that held each identity, as far as the rows
+/// checked so far tell: to name the row a duplicate repeats. A job resumed
+/// after its committed batches starts from their stored rows
+/// ([`Earlier::of_job`]); a fresh job or a preview starts empty. It is
+/// bounded as the file is: by the upload limit.
+#[derive(Default)]
+pub struct Earlier(HashMap<String, usize>);
 
-impl Earlier<'_> {
-    /// The first row of the file that held each of `identities`, as far as
-    /// earlier batches know.
-    async fn first_rows(
-        &self,
-        db: &impl ConnectionTrait,
-        identities: &[String],
-    ) -> AppResult<HashMap<String, usize>> {
-        match self {
-            Earlier::Memory(map) => Ok(identities
-                .iter()
-                .filter_map(|i| map.get(i).map(|n| (i.clone(), *n)))
-                .collect()),
-            Earlier::Job(job_id) => earlier_rows(db, *job_id, identities).await,
+impl Earlier {
+    /// What the committed rows of a job tell, read in one pass over its rows
+    /// in row order (the primary key's; no other index is kept for it).
+    pub async fn of_job(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<Self> {
+        use entity::import_row::{Column, Entity};
+        let rows: Vec<(Option<String>, i32)> = Entity::find()
+            .select_only()
+            .column(Column::Identity)
+            .column(Column::RowNumber)
+            .filter(Column::JobId.eq(job_id))
+            .order_by_asc(Column::RowNumber)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut first = HashMap::new();
+        for (identity, number) in rows {
+            if let Some(identity) = identity {
+                first
+                    .entry(identity)
+                    .or_insert_with(|| usize::try_from(number).unwrap_or(0));
+            }
         }
+        Ok(Self(first))
     }
 
     /// Fail each row whose identity an earlier row of the file holds, with the
     /// error `repeated` makes from the identity and the first row's number, and
     /// remember the first rows for the next batches. Rows come as (number,
     /// identity, errors).
-    pub async fn mark_repeats(
+    pub fn mark_repeats(
         &mut self,
-        db: &impl ConnectionTrait,
         rows: Vec<(usize, &str, &mut Vec<FieldError>)>,
         repeated: impl Fn(&str, usize) -> FieldError,
-    ) -> AppResult<()> {
-        let identities: Vec<String> = rows.iter().map(|(_, i, _)| (*i).to_owned()).collect();
-        let mut first_seen = self.first_rows(db, &identities).await?;
+    ) {
         for (number, identity, errors) in rows {
-            match first_seen.get(identity) {
+            match self.0.get(identity) {
                 Some(first) if *first < number => errors.push(repeated(identity, *first)),
-                _ => {
-                    first_seen.insert(identity.to_owned(), number);
+                Some(_) => {}
+                None => {
+                    self.0.insert(identity.to_owned(), number);
                 }
-            }
-        }
-        self.remember(&first_seen);
-        Ok(())
-    }
-
-    /// Keep this batch's first rows for the next batches (a job keeps them in
-    /// its stored rows instead).
-    fn remember(&mut self, first_seen: &HashMap<String, usize>) {
-        if let Earlier::Memory(map) = self {
-            for (identity, number) in first_seen {
-                map.entry(identity.clone()).or_insert(*number);
             }
         }
     }
@@ -172,46 +164,6 @@ pub fn row_values(headers: &[String], row: &Row) -> Vec<(String, String)> {
                 .chain(std::iter::repeat(String::new())),
         )
         .collect()
-}
-
-/// The first row of the job that held each of `identities`.
-async fn earlier_rows(
-    db: &impl ConnectionTrait,
-    job_id: Uuid,
-    identities: &[String],
-) -> AppResult<HashMap<String, usize>> {
-    if identities.is_empty() {
-        return Ok(HashMap::new());
-    }
-    use entity::import_row::{Column, Entity};
-    let among = if db.get_database_backend() == DbBackend::Postgres {
-        // One array parameter: PostgreSQL probes the (job, identity) index once
-        // per value. A list of parameters gets no such plan and is compared
-        // against every earlier row of the job, which grows with the file.
-        Expr::col(Column::Identity).eq(PgFunc::any(Expr::val(identities.to_vec())))
-    } else {
-        Column::Identity.is_in(identities.iter().cloned())
-    };
-    let rows: Vec<(Option<String>, i32)> = Entity::find()
-        .select_only()
-        .column(Column::Identity)
-        .column(Column::RowNumber)
-        .filter(Column::JobId.eq(job_id))
-        .filter(among)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut first = HashMap::new();
-    for (identity, number) in rows {
-        if let Some(identity) = identity {
-            let number = usize::try_from(number).unwrap_or(0);
-            first
-                .entry(identity)
-                .and_modify(|n: &mut usize| *n = (*n).min(number))
-                .or_insert(number);
-        }
-    }
-    Ok(first)
 }
 
 /// The stored form of a row's outcome.

@@ -297,7 +297,7 @@ impl StaffImport<'_> {
         &self,
         db: &impl ConnectionTrait,
         rows: Vec<Row>,
-        earlier: &mut Earlier<'_>,
+        earlier: &mut Earlier,
         write: bool,
         authority: &Authority,
     ) -> AppResult<Vec<RowResult>> {
@@ -331,18 +331,15 @@ impl StaffImport<'_> {
 
         // Duplicates of an earlier row of the file, by email (then by NPI within
         // the batch).
-        earlier
-            .mark_repeats(
-                db,
-                planned
-                    .iter_mut()
-                    .filter_map(|(number, parsed, errors, _)| {
-                        Some((*number, parsed.email.as_ref()?.as_str(), errors))
-                    })
-                    .collect(),
-                |_, first| FieldError::new("email", format!("repeats the email of row {first}")),
-            )
-            .await?;
+        earlier.mark_repeats(
+            planned
+                .iter_mut()
+                .filter_map(|(number, parsed, errors, _)| {
+                    Some((*number, parsed.email.as_ref()?.as_str(), errors))
+                })
+                .collect(),
+            |_, first| FieldError::new("email", format!("repeats the email of row {first}")),
+        );
         let mut npi_seen: HashMap<String, usize> = HashMap::new();
         for (number, parsed, errors, _) in &mut planned {
             if let Some(npi) = &parsed.npi {

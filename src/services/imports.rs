@@ -2,8 +2,6 @@
 //! follow and cancel it, page through its rows, download its failed rows, and
 //! keep mapping templates.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -257,7 +255,7 @@ pub async fn preview(
         },
     )
     .await?;
-    let mut seen = HashMap::new();
+    let mut earlier = Earlier::default();
     let mut rows = file.rows().peekable();
     while rows.peek().is_some() {
         let batch: Vec<_> = rows
@@ -265,13 +263,7 @@ pub async fn preview(
             .take(crate::import::jobs::BATCH_ROWS)
             .collect();
         for result in import
-            .process(
-                &txn,
-                batch,
-                &mut Earlier::Memory(&mut seen),
-                false,
-                &actor.authority(),
-            )
+            .process(&txn, batch, &mut earlier, false, &actor.authority())
             .await?
         {
             if result.status == RowStatus::Failed {
@@ -753,15 +745,9 @@ async fn recheck(
         cells: values.iter().map(|(_, v)| v.clone()).collect(),
         problem: None,
     };
-    let mut seen = HashMap::new();
+    let mut earlier = Earlier::default();
     let results = import
-        .process(
-            &txn,
-            vec![row],
-            &mut Earlier::Memory(&mut seen),
-            false,
-            &actor.authority(),
-        )
+        .process(&txn, vec![row], &mut earlier, false, &actor.authority())
         .await?;
     txn.rollback().await?;
     Ok(results
