@@ -23,7 +23,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 const LIST: &str = "query($n: Int!) { users(first: $n) { totalCount edges { node {
-    email roles { name permissions } permissions provider { npi organizationRole user { email } } } } } }";
+    email roles { name permissions } suspendedRoles { name } permissions
+    provider { npi organizationRole user { email } } } } } }";
 
 async fn statements(app: &TestApp) -> u64 {
     let text = app.scrape().await;
@@ -63,6 +64,17 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
             .all(&app.db)
             .await
             .unwrap();
+        // One role requires a licence nobody holds: its holders' standing
+        // is judged, and the role is suspended for each of them.
+        let licensed = roles.iter().find(|r| r.name == "Billing").unwrap();
+        entity::role::Entity::update(entity::role::ActiveModel {
+            id: Set(licensed.id),
+            required_certifications: Set(Some(json!(["State licence"]))),
+            ..Default::default()
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
         let now = Utc::now();
         for i in 0..120 {
             let id = Uuid::now_v7();
@@ -134,11 +146,13 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
             }
         }
 
-        // Count, page, roles, permissions, providers, their users: six statements.
+        // Count, page, roles, permissions, providers, their users: six
+        // statements; the suspended roles three more (the roles requiring a
+        // certification, the time zone, the certifications).
         for first in [10, 100] {
             let statements = cost(&app, &token, LIST, first).await;
             assert_eq!(
-                statements, 6,
+                statements, 9,
                 "{backend:?}: {first} users cost {statements} statements"
             );
         }
@@ -150,6 +164,16 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         assert_eq!(cost(&app, &token, COUNTED, 20).await, 2, "{backend:?}");
         let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
         assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
+        let data = app.ok(&token, LIST, json!({ "n": 100 })).await;
+        let suspended = data["users"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["node"]["suspendedRoles"] == json!([{ "name": "Billing" }]))
+            .count();
+        // The page holds the admin and 99 of the staff, every third of whom
+        // holds the role.
+        assert_eq!(suspended, 33, "{backend:?}");
 
         // `me` is the record read with the session: no statement of its own
         // (the session check may read it once after a change; the fewest of

@@ -223,18 +223,12 @@ impl User {
     /// The roles the user holds but that do not apply now: a certification
     /// they require is missing or has expired.
     async fn suspended_roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        let standing = crate::services::credentials::standing(&ctx.state()?.db, self.0.id).await?;
-        if standing.suspended.is_empty() {
-            return Ok(Vec::new());
-        }
-        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
-        let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
-        Ok(roles
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|role| standing.suspended.contains(&role.id))
-            .map(Role)
-            .collect())
+        let roles = ctx
+            .data::<DataLoader<super::loaders::SuspendedRolesOfUser>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
     }
     /// Appended to emails the user sends from the front-ends.
     async fn email_signature(&self) -> Option<&str> {

@@ -26,6 +26,24 @@ impl Loader<Uuid> for RolesOfUser {
     }
 }
 
+/// The roles each user holds that are suspended now: a certification they
+/// require is missing or expired.
+pub struct SuspendedRolesOfUser(pub DatabaseConnection);
+
+impl Loader<Uuid> for SuspendedRolesOfUser {
+    type Value = Vec<entity::role::Model>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        Ok(crate::services::credentials::suspended_roles(&self.0, keys)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|(user, (_, roles))| (user, roles))
+            .collect())
+    }
+}
+
 pub struct PermissionsOfRole(pub DatabaseConnection);
 
 impl Loader<Uuid> for PermissionsOfRole {

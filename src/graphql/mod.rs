@@ -115,6 +115,10 @@ fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutat
             .limit_directives(10)
             .data(loader(loaders::RolesOfUser(state.db.clone()), delay))
             .data(loader(loaders::PermissionsOfRole(state.db.clone()), delay))
+            .data(loader(
+                loaders::SuspendedRolesOfUser(state.db.clone()),
+                delay,
+            ))
             .data(loader(loaders::UserById(state.db.clone()), delay))
             .data(loader(loaders::ProviderOfUser(state.db.clone()), delay))
             .data(loader(

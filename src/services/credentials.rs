@@ -34,37 +34,108 @@ pub struct Standing {
 
 /// The standing of `user_id` now.
 pub async fn standing(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Standing> {
-    let roles: Vec<entity::role::Model> = entity::role::Entity::find()
-        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
-        .filter(entity::user_role::Column::UserId.eq(user_id))
-        .filter(entity::role::Column::RequiredCertifications.is_not_null())
-        .all(db)
-        .await?;
-    let requiring: Vec<(Uuid, Vec<String>)> = roles
-        .iter()
-        .map(|role| (role.id, role.required_certifications()))
-        .filter(|(_, names)| !names.is_empty())
-        .collect();
-    let Some(organization_id) = roles.first().map(|r| r.organization_id) else {
-        return Ok(Standing::default());
-    };
-    if requiring.is_empty() {
-        return Ok(Standing::default());
+    Ok(standings(db, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default())
+}
+
+/// The standing of each of `user_ids` now: see [`suspended_roles`]. Users
+/// whose roles require no certification are left out (their standing is the
+/// default).
+pub async fn standings(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Standing>> {
+    Ok(suspended_roles(db, user_ids)
+        .await?
+        .into_iter()
+        .map(|(user, (standing, _))| (user, standing))
+        .collect())
+}
+
+/// The standing of each of `user_ids` now, with the roles it suspends, in
+/// three statements however many they are: the roles they hold that require
+/// certifications, their organisations' time zones, and their
+/// certifications. Users whose roles require none are left out.
+pub async fn suspended_roles(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, (Standing, Vec<entity::role::Model>)>> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
     }
-    let time_zone: Option<String> = entity::organization::Entity::find_by_id(organization_id)
-        .select_only()
-        .column(entity::organization::Column::TimeZone)
-        .into_tuple()
-        .one(db)
-        .await?;
-    let time_zone = time_zone
-        .and_then(|tz| tz.parse::<chrono_tz::Tz>().ok())
-        .unwrap_or(chrono_tz::UTC);
-    let held = entity::certification::Entity::find()
-        .filter(entity::certification::Column::UserId.eq(user_id))
+    let held_roles: Vec<(Uuid, entity::role::Model)> = entity::role::Entity::find()
+        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
+        .filter(entity::user_role::Column::UserId.is_in(user_ids.iter().copied()))
+        .filter(entity::role::Column::RequiredCertifications.is_not_null())
+        .select_also(entity::user_role::Entity)
         .all(db)
-        .await?;
-    Ok(judge(&requiring, &held, time_zone, Utc::now()))
+        .await?
+        .into_iter()
+        .filter_map(|(role, link)| Some((link?.user_id, role)))
+        .collect();
+    let mut requiring: HashMap<Uuid, Vec<(Uuid, Vec<String>)>> = HashMap::new();
+    let mut organization_of: HashMap<Uuid, Uuid> = HashMap::new();
+    for (user_id, role) in &held_roles {
+        let names = role.required_certifications();
+        if !names.is_empty() {
+            requiring
+                .entry(*user_id)
+                .or_default()
+                .push((role.id, names));
+            organization_of.insert(*user_id, role.organization_id);
+        }
+    }
+    if requiring.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let organizations: BTreeSet<Uuid> = organization_of.values().copied().collect();
+    let time_zones: HashMap<Uuid, chrono_tz::Tz> = entity::organization::Entity::find()
+        .select_only()
+        .column(entity::organization::Column::Id)
+        .column(entity::organization::Column::TimeZone)
+        .filter(entity::organization::Column::Id.is_in(organizations))
+        .into_tuple::<(Uuid, Option<String>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, tz)| {
+            let zone = tz
+                .and_then(|tz| tz.parse::<chrono_tz::Tz>().ok())
+                .unwrap_or(chrono_tz::UTC);
+            (id, zone)
+        })
+        .collect();
+    let mut held: HashMap<Uuid, Vec<entity::certification::Model>> = HashMap::new();
+    for certification in entity::certification::Entity::find()
+        .filter(entity::certification::Column::UserId.is_in(requiring.keys().copied()))
+        .all(db)
+        .await?
+    {
+        held.entry(certification.user_id)
+            .or_default()
+            .push(certification);
+    }
+    let now = Utc::now();
+    Ok(requiring
+        .into_iter()
+        .map(|(user_id, roles)| {
+            let zone = organization_of
+                .get(&user_id)
+                .and_then(|org| time_zones.get(org))
+                .copied()
+                .unwrap_or(chrono_tz::UTC);
+            let certifications = held.remove(&user_id).unwrap_or_default();
+            let standing = judge(&roles, &certifications, zone, now);
+            let suspended = held_roles
+                .iter()
+                .filter(|(user, role)| *user == user_id && standing.suspended.contains(&role.id))
+                .map(|(_, role)| role.clone())
+                .collect();
+            (user_id, (standing, suspended))
+        })
+        .collect())
 }
 
 /// The standing, at `now`, of a user holding the roles `requiring` (each
