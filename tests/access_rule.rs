@@ -556,6 +556,42 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
             .await?;
             row_outcome(clinic, data["revertImport"]["id"].as_str().unwrap()).await
         }
+        "retryFailedRows" => {
+            // The keeper's import of a change to the target failed on a bad
+            // phone; the keeper clears the phone in the log; the caller retries.
+            let (_, body) = app
+                .upload(
+                    &clinic.keeper,
+                    "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                    json!({ "kind": "USERS", "mapping": [
+                        { "column": "email", "field": "email" },
+                        { "column": "title", "field": "title" },
+                        { "column": "phone", "field": "mobilePhone" },
+                    ] }),
+                    "file.csv",
+                    format!("email,title,phone\n{target_email},Import {n},not a phone\n")
+                        .into_bytes(),
+                )
+                .await;
+            let import = body["data"]["startImport"]["id"].as_str().unwrap();
+            let job = app.finished_job(&clinic.keeper, import).await;
+            assert_eq!(job["failedCount"], 1, "{job}");
+            let fixed = clinic
+                .keeper_ok(
+                    "mutation($id: ID!) { updateImportRow(jobId: $id, rowNumber: 2, values: { phone: \"\" }) { errors { message } } }",
+                    json!({ "id": import }),
+                )
+                .await;
+            assert_eq!(fixed["updateImportRow"]["errors"], json!([]), "{fixed}");
+            let data = mutation_data(
+                app,
+                token,
+                "mutation($id: ID!) { retryFailedRows(jobId: $id) { id } }",
+                json!({ "id": import }),
+            )
+            .await?;
+            row_outcome(clinic, data["retryFailedRows"]["id"].as_str().unwrap()).await
+        }
         "importOneselfAsAdmin" => {
             import(
                 clinic,
