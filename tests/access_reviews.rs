@@ -123,9 +123,29 @@ async fn a_reviewer_keeps_one_nurse_and_revokes_another_at_once_everywhere() {
             )
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+        // Ana reviews Ben's access in a review of her own; the newer reviews
+        // are not hers, and her first page of reviews is still hers.
+        let ana_id = app.ok(&ana, "{ me { id } }", json!({})).await["me"]["id"].clone();
+        let mut hers = review(&ward, chrono::Duration::days(7), "KEEP");
+        hers["i"]["reviewerIds"] = json!([ana_id]);
+        hers["i"]["userIds"] = json!([ward.revoked]);
+        hers["i"]["roleIds"] = json!([]);
+        let hers = app.ok(&ward.admin, START, hers).await["startAccessReview"]["id"].clone();
         let mut own = review(&ward, chrono::Duration::days(7), "KEEP");
         own["i"]["userIds"] = json!([ward.auditor_id]);
         let own = app.ok(&ward.admin, START, own).await["startAccessReview"]["id"].clone();
+        let page = app
+            .ok(
+                &ana,
+                "{ accessReviews(first: 1) { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            page["accessReviews"]["edges"],
+            json!([{ "node": { "id": hers } }]),
+            "{backend:?}"
+        );
         let (_, body) = app
             .graphql(
                 Some(&ward.auditor),
