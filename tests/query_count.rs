@@ -76,8 +76,10 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         .await
         .unwrap();
         let now = Utc::now();
+        let mut staff = Vec::new();
         for i in 0..120 {
             let id = Uuid::now_v7();
+            staff.push(id);
             entity::user::Entity::insert(entity::user::ActiveModel {
                 id: Set(id),
                 organization_id: Set(org),
@@ -174,6 +176,55 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         // The page holds the admin and 99 of the staff, every third of whom
         // holds the role.
         assert_eq!(suspended, 33, "{backend:?}");
+
+        // A page of access reviews with their users and roles: the same few
+        // statements for 2 reviews as for 12.
+        let admin_id = app.ok(&token, "{ me { id } }", json!({})).await["me"]["id"].clone();
+        for (n, under_review) in staff.chunks(10).take(12).enumerate() {
+            app.ok(
+                &token,
+                "mutation($i: AccessReviewInput!) { startAccessReview(input: $i) { id } }",
+                json!({ "i": {
+                    "name": format!("Review {n}"),
+                    "userIds": under_review,
+                    "reviewerIds": [admin_id],
+                    "dueAt": (Utc::now() + chrono::Duration::days(7)).to_rfc3339(),
+                    "onDue": "KEEP",
+                } }),
+            )
+            .await;
+        }
+        let mut reviews = Vec::new();
+        for first in [2, 12] {
+            let mut fewest = u64::MAX;
+            for _ in 0..4 {
+                let before = statements(&app).await;
+                let data = app
+                    .ok(
+                        &token,
+                        "query($n: Int!) { accessReviews(first: $n) { edges { node {
+                            items { user { email } roles { name } decision } } } } }",
+                        json!({ "n": first }),
+                    )
+                    .await;
+                let after = statements(&app).await;
+                let edges = data["accessReviews"]["edges"].as_array().unwrap().clone();
+                assert_eq!(edges.len(), first, "{data}");
+                assert!(
+                    edges.iter().all(|e| !e["node"]["items"][0]["roles"]
+                        .as_array()
+                        .unwrap()
+                        .is_empty()),
+                    "{data}"
+                );
+                fewest = fewest.min(after - before);
+            }
+            reviews.push(fewest);
+        }
+        assert_eq!(
+            reviews[0], reviews[1],
+            "{backend:?}: access reviews {reviews:?}"
+        );
 
         // `me` is the record read with the session: no statement of its own
         // (the session check may read it once after a change; the fewest of

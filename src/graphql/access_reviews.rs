@@ -1,7 +1,7 @@
 //! Access reviews: who still needs the roles they hold, attested by
 //! reviewers by a due date.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, dataloader::DataLoader};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -85,8 +85,13 @@ impl AccessReview {
     }
     /// The users under review, with what became of each.
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<AccessReviewItem>> {
-        Ok(access_reviews::items(&ctx.state()?.db, self.0.id)
-            .await?
+        let items = ctx
+            .data::<DataLoader<super::loaders::ItemsOfReview>>()?
+            .load_one(self.0.id)
+            .await
+            .map_err(super::loaders::loader_error)?;
+        Ok(items
+            .unwrap_or_default()
             .into_iter()
             .map(AccessReviewItem)
             .collect())
@@ -142,17 +147,19 @@ impl AccessReviewItem {
     }
 }
 
+/// The organisation's roles of `ids`, in their order.
 async fn roles_named(ctx: &Context<'_>, ids: &serde_json::Value) -> Result<Vec<Role>> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     let actor = ctx.caller()?.actor()?;
     let ids = entity::access_review::uuids(ids);
-    Ok(actor
-        .scope::<entity::role::Entity>()
-        .filter(entity::role::Column::Id.is_in(ids))
-        .all(&ctx.state()?.db)
+    let mut found = ctx
+        .data::<DataLoader<super::loaders::ById<entity::role::Entity>>>()?
+        .load_many(ids.iter().copied())
         .await
-        .map_err(crate::error::AppError::from)?
-        .into_iter()
+        .map_err(super::loaders::loader_error)?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.remove(id))
+        .filter(|role| role.organization_id == actor.organization_id)
         .map(Role)
         .collect())
 }

@@ -145,6 +145,20 @@ where
     }
 }
 
+/// The users under review in each access review.
+pub struct ItemsOfReview(pub DatabaseConnection);
+
+impl Loader<Uuid> for ItemsOfReview {
+    type Value = Vec<entity::access_review_item::Model>;
+    type Error = Arc<crate::error::AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        crate::services::access_reviews::items_of(&self.0, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
 /// The staff users each patient is assigned to.
 pub struct CareTeamOfPatient(pub DatabaseConnection);
 

@@ -129,6 +129,11 @@ fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutat
                 loaders::ById::<entity::outbox_message::Entity>::new(state.db.clone()),
                 delay,
             ))
+            .data(loader(
+                loaders::ById::<entity::role::Entity>::new(state.db.clone()),
+                delay,
+            ))
+            .data(loader(loaders::ItemsOfReview(state.db.clone()), delay))
             .data(loader(loaders::CareTeamOfPatient(state.db.clone()), delay))
             .data(loader(loaders::StatsOfProject(state.db.clone()), delay))
             .data(loader(

@@ -11,7 +11,7 @@
 //! against their authority when it starts and, as they are then, whenever a
 //! revocation is carried out. No one attests their own access.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -441,6 +441,24 @@ pub async fn find(
     } else {
         Err(AppError::NotFound("AccessReview"))
     }
+}
+
+/// The users under review in each of `review_ids`, in the order they were
+/// added: one statement for them all.
+pub async fn items_of(
+    db: &impl ConnectionTrait,
+    review_ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<entity::access_review_item::Model>>> {
+    let mut items: HashMap<Uuid, Vec<entity::access_review_item::Model>> = HashMap::new();
+    for item in entity::access_review_item::Entity::find()
+        .filter(entity::access_review_item::Column::ReviewId.is_in(review_ids.iter().copied()))
+        .order_by_asc(entity::access_review_item::Column::Id)
+        .all(db)
+        .await?
+    {
+        items.entry(item.review_id).or_default().push(item);
+    }
+    Ok(items)
 }
 
 /// The users under review, in the order they were added.
