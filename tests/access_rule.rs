@@ -146,6 +146,31 @@ impl Clinic<'_> {
             .clone()
     }
 
+    /// A USERS import of the keeper's, of `file` mapped column to field, run
+    /// to its end; its id and final state.
+    async fn keeper_import(&self, mapping: &[(&str, &str)], file: String) -> (String, Value) {
+        let mapping: Vec<Value> = mapping
+            .iter()
+            .map(|(column, field)| json!({ "column": column, "field": field }))
+            .collect();
+        let (_, body) = self
+            .app
+            .upload(
+                &self.keeper,
+                "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+                json!({ "kind": "USERS", "mapping": mapping }),
+                "file.csv",
+                file.into_bytes(),
+            )
+            .await;
+        let id = body["data"]["startImport"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let job = self.app.finished_job(&self.keeper, &id).await;
+        (id, job)
+    }
+
     async fn caller(&self, roles: &[&str]) -> Caller {
         let email = format!("caller{}@matrix.test", self.next());
         let id = self.app.user(self.org, &email, roles).await;
@@ -325,6 +350,25 @@ async fn row_outcome(clinic: &Clinic<'_>, id: &str) -> Outcome {
         Some(_) => Ok(()),
         None => panic!("{job} {data}"),
     }
+}
+
+/// The caller's `mutation` on the keeper's `import` (its argument `argument`),
+/// which starts a job of one row: refused at its start, or the row's outcome.
+async fn job_run_by(
+    clinic: &Clinic<'_>,
+    token: &str,
+    mutation: &str,
+    argument: &str,
+    import: &str,
+) -> Outcome {
+    let data = mutation_data(
+        clinic.app,
+        token,
+        &format!("mutation($id: ID!) {{ {mutation}({argument}: $id) {{ id }} }}"),
+        json!({ "id": import }),
+    )
+    .await?;
+    row_outcome(clinic, data[mutation]["id"].as_str().unwrap()).await
 }
 
 /// Try the line's operation as `caller`.
@@ -532,49 +576,24 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
         }
         "revertImport" => {
             // The keeper's import changed the target's title; the caller undoes it.
-            let (_, body) = app
-                .upload(
-                    &clinic.keeper,
-                    "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-                    json!({ "kind": "USERS", "mapping": [
-                        { "column": "email", "field": "email" },
-                        { "column": "title", "field": "title" },
-                    ] }),
-                    "file.csv",
-                    format!("email,title\n{target_email},Import {n}\n").into_bytes(),
+            let (import, job) = clinic
+                .keeper_import(
+                    &[("email", "email"), ("title", "title")],
+                    format!("email,title\n{target_email},Import {n}\n"),
                 )
                 .await;
-            let import = body["data"]["startImport"]["id"].as_str().unwrap();
-            let job = app.finished_job(&clinic.keeper, import).await;
             assert_eq!(job["updatedCount"], 1, "{job}");
-            let data = mutation_data(
-                app,
-                token,
-                "mutation($id: ID!) { revertImport(id: $id) { id } }",
-                json!({ "id": import }),
-            )
-            .await?;
-            row_outcome(clinic, data["revertImport"]["id"].as_str().unwrap()).await
+            job_run_by(clinic, token, "revertImport", "id", &import).await
         }
         "retryFailedRows" => {
             // The keeper's import of a change to the target failed on a bad
             // phone; the keeper clears the phone in the log; the caller retries.
-            let (_, body) = app
-                .upload(
-                    &clinic.keeper,
-                    "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-                    json!({ "kind": "USERS", "mapping": [
-                        { "column": "email", "field": "email" },
-                        { "column": "title", "field": "title" },
-                        { "column": "phone", "field": "mobilePhone" },
-                    ] }),
-                    "file.csv",
-                    format!("email,title,phone\n{target_email},Import {n},not a phone\n")
-                        .into_bytes(),
+            let (import, job) = clinic
+                .keeper_import(
+                    &[("email", "email"), ("title", "title"), ("phone", "mobilePhone")],
+                    format!("email,title,phone\n{target_email},Import {n},not a phone\n"),
                 )
                 .await;
-            let import = body["data"]["startImport"]["id"].as_str().unwrap();
-            let job = app.finished_job(&clinic.keeper, import).await;
             assert_eq!(job["failedCount"], 1, "{job}");
             let fixed = clinic
                 .keeper_ok(
@@ -583,14 +602,7 @@ async fn attempt(clinic: &Clinic<'_>, line: &Line, caller: &Caller) -> Outcome {
                 )
                 .await;
             assert_eq!(fixed["updateImportRow"]["errors"], json!([]), "{fixed}");
-            let data = mutation_data(
-                app,
-                token,
-                "mutation($id: ID!) { retryFailedRows(jobId: $id) { id } }",
-                json!({ "id": import }),
-            )
-            .await?;
-            row_outcome(clinic, data["retryFailedRows"]["id"].as_str().unwrap()).await
+            job_run_by(clinic, token, "retryFailedRows", "jobId", &import).await
         }
         "importOneselfAsAdmin" => {
             import(
