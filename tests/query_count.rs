@@ -166,6 +166,42 @@ async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
         assert_eq!(cost(&app, &token, COUNTED, 20).await, 2, "{backend:?}");
         let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
         assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
+
+        // Roles asked for come with the page: one statement more, however
+        // they are asked for (edges or nodes, a field or a fragment), and the
+        // same roles each way.
+        assert_eq!(cost(&app, &token, WITH_ROLES, 100).await, 2, "{backend:?}");
+        let roles_of = |data: &serde_json::Value, list: &str| -> Vec<(String, serde_json::Value)> {
+            data["users"][list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|user| if list == "edges" { &user["node"] } else { user })
+                .map(|user| {
+                    (
+                        user["email"].as_str().unwrap().to_owned(),
+                        user["roles"].clone(),
+                    )
+                })
+                .collect()
+        };
+        let by_edges = roles_of(
+            &app.ok(&token, WITH_ROLES, json!({ "n": 100 })).await,
+            "edges",
+        );
+        let by_nodes = app.ok(&token, ROLES_BY_NODES, json!({ "n": 100 })).await;
+        assert_eq!(by_edges, roles_of(&by_nodes, "nodes"), "{backend:?}");
+        assert_eq!(
+            by_edges
+                .iter()
+                .filter(|(_, roles)| roles
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({ "name": "Billing" })))
+                .count(),
+            33,
+            "{backend:?}"
+        );
         let data = app.ok(&token, LIST, json!({ "n": 100 })).await;
         let suspended = data["users"]["edges"]
             .as_array()
@@ -267,6 +303,12 @@ const BARE: &str = "query($n: Int!) { users(first: $n) { edges { node { email } 
 
 const COUNTED: &str = "query($n: Int!) { users(first: $n) { ...Total edges { node { email } } } }
     fragment Total on UserConnection { totalCount }";
+
+const WITH_ROLES: &str =
+    "query($n: Int!) { users(first: $n) { edges { node { email roles { name } } } } }";
+
+const ROLES_BY_NODES: &str = "query($n: Int!) { users(first: $n) { nodes { email ...Held } } }
+    fragment Held on User { roles { name } }";
 
 const PROJECTS: &str = "{ projects(first: 30) { totalCount edges { node {
     name stats { enrolled responseRate byChannel { channel requested } } } } } }";

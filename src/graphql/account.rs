@@ -81,12 +81,35 @@ pub enum EmployeeStatus {
 }
 
 /// A staff login. Shared, not copied: `me` answers from the record the
-/// request's session check already holds.
-pub struct User(pub Arc<entity::user::Model>);
+/// request's session check already holds. The second part holds the user's
+/// roles when the list that found them read them with its page; without it
+/// they come through the roles loader.
+pub struct User(
+    pub Arc<entity::user::Model>,
+    Option<Vec<entity::role::Model>>,
+);
 
 impl From<entity::user::Model> for User {
     fn from(model: entity::user::Model) -> Self {
-        Self(Arc::new(model))
+        Self(Arc::new(model), None)
+    }
+}
+
+impl From<Arc<entity::user::Model>> for User {
+    fn from(model: Arc<entity::user::Model>) -> Self {
+        Self(model, None)
+    }
+}
+
+impl User {
+    /// The user's roles, read with the page when it did, else through the loader.
+    async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<entity::role::Model>> {
+        if let Some(roles) = &self.1 {
+            return Ok(roles.clone());
+        }
+        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
+        let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
+        Ok(roles.unwrap_or_default())
     }
 }
 
@@ -216,9 +239,7 @@ impl User {
     }
     /// The roles the user holds.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
-        let roles = loader.load_one(self.0.id).await.map_err(loader_error)?;
-        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+        Ok(self.held_roles(ctx).await?.into_iter().map(Role).collect())
     }
     /// The roles the user holds but that do not apply now: a certification
     /// they require is missing or has expired.
@@ -270,12 +291,7 @@ impl User {
     }
     /// What the user's roles allow, together.
     async fn permissions(&self, ctx: &Context<'_>) -> Result<Vec<Permission>> {
-        let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
-        let roles = loader
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
-            .unwrap_or_default();
+        let roles = self.held_roles(ctx).await?;
         let by_role = ctx
             .data::<DataLoader<PermissionsOfRole>>()?
             .load_many(roles.iter().map(|r| r.id))
@@ -335,12 +351,21 @@ pub struct UserFilter {
 #[derive(Default)]
 pub struct AccountQuery;
 
+/// Whether a list of users is asked for its users' roles or permissions
+/// (both read the roles), through its edges or its nodes.
+fn selects_roles(ctx: &Context<'_>) -> bool {
+    let ahead = ctx.look_ahead();
+    [ahead.field("edges").field("node"), ahead.field("nodes")]
+        .iter()
+        .any(|user| user.field("roles").exists() || user.field("permissions").exists())
+}
+
 #[Object]
 impl AccountQuery {
     /// The logged-in user. Answers even while the password must be changed.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let actor = ctx.caller()?.actor_in_setup()?;
-        Ok(User(actor.user.clone()))
+        Ok(User::from(actor.user.clone()))
     }
 
     /// The caller's organisation, or with `id` any organisation for a super admin.
@@ -393,7 +418,24 @@ impl AccountQuery {
                 .transpose()?,
         };
         let page = users::list(&state.db, actor, filter, page).await?;
-        Ok(into_connection(page, |m| m.id, User::from))
+        // Roles asked for come with the page, in one statement, rather than
+        // through the loader a hundred keys at a time.
+        let mut roles = if selects_roles(ctx) {
+            let ids: Vec<_> = page.items.iter().map(|m| m.id).collect();
+            Some(roles::roles_by_user(&state.db, &ids).await?)
+        } else {
+            None
+        };
+        Ok(into_connection(
+            page,
+            |m| m.id,
+            |m| {
+                let held = roles
+                    .as_mut()
+                    .map(|roles| roles.remove(&m.id).unwrap_or_default());
+                User(Arc::new(m), held)
+            },
+        ))
     }
 
     /// One user of the organisation; null for an unknown id or another organisation's.

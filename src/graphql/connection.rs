@@ -100,7 +100,7 @@ pub fn decode_cursor(after: Option<&str>) -> AppResult<Option<Uuid>> {
 pub fn into_connection<M, T: OutputType>(
     page: Page<M>,
     id: impl Fn(&M) -> Uuid,
-    node: impl Fn(M) -> T,
+    node: impl FnMut(M) -> T,
 ) -> Conn<T> {
     into_connection_by(page, |m| encode_cursor(id(m)), node)
 }
@@ -127,7 +127,7 @@ pub fn decode_number_cursor(after: Option<&str>) -> AppResult<Option<i32>> {
 pub fn into_connection_by<M, T: OutputType>(
     page: Page<M>,
     cursor: impl Fn(&M) -> String,
-    node: impl Fn(M) -> T,
+    mut node: impl FnMut(M) -> T,
 ) -> Conn<T> {
     let mut connection = Connection::with_additional_fields(
         page.had_cursor,
