@@ -19,6 +19,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod error;
 pub mod graphql;

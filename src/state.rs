@@ -26,8 +26,8 @@ pub struct AppState {
 
 impl AppState {
     /// What import feeds run with.
-    pub fn feeds(&self) -> crate::services::feeds::Feeds {
-        crate::services::feeds::Feeds {
+    pub fn feeds(&self) -> crate::import::feeds::Feeds {
+        crate::import::feeds::Feeds {
             db: self.db.clone(),
             secrets: self.auth.secrets().clone(),
             outbound: self.outbound.clone(),

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::context::Ctx;
 use crate::{
+    db::{Page, PageRequest},
     error::{AppError, AppResult},
-    services::{Page, PageRequest},
 };
 
 /// Fields every connection carries besides edges and pageInfo.

@@ -8,7 +8,7 @@ use super::{
     connection::parse_id,
     imports::{ImportJob, ImportKind, kind_of},
 };
-use crate::services::feeds::{self, FeedInput};
+use crate::import::feeds::{self, FeedInput};
 
 /// An import that fetches its file from a URL on a schedule; each run is an
 /// import job (`ImportJob.feed`).

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
+    import::center::{self as imports, ImportRequest, TemplateSpec},
     import::{
         fields::{self, FieldSpec},
         jobs::JobStatus,
@@ -28,7 +29,6 @@ use crate::{
         row::{RowResult, RowStatus},
         settings::ImportSettings,
     },
-    services::imports::{self, ImportRequest, TemplateSpec},
 };
 
 /// What an import loads.
@@ -470,7 +470,7 @@ impl ImportJob {
     /// The feed whose run this is, if any.
     async fn feed(&self, ctx: &Context<'_>) -> Result<Option<super::feeds::ImportFeed>> {
         let state = ctx.state()?;
-        Ok(crate::services::feeds::of_job(&state.db, &self.0)
+        Ok(crate::import::feeds::of_job(&state.db, &self.0)
             .await?
             .map(|feed| super::feeds::ImportFeed::new(feed, &state.feeds())))
     }

@@ -13,11 +13,12 @@ use crate::{
     auth::Actor,
     error::{AppError, AppResult},
     import::{
+        center as imports,
         export::{table_csv, table_xlsx},
         fields::ImportKind,
-        templates,
+        staff_export as exports, templates,
     },
-    services::{audit, exports, imports},
+    services::audit,
     state::AppState,
 };
 

@@ -194,7 +194,7 @@ impl Runner {
                         ),
                 )
         };
-        let txn = crate::services::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let mut select = Entity::find()
             .select_only()
             .column(Column::Id)
@@ -356,7 +356,7 @@ impl Runner {
         work: Work<'_, '_>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
-        let txn = crate::services::begin_batch(&self.db, true).await?;
+        let txn = crate::db::begin_batch(&self.db, true).await?;
         // The starter's rights as they are now: a demotion or deactivation
         // during the import applies to its next batch.
         let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;
@@ -394,7 +394,7 @@ impl Runner {
             i32::try_from(results.iter().filter(|r| r.status == status).count()).unwrap_or(0)
         });
         let models = results.iter().map(|r| row::to_model(job.id, r));
-        crate::services::bulk::insert_all(&txn, models).await?;
+        crate::db::bulk::insert_all(&txn, models).await?;
         let ours = Entity::update_many()
             .col_expr(
                 Column::ProcessedRows,
@@ -453,7 +453,7 @@ impl Runner {
         .finally(JobStatus::Finished.as_str());
         // The ended job comes back with the statement, status included; its
         // end is audited (and so told to webhooks) in the same transaction.
-        let txn = crate::services::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let ended = Entity::update_many()
             .col_expr(Column::Status, status.into())
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
@@ -512,7 +512,7 @@ impl Runner {
 
     async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
-        let txn = crate::services::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let ended = Entity::update_many()
             .col_expr(Column::Status, Expr::value(JobStatus::Failed.as_str()))
             .col_expr(Column::ErrorMessage, Expr::value(message.to_owned()))

@@ -16,11 +16,9 @@ use super::{
     settings::ImportSettings,
 };
 use crate::{
+    db::bulk,
     error::{AppResult, FieldError},
-    services::{
-        bulk,
-        locations::{LocationDetails, RawLocation, name_key, new_location, with_changes},
-    },
+    services::locations::{LocationDetails, RawLocation, name_key, new_location, with_changes},
 };
 
 /// Everything a batch of locations needs to know about its job.
@@ -156,7 +154,7 @@ impl LocationImport<'_> {
             bulk::update_changed(db, updates).await?;
             // Updates by id go on with plans made for this batch; inserts check
             // their foreign keys with cached ones.
-            crate::services::plan_writes(db).await?;
+            crate::db::plan_writes(db).await?;
             bulk::insert_all::<entity::location::ActiveModel>(db, created).await?;
         }
         Ok(results)

@@ -14,7 +14,9 @@
 //! - [`templates`]: blank templates of each kind, which map themselves;
 //! - [`undo`]: what written rows changed, and reverting it.
 
+pub mod center;
 pub mod export;
+pub mod feeds;
 pub mod fields;
 pub mod file;
 pub mod jobs;
@@ -24,6 +26,7 @@ pub mod patients;
 pub mod row;
 pub mod settings;
 pub mod staff;
+pub mod staff_export;
 pub mod templates;
 pub mod undo;
 pub mod workbook;

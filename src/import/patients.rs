@@ -18,9 +18,9 @@ use super::{
     settings::ImportSettings,
 };
 use crate::{
+    db::bulk,
     error::{AppResult, FieldError},
     services::{
-        bulk,
         patients::{
             EnrollmentStatus, PatientDetails, RawPatient, Source, new_patient, with_changes,
         },
@@ -275,7 +275,7 @@ impl PatientImport<'_> {
             bulk::update_changed(db, updates).await?;
             // Updates by id go on with plans made for this batch; inserts check
             // their foreign keys with cached ones.
-            crate::services::plan_writes(db).await?;
+            crate::db::plan_writes(db).await?;
             bulk::insert_all::<entity::patient::ActiveModel>(db, new_patients).await?;
             bulk::insert_all::<entity::enrollment::ActiveModel>(db, new_enrollments).await?;
             projects::record_links(db, new_links).await?;

@@ -25,10 +25,11 @@ use super::{
 };
 use crate::{
     auth::{Authority, Permission, access},
+    db::bulk,
     domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
     error::{AppResult, FieldError, Validation},
     services::{
-        bulk, invites,
+        invites,
         providers::parse_tax_id,
         roles,
         users::{field, parse_idle_timeout},
@@ -633,7 +634,7 @@ impl StaffImport<'_> {
             }
             // Updates and deletes by id go on with plans made for this batch;
             // inserts check their foreign keys with cached ones.
-            crate::services::plan_writes(db).await?;
+            crate::db::plan_writes(db).await?;
             bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
             bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
             let links: Vec<entity::user_role::ActiveModel> = role_links

@@ -502,7 +502,7 @@ async fn set_roles(
         .filter(entity::user_role::Column::UserId.eq(user_id))
         .exec(txn)
         .await?;
-    crate::services::bulk::insert_all(
+    crate::db::bulk::insert_all(
         txn,
         roles.iter().map(|role_id| entity::user_role::ActiveModel {
             user_id: ActiveValue::Set(user_id),

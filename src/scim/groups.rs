@@ -402,7 +402,7 @@ pub async fn create(
     body: &Value,
 ) -> ScimResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     let desired = desired(&txn, actor, body).await?;
     let role = roles::create(
         &txn,
@@ -431,7 +431,7 @@ pub async fn replace(
     body: &Value,
 ) -> ScimResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     let desired = desired(&txn, actor, body).await?;
     let role = if desired.name == role.name {
         role
@@ -489,7 +489,7 @@ pub async fn delete(doors: &Doors<'_>, actor: &Actor, role: entity::role::Model)
             role.name
         )));
     }
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     let now = current_members(&txn, actor, role.id).await?;
     change_members(doors, &txn, actor, role.id, now, false).await?;
     // Holders SCIM does not see (deleted by a client) lose it too.

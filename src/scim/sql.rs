@@ -11,7 +11,7 @@ use super::{
     ScimError, ScimResult,
     filter::{Filter, Op},
 };
-use crate::services::escape_like;
+use crate::db::escape_like;
 
 /// A page of a list, oldest first, with the list's total: `start_index`
 /// counts from 1 (RFC 7644 §3.4.2.4).

@@ -425,7 +425,7 @@ pub async fn create(
 ) -> ScimResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
     let desired = desired(body)?;
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     ensure_user_name_free(&txn, actor, user_name_of(&desired.details), None).await?;
     // A rehire: the address belongs to a user a client deleted here.
     let returning = actor
@@ -509,7 +509,7 @@ pub async fn replace(
 ) -> ScimResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
     let desired = desired(body)?;
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     ensure_user_name_free(&txn, actor, user_name_of(&desired.details), Some(user.id)).await?;
     let id = user.id;
     let user = apply(doors, &txn, actor, user, desired).await?;
@@ -522,7 +522,7 @@ pub async fn replace(
 /// from SCIM, kept for history.
 pub async fn delete(doors: &Doors<'_>, actor: &Actor, user: entity::user::Model) -> ScimResult<()> {
     actor.require(Permission::UsersWrite)?;
-    let txn = services::begin_write(doors.db).await?;
+    let txn = crate::db::begin_write(doors.db).await?;
     let id = user.id;
     let user = users::deactivate(&txn, doors.store, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.into();

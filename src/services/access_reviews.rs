@@ -23,10 +23,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry},
-    begin_write, commit_authz_change, outbox, paginate, roles,
+    commit_authz_change, outbox, roles,
 };
+use crate::db::{Page, PageRequest, begin_write, paginate};
 use crate::{
     auth::{Actor, Authority, Permission, session::SessionStore},
     domain::{Email, text},

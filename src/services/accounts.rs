@@ -121,7 +121,7 @@ pub async fn create_super_admin(
         None => (Password::generate(), true),
     };
     let hash = hasher.hash(&password).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     if entity::user::Entity::find()
         .filter(entity::user::Column::Email.eq(email.as_str()))
         .count(&txn)

@@ -99,7 +99,7 @@ pub async fn create(
     let user_id = Uuid::now_v7();
     let token = ClientToken::generate();
     let permissions: Vec<&str> = input.permissions.iter().map(|p| p.as_str()).collect();
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     entity::user::ActiveModel {
         id: Set(user_id),
         organization_id: Set(actor.organization_id),
@@ -182,7 +182,7 @@ pub async fn revoke(
     id: Uuid,
 ) -> AppResult<entity::api_client::Model> {
     actor.require(Permission::OrganizationManage)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let client = actor
         .scope::<entity::api_client::Entity>()
         .filter(entity::api_client::Column::Id.eq(id))

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Page, PageRequest, paginate};
+use crate::db::{Page, PageRequest, paginate};
 use crate::{
     auth::{Actor, Permission, actor::Origin, session::SessionId},
     error::{AppError, AppResult},

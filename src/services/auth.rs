@@ -393,7 +393,7 @@ impl Authenticator {
             "password",
         )?;
         let hash = self.hasher.hash(&password).await?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         if !invites::redeem(&txn, link.id).await? {
             // Another request redeemed it first.
             return Err(invites::find_open(&txn, token)
@@ -660,7 +660,7 @@ impl Authenticator {
             ));
         }
         let hash = self.hasher.hash(&password).await?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let mut active: entity::user::ActiveModel = user.into();
         active.password_hash = Set(Some(hash));
         active.must_change_password = Set(false);
@@ -748,7 +748,7 @@ async fn issue_reset(
         .one(db)
         .await?
         .filter(|user| user.status == "ACTIVE");
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     if let Some(user) = &user {
         invites::issue_reset(&txn, user, public_url).await?;
     }

@@ -22,10 +22,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry},
-    begin_write, commit_authz_change, outbox, paginate,
+    commit_authz_change, outbox,
 };
+use crate::db::{Page, PageRequest, begin_write, paginate};
 use crate::{
     auth::{Actor, Permission, actor::BreakGlassAccess, session::SessionStore},
     domain::{Email, text},

@@ -19,11 +19,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    Page, PageRequest,
-    audit::{self, AuditEntry},
-    escape_like, paginate,
-};
+use super::audit::{self, AuditEntry};
+use crate::db::{Page, PageRequest, escape_like, paginate};
 use crate::{
     auth::{Actor, Permission},
     error::{AppError, AppResult},
@@ -210,7 +207,7 @@ pub async fn assign(
     user_id: Uuid,
     patient_ids: &[Uuid],
 ) -> AppResult<u64> {
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let assigned = assign_in(&txn, actor, user_id, patient_ids).await?;
     txn.commit().await?;
     Ok(assigned)
@@ -278,7 +275,7 @@ pub async fn unassign(
     patient_ids: &[Uuid],
 ) -> AppResult<u64> {
     use entity::patient_assignment::{Column, Entity};
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let ids = check_change(&txn, actor, user_id, patient_ids).await?;
     let removed = Entity::delete_many()
         .filter(Column::UserId.eq(user_id))

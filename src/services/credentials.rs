@@ -296,7 +296,7 @@ pub async fn send_due_reminders(
         if requiring.is_empty() {
             continue;
         }
-        let txn = super::begin_write(db).await?;
+        let txn = crate::db::begin_write(db).await?;
         // Once per certification and threshold, whichever instance wins.
         let won = entity::certification_reminder::Entity::insert(
             entity::certification_reminder::ActiveModel {

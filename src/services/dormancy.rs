@@ -12,8 +12,9 @@ use serde_json::json;
 
 use super::{
     audit::{self, AuditEntry},
-    begin_write, outbox, roles,
+    outbox, roles,
 };
+use crate::db::begin_write;
 use crate::{auth::session::SessionStore, domain::Email, error::AppResult};
 
 /// The shortest dormancy an organisation may set: longer than the warning.

@@ -95,7 +95,7 @@ impl Authenticator {
             .quiet_zone(true)
             .build();
         let id = Uuid::now_v7();
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         entity::authenticator::Entity::delete_many()
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .filter(entity::authenticator::Column::Kind.eq("TOTP"))
@@ -156,7 +156,7 @@ impl Authenticator {
             })?;
         let key = email_key(&actor.user.email);
         self.count_attempt(&key, EMAIL_FAILURE_LIMIT).await?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         if !use_totp(&txn, &self.secrets, &pending, &code).await? {
             drop(txn);
             return Err(self.wrong_code(actor).await);
@@ -203,7 +203,7 @@ impl Authenticator {
         let code = Code::parse(typed)?;
         let key = email_key(&actor.user.email);
         self.count_attempt(&key, EMAIL_FAILURE_LIMIT).await?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let used = match &code {
             Code::Totp(code) => {
                 let totp = entity::authenticator::Entity::find()
@@ -303,7 +303,7 @@ impl Authenticator {
             ));
         }
         actor.require_recent_mfa()?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let codes = replace_recovery_codes(&txn, &self.secrets, actor.user_id).await?;
         audit::record(
             &txn,
@@ -318,7 +318,7 @@ impl Authenticator {
     /// removes the recovery codes too.
     pub async fn remove_authenticator(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
         actor.require_recent_mfa()?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let removed = entity::authenticator::Entity::delete_many()
             .filter(entity::authenticator::Column::Id.eq(id))
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
@@ -359,7 +359,7 @@ impl Authenticator {
     ) -> AppResult<entity::user::Model> {
         actor.require(Permission::UsersWrite)?;
         actor.require_recent_mfa()?;
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let user = users::find_manageable(&txn, actor, user_id).await?;
         let removed = entity::authenticator::Entity::delete_many()
             .filter(entity::authenticator::Column::UserId.eq(user_id))

@@ -8,13 +8,9 @@ pub mod api_clients;
 pub mod audit;
 pub mod auth;
 pub mod break_glass;
-pub mod bulk;
 pub mod care_teams;
 pub mod credentials;
 pub mod dormancy;
-pub mod exports;
-pub mod feeds;
-pub mod imports;
 pub mod invites;
 pub mod leases;
 pub mod locations;
@@ -32,11 +28,6 @@ pub mod sso;
 pub mod sweeps;
 pub mod users;
 pub mod webhooks;
-
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
 
 use crate::{auth::session::SessionStore, error::AppResult};
 
@@ -59,144 +50,4 @@ where
     txn.commit().await?;
     store.bump_authz_epoch(organization_id).await?;
     Ok(())
-}
-
-/// Begin a transaction that will write. On SQLite it takes the write lock at
-/// once (`BEGIN IMMEDIATE`): a deferred transaction that read first and then
-/// found another writer had committed would fail at its first write instead of
-/// waiting its turn. Elsewhere, and nested, a plain transaction.
-pub async fn begin_write<C>(db: &C) -> Result<C::Transaction, DbErr>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    if db.get_database_backend() == DbBackend::Sqlite {
-        db.begin_with_options(TransactionOptions {
-            isolation_level: None,
-            access_mode: None,
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        })
-        .await
-    } else {
-        db.begin().await
-    }
-}
-
-/// Begin the transaction in which a batch of import rows is checked
-/// (`write` false: a preview) or written.
-///
-/// On PostgreSQL the batch's lookups are planned for their own parameters
-/// each time (`plan_cache_mode = force_custom_plan`) until its inserts
-/// ([`plan_writes`]).
-/// A batch looks up a thousand emails at once in tables that an import may
-/// take from empty to a hundred thousand rows in seconds. Left to itself,
-/// PostgreSQL switches a prepared statement to a generic plan after five
-/// runs on a connection and keeps it while the connection lives: a preview
-/// that ran those lookups a hundred times against an empty table left its
-/// connections holding sequential scans, and the import that followed on them
-/// slowed with every batch (ten times the import alone for 100,000 rows).
-pub async fn begin_batch<C>(db: &C, write: bool) -> Result<C::Transaction, DbErr>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    let txn = if write {
-        begin_write(db).await?
-    } else {
-        db.begin().await?
-    };
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
-    }
-    Ok(txn)
-}
-
-/// After a batch's lookups and updates (see [`begin_batch`]), its inserts run
-/// with PostgreSQL's cached plans again: each foreign key is checked by a
-/// cached statement per row inserted, and planning those afresh for every row
-/// made an import half again as slow.
-pub async fn plan_writes(db: &impl ConnectionTrait) -> Result<(), DbErr> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_unprepared("SET LOCAL plan_cache_mode = auto")
-            .await?;
-    }
-    Ok(())
-}
-
-/// Which page of a list to fetch: the `first` items after the cursor `after`
-/// (an id, or a number for lists in row order).
-#[derive(Clone, Copy, Debug)]
-pub struct PageRequest<C = uuid::Uuid> {
-    pub after: Option<C>,
-    pub first: u64,
-    /// Whether to count the whole list too: a query of its own, over every
-    /// matching row, so only when the client asks for the total.
-    pub count: bool,
-}
-
-/// A page of a keyset-paginated list, newest ids last (ids are UUIDv7, so in
-/// creation order).
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Whether the page continues after a cursor (so a previous page exists).
-    pub had_cursor: bool,
-    pub has_next_page: bool,
-    /// How many items the whole list holds, when it was asked for.
-    pub total_count: Option<u64>,
-}
-
-impl<T> Page<T> {
-    /// The page of `items` fetched for `request` with one more row than it
-    /// asked: whether a next page exists is whether that extra row came.
-    pub fn of<C>(mut items: Vec<T>, request: &PageRequest<C>, total_count: Option<u64>) -> Self {
-        let has_next_page = items.len() as u64 > request.first;
-        items.truncate(usize::try_from(request.first).unwrap_or(usize::MAX));
-        Self {
-            items,
-            had_cursor: request.after.is_some(),
-            has_next_page,
-            total_count,
-        }
-    }
-}
-
-/// Fetch the requested page ordered by `id_column`, with the total when asked.
-pub async fn paginate<E, C>(
-    db: &C,
-    select: Select<E>,
-    id_column: E::Column,
-    page: PageRequest,
-) -> AppResult<Page<E::Model>>
-where
-    E: EntityTrait,
-    E::Model: Send + Sync,
-    C: ConnectionTrait,
-{
-    let total_count = count_if(db, &select, page.count).await?;
-    let mut select = select.order_by_asc(id_column);
-    if let Some(after) = page.after {
-        select = select.filter(id_column.gt(after));
-    }
-    let items = select.limit(page.first + 1).all(db).await?;
-    Ok(Page::of(items, &page, total_count))
-}
-
-/// The number of rows `select` matches, if `wanted`.
-pub async fn count_if<E, C>(db: &C, select: &Select<E>, wanted: bool) -> AppResult<Option<u64>>
-where
-    E: EntityTrait,
-    E::Model: Send + Sync,
-    C: ConnectionTrait,
-{
-    Ok(if wanted {
-        Some(select.clone().count(db).await?)
-    } else {
-        None
-    })
-}
-
-/// Escape `%`, `_` and `\\` for a LIKE pattern with `\\` as the escape character.
-pub(crate) fn escape_like(raw: &str) -> String {
-    raw.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

@@ -10,10 +10,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest, accounts,
+    accounts,
     audit::{self, AuditEntry},
-    paginate, users,
+    users,
 };
+use crate::db::{Page, PageRequest, paginate};
 use crate::{
     auth::{
         Actor, Permission,
@@ -84,7 +85,7 @@ pub async fn create(
     actor.require_super_admin()?;
     let password = Password::generate();
     let hash = hasher.hash(&password).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     users::ensure_email_free(&txn, &admin.email, None).await?;
     let (organization, _) = accounts::create_organization(&txn, name).await?;
     let details = users::UserDetails::named(admin.email, admin.first_name, admin.last_name);

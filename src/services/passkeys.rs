@@ -249,7 +249,7 @@ impl Authenticator {
             ));
         }
         let now = Utc::now();
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let authenticator = entity::authenticator::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(actor.user.organization_id),

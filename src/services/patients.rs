@@ -19,13 +19,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry},
     care_teams, organizations,
     outbox::{self, NewMessage},
-    paginate,
     projects::{self, LinkSubject},
 };
+use crate::db::{Page, PageRequest, paginate};
 use crate::{
     auth::{Actor, Permission, actor::Origin},
     domain::{Email, Phone, parse_date, text},
@@ -340,7 +339,7 @@ pub async fn add_to_project(
             "This project is archived: it enrols no one.".into(),
         ));
     }
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let (patient, created) = upsert_patient(&txn, actor.organization_id, &details).await?;
     if !actor.has(Permission::PatientsAll) {
         // Without PATIENTS_ALL a user works within their care team: a new
@@ -513,7 +512,7 @@ pub async fn send_requests(
     check.finish()?;
 
     let organization = organizations::find(db, actor, None).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let now = Utc::now();
     for enrollment in &chosen {
         let patient = &patients[&enrollment.patient_id];
@@ -635,7 +634,7 @@ pub async fn respond_generic(
         phone,
         date_of_birth: None,
     };
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     // Anyone may hold the generic link: it enrols, and never changes a patient
     // the organisation already has. What names one is kept for staff.
     let Some(patient) = find_respondent(&txn, project.organization_id, &details).await? else {
@@ -692,7 +691,7 @@ pub async fn confirm_response(
     accept: bool,
 ) -> AppResult<(entity::enrollment::Model, entity::project::Model)> {
     actor.require(Permission::PatientsWrite)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let enrollment = actor
         .scope::<entity::enrollment::Entity>()
         .filter(entity::enrollment::Column::Id.eq(enrollment_id))
@@ -751,7 +750,7 @@ pub async fn respond_unique(
     if !consent {
         return Err(AppError::bad_input("consent", "is required to respond"));
     }
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let patient = match link.patient_id {
         Some(id) => entity::patient::Entity::find_by_id(id)
             .filter(entity::patient::Column::OrganizationId.eq(project.organization_id))

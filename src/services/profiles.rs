@@ -195,7 +195,7 @@ pub async fn update(
     if user_id != actor.user_id {
         actor.require(Permission::UsersWrite)?;
     }
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let user = super::users::find_manageable(&txn, actor, user_id).await?;
     if let Some(slots) = &changes.availability {
         let wanted: Vec<Uuid> = slots.iter().filter_map(|s| s.location_id).collect();

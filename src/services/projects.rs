@@ -25,11 +25,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry},
-    paginate,
     patients::Channel,
 };
+use crate::db::{Page, PageRequest, paginate};
 use crate::{
     auth::{Actor, Permission},
     domain::text,

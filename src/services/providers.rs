@@ -13,11 +13,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry, Changes},
-    escape_like, organizations, paginate, roles,
+    organizations, roles,
     users::{self, CreatedUser, Credentials, Secret, UserDetails},
 };
+use crate::db::{Page, PageRequest, escape_like, paginate};
 use crate::{
     auth::{Actor, Permission, password::Hasher},
     domain::{Npi, Phone},
@@ -140,7 +140,7 @@ pub async fn create(
     ensure_npi_free(db, actor, &npi, None).await?;
     ensure_location(db, actor, practice.location_id).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let authority = actor.authority();
     let roles = match role_ids {
         Some(ids) => {
@@ -220,7 +220,7 @@ pub async fn update(
     practice: PracticeDetails,
 ) -> AppResult<entity::provider::Model> {
     actor.require(Permission::ProvidersWrite)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let provider = find_in_scope(&txn, actor, id).await?;
     let mut active: entity::provider::ActiveModel = provider.clone().into();
     let mut changed = Changes::default();

@@ -271,7 +271,7 @@ pub async fn create(
     actor
         .authority()
         .ensure_may_grant(&spec.name, &spec.permissions, "permissions")?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     ensure_name_free(&txn, actor, &spec.name, None).await?;
     let now = Utc::now();
     let role = entity::role::Model {
@@ -321,7 +321,7 @@ pub async fn update(
 ) -> AppResult<entity::role::Model> {
     actor.require(Permission::RolesManage)?;
     actor.require_recent_mfa()?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     lock_organization(&txn, actor.organization_id).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     ensure_name_free(&txn, actor, &spec.name, Some(id)).await?;
@@ -377,7 +377,7 @@ pub async fn delete(
 ) -> AppResult<()> {
     actor.require(Permission::RolesManage)?;
     actor.require_recent_mfa()?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     ensure_may_give(&txn, &actor.authority(), std::slice::from_ref(&role), "id").await?;
     if role.built_in {

@@ -231,7 +231,7 @@ pub async fn save(
         }
     }
     for domain in &domains {
-        let pattern = format!("%@{}", super::escape_like(domain));
+        let pattern = format!("%@{}", crate::db::escape_like(domain));
         let foreign = entity::user::Entity::find()
             .filter(
                 Expr::col(entity::user::Column::Email).like(LikeExpr::new(&pattern).escape('\\')),
@@ -583,7 +583,7 @@ impl Authenticator {
             .map(|m| m.role_id)
             .collect();
         let mapped: BTreeSet<Uuid> = mappings.iter().map(|m| m.role_id).collect();
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let found = entity::user::Entity::find()
             .filter(entity::user::Column::Email.eq(email))
             .one(&txn)

@@ -13,11 +13,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry, Changes},
     auth::{self, policy_of},
-    escape_like, invites, organizations, paginate, roles,
+    invites, organizations, roles,
 };
+use crate::db::{Page, PageRequest, escape_like, paginate};
 use crate::{
     auth::{
         Actor, Permission,
@@ -241,7 +241,7 @@ pub async fn create(
     }
     let organization = organizations::find(db, actor, None).await?;
     let secret = Secret::prepare(hasher, &organization, &details.email, credentials).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
     roles::ensure_may_give(&txn, &actor.authority(), &roles, "roleIds").await?;
     let created = create_in(
@@ -408,7 +408,7 @@ pub async fn update(
     changes: UserChanges,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.clone().into();
     let mut changed = Changes::default();
@@ -499,7 +499,7 @@ pub async fn deactivate(
     id: Uuid,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;
     if user.status == "INACTIVE" {
@@ -525,7 +525,7 @@ pub async fn reactivate(
     id: Uuid,
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::UsersWrite)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     if user.status == "ACTIVE" {
         return Ok(user);
@@ -554,7 +554,7 @@ pub async fn reset_password(
     find_manageable(db, actor, id).await?;
     let password = Password::generate();
     let hash = hasher.hash(&password).await?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let mut active: entity::user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
@@ -583,7 +583,7 @@ pub async fn set_roles(
 ) -> AppResult<entity::user::Model> {
     actor.require(Permission::RolesManage)?;
     actor.require_recent_mfa()?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     roles::lock_organization(&txn, actor.organization_id).await?;
     let user = find_manageable(&txn, actor, id).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;

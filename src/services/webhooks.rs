@@ -22,11 +22,10 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::{
-    Page, PageRequest,
     audit::{self, AuditEntry},
     outbox::{self, WEBHOOK},
-    paginate,
 };
+use crate::db::{Page, PageRequest, paginate};
 use crate::{
     auth::{Actor, Permission, mfa::SecretKey},
     error::{AppError, AppResult, Validation},
@@ -210,7 +209,7 @@ pub async fn save(
     v.finish()?;
     let url = url.map(String::from).unwrap_or_default();
     let now = Utc::now();
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let (webhook, secret) = match input.id {
         Some(id) => {
             let existing = find(&txn, actor, id).await?;
@@ -283,7 +282,7 @@ pub async fn list(
 /// Delete a webhook; deliveries not yet made are not made.
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<()> {
     actor.require(Permission::OrganizationManage)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let webhook = find(&txn, actor, id).await?;
     entity::webhook::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
@@ -323,7 +322,7 @@ pub async fn redeliver(
 ) -> AppResult<entity::outbox_message::Model> {
     use entity::outbox_message::Column;
     actor.require(Permission::OrganizationManage)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let delivery = entity::outbox_message::Entity::find_by_id(delivery_id)
         .filter(Column::Channel.eq(WEBHOOK))
         .filter(Column::OrganizationId.eq(actor.organization_id))

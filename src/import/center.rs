@@ -10,13 +10,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    Page, PageRequest,
-    audit::{self, AuditEntry},
-    organizations, paginate,
-};
 use crate::{
     auth::{Actor, Permission},
+    db::{Page, PageRequest, paginate},
     domain::text,
     error::{AppError, AppResult, FieldError, OnConstraint},
     import::{
@@ -28,6 +24,10 @@ use crate::{
         mapping::{self, ColumnMapping, Mapping},
         row::{Earlier, RowResult, RowStatus},
         settings::ImportSettings,
+    },
+    services::{
+        audit::{self, AuditEntry},
+        organizations,
     },
 };
 
@@ -240,7 +240,7 @@ pub async fn preview(
     let project = project_for(db, actor, kind, request.project_id).await?;
     // Every batch is checked as the import would check it, and planned as the
     // import plans it: see `begin_batch`.
-    let txn = super::begin_batch(db, false).await?;
+    let txn = crate::db::begin_batch(db, false).await?;
     let import = Importer::new(
         &txn,
         JobContext {
@@ -331,7 +331,7 @@ pub async fn start(
         retry_of_job_id: None,
         reverts_job_id: None,
     };
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     insert_job(&txn, &job, Some(request.bytes)).await?;
     audit::record(
         &txn,
@@ -460,7 +460,7 @@ pub async fn rows(
     if let Some(status) = status {
         select = select.filter(Column::Status.eq(status.as_str()));
     }
-    let total_count = super::count_if(db, &select, page.count).await?;
+    let total_count = crate::db::count_if(db, &select, page.count).await?;
     if let Some(after) = page.after {
         select = select.filter(Column::RowNumber.gt(after));
     }
@@ -680,7 +680,7 @@ pub async fn update_row(
     }
     let errors = recheck(db, actor, &job, kind, row_number, &values).await?;
     let now = Utc::now();
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let updated = Entity::update_many()
         .col_expr(Column::RowValues, Expr::value(json!(values)))
         .col_expr(Column::Errors, Expr::value(json!(errors)))
@@ -725,7 +725,7 @@ async fn recheck(
     let prepared = crate::import::jobs::prepare(db, job).await?;
     let headers: Vec<String> = values.iter().map(|(h, _)| h.clone()).collect();
     let mapping = Mapping::check(prepared.mapping, &headers, &fields(kind))?;
-    let txn = super::begin_batch(db, false).await?;
+    let txn = crate::db::begin_batch(db, false).await?;
     let import = Importer::new(
         &txn,
         JobContext {
@@ -820,7 +820,7 @@ pub async fn retry_failed_rows(
         dry_run: job.dry_run,
         ..retry
     };
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     insert_job(&txn, &retry, Some(bytes)).await?;
     let taken = Entity::update_many()
         .col_expr(Column::RetriedInJobId, Expr::value(retry.id))
@@ -897,7 +897,7 @@ pub async fn revert(
             i32::try_from(undoable).unwrap_or(i32::MAX),
         )
     };
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     // One revert at a time per import: the reverted job's row is held until
     // this one commits (SQLite writes one transaction at a time anyway).
     let mut reverted = Entity::find_by_id(job.id);

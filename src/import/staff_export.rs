@@ -9,12 +9,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, AuditEntry};
 use crate::{
     auth::{Actor, Permission},
     domain::EmployeeStatus,
     error::{AppError, AppResult},
     import::fields::{ImportKind, fields},
+    services::audit::{self, AuditEntry},
 };
 
 /// People read per statement.
@@ -75,7 +75,7 @@ pub async fn staff(
         let Some(last) = users.last() else { break };
         after = Some(last.email.clone());
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let roles = super::roles::roles_by_user(db, &ids).await?;
+        let roles = crate::services::roles::roles_by_user(db, &ids).await?;
         let providers = if kind == ImportKind::Providers {
             providers_of(db, actor, &ids).await?
         } else {

@@ -26,16 +26,19 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    audit::{self, AuditEntry},
-    auth::permissions_of,
-    imports::{self, ImportRequest},
+    center::{self as imports, ImportRequest},
+    fields::ImportKind,
+    jobs::JobStatus,
 };
 use crate::{
     auth::{Actor, Credential, Permission, actor::Origin, mfa::SecretKey},
     domain::text,
     error::{AppError, AppResult, Validation},
-    import::{fields::ImportKind, jobs::JobStatus},
     outbound::Outbound,
+    services::{
+        audit::{self, AuditEntry},
+        auth::permissions_of,
+    },
 };
 
 /// How long a fetch may take, redirects included.
@@ -162,7 +165,7 @@ impl Feeds {
         let (Some(name), Some(url), Some(schedule)) = (name, url, schedule) else {
             return Err(AppError::bad_input("input", "is incomplete"));
         };
-        let zone = super::organizations::find(&self.db, actor, None)
+        let zone = crate::services::organizations::find(&self.db, actor, None)
             .await?
             .time_zone;
         let now = Utc::now();
@@ -170,7 +173,7 @@ impl Feeds {
             .active
             .then(|| next_run(&schedule, &zone, now))
             .flatten();
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let feed = match input.id {
             Some(id) => {
                 let existing = find(&txn, actor, id).await?;
@@ -479,7 +482,7 @@ impl Feeds {
             retry_of_job_id: None,
             reverts_job_id: None,
         };
-        let txn = super::begin_write(&self.db).await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
             .exec_without_returning(&txn)
             .await?;
@@ -552,7 +555,7 @@ pub async fn list(
 
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResult<()> {
     actor.require(Permission::ImportsRun)?;
-    let txn = super::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let feed = find(&txn, actor, id).await?;
     entity::import_feed::Entity::delete_by_id(id)
         .exec(&txn)
