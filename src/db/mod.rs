@@ -3,6 +3,7 @@
 //! knows tables and connections, not the product's rules.
 
 pub mod bulk;
+pub mod rows;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
@@ -121,13 +122,46 @@ where
     E::Model: Send + Sync,
     C: ConnectionTrait,
 {
+    let (select, total_count) = page_select(db, select, id_column, &page).await?;
+    Ok(Page::of(select.all(db).await?, &page, total_count))
+}
+
+/// [`paginate`] for a model read by position ([`rows`]): the lists a page
+/// of which carries many columns per row.
+pub async fn paginate_by_position<E, C>(
+    db: &C,
+    select: Select<E>,
+    id_column: E::Column,
+    page: PageRequest,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: rows::ByPosition + Send + Sync,
+    C: ConnectionTrait,
+{
+    let (select, total_count) = page_select(db, select, id_column, &page).await?;
+    Ok(Page::of(rows::all(db, select).await?, &page, total_count))
+}
+
+/// The statement of a page (one row more than asked, to tell whether another
+/// page follows) and the list's total when asked.
+async fn page_select<E, C>(
+    db: &C,
+    select: Select<E>,
+    id_column: E::Column,
+    page: &PageRequest,
+) -> AppResult<(Select<E>, Option<u64>)>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ConnectionTrait,
+{
     let total_count = count_if(db, &select, page.count).await?;
     let mut select = select.order_by_asc(id_column);
     if let Some(after) = page.after {
         select = select.filter(id_column.gt(after));
     }
-    let items = select.limit(page.first + 1).all(db).await?;
-    Ok(Page::of(items, &page, total_count))
+    Ok((select.limit(page.first + 1), total_count))
 }
 
 /// The number of rows `select` matches, if `wanted`.

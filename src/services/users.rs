@@ -17,7 +17,7 @@ use super::{
     auth::{self, policy_of},
     invites, organizations, roles,
 };
-use crate::db::{Page, PageRequest, escape_like, paginate};
+use crate::db::{Page, PageRequest, escape_like, paginate_by_position};
 use crate::{
     auth::{
         Actor, Permission,
@@ -92,7 +92,7 @@ pub async fn list(
             ),
         );
     }
-    paginate(db, select, Column::Id, page).await
+    paginate_by_position(db, select, Column::Id, page).await
 }
 
 /// The rules of a user's text fields, in one place for every door: GraphQL,

@@ -1,0 +1,131 @@
+//! Users and roles read by position (`rollcall::db::rows`, on PostgreSQL) come
+//! out exactly as sea-orm reads them by name: every column filled, every
+//! optional one NULL, and a role joined to its holder; a statement whose
+//! columns are not the model's, in its order, is refused rather than read
+//! into the wrong fields. On SQLite the same calls read through sea-orm.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::TestApp;
+use rollcall::db::{bulk, rows};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A user with every column filled, or every optional one NULL.
+fn user(org: Uuid, i: i64, filled: bool) -> entity::user::Model {
+    let at = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+    let text = |s: &str| filled.then(|| format!("{s} {i} — ü"));
+    entity::user::Model {
+        id: Uuid::now_v7(),
+        organization_id: org,
+        email: format!("row{i}@rows.test"),
+        password_hash: text("$argon2id$v=19$m=19456,t=2,p=1$salt$hash"),
+        first_name: "Zoë".to_owned(),
+        last_name: "O'Brien".to_owned(),
+        title: text("Registered Nurse"),
+        status: "ACTIVE".to_owned(),
+        employee_status: "LEAVE".to_owned(),
+        mobile_phone: text("+1555"),
+        locale: filled.then(|| "fr-CA".to_owned()),
+        idle_timeout_minutes: filled.then_some(45),
+        external_id: text("EXT"),
+        must_change_password: filled,
+        is_super_admin: false,
+        last_login_at: filled.then(|| at(i)),
+        created_at: at(0),
+        updated_at: at(1),
+        email_signature: text("Kind regards"),
+        preferences: filled.then(|| json!({ "view": "list", "n": i, "nested": [null, "x"] })),
+        service_account: false,
+        user_name: text("principal"),
+        employee_number: text("00042"),
+        department: text("Cardiology"),
+        deprovisioned_at: filled.then(|| at(2)),
+        reactivated_at: filled.then(|| at(3)),
+        dormancy_warned_at: filled.then(|| at(4)),
+    }
+}
+
+#[tokio::test]
+async fn models_read_by_position_equal_those_read_by_name() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Rows Clinic").await;
+        let users: Vec<_> = (0..6).map(|i| user(org, i, i % 2 == 0)).collect();
+        bulk::insert_all::<entity::user::ActiveModel>(&app.db, users.clone())
+            .await
+            .unwrap();
+        let select = || {
+            entity::user::Entity::find()
+                .filter(entity::user::Column::OrganizationId.eq(org))
+                .filter(entity::user::Column::Email.like("row%"))
+                .order_by_asc(entity::user::Column::Id)
+        };
+        let by_position = rows::all(&app.db, select()).await.unwrap();
+        assert_eq!(by_position, users, "{backend:?}");
+        assert_eq!(
+            by_position,
+            select().all(&app.db).await.unwrap(),
+            "{backend:?}"
+        );
+
+        // Columns of the model's but out of its order: refused on PostgreSQL.
+        let swapped = select()
+            .select_only()
+            .column(entity::user::Column::OrganizationId)
+            .column(entity::user::Column::Id);
+        let read = rows::on_postgres::<entity::user::Model, _>(&app.db, &swapped).await;
+        match backend {
+            common::Backend::Production => {
+                let err = read.unwrap_err().to_string();
+                assert!(err.contains("id at position 0"), "{err}");
+            }
+            common::Backend::Embedded => assert!(read.unwrap().is_none()),
+        }
+
+        // Roles with their holders: the same each way.
+        let roles = entity::role::Entity::find()
+            .filter(entity::role::Column::OrganizationId.eq(org))
+            .all(&app.db)
+            .await
+            .unwrap();
+        for (user, role) in users
+            .iter()
+            .zip(roles.iter().cycle())
+            .chain(users.iter().zip(roles.iter().cycle().skip(3)))
+        {
+            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
+                user_id: sea_orm::ActiveValue::Set(user.id),
+                role_id: sea_orm::ActiveValue::Set(role.id),
+            })
+            .exec_without_returning(&app.db)
+            .await
+            .unwrap();
+        }
+        let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+        let held = rollcall::services::roles::roles_by_user(&app.db, &ids)
+            .await
+            .unwrap();
+        for user in &users {
+            let mut by_name: Vec<entity::role::Model> = entity::user_role::Entity::find()
+                .filter(entity::user_role::Column::UserId.eq(user.id))
+                .find_also_related(entity::role::Entity)
+                .all(&app.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|(_, role)| role)
+                .collect();
+            by_name.sort_by(|a, b| a.name.cmp(&b.name));
+            assert_eq!(held[&user.id], by_name, "{backend:?}");
+            assert_eq!(by_name.len(), 2, "{backend:?}");
+        }
+    }
+}
