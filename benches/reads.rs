@@ -15,8 +15,8 @@
 //! in turn, round after round, 1 2 3 then 3 2 1, so that a machine whose speed
 //! drifts weighs on each alike. For each it prints the median and range over
 //! the rounds of requests per second, p50/p99 latency, and CPU time per
-//! request: the server's threads alone, and the whole machine's (server, load
-//! generator, PostgreSQL and Redis). Then the cost of the roles: the page with
+//! request: the process's, the server's threads alone, PostgreSQL's, and the
+//! whole machine's (server, load generator, PostgreSQL and Redis). Then the cost of the roles: the page with
 //! roles against the page without, by throughput and by server CPU.
 //! `BENCH_ROUNDS` (default 5) and `BENCH_SECONDS` (default 3) set its length.
 

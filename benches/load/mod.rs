@@ -21,8 +21,10 @@ pub struct Figures {
     /// The CPU time this process (server and load generator) used meanwhile.
     pub cpu: Option<Duration>,
     /// The CPU time the server's own threads used meanwhile, when the server
-    /// runs on a runtime of its own (see [`Cpu::threads_named`]).
+    /// runs on a runtime of its own, its threads named [`SERVER_THREADS`].
     pub server_cpu: Option<Duration>,
+    /// The CPU time PostgreSQL's processes used meanwhile.
+    pub database_cpu: Option<Duration>,
     /// The CPU time the whole machine used meanwhile: the server, the load
     /// generator, PostgreSQL and Redis.
     pub machine_cpu: Option<Duration>,
@@ -63,6 +65,11 @@ impl Figures {
         self.per_request(self.server_cpu)
     }
 
+    /// PostgreSQL's CPU time per request, in microseconds.
+    pub fn database_cpu_us(&self) -> f64 {
+        self.per_request(self.database_cpu)
+    }
+
     /// The machine's CPU time per request, in microseconds.
     pub fn machine_cpu_us(&self) -> f64 {
         self.per_request(self.machine_cpu)
@@ -75,6 +82,10 @@ impl Figures {
         self.errors += other.errors;
         self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
         self.server_cpu = self.server_cpu.zip(other.server_cpu).map(|(a, b)| a + b);
+        self.database_cpu = self
+            .database_cpu
+            .zip(other.database_cpu)
+            .map(|(a, b)| a + b);
         self.machine_cpu = self.machine_cpu.zip(other.machine_cpu).map(|(a, b)| a + b);
         self
     }
@@ -162,6 +173,7 @@ pub async fn drive_each(
         seconds,
         cpu: used.process,
         server_cpu: used.server,
+        database_cpu: used.database,
         machine_cpu: used.machine,
     }
 }
@@ -172,6 +184,8 @@ struct Cpu {
     /// Each server thread's, by thread id: a thread that ends meanwhile (the
     /// blocking pool lets idle ones go) must not count as time given back.
     server: Option<HashMap<String, Duration>>,
+    /// Each PostgreSQL process's, by process id, likewise.
+    database: Option<HashMap<String, Duration>>,
     machine: Option<Duration>,
 }
 
@@ -179,6 +193,7 @@ struct Cpu {
 struct Used {
     process: Option<Duration>,
     server: Option<Duration>,
+    database: Option<Duration>,
     machine: Option<Duration>,
 }
 
@@ -190,24 +205,10 @@ impl Cpu {
     fn now() -> Self {
         Self {
             process: ticks_of_stat("/proc/self/stat"),
-            server: Self::threads_named(SERVER_THREADS),
+            server: named_in("/proc/self/task", SERVER_THREADS),
+            database: named_in("/proc", "postgres"),
             machine: machine_ticks(),
         }
-    }
-
-    /// The CPU time of each thread of this process whose name starts with
-    /// `prefix`; `None` when there are none.
-    fn threads_named(prefix: &str) -> Option<HashMap<String, Duration>> {
-        let mut threads = HashMap::new();
-        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-            let path = task.path();
-            let named = std::fs::read_to_string(path.join("comm"))
-                .is_ok_and(|name| name.starts_with(prefix));
-            if named && let Some(used) = ticks_of_stat(path.join("stat")) {
-                threads.insert(task.file_name().to_string_lossy().into_owned(), used);
-            }
-        }
-        (!threads.is_empty()).then_some(threads)
     }
 
     fn since(&self, before: &Self) -> Used {
@@ -215,17 +216,43 @@ impl Cpu {
             |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
         Used {
             process: minus(self.process, before.process),
-            server: self.server.as_ref().map(|now| {
-                now.iter()
-                    .map(|(thread, used)| {
-                        let earlier = before.server.as_ref().and_then(|b| b.get(thread));
-                        used.saturating_sub(earlier.copied().unwrap_or_default())
-                    })
-                    .sum()
-            }),
+            server: each_since(self.server.as_ref(), before.server.as_ref()),
+            database: each_since(self.database.as_ref(), before.database.as_ref()),
             machine: minus(self.machine, before.machine),
         }
     }
+}
+
+/// The CPU time of each task under `dir` (`/proc` for processes,
+/// `/proc/self/task` for this process's threads) whose name starts with
+/// `prefix`, by its id; `None` when there are none.
+fn named_in(dir: &str, prefix: &str) -> Option<HashMap<String, Duration>> {
+    let mut tasks = HashMap::new();
+    for task in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = task.path();
+        let named =
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|name| name.starts_with(prefix));
+        if named && let Some(used) = ticks_of_stat(path.join("stat")) {
+            tasks.insert(task.file_name().to_string_lossy().into_owned(), used);
+        }
+    }
+    (!tasks.is_empty()).then_some(tasks)
+}
+
+/// What the tasks read by [`named_in`] used since `before`: a task that ended
+/// meanwhile counts nothing, rather than time given back.
+fn each_since(
+    now: Option<&HashMap<String, Duration>>,
+    before: Option<&HashMap<String, Duration>>,
+) -> Option<Duration> {
+    now.map(|now| {
+        now.iter()
+            .map(|(task, used)| {
+                let earlier = before.and_then(|b| b.get(task)).copied();
+                used.saturating_sub(earlier.unwrap_or_default())
+            })
+            .sum()
+    })
 }
 
 /// Clock ticks of 10 ms, as `/proc` counts them.
@@ -290,8 +317,8 @@ pub fn mean_within(values: impl Iterator<Item = f64>) -> String {
 
 /// A phase over every round: median and range of each figure. CPU time per
 /// request is the process's (server and load generator), the server's own
-/// threads' where they are told apart, and the machine's (with the database
-/// and Redis).
+/// threads' where they are told apart, PostgreSQL's, and the machine's (with
+/// Redis too).
 pub fn report(name: &str, rounds: &[&Figures]) {
     let of = |figure: fn(&Figures) -> f64| spread(rounds.iter().map(|f| figure(f)));
     let server = if rounds.iter().all(|f| f.server_cpu.is_some()) {
@@ -299,8 +326,13 @@ pub fn report(name: &str, rounds: &[&Figures]) {
     } else {
         String::new()
     };
+    let database = if rounds.iter().all(|f| f.database_cpu.is_some()) {
+        format!("PostgreSQL {} ", of(Figures::database_cpu_us))
+    } else {
+        String::new()
+    };
     println!(
-        "{name:<40} {} req/s   p50 {} ms   p99 {} ms   CPU µs/request: process {} {server}machine {}   errors {}",
+        "{name:<40} {} req/s   p50 {} ms   p99 {} ms   CPU µs/request: process {} {server}{database}machine {}   errors {}",
         of(|f| f.requests_per_second().round()),
         of(Figures::p50_ms),
         of(Figures::p99_ms),
