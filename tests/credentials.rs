@@ -164,8 +164,9 @@ async fn holders_and_admins_are_reminded_once_before_the_licence_expires() {
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// A fixed-offset zone (`Etc/GMT…`) whose next midnight is between two
-/// minutes and two hours away; the zone and how many seconds away it is.
-fn zone_nearing_midnight() -> (String, i64) {
+/// minutes and two hours away; the zone, how many seconds away it is, and the
+/// zone's offset from UTC in hours.
+fn zone_nearing_midnight() -> (String, i64, i64) {
     let now = Utc::now();
     let seconds_today = i64::from(now.num_seconds_from_midnight());
     (-12..=14)
@@ -177,10 +178,10 @@ fn zone_nearing_midnight() -> (String, i64) {
                 o if o > 0 => format!("Etc/GMT-{o}"),
                 o => format!("Etc/GMT+{}", -o),
             };
-            (name, 86_400 - local)
+            (name, 86_400 - local, offset)
         })
-        .filter(|(_, to_midnight)| (120..=7_200).contains(to_midnight))
-        .min_by_key(|(_, to_midnight)| *to_midnight)
+        .filter(|(_, to_midnight, _)| (120..=7_200).contains(to_midnight))
+        .min_by_key(|(_, to_midnight, _)| *to_midnight)
         .unwrap()
 }
 
@@ -219,16 +220,17 @@ async fn a_licence_that_lapses_mid_session_suspends_the_role_at_the_next_request
             .unwrap();
         let app = TestApp::attach(storage.clone(), db, server.address.clone());
         let unit = unit(&app).await;
-        let (zone, to_midnight) = zone_nearing_midnight();
+        let (zone, to_midnight, offset_hours) = zone_nearing_midnight();
         app.ok(
             &unit.admin,
             "mutation($z: String!) { updateOrganization(input: { timeZone: $z, defaultIdleTimeoutMinutes: 240 }) { id } }",
             json!({ "z": zone }),
         )
         .await;
-        // A licence whose last day is today where the organisation is.
-        let today =
-            (Utc::now() + chrono::Duration::seconds(to_midnight - 86_400 + 60)).date_naive();
+        // A licence whose last day is today where the organisation is: the
+        // date of the zone's wall clock, which east of Greenwich is a day
+        // ahead of UTC's for part of the day.
+        let today = (Utc::now() + chrono::Duration::hours(offset_hours)).date_naive();
         app.ok(
             &unit.admin,
             SET_CERTIFICATIONS,
