@@ -32,6 +32,7 @@ use tokio_rustls::{
 };
 use uuid::Uuid;
 
+use crate::db::{global, unscoped};
 use crate::{
     error::{AppError, AppResult},
     services::{audit, leases, outbox::backoff},
@@ -227,8 +228,10 @@ impl Forwarder {
         if !leases::hold(&self.db, LEASE, self.holder, LEASE_LENGTH).await? {
             return Ok(0);
         }
-        let heads = entity::audit_chain::Entity::find().all(&self.db).await?;
-        let cursors: HashMap<Uuid, i64> = entity::audit_forwarded::Entity::find()
+        let heads = global::find::<entity::audit_chain::Entity>()
+            .all(&self.db)
+            .await?;
+        let cursors: HashMap<Uuid, i64> = global::find::<entity::audit_forwarded::Entity>()
             .all(&self.db)
             .await?
             .into_iter()
@@ -240,7 +243,7 @@ impl Forwarder {
             if head.seq <= after {
                 continue;
             }
-            let events = Entity::find()
+            let events = unscoped::find::<Entity>()
                 .filter(if head.chain_id == audit::NO_ORGANIZATION {
                     Column::OrganizationId.is_null()
                 } else {

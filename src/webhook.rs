@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 
+use crate::db::unscoped;
 use crate::{
     auth::mfa::SecretKey,
     outbound::Outbound,
@@ -53,7 +54,7 @@ impl Transport for WebhookTransport {
             .recipient
             .parse::<uuid::Uuid>()
             .map_err(|_| gone())?;
-        let webhook = entity::webhook::Entity::find_by_id(id)
+        let webhook = unscoped::find_by_id::<entity::webhook::Entity>(id)
             .one(&self.db)
             .await
             .map_err(|e| DeliveryError::Transient(format!("reading the webhook: {e}")))?

@@ -3,6 +3,8 @@
 //! revocation or its creator's demotion applies to the next request on
 //! every instance, and the rate limit answers 429. Both backends.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -3,6 +3,8 @@
 //! missing event, `GET /exports/audit.ndjson` streams the trail, and a SIEM
 //! receives every event as RFC 5424 syslog.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

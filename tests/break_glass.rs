@@ -3,6 +3,8 @@
 //! grant ends by itself; reviewers hear of it at once and work through their
 //! queue; and every way to misuse it is refused.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -3,6 +3,8 @@
 //! request, their unused invite voided), one nearing it is warned once, and a
 //! reactivated user counts afresh.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -1,6 +1,8 @@
 //! Email through the outbox: an invite reaches a real SMTP conversation once, with
 //! its link; a message queued in a rolled-back change is never sent.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

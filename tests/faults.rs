@@ -10,6 +10,8 @@
 //! counts. Recovery times are printed (`cargo test --test faults -- --nocapture`)
 //! and recorded in BENCHMARKS.md.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -2,6 +2,8 @@
 //! takes the job over once the lease lapses and finishes it from the last
 //! committed batch, with exact counts (no row lost, none written twice).
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -2,6 +2,8 @@
 //! retried after a backoff, permanent ones are not, a message whose sender died
 //! mid-send is never sent twice, and attempts are bounded.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

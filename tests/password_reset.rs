@@ -4,6 +4,8 @@
 //! redeeming it ends every session the old password opened, on every instance.
 //! Whichever way a password changes, its owner is told by email.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -2,6 +2,8 @@
 //! it, enrolled in a project with exact counts, the same file again creating
 //! nothing, and the project that must be given.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

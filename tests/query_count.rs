@@ -9,6 +9,8 @@
 //! longer than a millisecond, which splits a batch in two, and the count this
 //! test asserts is then a figure of the machine's load rather than of the code.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

@@ -4,6 +4,8 @@
 //! columns are not the model's, in its order, is refused rather than read
 //! into the wrong fields. On SQLite the same calls read through sea-orm.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"
@@ -110,9 +112,10 @@ async fn models_read_by_position_equal_those_read_by_name() {
             .unwrap();
         }
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let held = rollcall::services::roles::roles_by_user(&app.db, &ids)
-            .await
-            .unwrap();
+        let held =
+            rollcall::services::roles::roles_by_user(&app.db, rollcall::db::Scope::of(org), &ids)
+                .await
+                .unwrap();
         for user in &users {
             let mut by_name: Vec<entity::role::Model> = entity::user_role::Entity::find()
                 .filter(entity::user_role::Column::UserId.eq(user.id))

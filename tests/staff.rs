@@ -2,6 +2,8 @@
 //! flow an organisation's first admin goes through, with the guard rails, tenant
 //! isolation, real-time effect of changes, invites and the audit trail.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     reason = "a test fails loudly on what it did not expect"

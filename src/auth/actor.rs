@@ -14,7 +14,7 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::Select;
 use uuid::Uuid;
 
 use super::{
@@ -22,7 +22,10 @@ use super::{
     mfa::STEP_UP_WINDOW,
     session::{AuthMethod, SessionId, SessionToken},
 };
-use crate::error::{AppError, AppResult};
+use crate::{
+    db::{InScope, Scope},
+    error::{AppError, AppResult},
+};
 
 /// Where a request comes from, for sessions and the audit trail.
 #[derive(Clone, Debug, Default)]
@@ -171,57 +174,22 @@ impl Actor {
         }
     }
 
-    /// Every query of an organisation's records starts here.
-    pub fn scope<E: TenantScoped>(&self) -> Select<E> {
-        E::scoped(self.organization_id)
-    }
-}
-
-/// Entities that belong to one organisation.
-pub trait TenantScoped: EntityTrait {
-    fn organization_column() -> Self::Column;
-
-    /// The organisation's records of this entity.
-    fn scoped(organization_id: Uuid) -> Select<Self> {
-        Self::find().filter(Self::organization_column().eq(organization_id))
-    }
-}
-
-impl TenantScoped for entity::user::Entity {
-    fn organization_column() -> Self::Column {
-        entity::user::Column::OrganizationId
+    /// The caller's organisation, where every statement over its records
+    /// starts.
+    pub fn tenant(&self) -> Scope {
+        Scope::of(self.organization_id)
     }
 
-    /// The organisation's people: the service accounts of API clients are
-    /// nobody's staff, and no list, lookup or change reaches them.
-    fn scoped(organization_id: Uuid) -> Select<Self> {
-        Self::find()
-            .filter(entity::user::Column::OrganizationId.eq(organization_id))
-            .filter(entity::user::Column::ServiceAccount.eq(false))
+    /// The organisation the actor's own account belongs to, where its second
+    /// factors and recovery codes live: the one they act in, unless a super
+    /// admin names another.
+    pub fn home(&self) -> Scope {
+        Scope::of(self.user.organization_id)
     }
-}
 
-impl TenantScoped for entity::role::Entity {
-    fn organization_column() -> Self::Column {
-        entity::role::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::access_review::Entity {
-    fn organization_column() -> Self::Column {
-        entity::access_review::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::break_glass_grant::Entity {
-    fn organization_column() -> Self::Column {
-        entity::break_glass_grant::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::audit_event::Entity {
-    fn organization_column() -> Self::Column {
-        entity::audit_event::Column::OrganizationId
+    /// The caller's organisation's records of `E`.
+    pub fn scope<E: InScope>(&self) -> Select<E> {
+        self.tenant().find()
     }
 }
 
@@ -272,71 +240,5 @@ impl Caller {
         let actor = self.actor()?;
         actor.require(permission)?;
         Ok(actor)
-    }
-}
-
-impl TenantScoped for entity::provider::Entity {
-    fn organization_column() -> Self::Column {
-        entity::provider::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::import_job::Entity {
-    fn organization_column() -> Self::Column {
-        entity::import_job::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::mapping_template::Entity {
-    fn organization_column() -> Self::Column {
-        entity::mapping_template::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::project::Entity {
-    fn organization_column() -> Self::Column {
-        entity::project::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::patient::Entity {
-    fn organization_column() -> Self::Column {
-        entity::patient::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::enrollment::Entity {
-    fn organization_column() -> Self::Column {
-        entity::enrollment::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::identity_provider::Entity {
-    fn organization_column() -> Self::Column {
-        entity::identity_provider::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::location::Entity {
-    fn organization_column() -> Self::Column {
-        entity::location::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::api_client::Entity {
-    fn organization_column() -> Self::Column {
-        entity::api_client::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::webhook::Entity {
-    fn organization_column() -> Self::Column {
-        entity::webhook::Column::OrganizationId
-    }
-}
-
-impl TenantScoped for entity::import_feed::Entity {
-    fn organization_column() -> Self::Column {
-        entity::import_feed::Column::OrganizationId
     }
 }

@@ -4,6 +4,9 @@
 
 pub mod bulk;
 pub mod rows;
+pub mod scope;
+
+pub use scope::{Global, InScope, Scope, global, unscoped};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,

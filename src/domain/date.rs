@@ -1,8 +1,22 @@
-//! Calendar dates as people type them into spreadsheets and forms.
+//! Calendar dates as people type them into spreadsheets and forms, and the
+//! time zones that say which day it is.
 
 use chrono::NaiveDate;
 
 use crate::error::{AppError, AppResult};
+
+/// An IANA time zone name, e.g. `America/Chicago`.
+pub fn parse_time_zone(raw: &str, field: &str) -> AppResult<String> {
+    raw.trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| {
+            AppError::bad_input(
+                field,
+                format!("\"{raw}\" is not an IANA time zone such as America/Chicago"),
+            )
+        })
+}
 
 /// A date written `YYYY-MM-DD` or `MM/DD/YYYY` (US order, as the organisations
 /// Rollcall serves write it). Anything else is refused with the accepted forms;

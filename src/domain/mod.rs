@@ -8,7 +8,7 @@ mod npi;
 mod phone;
 pub mod text;
 
-pub use date::parse_date;
+pub use date::{parse_date, parse_time_zone};
 pub use email::Email;
 pub use employee_status::EmployeeStatus;
 pub use locale::Locale;

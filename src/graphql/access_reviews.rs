@@ -4,11 +4,12 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, dataloader::DataLoader};
 use chrono::{DateTime, Utc};
 
+use super::loaders::Key;
 use super::{
     Ctx,
-    account::{Role, User},
     audit::user_in_trail,
     connection::{Conn, into_connection, page_request, parse_id},
+    people::{Role, User},
 };
 use crate::services::access_reviews::{self, Decision, NewReview, OnDue};
 
@@ -87,7 +88,7 @@ impl AccessReview {
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<AccessReviewItem>> {
         let items = ctx
             .data::<DataLoader<super::loaders::ItemsOfReview>>()?
-            .load_one(self.0.id)
+            .load_one(Key::within(self.0.organization_id, self.0.id))
             .await
             .map_err(super::loaders::loader_error)?;
         Ok(items
@@ -153,13 +154,12 @@ async fn roles_named(ctx: &Context<'_>, ids: &serde_json::Value) -> Result<Vec<R
     let ids = entity::access_review::uuids(ids);
     let mut found = ctx
         .data::<DataLoader<super::loaders::ById<entity::role::Entity>>>()?
-        .load_many(ids.iter().copied())
+        .load_many(ids.iter().map(|id| Key::new(actor.tenant(), *id)))
         .await
         .map_err(super::loaders::loader_error)?;
     Ok(ids
         .iter()
-        .filter_map(|id| found.remove(id))
-        .filter(|role| role.organization_id == actor.organization_id)
+        .filter_map(|id| found.remove(&Key::new(actor.tenant(), *id)))
         .map(Role)
         .collect())
 }

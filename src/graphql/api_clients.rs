@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    account::User,
     connection::parse_id,
-    loaders::{UserById, loader_error},
+    loaders::{Key, PeopleInTrail, loader_error},
+    people::User,
 };
 use crate::{
     auth::Permission,
@@ -41,8 +41,8 @@ impl ApiClient {
             return Ok(None);
         };
         Ok(ctx
-            .data::<DataLoader<UserById>>()?
-            .load_one(id)
+            .data::<DataLoader<PeopleInTrail>>()?
+            .load_one(Key::within(self.0.organization_id, id))
             .await
             .map_err(loader_error)?
             .map(User::from))

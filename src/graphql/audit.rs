@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    account::User,
     connection::{Conn, into_connection, page_request, parse_id},
-    loaders::{UserById, loader_error},
+    loaders::{Key, PeopleInTrail, loader_error},
+    people::User,
 };
 use crate::services::audit;
 
@@ -69,13 +69,11 @@ impl AuditEvent {
 pub(super) async fn user_in_trail(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
     let caller = ctx.caller()?.actor()?;
     let user = ctx
-        .data::<DataLoader<UserById>>()?
-        .load_one(id)
+        .data::<DataLoader<PeopleInTrail>>()?
+        .load_one(Key::new(caller.tenant(), id))
         .await
         .map_err(loader_error)?;
-    Ok(user
-        .filter(|u| u.organization_id == caller.organization_id || u.is_super_admin)
-        .map(User::from))
+    Ok(user.map(User::from))
 }
 
 /// What `auditEvents` may be narrowed by.

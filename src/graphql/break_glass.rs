@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    account::User,
     audit::user_in_trail,
     connection::{Conn, into_connection, page_request, parse_id},
+    people::User,
 };
 use crate::services::break_glass::{self, Request};
 

@@ -1,76 +1,13 @@
 //! Connector feeds: imports that fetch their file on a schedule.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
     connection::parse_id,
-    imports::{ImportJob, ImportKind, kind_of},
+    imports::{ImportFeed, ImportJob, ImportKind},
 };
 use crate::import::feeds::{self, FeedInput};
-
-/// An import that fetches its file from a URL on a schedule; each run is an
-/// import job (`ImportJob.feed`).
-pub struct ImportFeed {
-    model: entity::import_feed::Model,
-    header_names: Vec<String>,
-}
-
-impl ImportFeed {
-    pub fn new(model: entity::import_feed::Model, feeds: &feeds::Feeds) -> Self {
-        let header_names = feeds.header_names(&model);
-        Self {
-            model,
-            header_names,
-        }
-    }
-}
-
-#[Object]
-impl ImportFeed {
-    async fn id(&self) -> ID {
-        ID(self.model.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.model.name
-    }
-    async fn kind(&self) -> ImportKind {
-        kind_of(&self.model.kind)
-    }
-    async fn url(&self) -> &str {
-        &self.model.url
-    }
-    /// The mapping template each run reads the file with.
-    async fn template_id(&self) -> ID {
-        ID(self.model.template_id.to_string())
-    }
-    async fn project_id(&self) -> Option<ID> {
-        self.model.project_id.map(|id| ID(id.to_string()))
-    }
-    /// Cron syntax (minute hour day month weekday, or with seconds first),
-    /// in the organisation's time zone.
-    async fn schedule(&self) -> &str {
-        &self.model.schedule
-    }
-    async fn active(&self) -> bool {
-        self.model.active
-    }
-    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
-        self.model.next_run_at
-    }
-    /// The names of the request headers sent; their values are kept
-    /// encrypted and never shown.
-    async fn header_names(&self) -> &[String] {
-        &self.header_names
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.model.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.model.updated_at
-    }
-}
 
 /// A request header a feed sends, such as an API key.
 #[derive(InputObject)]

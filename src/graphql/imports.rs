@@ -12,12 +12,12 @@ use futures_util::{Stream, StreamExt, stream};
 
 use super::{
     Ctx,
-    account::User,
     connection::{
         Conn, encode_number_cursor, into_connection, into_connection_by, number_page_request,
         page_request, parse_id,
     },
-    loaders::{UserById, loader_error},
+    loaders::{Key, PeopleInTrail, loader_error},
+    people::User,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -468,11 +468,11 @@ impl ImportJob {
         &self.0.file_name
     }
     /// The feed whose run this is, if any.
-    async fn feed(&self, ctx: &Context<'_>) -> Result<Option<super::feeds::ImportFeed>> {
+    async fn feed(&self, ctx: &Context<'_>) -> Result<Option<ImportFeed>> {
         let state = ctx.state()?;
         Ok(crate::import::feeds::of_job(&state.db, &self.0)
             .await?
-            .map(|feed| super::feeds::ImportFeed::new(feed, &state.feeds())))
+            .map(|feed| ImportFeed::new(feed, &state.feeds())))
     }
     async fn dry_run(&self) -> bool {
         self.0.dry_run
@@ -531,8 +531,8 @@ impl ImportJob {
             return Ok(None);
         };
         let user = ctx
-            .data::<DataLoader<UserById>>()?
-            .load_one(id)
+            .data::<DataLoader<PeopleInTrail>>()?
+            .load_one(Key::within(self.0.organization_id, id))
             .await
             .map_err(loader_error)?;
         Ok(user.map(User::from))
@@ -860,5 +860,67 @@ impl ImportSubscription {
             }
         })
         .boxed())
+    }
+}
+
+/// An import that fetches its file from a URL on a schedule; each run is an
+/// import job (`ImportJob.feed`).
+pub struct ImportFeed {
+    model: entity::import_feed::Model,
+    header_names: Vec<String>,
+}
+
+impl ImportFeed {
+    pub fn new(model: entity::import_feed::Model, feeds: &crate::import::feeds::Feeds) -> Self {
+        let header_names = feeds.header_names(&model);
+        Self {
+            model,
+            header_names,
+        }
+    }
+}
+
+#[Object]
+impl ImportFeed {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.model.name
+    }
+    async fn kind(&self) -> ImportKind {
+        kind_of(&self.model.kind)
+    }
+    async fn url(&self) -> &str {
+        &self.model.url
+    }
+    /// The mapping template each run reads the file with.
+    async fn template_id(&self) -> ID {
+        ID(self.model.template_id.to_string())
+    }
+    async fn project_id(&self) -> Option<ID> {
+        self.model.project_id.map(|id| ID(id.to_string()))
+    }
+    /// Cron syntax (minute hour day month weekday, or with seconds first),
+    /// in the organisation's time zone.
+    async fn schedule(&self) -> &str {
+        &self.model.schedule
+    }
+    async fn active(&self) -> bool {
+        self.model.active
+    }
+    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        self.model.next_run_at
+    }
+    /// The names of the request headers sent; their values are kept
+    /// encrypted and never shown.
+    async fn header_names(&self) -> &[String] {
+        &self.header_names
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.model.updated_at
     }
 }

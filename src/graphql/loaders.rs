@@ -1,111 +1,198 @@
 //! DataLoaders for every relation, so a list of N users costs two queries, not N+1.
+//!
+//! The loaders are the schema's, shared by every request; each key names the
+//! organisation of the request that asks ([`Key`]), and each batch reads only
+//! that organisation's records. One organisation's request cannot load
+//! another's, whatever id it holds.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
 use async_graphql::dataloader::Loader;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 use uuid::Uuid;
 
-use crate::{auth::Permission, services::roles};
+use crate::{
+    auth::Permission,
+    db::{InScope, Scope},
+    error::{AppError, AppResult},
+    services::{access_reviews, audit, care_teams, credentials, mfa, profiles, projects, roles},
+};
 
-pub struct RolesOfUser(pub DatabaseConnection);
+/// A record's id within the organisation whose request asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub scope: Scope,
+    pub id: Uuid,
+}
 
-impl Loader<Uuid> for RolesOfUser {
-    type Value = Vec<entity::role::Model>;
-    type Error = Arc<crate::error::AppError>;
+impl Key {
+    pub const fn new(scope: Scope, id: Uuid) -> Self {
+        Self { scope, id }
+    }
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(roles::roles_by_user(&self.0, keys)
-            .await
-            .map_err(Arc::new)?
-            .into_iter()
-            .collect())
+    /// `id` within the organisation `organization_id`: a record's relation
+    /// keyed by the record's own organisation.
+    pub const fn within(organization_id: Uuid, id: Uuid) -> Self {
+        Self::new(Scope::of(organization_id), id)
     }
 }
 
-/// The roles each user holds that are suspended now: a certification they
-/// require is missing or expired.
-pub struct SuspendedRolesOfUser(pub DatabaseConnection);
-
-impl Loader<Uuid> for SuspendedRolesOfUser {
-    type Value = Vec<entity::role::Model>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(crate::services::credentials::suspended_roles(&self.0, keys)
-            .await
-            .map_err(Arc::new)?
-            .into_iter()
-            .map(|(user, (_, roles))| (user, roles))
-            .collect())
+/// The ids of `keys` by the organisation asking: a request asks within
+/// one, so a batch is nearly always one statement.
+fn by_scope(keys: &[Key]) -> BTreeMap<Scope, Vec<Uuid>> {
+    let mut ids: BTreeMap<Scope, Vec<Uuid>> = BTreeMap::new();
+    for key in keys {
+        ids.entry(key.scope).or_default().push(key.id);
     }
+    ids
 }
 
-pub struct PermissionsOfRole(pub DatabaseConnection);
+/// A loader over the schema's connection: `$name` gives each key its
+/// `$value` by `$load(db, scope, ids)`, an organisation at a time.
+macro_rules! loader {
+    ($(#[$doc:meta])* $name:ident => $value:ty, $load:path) => {
+        $(#[$doc])*
+        pub struct $name(pub DatabaseConnection);
 
-impl Loader<Uuid> for PermissionsOfRole {
-    type Value = BTreeSet<Permission>;
-    type Error = Arc<crate::error::AppError>;
+        impl Loader<Key> for $name {
+            type Value = $value;
+            type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        Ok(roles::permissions_by_role(&self.0, keys)
-            .await
-            .map_err(Arc::new)?
-            .into_iter()
-            .collect())
-    }
+            async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, $value>, Self::Error> {
+                let mut found = HashMap::with_capacity(keys.len());
+                for (scope, ids) in by_scope(keys) {
+                    let loaded = $load(&self.0, scope, &ids).await.map_err(Arc::new)?;
+                    found.extend(loaded.into_iter().map(|(id, v)| (Key::new(scope, id), v)));
+                }
+                Ok(found)
+            }
+        }
+    };
 }
 
-/// Loader errors are shared between the fields that asked; give each its own copy.
-pub fn loader_error(err: Arc<crate::error::AppError>) -> crate::error::AppError {
-    match Arc::try_unwrap(err) {
-        Ok(err) => err,
-        Err(shared) => match &*shared {
-            crate::error::AppError::Unavailable(what) => crate::error::AppError::Unavailable(what),
-            other => crate::error::AppError::Internal(anyhow::anyhow!("{other}")),
-        },
-    }
+loader!(
+    /// The roles each user holds.
+    RolesOfUser => Vec<entity::role::Model>,
+    roles::roles_by_user
+);
+
+loader!(
+    /// The roles each user holds that are suspended now: a certification
+    /// they require is missing or expired.
+    SuspendedRolesOfUser => Vec<entity::role::Model>,
+    suspended_roles
+);
+
+async fn suspended_roles(
+    db: &DatabaseConnection,
+    scope: Scope,
+    ids: &[Uuid],
+) -> AppResult<impl IntoIterator<Item = (Uuid, Vec<entity::role::Model>)>> {
+    Ok(credentials::suspended_roles(db, scope, ids)
+        .await?
+        .into_iter()
+        .map(|(user, (_, roles))| (user, roles)))
 }
 
-/// Users by id. Callers that may see another organisation's ids filter the result.
-pub struct UserById(pub DatabaseConnection);
+loader!(
+    /// The permissions of each role.
+    PermissionsOfRole => BTreeSet<Permission>,
+    roles::permissions_by_role
+);
 
-impl Loader<Uuid> for UserById {
-    type Value = entity::user::Model;
-    type Error = Arc<crate::error::AppError>;
+loader!(
+    /// Every account by id, service accounts included (an API client acts
+    /// through one, and the audit trail names it).
+    UserById => entity::user::Model,
+    users_by_id
+);
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let users = entity::user::Entity::find()
-            .filter(entity::user::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await
-            .map_err(|e| Arc::new(e.into()))?;
-        Ok(users.into_iter().map(|u| (u.id, u)).collect())
-    }
+async fn users_by_id(
+    db: &DatabaseConnection,
+    scope: Scope,
+    ids: &[Uuid],
+) -> AppResult<impl IntoIterator<Item = (Uuid, entity::user::Model)>> {
+    let users = scope
+        .accounts()
+        .filter(entity::user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(users.into_iter().map(|u| (u.id, u)))
 }
 
-/// The provider record of each user, if they have one.
-pub struct ProviderOfUser(pub DatabaseConnection);
+loader!(
+    /// The people a record of the organisation names: its own, and super
+    /// admins who acted in it.
+    PeopleInTrail => entity::user::Model,
+    audit::people_in_trail
+);
 
-impl Loader<Uuid> for ProviderOfUser {
-    type Value = entity::provider::Model;
-    type Error = Arc<crate::error::AppError>;
+loader!(
+    /// The provider record of each user, if they have one.
+    ProviderOfUser => entity::provider::Model,
+    providers_of
+);
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let providers = entity::provider::Entity::find()
-            .filter(entity::provider::Column::UserId.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await
-            .map_err(|e| Arc::new(e.into()))?;
-        Ok(providers.into_iter().map(|p| (p.user_id, p)).collect())
-    }
+async fn providers_of(
+    db: &DatabaseConnection,
+    scope: Scope,
+    ids: &[Uuid],
+) -> AppResult<impl IntoIterator<Item = (Uuid, entity::provider::Model)>> {
+    let providers = scope
+        .find::<entity::provider::Entity>()
+        .filter(entity::provider::Column::UserId.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(providers.into_iter().map(|p| (p.user_id, p)))
 }
+
+loader!(
+    /// The users under review in each access review.
+    ItemsOfReview => Vec<entity::access_review_item::Model>,
+    access_reviews::items_of
+);
+
+loader!(
+    /// The staff users each patient is assigned to.
+    CareTeamOfPatient => Vec<Uuid>,
+    care_teams::care_teams
+);
+
+loader!(
+    /// The certifications of each user.
+    CertificationsOfUser => Vec<entity::certification::Model>,
+    profiles::certifications_of
+);
+
+loader!(
+    /// The weekly availability of each user.
+    AvailabilityOfUser => Vec<entity::availability_slot::Model>,
+    profiles::availability_of
+);
+
+loader!(
+    /// The figures of each project: one grouped count for a page of projects.
+    StatsOfProject => projects::ProjectStats,
+    projects::stats_of
+);
+
+loader!(
+    /// The confirmed second factors of each user.
+    AuthenticatorsOfUser => Vec<entity::authenticator::Model>,
+    mfa::authenticators_of
+);
+
+loader!(
+    /// How many unused recovery codes each user holds.
+    RecoveryCodesLeft => u64,
+    mfa::recovery_codes_left
+);
 
 /// Records of one table by their UUID primary key: patients of enrolments,
-/// outbox messages of requests.
+/// outbox messages of requests, roles, locations.
 pub struct ById<E>(pub DatabaseConnection, std::marker::PhantomData<E>);
 
 impl<E> ById<E> {
@@ -114,15 +201,15 @@ impl<E> ById<E> {
     }
 }
 
-impl<E> Loader<Uuid> for ById<E>
+impl<E> Loader<Key> for ById<E>
 where
-    E: EntityTrait + Send + Sync + 'static,
+    E: InScope + Send + Sync + 'static,
     E::Model: Clone + Send + Sync + 'static,
 {
     type Value = E::Model;
-    type Error = Arc<crate::error::AppError>;
+    type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Self::Value>, Self::Error> {
         use sea_orm::{Iterable, ModelTrait, PrimaryKeyToColumn, Value};
         let Some(key) = E::PrimaryKey::iter()
             .next()
@@ -130,115 +217,30 @@ where
         else {
             return Ok(HashMap::new());
         };
-        let models = E::find()
-            .filter(key.is_in(keys.iter().copied()))
-            .all(&self.0)
-            .await
-            .map_err(|e| Arc::new(e.into()))?;
-        Ok(models
-            .into_iter()
-            .filter_map(|m| match m.get(key) {
-                Value::Uuid(Some(id)) => Some((id, m)),
+        let mut found = HashMap::with_capacity(keys.len());
+        for (scope, ids) in by_scope(keys) {
+            let models = scope
+                .find::<E>()
+                .filter(key.is_in(ids))
+                .all(&self.0)
+                .await
+                .map_err(|e| Arc::new(e.into()))?;
+            found.extend(models.into_iter().filter_map(|m| match m.get(key) {
+                Value::Uuid(Some(id)) => Some((Key::new(scope, id), m)),
                 _ => None,
-            })
-            .collect())
+            }));
+        }
+        Ok(found)
     }
 }
 
-/// The users under review in each access review.
-pub struct ItemsOfReview(pub DatabaseConnection);
-
-impl Loader<Uuid> for ItemsOfReview {
-    type Value = Vec<entity::access_review_item::Model>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::access_reviews::items_of(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// The staff users each patient is assigned to.
-pub struct CareTeamOfPatient(pub DatabaseConnection);
-
-impl Loader<Uuid> for CareTeamOfPatient {
-    type Value = Vec<Uuid>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::care_teams::care_teams(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// The certifications of each user.
-pub struct CertificationsOfUser(pub DatabaseConnection);
-
-impl Loader<Uuid> for CertificationsOfUser {
-    type Value = Vec<entity::certification::Model>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::profiles::certifications_of(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// The weekly availability of each user.
-pub struct AvailabilityOfUser(pub DatabaseConnection);
-
-impl Loader<Uuid> for AvailabilityOfUser {
-    type Value = Vec<entity::availability_slot::Model>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::profiles::availability_of(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// The figures of each project: one grouped count for a page of projects.
-pub struct StatsOfProject(pub DatabaseConnection);
-
-impl Loader<Uuid> for StatsOfProject {
-    type Value = crate::services::projects::ProjectStats;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::projects::stats_of(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// The confirmed second factors of each user.
-pub struct AuthenticatorsOfUser(pub DatabaseConnection);
-
-impl Loader<Uuid> for AuthenticatorsOfUser {
-    type Value = Vec<entity::authenticator::Model>;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::mfa::authenticators_of(&self.0, keys)
-            .await
-            .map_err(Arc::new)
-    }
-}
-
-/// How many unused recovery codes each user holds.
-pub struct RecoveryCodesLeft(pub DatabaseConnection);
-
-impl Loader<Uuid> for RecoveryCodesLeft {
-    type Value = u64;
-    type Error = Arc<crate::error::AppError>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        crate::services::mfa::recovery_codes_left(&self.0, keys)
-            .await
-            .map_err(Arc::new)
+/// Loader errors are shared between the fields that asked; give each its own copy.
+pub fn loader_error(err: Arc<AppError>) -> AppError {
+    match Arc::try_unwrap(err) {
+        Ok(err) => err,
+        Err(shared) => match &*shared {
+            AppError::Unavailable(what) => AppError::Unavailable(what),
+            other => AppError::Internal(anyhow::anyhow!("{other}")),
+        },
     }
 }

@@ -1,58 +1,15 @@
 //! Second factors: enrolling a TOTP app, completing a login or stepping up
 //! with a code, recovery codes, and an administrator's reset.
 
-use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
-use super::{Ctx, account::User, connection::parse_id, session::LoginPayload};
+use super::{
+    Ctx,
+    connection::parse_id,
+    people::{Authenticator, User},
+    session::LoginPayload,
+};
 use crate::services::mfa;
-
-/// Who in an organisation must have a second factor.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "crate::auth::mfa::MfaPolicy")]
-pub enum MfaPolicy {
-    /// Nobody; anyone may enrol.
-    None,
-    /// Holders of USERS_WRITE, ROLES_MANAGE, SESSIONS_MANAGE,
-    /// ORGANIZATION_MANAGE, IMPORTS_RUN or AUDIT_READ, and super admins.
-    Privileged,
-    /// Everyone.
-    All,
-}
-
-/// The kind of a second factor.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum AuthenticatorKind {
-    /// An authenticator app's six-digit codes (RFC 6238).
-    Totp,
-    /// A passkey or security key.
-    Webauthn,
-}
-
-/// One of a user's second factors; never its secret.
-pub struct Authenticator(pub entity::authenticator::Model);
-
-#[Object]
-impl Authenticator {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn kind(&self) -> AuthenticatorKind {
-        match self.0.kind.as_str() {
-            "WEBAUTHN" => AuthenticatorKind::Webauthn,
-            _ => AuthenticatorKind::Totp,
-        }
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_used_at
-    }
-}
 
 /// What an authenticator app needs: scan the QR code, or type the secret.
 #[derive(SimpleObject)]
@@ -74,7 +31,7 @@ impl MfaQuery {
     async fn my_authenticators(&self, ctx: &Context<'_>) -> Result<Vec<Authenticator>> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor_in_setup()?;
-        let mut mine = mfa::authenticators_of(&state.db, &[actor.user_id]).await?;
+        let mut mine = mfa::authenticators_of(&state.db, actor.home(), &[actor.user_id]).await?;
         Ok(mine
             .remove(&actor.user_id)
             .unwrap_or_default()

@@ -15,6 +15,7 @@ pub mod limits;
 mod loaders;
 mod locations;
 mod mfa;
+mod people;
 mod profiles;
 mod projects;
 mod providers;
@@ -120,6 +121,7 @@ fn builder(state: Option<AppState>) -> async_graphql::SchemaBuilder<Query, Mutat
                 delay,
             ))
             .data(loader(loaders::UserById(state.db.clone()), delay))
+            .data(loader(loaders::PeopleInTrail(state.db.clone()), delay))
             .data(loader(loaders::ProviderOfUser(state.db.clone()), delay))
             .data(loader(
                 loaders::ById::<entity::patient::Entity>::new(state.db.clone()),

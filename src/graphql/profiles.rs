@@ -1,18 +1,13 @@
 //! Self-service profiles, certifications and availability as clients read and
 //! change them.
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, InputValueError, InputValueResult, MaybeUndefined, Object,
-    Result, Scalar, ScalarType, Value, dataloader::DataLoader,
-};
-use chrono::{DateTime, NaiveDate, Utc};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    account::User,
     connection::parse_id,
-    loaders::{ById, UserById, loader_error},
-    locations::Location,
+    people::{Certification, Date, DayOfWeek, User},
     staff::clearable,
 };
 use crate::{
@@ -20,134 +15,6 @@ use crate::{
     error::{AppError, Validation},
     services::profiles::{self, ProfileChanges, Slot},
 };
-
-/// A calendar date, `YYYY-MM-DD`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Date(pub NaiveDate);
-
-#[Scalar(name = "Date")]
-impl ScalarType for Date {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| {
-                    InputValueError::custom(format!("\"{s}\" is not a date as YYYY-MM-DD"))
-                }),
-            _ => Err(InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
-    }
-}
-
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum DayOfWeek {
-    Monday,
-    Tuesday,
-    Wednesday,
-    Thursday,
-    Friday,
-    Saturday,
-    Sunday,
-}
-
-impl DayOfWeek {
-    fn iso(self) -> i16 {
-        match self {
-            Self::Monday => 1,
-            Self::Tuesday => 2,
-            Self::Wednesday => 3,
-            Self::Thursday => 4,
-            Self::Friday => 5,
-            Self::Saturday => 6,
-            Self::Sunday => 7,
-        }
-    }
-
-    fn from_iso(day: i16) -> Self {
-        match day {
-            2 => Self::Tuesday,
-            3 => Self::Wednesday,
-            4 => Self::Thursday,
-            5 => Self::Friday,
-            6 => Self::Saturday,
-            7 => Self::Sunday,
-            _ => Self::Monday,
-        }
-    }
-}
-
-/// A certification a staff user holds.
-pub struct Certification(pub entity::certification::Model);
-
-#[Object]
-impl Certification {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        let user = ctx
-            .data::<DataLoader<UserById>>()?
-            .load_one(self.0.user_id)
-            .await
-            .map_err(loader_error)?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("certification without user")))?;
-        Ok(User::from(user))
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn issuing_body(&self) -> Option<&str> {
-        self.0.issuing_body.as_deref()
-    }
-    async fn number(&self) -> Option<&str> {
-        self.0.number.as_deref()
-    }
-    async fn issued_on(&self) -> Option<Date> {
-        self.0.issued_on.map(Date)
-    }
-    async fn expires_on(&self) -> Option<Date> {
-        self.0.expires_on.map(Date)
-    }
-    /// Whether it expired before today (UTC).
-    async fn expired(&self) -> bool {
-        self.0
-            .expires_on
-            .is_some_and(|d| d < Utc::now().date_naive())
-    }
-}
-
-/// One weekly slot, in the organisation's time zone.
-pub struct AvailabilitySlot(pub entity::availability_slot::Model);
-
-#[Object]
-impl AvailabilitySlot {
-    async fn day_of_week(&self) -> DayOfWeek {
-        DayOfWeek::from_iso(self.0.day_of_week)
-    }
-    /// `HH:MM`, local time.
-    async fn start(&self) -> String {
-        profiles::format_time(self.0.start_minute)
-    }
-    /// `HH:MM`, local time (exclusive).
-    async fn end(&self) -> String {
-        profiles::format_time(self.0.end_minute)
-    }
-    async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>> {
-        let Some(id) = self.0.location_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<DataLoader<ById<entity::location::Entity>>>()?
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(Location))
-    }
-}
 
 #[derive(InputObject)]
 pub struct CertificationInput {

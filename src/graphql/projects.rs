@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Ctx,
-    account::User,
     connection::{Conn, into_connection, page_request, parse_id},
-    loaders::{ById, CareTeamOfPatient, StatsOfProject, UserById, loader_error},
+    loaders::{ById, CareTeamOfPatient, Key, StatsOfProject, UserById, loader_error},
+    people::User,
     staff::parse_ids,
 };
 use crate::{
@@ -153,7 +153,7 @@ impl Project {
     async fn stats(&self, ctx: &Context<'_>) -> Result<ProjectStats> {
         let figures = ctx
             .data::<DataLoader<StatsOfProject>>()?
-            .load_one(self.0.id)
+            .load_one(Key::within(self.0.organization_id, self.0.id))
             .await
             .map_err(loader_error)?
             .unwrap_or_default();
@@ -247,13 +247,16 @@ impl Patient {
     async fn care_team(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let ids = ctx
             .data::<DataLoader<CareTeamOfPatient>>()?
-            .load_one(self.0.id)
+            .load_one(Key::within(self.0.organization_id, self.0.id))
             .await
             .map_err(loader_error)?
             .unwrap_or_default();
         let users = ctx
             .data::<DataLoader<UserById>>()?
-            .load_many(ids)
+            .load_many(
+                ids.into_iter()
+                    .map(|id| Key::within(self.0.organization_id, id)),
+            )
             .await
             .map_err(loader_error)?;
         let mut users: Vec<_> = users.into_values().collect();
@@ -283,7 +286,7 @@ impl Enrollment {
     async fn patient(&self, ctx: &Context<'_>) -> Result<Patient> {
         let patient = ctx
             .data::<DataLoader<ById<entity::patient::Entity>>>()?
-            .load_one(self.0.patient_id)
+            .load_one(Key::within(self.0.organization_id, self.0.patient_id))
             .await
             .map_err(loader_error)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("enrolment without patient")))?;
@@ -326,7 +329,7 @@ impl Enrollment {
         };
         let message = ctx
             .data::<DataLoader<ById<entity::outbox_message::Entity>>>()?
-            .load_one(id)
+            .load_one(Key::within(self.0.organization_id, id))
             .await
             .map_err(loader_error)?;
         Ok(message.map(|m| Delivery {

@@ -1,146 +1,18 @@
 //! Providers as clients read and change them.
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
-    dataloader::DataLoader,
-};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 
 use super::{
     Ctx,
-    account::{EmployeeStatus, User},
     connection::{Conn, into_connection, page_request, parse_id},
-    loaders::{UserById, loader_error},
+    people::{CredentialingStatus, EmployeeStatus, Provider},
     staff::{clearable, parse_credentials, parse_ids, parse_user_details},
 };
 use crate::{
     domain::{Npi, Phone, text},
     error::{AppError, AppResult, Validation},
-    services::providers::{self, CredentialingStatus as Status, PracticeDetails, parse_tax_id},
+    services::providers::{self, PracticeDetails, parse_tax_id},
 };
-
-/// Where a provider is in credentialing.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialingStatus {
-    Pending,
-    InReview,
-    Credentialed,
-    Expired,
-    Denied,
-}
-
-impl From<CredentialingStatus> for Status {
-    fn from(status: CredentialingStatus) -> Self {
-        match status {
-            CredentialingStatus::Pending => Self::Pending,
-            CredentialingStatus::InReview => Self::InReview,
-            CredentialingStatus::Credentialed => Self::Credentialed,
-            CredentialingStatus::Expired => Self::Expired,
-            CredentialingStatus::Denied => Self::Denied,
-        }
-    }
-}
-
-impl From<Status> for CredentialingStatus {
-    fn from(status: Status) -> Self {
-        match status {
-            Status::Pending => Self::Pending,
-            Status::InReview => Self::InReview,
-            Status::Credentialed => Self::Credentialed,
-            Status::Expired => Self::Expired,
-            Status::Denied => Self::Denied,
-        }
-    }
-}
-
-/// A practice address.
-#[derive(SimpleObject)]
-pub struct Address {
-    line1: Option<String>,
-    line2: Option<String>,
-    city: Option<String>,
-    state: Option<String>,
-    postal_code: Option<String>,
-}
-
-/// How the provider is billed for.
-#[derive(SimpleObject)]
-pub struct BillingDetails {
-    /// EIN, `12-3456789`.
-    tax_id: Option<String>,
-    address: Option<String>,
-}
-
-/// A staff user who provides care.
-pub struct Provider(pub entity::provider::Model);
-
-#[Object]
-impl Provider {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    /// The National Provider Identifier (10 digits).
-    async fn npi(&self) -> &str {
-        &self.0.npi
-    }
-    /// The provider's role in the organisation: Provider, Admin, Billing, …
-    async fn organization_role(&self) -> &str {
-        &self.0.organization_role
-    }
-    async fn specialty(&self) -> Option<&str> {
-        self.0.specialty.as_deref()
-    }
-    async fn practice_address(&self) -> Address {
-        Address {
-            line1: self.0.address_line1.clone(),
-            line2: self.0.address_line2.clone(),
-            city: self.0.city.clone(),
-            state: self.0.state.clone(),
-            postal_code: self.0.postal_code.clone(),
-        }
-    }
-    /// Contact phone, E.164.
-    async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
-    }
-    async fn billing(&self) -> BillingDetails {
-        BillingDetails {
-            tax_id: self.0.billing_tax_id.clone(),
-            address: self.0.billing_address.clone(),
-        }
-    }
-    /// The organisation's location the provider practises at.
-    async fn location(&self, ctx: &Context<'_>) -> Result<Option<super::locations::Location>> {
-        let Some(id) = self.0.location_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<DataLoader<super::loaders::ById<entity::location::Entity>>>()?
-            .load_one(id)
-            .await
-            .map_err(loader_error)?
-            .map(super::locations::Location))
-    }
-    async fn credentialing_status(&self) -> CredentialingStatus {
-        Status::from_stored(&self.0.credentialing_status).into()
-    }
-    /// The provider's login.
-    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        let user = ctx
-            .data::<DataLoader<UserById>>()?
-            .load_one(self.0.user_id)
-            .await
-            .map_err(loader_error)?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("provider without user")))?;
-        Ok(User::from(user))
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-}
 
 /// A new provider: their login and their practice details. Give `password`, or
 /// `generatePassword: true`, or neither for a one-time invite link.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, stream};
 use poem::http::header::SET_COOKIE;
 
-use super::{Ctx, account::User, connection::parse_id};
+use super::{Ctx, connection::parse_id, people::User};
 use crate::{
     auth::cookies,
     auth::session::{EndReason, SessionId, SessionRecord, methods_names, wait_for_end},

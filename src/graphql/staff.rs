@@ -5,8 +5,8 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, Si
 
 use super::{
     Ctx,
-    account::{EmployeeStatus, Organization, Role, User},
     connection::parse_id,
+    people::{EmployeeStatus, Organization, Role, User},
     session::{self, LoginPayload},
 };
 use crate::{
@@ -60,7 +60,7 @@ pub struct UpdateOrganizationInput {
     pub time_zone: Option<String>,
     /// Who must have a second factor. Applies at the next request of every
     /// session; changing it needs a recent second factor of one's own.
-    pub mfa_required: Option<super::mfa::MfaPolicy>,
+    pub mfa_required: Option<super::people::MfaPolicy>,
     /// The longest emergency access ("break glass") a user may give
     /// themselves, 1 to 1440 minutes.
     pub break_glass_max_minutes: Option<i32>,

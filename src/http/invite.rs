@@ -10,7 +10,6 @@ use poem::{
     http::{StatusCode, header},
     web::{Data, Form, Path},
 };
-use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use super::origin_of;
@@ -21,6 +20,7 @@ use crate::{
     services::{
         auth::policy_of,
         invites::{self, Purpose},
+        organizations,
     },
     state::AppState,
 };
@@ -46,10 +46,7 @@ async fn open(state: &AppState, token: &str) -> Result<Opened, Response> {
         Err(AppError::BadInput(_)) => return Err(not_found()),
         Err(_) => return Err(unavailable()),
     };
-    let organization = match entity::organization::Entity::find_by_id(user.organization_id)
-        .one(&state.db)
-        .await
-    {
+    let organization = match organizations::of_user(&state.db, &user).await {
         Ok(Some(organization)) => organization,
         Ok(None) | Err(_) => return Err(unavailable()),
     };

@@ -357,7 +357,9 @@ pub async fn cancel(
 ) -> AppResult<entity::import_job::Model> {
     use entity::import_job::{Column, Entity};
     let job = job_in_scope(db, actor, id).await?;
-    let cancelled = Entity::update_many()
+    let cancelled = actor
+        .tenant()
+        .update_many::<Entity>()
         .col_expr(Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
         .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
         .filter(Column::Id.eq(id))
@@ -456,7 +458,10 @@ pub async fn rows(
     page: PageRequest<i32>,
 ) -> AppResult<Page<entity::import_row::Model>> {
     use entity::import_row::{Column, Entity};
-    let mut select = Entity::find().filter(Column::JobId.eq(job.id));
+    let mut select = actor
+        .tenant()
+        .find::<Entity>()
+        .filter(Column::JobId.eq(job.id));
     if let Some(status) = status {
         select = select.filter(Column::Status.eq(status.as_str()));
     }
@@ -507,7 +512,9 @@ pub async fn failed_rows_file(
     xlsx: bool,
 ) -> AppResult<Option<(String, &'static str, Vec<u8>)>> {
     let job = job_in_scope(db, actor, job_id).await?;
-    let rows = entity::import_row::Entity::find()
+    let rows = actor
+        .tenant()
+        .find::<entity::import_row::Entity>()
         .filter(entity::import_row::Column::JobId.eq(job_id))
         .filter(entity::import_row::Column::Status.eq("FAILED"))
         .order_by_asc(entity::import_row::Column::RowNumber)
@@ -617,7 +624,9 @@ pub async fn update_row(
     let job = job_in_scope(db, actor, job_id).await?;
     ensure_ended(&job, "jobId")?;
     let kind = require_rights_of(actor, &job)?;
-    let row = Entity::find_by_id((job.id, row_number))
+    let row = actor
+        .tenant()
+        .find_by_id::<Entity>((job.id, row_number))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("ImportRow"))?;
@@ -681,7 +690,9 @@ pub async fn update_row(
     let errors = recheck(db, actor, &job, kind, row_number, &values).await?;
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
-    let updated = Entity::update_many()
+    let updated = actor
+        .tenant()
+        .update_many::<Entity>()
         .col_expr(Column::RowValues, Expr::value(json!(values)))
         .col_expr(Column::Errors, Expr::value(json!(errors)))
         .col_expr(Column::EditedAt, Expr::value(now))
@@ -705,7 +716,9 @@ pub async fn update_row(
     )
     .await?;
     txn.commit().await?;
-    Entity::find_by_id((job.id, row_number))
+    actor
+        .tenant()
+        .find_by_id::<Entity>((job.id, row_number))
         .one(db)
         .await?
         .ok_or(AppError::NotFound("ImportRow"))
@@ -769,7 +782,9 @@ pub async fn retry_failed_rows(
     let job = job_in_scope(db, actor, job_id).await?;
     ensure_ended(&job, "jobId")?;
     require_rights_of(actor, &job)?;
-    let rows = Entity::find()
+    let rows = actor
+        .tenant()
+        .find::<Entity>()
         .filter(Column::JobId.eq(job.id))
         .filter(Column::Status.eq(RowStatus::Failed.as_str()))
         .filter(Column::EditedAt.is_not_null())
@@ -822,7 +837,9 @@ pub async fn retry_failed_rows(
     };
     let txn = crate::db::begin_write(db).await?;
     insert_job(&txn, &retry, Some(bytes)).await?;
-    let taken = Entity::update_many()
+    let taken = actor
+        .tenant()
+        .update_many::<Entity>()
         .col_expr(Column::RetriedInJobId, Expr::value(retry.id))
         .filter(Column::JobId.eq(job.id))
         .filter(Column::RowNumber.is_in(rows.iter().map(|r| r.row_number)))
@@ -871,7 +888,9 @@ pub async fn revert(
     if job.dry_run {
         return Err(AppError::bad_input("id", "is a dry run: it wrote nothing"));
     }
-    let undoable = entity::import_row::Entity::find()
+    let undoable = actor
+        .tenant()
+        .find::<entity::import_row::Entity>()
         .filter(entity::import_row::Column::JobId.eq(job.id))
         .filter(entity::import_row::Column::Undo.is_not_null())
         .count(db)
@@ -900,12 +919,14 @@ pub async fn revert(
     let txn = crate::db::begin_write(db).await?;
     // One revert at a time per import: the reverted job's row is held until
     // this one commits (SQLite writes one transaction at a time anyway).
-    let mut reverted = Entity::find_by_id(job.id);
+    let mut reverted = actor.tenant().find_by_id::<Entity>(job.id);
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         reverted = reverted.lock_exclusive();
     }
     reverted.one(&txn).await?;
-    let earlier = Entity::find()
+    let earlier = actor
+        .tenant()
+        .find::<Entity>()
         .filter(Column::RevertsJobId.eq(job.id))
         .filter(
             Column::Status.is_not_in([JobStatus::Failed.as_str(), JobStatus::Cancelled.as_str()]),
@@ -1083,7 +1104,9 @@ pub async fn delete_template(
 ) -> AppResult<()> {
     actor.require(Permission::ImportsRun)?;
     let template = template_in_scope(db, actor, id).await?;
-    entity::mapping_template::Entity::delete_by_id(id)
+    actor
+        .tenant()
+        .delete_by_id::<entity::mapping_template::Entity>(id)
         .exec(db)
         .await?;
     audit::record(

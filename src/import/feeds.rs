@@ -30,6 +30,7 @@ use super::{
     fields::ImportKind,
     jobs::JobStatus,
 };
+use crate::db::{Scope, global, unscoped};
 use crate::{
     auth::{Actor, Credential, Permission, actor::Origin, mfa::SecretKey},
     domain::text,
@@ -37,7 +38,7 @@ use crate::{
     outbound::Outbound,
     services::{
         audit::{self, AuditEntry},
-        auth::permissions_of,
+        roles::permissions_of,
     },
 };
 
@@ -313,7 +314,8 @@ impl Feeds {
         };
         match imports::start(&self.db, &actor, request).await {
             Ok(job) => {
-                entity::import_feed::Entity::update_many()
+                Scope::of(feed.organization_id)
+                    .update_many::<entity::import_feed::Entity>()
                     .col_expr(
                         entity::import_feed::Column::LastEtag,
                         Expr::value(fetched.etag),
@@ -352,7 +354,13 @@ impl Feeds {
         feed: &entity::import_feed::Model,
     ) -> AppResult<Result<Actor, String>> {
         let user = match feed.created_by {
-            Some(id) => entity::user::Entity::find_by_id(id).one(&self.db).await?,
+            Some(id) => {
+                Scope::of(feed.organization_id)
+                    .actors()
+                    .filter(entity::user::Column::Id.eq(id))
+                    .one(&self.db)
+                    .await?
+            }
             None => None,
         };
         let Some(user) = user.filter(|u| u.status == "ACTIVE") else {
@@ -361,7 +369,8 @@ impl Feeds {
                     .to_owned(),
             ));
         };
-        let permissions = permissions_of(&self.db, user.id).await?;
+        let permissions =
+            permissions_of(&self.db, Scope::of(user.organization_id), user.id).await?;
         Ok(Ok(Actor {
             user_id: user.id,
             organization_id: feed.organization_id,
@@ -557,7 +566,9 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResu
     actor.require(Permission::ImportsRun)?;
     let txn = crate::db::begin_write(db).await?;
     let feed = find(&txn, actor, id).await?;
-    entity::import_feed::Entity::delete_by_id(id)
+    actor
+        .tenant()
+        .delete_by_id::<entity::import_feed::Entity>(id)
         .exec(&txn)
         .await?;
     audit::record(
@@ -579,8 +590,8 @@ pub async fn of_job(
     let Some(id) = job.feed_id else {
         return Ok(None);
     };
-    Ok(entity::import_feed::Entity::find_by_id(id)
-        .filter(entity::import_feed::Column::OrganizationId.eq(job.organization_id))
+    Ok(Scope::of(job.organization_id)
+        .find_by_id::<entity::import_feed::Entity>(id)
         .one(db)
         .await?)
 }
@@ -608,7 +619,7 @@ impl Scheduler {
     pub async fn run_due(&self) -> AppResult<usize> {
         use entity::import_feed::{Column, Entity};
         let now = Utc::now();
-        let due = Entity::find()
+        let due = unscoped::find::<Entity>()
             .filter(Column::Active.eq(true))
             .filter(Column::NextRunAt.lte(now))
             .all(&self.feeds.db)
@@ -618,7 +629,7 @@ impl Scheduler {
             let Some(was) = feed.next_run_at else {
                 continue;
             };
-            let zone = entity::organization::Entity::find_by_id(feed.organization_id)
+            let zone = global::find_by_id::<entity::organization::Entity>(feed.organization_id)
                 .one(&self.feeds.db)
                 .await?
                 .map(|o| o.time_zone)
@@ -627,7 +638,7 @@ impl Scheduler {
                 .ok()
                 .and_then(|s| next_run(&s, &zone, now));
             // The compare-and-set: one instance moves the run on, and runs it.
-            let won = Entity::update_many()
+            let won = unscoped::update_many::<Entity>()
                 .col_expr(Column::NextRunAt, Expr::value(next))
                 .filter(Column::Id.eq(feed.id))
                 .filter(Column::NextRunAt.eq(was))

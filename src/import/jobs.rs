@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 use tokio::sync::Notify;
@@ -23,6 +23,7 @@ use super::{
     row::{self, Earlier, RowStatus},
     settings::ImportSettings,
 };
+use crate::db::{Scope, global, unscoped};
 use crate::{
     auth::session::SessionStore,
     error::{AppError, AppResult},
@@ -195,7 +196,7 @@ impl Runner {
                 )
         };
         let txn = crate::db::begin_write(&self.db).await?;
-        let mut select = Entity::find()
+        let mut select = unscoped::find::<Entity>()
             .select_only()
             .column(Column::Id)
             .filter(claimable())
@@ -208,7 +209,7 @@ impl Runner {
         let Some(id) = select.into_tuple::<Uuid>().one(&txn).await? else {
             return Ok(None);
         };
-        let won = Entity::update_many()
+        let won = unscoped::update_many::<Entity>()
             .col_expr(Column::Status, Expr::value(JobStatus::InProgress.as_str()))
             .col_expr(Column::LeaseOwner, Expr::value(self.instance.clone()))
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + self.lease))
@@ -227,13 +228,13 @@ impl Runner {
             return Ok(None);
         }
         tracing::info!(job_id = %id, "import job claimed");
-        Ok(Entity::find_by_id(id).one(&self.db).await?)
+        Ok(unscoped::find_by_id::<Entity>(id).one(&self.db).await?)
     }
 
     /// Hand a job back so that any instance may claim it at once.
     async fn release(&self, id: Uuid) -> AppResult<()> {
         use entity::import_job::{Column, Entity};
-        Entity::update_many()
+        unscoped::update_many::<Entity>()
             .col_expr(Column::LeaseExpiresAt, Expr::value(Utc::now()))
             .filter(Column::Id.eq(id))
             .filter(Column::LeaseOwner.eq(self.instance.clone()))
@@ -253,7 +254,8 @@ impl Runner {
             Err(AppError::BadInput(fields)) => return self.fail(&job, &describe(&fields)).await,
             Err(other) => return Err(other),
         };
-        let stored = entity::import_file::Entity::find_by_id(job.id)
+        let stored = Scope::of(job.organization_id)
+            .find_by_id::<entity::import_file::Entity>(job.id)
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("import job without its file"))?;
@@ -290,7 +292,7 @@ impl Runner {
         let mut earlier = if skip == 0 {
             Earlier::default()
         } else {
-            Earlier::of_job(&self.db, job.id).await?
+            Earlier::of_job(&self.db, &job).await?
         };
         let mut rows = file.rows().skip(skip).peekable();
         while rows.peek().is_some() {
@@ -328,7 +330,8 @@ impl Runner {
                 tracing::info!(job_id = %job.id, "import revert handed back: this instance is stopping");
                 return Ok(RunEnd::Stopping);
             }
-            let batch = Entity::find()
+            let batch = Scope::of(job.organization_id)
+                .find::<Entity>()
                 .filter(Column::JobId.eq(reverted))
                 .filter(Column::Undo.is_not_null())
                 .order_by_asc(Column::RowNumber)
@@ -359,7 +362,12 @@ impl Runner {
         let txn = crate::db::begin_batch(&self.db, true).await?;
         // The starter's rights as they are now: a demotion or deactivation
         // during the import applies to its next batch.
-        let authority = crate::services::roles::authority_of(&txn, job.created_by).await?;
+        let authority = crate::services::roles::authority_of(
+            &txn,
+            Scope::of(job.organization_id),
+            job.created_by,
+        )
+        .await?;
         let (results, access_changed) = match work {
             Work::Rows(import, batch, earlier) => {
                 let results = import
@@ -395,7 +403,8 @@ impl Runner {
         });
         let models = results.iter().map(|r| row::to_model(job.id, r));
         crate::db::bulk::insert_all(&txn, models).await?;
-        let ours = Entity::update_many()
+        let ours = Scope::of(job.organization_id)
+            .update_many::<Entity>()
             .col_expr(
                 Column::ProcessedRows,
                 Expr::col(Column::ProcessedRows).add(i32::try_from(results.len()).unwrap_or(0)),
@@ -454,7 +463,8 @@ impl Runner {
         // The ended job comes back with the statement, status included; its
         // end is audited (and so told to webhooks) in the same transaction.
         let txn = crate::db::begin_write(&self.db).await?;
-        let ended = Entity::update_many()
+        let ended = Scope::of(job.organization_id)
+            .update_many::<Entity>()
             .col_expr(Column::Status, status.into())
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -483,7 +493,7 @@ impl Runner {
     /// batches committed. Whether it did.
     async fn gave_up(&self, id: Uuid) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
-        Entity::update_many()
+        unscoped::update_many::<Entity>()
             .col_expr(
                 Column::FailedAttempts,
                 Expr::col(Column::FailedAttempts).add(1),
@@ -493,7 +503,7 @@ impl Runner {
             .filter(Column::Status.eq(JobStatus::InProgress.as_str()))
             .exec(&self.db)
             .await?;
-        let Some(job) = Entity::find_by_id(id).one(&self.db).await? else {
+        let Some(job) = unscoped::find_by_id::<Entity>(id).one(&self.db).await? else {
             return Ok(false);
         };
         if job.status != JobStatus::InProgress.as_str() || job.failed_attempts < MOST_BATCH_ATTEMPTS
@@ -513,7 +523,8 @@ impl Runner {
     async fn fail(&self, job: &entity::import_job::Model, message: &str) -> AppResult<RunEnd> {
         use entity::import_job::{Column, Entity};
         let txn = crate::db::begin_write(&self.db).await?;
-        let ended = Entity::update_many()
+        let ended = Scope::of(job.organization_id)
+            .update_many::<Entity>()
             .col_expr(Column::Status, Expr::value(JobStatus::Failed.as_str()))
             .col_expr(Column::ErrorMessage, Expr::value(message.to_owned()))
             .col_expr(Column::FinishedAt, Expr::value(Utc::now()))
@@ -582,7 +593,7 @@ pub(crate) async fn prepare(
     db: &impl ConnectionTrait,
     job: &entity::import_job::Model,
 ) -> AppResult<Prepared> {
-    let organization = entity::organization::Entity::find_by_id(job.organization_id)
+    let organization = global::find_by_id::<entity::organization::Entity>(job.organization_id)
         .one(db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("import job without organisation"))?;
@@ -593,8 +604,8 @@ pub(crate) async fn prepare(
     // The project of a PATIENTS job, while it takes patients.
     let project = match job.project_id {
         Some(id) => {
-            let project = entity::project::Entity::find_by_id(id)
-                .filter(entity::project::Column::OrganizationId.eq(job.organization_id))
+            let project = Scope::of(job.organization_id)
+                .find_by_id::<entity::project::Entity>(id)
                 .one(db)
                 .await?;
             match project {

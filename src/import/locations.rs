@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter};
 
 use super::{
     file::Row,
@@ -15,6 +13,7 @@ use super::{
     row::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
     settings::ImportSettings,
 };
+use crate::db::Scope;
 use crate::{
     db::bulk,
     error::{AppResult, FieldError},
@@ -95,8 +94,8 @@ impl LocationImport<'_> {
         let existing: HashMap<String, entity::location::Model> = if identities.is_empty() {
             HashMap::new()
         } else {
-            entity::location::Entity::find()
-                .filter(entity::location::Column::OrganizationId.eq(self.organization_id))
+            Scope::of(self.organization_id)
+                .find::<entity::location::Entity>()
                 .filter(entity::location::Column::NameKey.is_in(identities))
                 .all(db)
                 .await?

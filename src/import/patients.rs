@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{
@@ -17,6 +15,7 @@ use super::{
     row::{Earlier, RowResult, RowStatus, mapped_cell, row_values},
     settings::ImportSettings,
 };
+use crate::db::Scope;
 use crate::{
     db::bulk,
     error::{AppResult, FieldError},
@@ -134,8 +133,8 @@ impl PatientImport<'_> {
         let mut by_email = HashMap::new();
         if !external_ids.is_empty() || !emails.is_empty() {
             use entity::patient::{Column, Entity};
-            let found = Entity::find()
-                .filter(Column::OrganizationId.eq(organization_id))
+            let found = Scope::of(organization_id)
+                .find::<Entity>()
                 .filter(
                     sea_orm::Condition::any()
                         .add(Column::ExternalId.is_in(external_ids))
@@ -161,7 +160,8 @@ impl PatientImport<'_> {
             Default::default()
         } else {
             use entity::enrollment::{Column, Entity};
-            Entity::find()
+            Scope::of(organization_id)
+                .find::<Entity>()
                 .filter(Column::ProjectId.eq(self.project.id))
                 .filter(Column::PatientId.is_in(known_ids))
                 .all(db)

@@ -6,13 +6,13 @@
 use std::{borrow::Cow, collections::HashMap};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{file::Row, mapping::Mapping};
+use crate::db::Scope;
 use crate::{
     auth::access,
     error::{AppResult, FieldError},
@@ -82,13 +82,17 @@ pub struct Earlier(HashMap<String, usize>);
 impl Earlier {
     /// What the committed rows of a job tell, read in one pass over its rows
     /// in row order (the primary key's; no other index is kept for it).
-    pub async fn of_job(db: &impl ConnectionTrait, job_id: Uuid) -> AppResult<Self> {
+    pub async fn of_job(
+        db: &impl ConnectionTrait,
+        job: &entity::import_job::Model,
+    ) -> AppResult<Self> {
         use entity::import_row::{Column, Entity};
-        let rows: Vec<(Option<String>, i32)> = Entity::find()
+        let rows: Vec<(Option<String>, i32)> = Scope::of(job.organization_id)
+            .find::<Entity>()
             .select_only()
             .column(Column::Identity)
             .column(Column::RowNumber)
-            .filter(Column::JobId.eq(job_id))
+            .filter(Column::JobId.eq(job.id))
             .order_by_asc(Column::RowNumber)
             .into_tuple()
             .all(db)

@@ -11,7 +11,7 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, QueryFilter,
     sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
 };
 use uuid::Uuid;
@@ -23,6 +23,7 @@ use super::{
     settings::ImportSettings,
     undo::{self, RecordChange, RolesChange, Undo},
 };
+use crate::db::{Scope, unscoped};
 use crate::{
     auth::{Authority, Permission, access},
     db::bulk,
@@ -373,7 +374,9 @@ impl StaffImport<'_> {
             } else {
                 entity::user::Column::Email.is_in(emails)
             };
-            entity::user::Entity::find()
+            // An address is one account's in every organisation: a row naming
+            // another organisation's person is refused, so look everywhere.
+            unscoped::find::<entity::user::Entity>()
                 .filter(among)
                 .all(db)
                 .await?
@@ -384,8 +387,8 @@ impl StaffImport<'_> {
         let (providers_by_user, providers_by_npi) = if self.providers {
             let user_ids: Vec<Uuid> = existing.values().map(|u| u.id).collect();
             let npis: Vec<String> = npi_seen.keys().cloned().collect();
-            let found = entity::provider::Entity::find()
-                .filter(entity::provider::Column::OrganizationId.eq(self.organization.id))
+            let found = Scope::of(self.organization.id)
+                .find::<entity::provider::Entity>()
                 .filter(
                     sea_orm::Condition::any()
                         .add(entity::provider::Column::UserId.is_in(user_ids))
@@ -409,12 +412,12 @@ impl StaffImport<'_> {
         let current_roles = if own_ids.is_empty() {
             Default::default()
         } else {
-            roles::roles_by_user(db, &own_ids).await?
+            roles::roles_by_user(db, Scope::of(self.organization.id), &own_ids).await?
         };
         let mut rule = RowRule {
             authority,
             role_permissions: &self.role_permissions,
-            held: roles::permissions_by_user(db, &own_ids).await?,
+            held: roles::permissions_by_user(db, Scope::of(self.organization.id), &own_ids).await?,
             administrators: None,
         };
 
@@ -627,7 +630,8 @@ impl StaffImport<'_> {
             bulk::update_changed(db, user_updates).await?;
             bulk::update_changed(db, provider_updates).await?;
             if !relinked.is_empty() {
-                entity::user_role::Entity::delete_many()
+                Scope::of(self.organization.id)
+                    .delete_many::<entity::user_role::Entity>()
                     .filter(entity::user_role::Column::UserId.is_in(relinked.iter().copied()))
                     .exec(db)
                     .await?;
@@ -864,8 +868,8 @@ pub async fn roles_by_name(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
 ) -> AppResult<HashMap<String, entity::role::Model>> {
-    Ok(entity::role::Entity::find()
-        .filter(entity::role::Column::OrganizationId.eq(organization_id))
+    Ok(Scope::of(organization_id)
+        .find::<entity::role::Entity>()
         .all(db)
         .await?
         .into_iter()

@@ -75,7 +75,7 @@ pub async fn staff(
         let Some(last) = users.last() else { break };
         after = Some(last.email.clone());
         let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let roles = crate::services::roles::roles_by_user(db, &ids).await?;
+        let roles = crate::services::roles::roles_by_user(db, actor.tenant(), &ids).await?;
         let providers = if kind == ImportKind::Providers {
             providers_of(db, actor, &ids).await?
         } else {

@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseTransaction, QueryFilter, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +22,7 @@ use super::{
     fields::ImportKind,
     row::{RowResult, RowStatus},
 };
+use crate::db::Scope;
 use crate::{
     auth::{Authority, Permission, access, session::SessionStore},
     error::{AppResult, FieldError},
@@ -261,16 +261,16 @@ pub async fn revert_batch(
         .iter()
         .filter_map(|(_, undo)| undo.provider.as_ref().map(|p| p.id))
         .collect();
-    let users: HashMap<Uuid, entity::user::Model> = entity::user::Entity::find()
-        .filter(entity::user::Column::OrganizationId.eq(organization_id))
+    let users: HashMap<Uuid, entity::user::Model> = Scope::of(organization_id)
+        .find::<entity::user::Entity>()
         .filter(entity::user::Column::Id.is_in(user_ids.iter().copied()))
         .all(txn)
         .await?
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    let providers: HashMap<Uuid, entity::provider::Model> = entity::provider::Entity::find()
-        .filter(entity::provider::Column::OrganizationId.eq(organization_id))
+    let providers: HashMap<Uuid, entity::provider::Model> = Scope::of(organization_id)
+        .find::<entity::provider::Entity>()
         .filter(entity::provider::Column::Id.is_in(provider_ids))
         .all(txn)
         .await?
@@ -280,8 +280,8 @@ pub async fn revert_batch(
     // Who may administer the organisation changes only under its lock, and
     // one administrator always remains.
     roles::lock_organization(txn, organization_id).await?;
-    let current_roles = roles::roles_by_user(txn, &user_ids).await?;
-    let held = roles::permissions_by_user(txn, &user_ids).await?;
+    let current_roles = roles::roles_by_user(txn, Scope::of(organization_id), &user_ids).await?;
+    let held = roles::permissions_by_user(txn, Scope::of(organization_id), &user_ids).await?;
     let role_permissions = roles::permissions_of_organization_roles(txn, organization_id).await?;
     let role_names: HashMap<Uuid, String> = super::staff::roles_by_name(txn, organization_id)
         .await?
@@ -391,7 +391,8 @@ pub async fn revert_batch(
             restore_user(txn, user, user_change, now).await?;
             match provider {
                 Some((change, Some(current))) if change.created => {
-                    entity::provider::Entity::delete_by_id(current.id)
+                    Scope::of(organization_id)
+                        .delete_by_id::<entity::provider::Entity>(current.id)
                         .exec(txn)
                         .await?;
                 }
@@ -407,7 +408,13 @@ pub async fn revert_batch(
                 _ => {}
             }
             if undo.roles.is_some() && roles_after_revert != roles_now {
-                set_roles(txn, user.id, &roles_after_revert).await?;
+                set_roles(
+                    txn,
+                    Scope::of(organization_id),
+                    user.id,
+                    &roles_after_revert,
+                )
+                .await?;
             }
         }
         access_changed = true;
@@ -447,7 +454,8 @@ async fn remove_created_user(
 ) -> AppResult<()> {
     if user.last_login_at.is_none() && user.password_hash.is_none() {
         let attempt = txn.begin().await?;
-        match entity::user::Entity::delete_by_id(user.id)
+        match Scope::of(user.organization_id)
+            .delete_by_id::<entity::user::Entity>(user.id)
             .exec(&attempt)
             .await
         {
@@ -461,7 +469,8 @@ async fn remove_created_user(
             }
         }
     }
-    entity::user_role::Entity::delete_many()
+    Scope::of(user.organization_id)
+        .delete_many::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::UserId.eq(user.id))
         .exec(txn)
         .await?;
@@ -495,10 +504,12 @@ async fn restore_user(
 
 async fn set_roles(
     txn: &DatabaseTransaction,
+    scope: Scope,
     user_id: Uuid,
     roles: &BTreeSet<Uuid>,
 ) -> AppResult<()> {
-    entity::user_role::Entity::delete_many()
+    scope
+        .delete_many::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::UserId.eq(user_id))
         .exec(txn)
         .await?;

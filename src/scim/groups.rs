@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, QueryFilter,
     sea_query::{Expr, ExprTrait, Func, Query},
 };
 use serde_json::{Value, json};
@@ -361,7 +361,7 @@ async fn change_members(
     if users.is_empty() {
         return Ok(());
     }
-    let mut held = roles::roles_by_user(txn, &users).await?;
+    let mut held = roles::roles_by_user(txn, actor.tenant(), &users).await?;
     for user in users {
         let mut ids: BTreeSet<Uuid> = held
             .remove(&user)
@@ -436,7 +436,7 @@ pub async fn replace(
     let role = if desired.name == role.name {
         role
     } else {
-        let permissions = roles::permissions_by_role(&txn, &[role.id])
+        let permissions = roles::permissions_by_role(&txn, actor.tenant(), &[role.id])
             .await?
             .remove(&role.id)
             .unwrap_or_default();
@@ -493,7 +493,9 @@ pub async fn delete(doors: &Doors<'_>, actor: &Actor, role: entity::role::Model)
     let now = current_members(&txn, actor, role.id).await?;
     change_members(doors, &txn, actor, role.id, now, false).await?;
     // Holders SCIM does not see (deleted by a client) lose it too.
-    entity::user_role::Entity::delete_many()
+    actor
+        .tenant()
+        .delete_many::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::RoleId.eq(role.id))
         .exec(&txn)
         .await?;

@@ -11,8 +11,8 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Func, Query, SimpleExpr},
 };
 use serde_json::{Map, Value, json};
@@ -23,6 +23,7 @@ use super::{
     filter::{AttrPath, Filter, Op, get_ci},
     sql, stamp_version,
 };
+use crate::db::Scope;
 use crate::{
     auth::{Actor, Permission, password::Hasher, session::SessionStore},
     domain::Email,
@@ -217,7 +218,7 @@ pub async fn show(
     user: &entity::user::Model,
     base: &str,
 ) -> ScimResult<Value> {
-    let groups = roles::roles_by_user(db, &[user.id])
+    let groups = roles::roles_by_user(db, Scope::of(user.organization_id), &[user.id])
         .await?
         .remove(&user.id)
         .unwrap_or_default();
@@ -247,7 +248,7 @@ pub async fn list(
     )
     .await?;
     let ids: Vec<Uuid> = page.iter().map(|u| u.id).collect();
-    let mut groups = roles::roles_by_user(db, &ids).await?;
+    let mut groups = roles::roles_by_user(db, actor.tenant(), &ids).await?;
     Ok((
         page.iter()
             .map(|u| render(u, &groups.remove(&u.id).unwrap_or_default(), base))
@@ -559,7 +560,9 @@ pub async fn members_of(
     actor: &Actor,
     role_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, entity::user::Model)>, AppError> {
-    let links = entity::user_role::Entity::find()
+    let links = actor
+        .tenant()
+        .find::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::RoleId.is_in(role_ids.iter().copied()))
         .all(db)
         .await?;

@@ -26,7 +26,7 @@ use super::{
     audit::{self, AuditEntry},
     commit_authz_change, outbox, roles,
 };
-use crate::db::{Page, PageRequest, begin_write, paginate};
+use crate::db::{Page, PageRequest, Scope, begin_write, paginate, unscoped};
 use crate::{
     auth::{Actor, Authority, Permission, session::SessionStore},
     domain::{Email, text},
@@ -128,14 +128,16 @@ pub async fn start(
     // Who is under review, and which of their roles.
     let mut under_review: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
     let explicit_ids: Vec<Uuid> = explicit.iter().map(|u| u.id).collect();
-    for (user_id, held) in roles::roles_by_user(&txn, &explicit_ids).await? {
+    for (user_id, held) in roles::roles_by_user(&txn, actor.tenant(), &explicit_ids).await? {
         under_review
             .entry(user_id)
             .or_default()
             .extend(held.iter().map(|r| r.id));
     }
     if !wanted_roles.is_empty() {
-        let holders: Vec<(Uuid, Uuid)> = entity::user_role::Entity::find()
+        let holders: Vec<(Uuid, Uuid)> = actor
+            .tenant()
+            .find::<entity::user_role::Entity>()
             .filter(entity::user_role::Column::RoleId.is_in(wanted_roles.iter().map(|r| r.id)))
             .all(&txn)
             .await?
@@ -279,7 +281,9 @@ pub async fn attest(
             "No one attests their own access: another reviewer must.",
         ));
     }
-    let item = entity::access_review_item::Entity::find()
+    let item = actor
+        .tenant()
+        .find::<entity::access_review_item::Entity>()
         .filter(entity::access_review_item::Column::ReviewId.eq(review.id))
         .filter(entity::access_review_item::Column::UserId.eq(user_id))
         .one(&txn)
@@ -332,17 +336,20 @@ pub async fn close_due(
     now: DateTime<Utc>,
 ) -> AppResult<usize> {
     use entity::access_review::{Column, Entity};
-    let due = Entity::find()
+    // The sweep visits every organisation's reviews.
+    let due = unscoped::find::<Entity>()
         .filter(Column::ClosedAt.is_null())
         .filter(Column::DueAt.lte(now))
         .all(db)
         .await?;
     let mut closed = 0;
     for review in due {
+        let scope = Scope::of(review.organization_id);
         let txn = begin_write(db).await?;
         roles::lock_organization(&txn, review.organization_id).await?;
         // Whichever instance gets here first closes it.
-        let won = Entity::update_many()
+        let won = scope
+            .update_many::<Entity>()
             .col_expr(Column::ClosedAt, Expr::value(now))
             .filter(Column::Id.eq(review.id))
             .filter(Column::ClosedAt.is_null())
@@ -353,7 +360,8 @@ pub async fn close_due(
         if !won {
             continue;
         }
-        let undecided = entity::access_review_item::Entity::find()
+        let undecided = scope
+            .find::<entity::access_review_item::Entity>()
             .filter(entity::access_review_item::Column::ReviewId.eq(review.id))
             .filter(entity::access_review_item::Column::Decision.is_null())
             .all(&txn)
@@ -447,10 +455,12 @@ pub async fn find(
 /// added: one statement for them all.
 pub async fn items_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     review_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<entity::access_review_item::Model>>> {
     let mut items: HashMap<Uuid, Vec<entity::access_review_item::Model>> = HashMap::new();
-    for item in entity::access_review_item::Entity::find()
+    for item in scope
+        .find::<entity::access_review_item::Entity>()
         .filter(entity::access_review_item::Column::ReviewId.is_in(review_ids.iter().copied()))
         .order_by_asc(entity::access_review_item::Column::Id)
         .all(db)
@@ -464,10 +474,11 @@ pub async fn items_of(
 /// The users under review, in the order they were added.
 pub async fn items(
     db: &impl ConnectionTrait,
-    review_id: Uuid,
+    review: &entity::access_review::Model,
 ) -> AppResult<Vec<entity::access_review_item::Model>> {
-    Ok(entity::access_review_item::Entity::find()
-        .filter(entity::access_review_item::Column::ReviewId.eq(review_id))
+    Ok(Scope::of(review.organization_id)
+        .find::<entity::access_review_item::Entity>()
+        .filter(entity::access_review_item::Column::ReviewId.eq(review.id))
         .order_by_asc(entity::access_review_item::Column::Id)
         .all(db)
         .await?)
@@ -485,7 +496,7 @@ pub async fn outcome_table(
         AuditEntry::by(actor, "access_review.export").target("AccessReview", review.id),
     )
     .await?;
-    let items = items(db, review.id).await?;
+    let items = items(db, &review).await?;
     let people: BTreeMap<Uuid, entity::user::Model> = actor
         .scope::<entity::user::Entity>()
         .filter(
@@ -574,7 +585,8 @@ async fn revoke(
     let under_review: BTreeSet<Uuid> = entity::access_review::uuids(&item.role_ids)
         .into_iter()
         .collect();
-    let held: BTreeSet<Uuid> = roles::roles_by_user(db, &[item.user_id])
+    let scope = Scope::of(review.organization_id);
+    let held: BTreeSet<Uuid> = roles::roles_by_user(db, scope, &[item.user_id])
         .await?
         .remove(&item.user_id)
         .unwrap_or_default()
@@ -585,13 +597,15 @@ async fn revoke(
     if taken.is_empty() {
         return Ok(taken);
     }
-    let user = entity::user::Entity::find_by_id(item.user_id)
+    let user = scope
+        .find_by_id::<entity::user::Entity>(item.user_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("User"))?;
-    let authority = roles::authority_of(db, review.created_by).await?;
+    let authority = roles::authority_of(db, scope, review.created_by).await?;
     ensure_may_revoke(db, &authority, &user, &taken.iter().copied().collect()).await?;
-    entity::user_role::Entity::delete_many()
+    scope
+        .delete_many::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::UserId.eq(item.user_id))
         .filter(entity::user_role::Column::RoleId.is_in(taken.iter().copied()))
         .exec(db)
@@ -608,14 +622,16 @@ async fn ensure_may_revoke(
     user: &entity::user::Model,
     role_ids: &BTreeSet<Uuid>,
 ) -> AppResult<()> {
-    let held = roles::permissions_by_user(db, &[user.id])
+    let scope = Scope::of(user.organization_id);
+    let held = roles::permissions_by_user(db, scope, &[user.id])
         .await?
         .remove(&user.id)
         .unwrap_or_default();
     authority.ensure_may_manage(user, &held, "userIds")?;
     let ids: Vec<Uuid> = role_ids.iter().copied().collect();
-    let by_role = roles::permissions_by_role(db, &ids).await?;
-    for role in entity::role::Entity::find()
+    let by_role = roles::permissions_by_role(db, scope, &ids).await?;
+    for role in scope
+        .find::<entity::role::Entity>()
         .filter(entity::role::Column::Id.is_in(ids))
         .all(db)
         .await?
@@ -652,7 +668,13 @@ async fn report(
     undecided: usize,
 ) -> AppResult<()> {
     let starter = match review.created_by {
-        Some(id) => entity::user::Entity::find_by_id(id).one(db).await?,
+        Some(id) => {
+            Scope::of(review.organization_id)
+                .actors()
+                .filter(entity::user::Column::Id.eq(id))
+                .one(db)
+                .await?
+        }
         None => None,
     };
     let Some(starter) = starter else {

@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use crate::db::{Scope, global, unscoped};
 use crate::{
     auth::{
         password::{Hasher, Password, PasswordPolicy},
@@ -32,7 +33,7 @@ pub async fn create_organization(
             "must be 1 to 200 characters long",
         ));
     }
-    let exists = entity::organization::Entity::find()
+    let exists = global::find::<entity::organization::Entity>()
         .filter(entity::organization::Column::Name.eq(name))
         .count(db)
         .await?
@@ -122,7 +123,7 @@ pub async fn create_super_admin(
     };
     let hash = hasher.hash(&password).await?;
     let txn = crate::db::begin_write(db).await?;
-    if entity::user::Entity::find()
+    if unscoped::find::<entity::user::Entity>()
         .filter(entity::user::Column::Email.eq(email.as_str()))
         .count(&txn)
         .await?
@@ -132,14 +133,14 @@ pub async fn create_super_admin(
             "A user with the email {email} already exists."
         )));
     }
-    let existing = entity::organization::Entity::find()
+    let existing = global::find::<entity::organization::Entity>()
         .filter(entity::organization::Column::Name.eq(organization_name.trim()))
         .one(&txn)
         .await?;
     let (organization_id, all_access) = match existing {
         Some(org) => {
-            let role = entity::role::Entity::find()
-                .filter(entity::role::Column::OrganizationId.eq(org.id))
+            let role = Scope::of(org.id)
+                .find::<entity::role::Entity>()
                 .filter(entity::role::Column::Name.eq("All Access"))
                 .one(&txn)
                 .await?;
@@ -213,7 +214,7 @@ pub async fn bootstrap(
     db: &(impl ConnectionTrait + TransactionTrait),
     hasher: &Hasher,
 ) -> AppResult<Option<CreatedAdmin>> {
-    if entity::user::Entity::find().count(db).await? > 0 {
+    if unscoped::find::<entity::user::Entity>().count(db).await? > 0 {
         return Ok(None);
     }
     create_super_admin(db, hasher, "admin@rollcall.local", None, "Rollcall")

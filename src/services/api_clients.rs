@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    QueryFilter, QueryOrder, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ use super::{
     auth::Authenticator,
     roles,
 };
+use crate::db::{Scope, unscoped};
 use crate::{
     auth::{Actor, Credential, Permission, actor::Origin, client_token::ClientToken},
     domain::text,
@@ -35,7 +36,7 @@ use crate::{
 };
 
 /// The audit action of each call a client makes.
-pub const CALL: &str = "api_client.call";
+pub const CALL: &str = audit::CLIENT_CALL;
 
 /// The longest a client may live: its token is then rotated.
 pub const MAX_LIFETIME: Duration = Duration::days(730);
@@ -221,7 +222,7 @@ impl Authenticator {
         call: &str,
     ) -> AppResult<Option<Actor>> {
         let now = Utc::now();
-        let Some(client) = entity::api_client::Entity::find()
+        let Some(client) = unscoped::find::<entity::api_client::Entity>()
             .filter(entity::api_client::Column::TokenHash.eq(token.digest()))
             .one(&self.db)
             .await?
@@ -243,20 +244,25 @@ impl Authenticator {
                 retry_after_seconds: attempts.retry_after.as_secs().max(1),
             });
         }
-        let Some(user) = entity::user::Entity::find_by_id(client.user_id)
+        let Some(user) = unscoped::find_by_id::<entity::user::Entity>(client.user_id)
             .one(&self.db)
             .await?
             .filter(|u| u.service_account && u.status == "ACTIVE")
         else {
             return Ok(None);
         };
-        let creator = roles::authority_of(&self.db, client.created_by).await?;
+        let creator = roles::authority_of(
+            &self.db,
+            Scope::of(client.organization_id),
+            client.created_by,
+        )
+        .await?;
         let permissions = creator.bound(&permissions_of(&client));
         if client
             .last_used_at
             .is_none_or(|at| now - at >= LAST_USE_PRECISION)
         {
-            entity::api_client::Entity::update_many()
+            unscoped::update_many::<entity::api_client::Entity>()
                 .col_expr(entity::api_client::Column::LastUsedAt, Expr::value(now))
                 .filter(entity::api_client::Column::Id.eq(client.id))
                 .exec(&self.db)

@@ -10,11 +10,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::db::{Page, PageRequest, paginate};
+use crate::db::{Page, PageRequest, Scope, global, paginate, unscoped};
 use crate::{
     auth::{Actor, Permission, actor::Origin, session::SessionId},
     error::{AppError, AppResult},
 };
+
+/// The audit action of each call an API client makes.
+pub const CLIENT_CALL: &str = "api_client.call";
 
 /// One event to record.
 #[derive(Clone, Debug, Default)]
@@ -170,7 +173,7 @@ where
     };
     let hash = entity::audit_event::chain_hash(&event);
     event.hash = Some(hash.clone());
-    Entity::update_many()
+    unscoped::update_many::<Entity>()
         .col_expr(Column::Seq, Expr::value(head.seq + 1))
         .col_expr(Column::Hash, Expr::value(hash))
         .filter(Column::ChainId.eq(chain_id))
@@ -180,7 +183,11 @@ where
         .exec_without_returning(&txn)
         .await?;
     // Every audited change is an event the organisation's webhooks may want.
-    super::webhooks::fan_out(&txn, &event).await?;
+    // A client's call is a read as often as not; what it changed is an
+    // event of its own.
+    if event.action != CLIENT_CALL {
+        super::webhook_events::fan_out(&txn, &event).await?;
+    }
     txn.commit().await?;
     Ok(())
 }
@@ -212,13 +219,13 @@ pub struct ChainReport {
 /// that events cut from the end are found too).
 pub async fn verify(db: &DatabaseConnection) -> AppResult<Vec<ChainReport>> {
     use entity::audit_event::{Column, Entity};
-    let mut chains: Vec<Uuid> = entity::audit_chain::Entity::find()
+    let mut chains: Vec<Uuid> = global::find::<entity::audit_chain::Entity>()
         .select_only()
         .column(entity::audit_chain::Column::ChainId)
         .into_tuple()
         .all(db)
         .await?;
-    let with_events: Vec<Option<Uuid>> = Entity::find()
+    let with_events: Vec<Option<Uuid>> = unscoped::find::<Entity>()
         .select_only()
         .column(Column::OrganizationId)
         .distinct()
@@ -232,15 +239,16 @@ pub async fn verify(db: &DatabaseConnection) -> AppResult<Vec<ChainReport>> {
     );
     chains.sort_unstable();
     chains.dedup();
-    let names: std::collections::HashMap<Uuid, String> = entity::organization::Entity::find()
-        .select_only()
-        .column(entity::organization::Column::Id)
-        .column(entity::organization::Column::Name)
-        .into_tuple::<(Uuid, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    let names: std::collections::HashMap<Uuid, String> =
+        global::find::<entity::organization::Entity>()
+            .select_only()
+            .column(entity::organization::Column::Id)
+            .column(entity::organization::Column::Name)
+            .into_tuple::<(Uuid, String)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect();
     let mut reports = Vec::with_capacity(chains.len());
     for chain_id in chains {
         let name = match names.get(&chain_id) {
@@ -264,7 +272,7 @@ async fn verify_chain(db: &DatabaseConnection, chain_id: Uuid) -> AppResult<(u64
     use entity::audit_event::{Column, Entity};
     const PAGE: u64 = 2_000;
     let in_chain = || {
-        Entity::find().filter(if chain_id == NO_ORGANIZATION {
+        unscoped::find::<Entity>().filter(if chain_id == NO_ORGANIZATION {
             Column::OrganizationId.is_null()
         } else {
             Column::OrganizationId.eq(chain_id)
@@ -287,7 +295,7 @@ async fn verify_chain(db: &DatabaseConnection, chain_id: Uuid) -> AppResult<(u64
             )),
         ));
     }
-    let head = entity::audit_chain::Entity::find_by_id(chain_id)
+    let head = global::find_by_id::<entity::audit_chain::Entity>(chain_id)
         .one(db)
         .await?;
     let mut checked = 0u64;
@@ -407,16 +415,14 @@ pub async fn export(
     )
     .await?;
     let db = db.clone();
-    let organization_id = actor.organization_id;
+    let scope = actor.tenant();
     let pages = futures_util::stream::try_unfold(Some(0i64), move |after| {
         let db = db.clone();
         async move {
             let Some(after) = after else {
                 return Ok(None);
             };
-            let mut select = Entity::find()
-                .filter(Column::OrganizationId.eq(organization_id))
-                .filter(Column::Seq.gt(after));
+            let mut select = scope.find::<Entity>().filter(Column::Seq.gt(after));
             if let Some(from) = from {
                 select = select.filter(Column::CreatedAt.gte(from));
             }
@@ -483,6 +489,23 @@ pub async fn search(
         select = select.filter(Column::CreatedAt.lt(to));
     }
     paginate(db, select, Column::Id, page).await
+}
+
+/// The people a record of `scope`'s organisation names (who acted, who was
+/// given access, who reviewed), by id: its own accounts, and super admins of
+/// any organisation, who may act in it. Other organisations' people are left
+/// out.
+pub async fn people_in_trail(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    ids: &[Uuid],
+) -> AppResult<Vec<(Uuid, entity::user::Model)>> {
+    let people = scope
+        .actors()
+        .filter(entity::user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(people.into_iter().map(|u| (u.id, u)).collect())
 }
 
 #[cfg(test)]

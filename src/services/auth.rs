@@ -15,8 +15,7 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, JoinType,
-    QueryFilter, QuerySelect, RelationTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, QueryFilter, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -25,6 +24,7 @@ use super::{
     audit::{self, AuditEntry},
     invites,
 };
+use crate::db::{Scope, global, unscoped};
 use crate::{
     auth::{
         Actor, Credential, Permission,
@@ -239,7 +239,7 @@ impl Authenticator {
                 "Only a super admin may act inside another organisation.",
             ));
         }
-        entity::organization::Entity::find_by_id(organization_id)
+        global::find_by_id::<entity::organization::Entity>(organization_id)
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound("Organization"))?;
@@ -254,7 +254,7 @@ impl Authenticator {
     }
 
     async fn load_authz(&self, user_id: Uuid, epoch: String) -> AppResult<Option<CachedAuthz>> {
-        let Some(user) = entity::user::Entity::find_by_id(user_id)
+        let Some(user) = unscoped::find_by_id::<entity::user::Entity>(user_id)
             .one(&self.db)
             .await?
         else {
@@ -263,7 +263,9 @@ impl Authenticator {
         if user.status != "ACTIVE" {
             return Ok(None);
         }
-        let (permissions, standing_changes) = standing_permissions(&self.db, user_id).await?;
+        let (permissions, standing_changes) =
+            super::roles::standing_permissions(&self.db, Scope::of(user.organization_id), user_id)
+                .await?;
         let has_second_factor = !second_factors_of(&self.db, user_id).await?.is_empty();
         let policy = mfa_policy_of(&self.db, user.organization_id).await?;
         let must_enroll_mfa =
@@ -307,7 +309,7 @@ impl Authenticator {
         // An address no user can have is not looked up (it may not even be
         // storable), but is answered like any unknown one, in the same time.
         let user = if Email::parse(&email, "email").is_ok() {
-            entity::user::Entity::find()
+            unscoped::find::<entity::user::Entity>()
                 .filter(entity::user::Column::Email.eq(email.as_str()))
                 .one(&self.db)
                 .await?
@@ -382,7 +384,7 @@ impl Authenticator {
             return Err(AppError::SsoRequired);
         }
         let purpose = invites::Purpose::of(&link);
-        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+        let organization = global::find_by_id::<entity::organization::Entity>(user.organization_id)
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
@@ -557,7 +559,7 @@ impl Authenticator {
         action: &'static str,
         origin: Origin,
     ) -> AppResult<LoggedIn> {
-        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+        let organization = global::find_by_id::<entity::organization::Entity>(user.organization_id)
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
@@ -598,7 +600,8 @@ impl Authenticator {
             && second_factors_of(&self.db, user.id).await?.is_empty()
             && policy.applies_to(
                 user.is_super_admin,
-                &permissions_of(&self.db, user.id).await?,
+                &super::roles::permissions_of(&self.db, Scope::of(user.organization_id), user.id)
+                    .await?,
             );
         Ok(LoggedIn {
             token,
@@ -622,11 +625,13 @@ impl Authenticator {
 
     /// Change the actor's password: their other sessions end, this one stays.
     pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> AppResult<()> {
-        let user = entity::user::Entity::find_by_id(actor.user_id)
+        let user = actor
+            .home()
+            .find_by_id::<entity::user::Entity>(actor.user_id)
             .one(&self.db)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        let organization = entity::organization::Entity::find_by_id(user.organization_id)
+        let organization = global::find_by_id::<entity::organization::Entity>(user.organization_id)
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("user without organisation"))?;
@@ -743,7 +748,7 @@ async fn issue_reset(
     origin: Origin,
     public_url: &str,
 ) -> AppResult<()> {
-    let user = entity::user::Entity::find()
+    let user = unscoped::find::<entity::user::Entity>()
         .filter(entity::user::Column::Email.eq(email.as_str()))
         .one(db)
         .await?
@@ -767,49 +772,12 @@ async fn issue_reset(
     Ok(())
 }
 
-/// The permissions a user holds through their roles, but those suspended for
-/// a missing or expired certification.
-pub async fn permissions_of(
-    db: &impl sea_orm::ConnectionTrait,
-    user_id: Uuid,
-) -> AppResult<BTreeSet<Permission>> {
-    Ok(standing_permissions(db, user_id).await?.0)
-}
-
-/// [`permissions_of`], and the next moment they change by time alone (a
-/// required certification lapsing).
-async fn standing_permissions(
-    db: &impl sea_orm::ConnectionTrait,
-    user_id: Uuid,
-) -> AppResult<(BTreeSet<Permission>, Option<chrono::DateTime<Utc>>)> {
-    let standing = super::credentials::standing(db, user_id).await?;
-    let mut select = entity::role_permission::Entity::find()
-        .select_only()
-        .column(entity::role_permission::Column::Permission)
-        .join(
-            JoinType::InnerJoin,
-            entity::role_permission::Relation::Role.def(),
-        )
-        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
-        .filter(entity::user_role::Column::UserId.eq(user_id));
-    if !standing.suspended.is_empty() {
-        select = select.filter(
-            entity::role_permission::Column::RoleId.is_not_in(standing.suspended.iter().copied()),
-        );
-    }
-    let names: Vec<String> = select.distinct().into_tuple().all(db).await?;
-    Ok((
-        names.iter().filter_map(|n| Permission::parse(n)).collect(),
-        standing.next_change,
-    ))
-}
-
 /// The kinds of confirmed second factor a user has (`TOTP`, `WEBAUTHN`), each once.
 pub async fn second_factors_of(
     db: &impl sea_orm::ConnectionTrait,
     user_id: Uuid,
 ) -> AppResult<Vec<&'static str>> {
-    let kinds: Vec<String> = entity::authenticator::Entity::find()
+    let kinds: Vec<String> = unscoped::find::<entity::authenticator::Entity>()
         .select_only()
         .column(entity::authenticator::Column::Kind)
         .filter(entity::authenticator::Column::UserId.eq(user_id))
@@ -829,12 +797,13 @@ pub async fn mfa_policy_of(
     db: &impl sea_orm::ConnectionTrait,
     organization_id: Uuid,
 ) -> AppResult<MfaPolicy> {
-    let stored: Option<String> = entity::organization::Entity::find_by_id(organization_id)
-        .select_only()
-        .column(entity::organization::Column::MfaRequired)
-        .into_tuple()
-        .one(db)
-        .await?;
+    let stored: Option<String> =
+        global::find_by_id::<entity::organization::Entity>(organization_id)
+            .select_only()
+            .column(entity::organization::Column::MfaRequired)
+            .into_tuple()
+            .one(db)
+            .await?;
     Ok(stored.map_or(MfaPolicy::None, |s| MfaPolicy::from_stored(&s)))
 }
 

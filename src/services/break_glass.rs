@@ -25,7 +25,7 @@ use super::{
     audit::{self, AuditEntry},
     commit_authz_change, outbox,
 };
-use crate::db::{Page, PageRequest, begin_write, paginate};
+use crate::db::{Page, PageRequest, begin_write, global, paginate, unscoped};
 use crate::{
     auth::{Actor, Permission, actor::BreakGlassAccess, session::SessionStore},
     domain::{Email, text},
@@ -58,7 +58,7 @@ pub async fn in_force(
 ) -> AppResult<Option<BreakGlassAccess>> {
     use entity::break_glass_grant::{Column, Entity};
     let now = Utc::now();
-    let grant = Entity::find()
+    let grant = unscoped::find::<Entity>()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::EndedAt.is_null())
         .filter(Column::StartsAt.lte(now))
@@ -90,7 +90,7 @@ pub async fn start(
             "You already see every patient of the organisation: emergency access is for those who see only their own.",
         ));
     }
-    let organization = entity::organization::Entity::find_by_id(actor.organization_id)
+    let organization = global::find_by_id::<entity::organization::Entity>(actor.organization_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("Organization"))?;
@@ -180,7 +180,9 @@ pub async fn end(
     let Some(access) = in_force(&txn, actor.user_id).await? else {
         return Ok(false);
     };
-    Entity::update_many()
+    actor
+        .tenant()
+        .update_many::<Entity>()
         .col_expr(Column::EndedAt, Expr::value(Utc::now()))
         .filter(Column::Id.eq(access.grant_id))
         .exec(&txn)
@@ -276,7 +278,7 @@ async fn notify_reviewers(
     grant: &entity::break_glass_grant::Model,
     public_url: &str,
 ) -> AppResult<()> {
-    let reviewers = super::roles::active_holders(
+    let reviewers = super::holders::active(
         db,
         grant.organization_id,
         Permission::AuditRead,

@@ -20,7 +20,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use crate::db::{Page, PageRequest, escape_like, paginate};
+use crate::db::{Page, PageRequest, Scope, escape_like, paginate};
 use crate::{
     auth::{Actor, Permission},
     error::{AppError, AppResult},
@@ -142,11 +142,13 @@ pub async fn patients(
 /// The staff users each patient is assigned to.
 pub async fn care_teams(
     db: &impl ConnectionTrait,
+    scope: Scope,
     patient_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<Uuid>>> {
     use entity::patient_assignment::{Column, Entity};
     let mut teams: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for assignment in Entity::find()
+    for assignment in scope
+        .find::<Entity>()
         .filter(Column::PatientId.is_in(patient_ids.iter().copied()))
         .all(db)
         .await?
@@ -221,7 +223,9 @@ async fn assign_in(
 ) -> AppResult<u64> {
     use entity::patient_assignment::{Column, Entity};
     let ids = check_change(db, actor, user_id, patient_ids).await?;
-    let held: HashSet<Uuid> = Entity::find()
+    let held: HashSet<Uuid> = actor
+        .tenant()
+        .find::<Entity>()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::PatientId.is_in(ids.iter().copied()))
         .all(db)
@@ -277,7 +281,9 @@ pub async fn unassign(
     use entity::patient_assignment::{Column, Entity};
     let txn = crate::db::begin_write(db).await?;
     let ids = check_change(&txn, actor, user_id, patient_ids).await?;
-    let removed = Entity::delete_many()
+    let removed = actor
+        .tenant()
+        .delete_many::<Entity>()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::PatientId.is_in(ids.iter().copied()))
         .exec(&txn)

@@ -21,6 +21,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::db::{Scope, global, unscoped};
 use crate::error::AppResult;
 
 /// Where a user stands with the certifications their roles require.
@@ -33,8 +34,12 @@ pub struct Standing {
 }
 
 /// The standing of `user_id` now.
-pub async fn standing(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Standing> {
-    Ok(standings(db, &[user_id])
+pub async fn standing(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    user_id: Uuid,
+) -> AppResult<Standing> {
+    Ok(standings(db, scope, &[user_id])
         .await?
         .remove(&user_id)
         .unwrap_or_default())
@@ -45,9 +50,10 @@ pub async fn standing(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Sta
 /// default).
 pub async fn standings(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Standing>> {
-    Ok(suspended_roles(db, user_ids)
+    Ok(suspended_roles(db, scope, user_ids)
         .await?
         .into_iter()
         .map(|(user, (standing, _))| (user, standing))
@@ -60,12 +66,14 @@ pub async fn standings(
 /// certifications. Users whose roles require none are left out.
 pub async fn suspended_roles(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, (Standing, Vec<entity::role::Model>)>> {
     if user_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let held_roles: Vec<(Uuid, entity::role::Model)> = entity::role::Entity::find()
+    let held_roles: Vec<(Uuid, entity::role::Model)> = scope
+        .find::<entity::role::Entity>()
         .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
         .filter(entity::user_role::Column::UserId.is_in(user_ids.iter().copied()))
         .filter(entity::role::Column::RequiredCertifications.is_not_null())
@@ -91,7 +99,8 @@ pub async fn suspended_roles(
         return Ok(HashMap::new());
     }
     let organizations: BTreeSet<Uuid> = organization_of.values().copied().collect();
-    let time_zones: HashMap<Uuid, chrono_tz::Tz> = entity::organization::Entity::find()
+    let time_zones: HashMap<Uuid, chrono_tz::Tz> = scope
+        .organization()
         .select_only()
         .column(entity::organization::Column::Id)
         .column(entity::organization::Column::TimeZone)
@@ -108,7 +117,8 @@ pub async fn suspended_roles(
         })
         .collect();
     let mut held: HashMap<Uuid, Vec<entity::certification::Model>> = HashMap::new();
-    for certification in entity::certification::Entity::find()
+    for certification in scope
+        .find::<entity::certification::Entity>()
         .filter(entity::certification::Column::UserId.is_in(requiring.keys().copied()))
         .all(db)
         .await?
@@ -241,7 +251,7 @@ pub async fn send_due_reminders(
     use entity::certification::{Column, Entity};
     let today = now.date_naive();
     // A day's margin each side: "today" is the organisation's, not UTC's.
-    let soon = Entity::find()
+    let soon = unscoped::find::<Entity>()
         .filter(Column::ExpiresOn.gte(today - Duration::days(1)))
         .filter(Column::ExpiresOn.lte(today + Duration::days(REMINDERS[0] + 1)))
         .all(db)
@@ -252,7 +262,7 @@ pub async fn send_due_reminders(
             continue;
         };
         let Some(organization) =
-            entity::organization::Entity::find_by_id(certification.organization_id)
+            global::find_by_id::<entity::organization::Entity>(certification.organization_id)
                 .one(db)
                 .await?
         else {
@@ -272,14 +282,14 @@ pub async fn send_due_reminders(
         else {
             continue;
         };
-        let Some(holder) = entity::user::Entity::find_by_id(certification.user_id)
+        let Some(holder) = unscoped::find_by_id::<entity::user::Entity>(certification.user_id)
             .one(db)
             .await?
             .filter(|u| u.status == "ACTIVE")
         else {
             continue;
         };
-        let requiring: Vec<String> = entity::role::Entity::find()
+        let requiring: Vec<String> = unscoped::find::<entity::role::Entity>()
             .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
             .filter(entity::user_role::Column::UserId.eq(holder.id))
             .filter(entity::role::Column::RequiredCertifications.is_not_null())
@@ -321,7 +331,7 @@ pub async fn send_due_reminders(
         }
         let mut recipients = vec![holder.clone()];
         recipients.extend(
-            super::roles::active_holders(
+            super::holders::active(
                 &txn,
                 holder.organization_id,
                 crate::auth::Permission::UsersWrite,

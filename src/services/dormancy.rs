@@ -7,14 +7,14 @@
 //! Done by the sweeps, once across all instances.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, sea_query::Expr};
 use serde_json::json;
 
 use super::{
     audit::{self, AuditEntry},
     outbox, roles,
 };
-use crate::db::begin_write;
+use crate::db::{Scope, begin_write, global};
 use crate::{auth::session::SessionStore, domain::Email, error::AppResult};
 
 /// The shortest dormancy an organisation may set: longer than the warning.
@@ -35,7 +35,7 @@ pub async fn sweep(
     store: &dyn SessionStore,
     now: DateTime<Utc>,
 ) -> AppResult<Swept> {
-    let organizations = entity::organization::Entity::find()
+    let organizations = global::find::<entity::organization::Entity>()
         .filter(entity::organization::Column::DormantAfterDays.is_not_null())
         .all(db)
         .await?;
@@ -48,21 +48,21 @@ pub async fn sweep(
         let warn_from = dormant_from + WARNING;
         // Those whose last sign-in (or creation) is old enough to warn; a
         // reactivation since is looked at below.
-        let candidates =
-            <entity::user::Entity as crate::auth::actor::TenantScoped>::scoped(organization.id)
-                .filter(entity::user::Column::Status.eq("ACTIVE"))
-                .filter(entity::user::Column::IsSuperAdmin.eq(false))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(entity::user::Column::LastLoginAt.lt(warn_from))
-                        .add(
-                            sea_orm::Condition::all()
-                                .add(entity::user::Column::LastLoginAt.is_null())
-                                .add(entity::user::Column::CreatedAt.lt(warn_from)),
-                        ),
-                )
-                .all(db)
-                .await?;
+        let candidates = crate::db::Scope::of(organization.id)
+            .find::<entity::user::Entity>()
+            .filter(entity::user::Column::Status.eq("ACTIVE"))
+            .filter(entity::user::Column::IsSuperAdmin.eq(false))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(entity::user::Column::LastLoginAt.lt(warn_from))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(entity::user::Column::LastLoginAt.is_null())
+                            .add(entity::user::Column::CreatedAt.lt(warn_from)),
+                    ),
+            )
+            .all(db)
+            .await?;
         for user in candidates {
             let since = user.active_since();
             if since < dormant_from {
@@ -105,7 +105,8 @@ async fn deactivate(
         return Ok(false);
     }
     // Invites not accepted go with the account.
-    entity::invite::Entity::update_many()
+    Scope::of(user.organization_id)
+        .update_many::<entity::invite::Entity>()
         .col_expr(entity::invite::Column::ExpiresAt, Expr::value(Utc::now()))
         .filter(entity::invite::Column::UserId.eq(user.id))
         .filter(entity::invite::Column::UsedAt.is_null())
@@ -141,7 +142,8 @@ async fn warn(
 ) -> AppResult<()> {
     let txn = begin_write(db).await?;
     // Once per stretch of inactivity, whichever instance gets here first.
-    let won = entity::user::Entity::update_many()
+    let won = Scope::of(user.organization_id)
+        .update_many::<entity::user::Entity>()
         .col_expr(entity::user::Column::DormancyWarnedAt, Expr::value(now))
         .filter(entity::user::Column::Id.eq(user.id))
         .filter(match user.dormancy_warned_at {

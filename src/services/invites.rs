@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::outbox::{self, NewEmail};
+use crate::db::{Scope, unscoped};
 use crate::{
     domain::Email,
     error::{AppError, AppResult},
@@ -140,7 +141,8 @@ async fn create(
         // Two links made at once must not both stay open: each takes the user's
         // row first, so the later one closes the earlier. (A SQLite write
         // transaction holds the whole database already.)
-        entity::user::Entity::find_by_id(user.id)
+        Scope::of(user.organization_id)
+            .find_by_id::<entity::user::Entity>(user.id)
             .select_only()
             .column(entity::user::Column::Id)
             .lock(LockType::Update)
@@ -182,7 +184,7 @@ pub async fn find_open(
     if token.len() != 43 {
         return Err(invalid());
     }
-    let (invite, user) = entity::invite::Entity::find()
+    let (invite, user) = unscoped::find::<entity::invite::Entity>()
         .filter(entity::invite::Column::TokenHash.eq(digest(token)))
         .find_also_related(entity::user::Entity)
         .one(db)
@@ -197,7 +199,7 @@ pub async fn find_open(
 
 /// Mark a link used, once: whether this call was the one that used it.
 pub async fn redeem(db: &impl ConnectionTrait, invite_id: Uuid) -> AppResult<bool> {
-    let result = entity::invite::Entity::update_many()
+    let result = unscoped::update_many::<entity::invite::Entity>()
         .col_expr(entity::invite::Column::UsedAt, Expr::value(Utc::now()))
         .filter(entity::invite::Column::Id.eq(invite_id))
         .filter(entity::invite::Column::UsedAt.is_null())
@@ -208,7 +210,7 @@ pub async fn redeem(db: &impl ConnectionTrait, invite_id: Uuid) -> AppResult<boo
 
 /// Close every open link of a user (a password was set or reset another way).
 pub async fn revoke_open(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
-    entity::invite::Entity::update_many()
+    unscoped::update_many::<entity::invite::Entity>()
         .col_expr(entity::invite::Column::UsedAt, Expr::value(Utc::now()))
         .filter(entity::invite::Column::UserId.eq(user_id))
         .filter(entity::invite::Column::UsedAt.is_null())

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::db::global;
 use crate::error::AppResult;
 
 /// Take or renew the lease `name` for `holder` for `length`; whether it is
@@ -38,7 +39,7 @@ pub async fn hold(
         return Ok(true);
     }
     // The compare-and-set: one instance wins a lease that has run out.
-    let taken = Entity::update_many()
+    let taken = global::update_many::<Entity>()
         .col_expr(Column::Holder, Expr::value(holder))
         .col_expr(Column::LockedUntil, Expr::value(until))
         .filter(Column::Name.eq(name))
@@ -56,7 +57,7 @@ pub async fn hold(
 /// to run out.
 pub async fn release(db: &impl ConnectionTrait, name: &str, holder: Uuid) -> AppResult<()> {
     use entity::lease::{Column, Entity};
-    Entity::delete_many()
+    global::delete_many::<Entity>()
         .filter(Column::Name.eq(name))
         .filter(Column::Holder.eq(holder))
         .exec(db)

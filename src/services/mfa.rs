@@ -23,6 +23,7 @@ use super::{
     auth::{Authenticator, EMAIL_FAILURE_LIMIT, LoggedIn, email_key},
     users,
 };
+use crate::db::Scope;
 use crate::{
     auth::{
         Actor, Permission,
@@ -73,7 +74,9 @@ impl Authenticator {
     /// An enrolment not yet confirmed is replaced; a user with a confirmed TOTP
     /// app removes it first.
     pub async fn start_totp_enrollment(&self, actor: &Actor) -> AppResult<TotpEnrollment> {
-        let existing = entity::authenticator::Entity::find()
+        let existing = actor
+            .home()
+            .find::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .filter(entity::authenticator::Column::Kind.eq("TOTP"))
             .all(&self.db)
@@ -96,7 +99,9 @@ impl Authenticator {
             .build();
         let id = Uuid::now_v7();
         let txn = crate::db::begin_write(&self.db).await?;
-        entity::authenticator::Entity::delete_many()
+        actor
+            .home()
+            .delete_many::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .filter(entity::authenticator::Column::Kind.eq("TOTP"))
             .filter(entity::authenticator::Column::ConfirmedAt.is_null())
@@ -145,7 +150,9 @@ impl Authenticator {
                 "must be the six digits your app shows",
             ));
         };
-        let pending = entity::authenticator::Entity::find()
+        let pending = actor
+            .home()
+            .find::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .filter(entity::authenticator::Column::Kind.eq("TOTP"))
             .filter(entity::authenticator::Column::ConfirmedAt.is_null())
@@ -161,7 +168,9 @@ impl Authenticator {
             drop(txn);
             return Err(self.wrong_code(actor).await);
         }
-        let confirmed = entity::authenticator::Entity::update_many()
+        let confirmed = actor
+            .tenant()
+            .update_many::<entity::authenticator::Entity>()
             .col_expr(
                 entity::authenticator::Column::ConfirmedAt,
                 Expr::value(Utc::now()),
@@ -175,7 +184,7 @@ impl Authenticator {
                 "This enrolment was already confirmed.".to_owned(),
             ));
         }
-        let codes = replace_recovery_codes(&txn, &self.secrets, actor.user_id).await?;
+        let codes = replace_recovery_codes(&txn, &self.secrets, actor).await?;
         audit::record(
             &txn,
             AuditEntry::by(actor, "mfa.totp_enrolled").target("Authenticator", pending.id),
@@ -206,7 +215,9 @@ impl Authenticator {
         let txn = crate::db::begin_write(&self.db).await?;
         let used = match &code {
             Code::Totp(code) => {
-                let totp = entity::authenticator::Entity::find()
+                let totp = actor
+                    .home()
+                    .find::<entity::authenticator::Entity>()
                     .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
                     .filter(entity::authenticator::Column::Kind.eq("TOTP"))
                     .filter(entity::authenticator::Column::ConfirmedAt.is_not_null())
@@ -218,7 +229,9 @@ impl Authenticator {
                 }
             }
             Code::Recovery(code) => {
-                entity::recovery_code::Entity::update_many()
+                actor
+                    .tenant()
+                    .update_many::<entity::recovery_code::Entity>()
                     .col_expr(
                         entity::recovery_code::Column::UsedAt,
                         Expr::value(Utc::now()),
@@ -268,7 +281,9 @@ impl Authenticator {
             self.store.clear_failures(&key).await?;
             self.store.revoke(actor.session()?).await?;
             events::login("ok");
-            let user = entity::user::Entity::find_by_id(actor.user_id)
+            let user = actor
+                .home()
+                .find_by_id::<entity::user::Entity>(actor.user_id)
                 .one(&self.db)
                 .await?
                 .filter(|u| u.status == "ACTIVE")
@@ -304,7 +319,7 @@ impl Authenticator {
         }
         actor.require_recent_mfa()?;
         let txn = crate::db::begin_write(&self.db).await?;
-        let codes = replace_recovery_codes(&txn, &self.secrets, actor.user_id).await?;
+        let codes = replace_recovery_codes(&txn, &self.secrets, actor).await?;
         audit::record(
             &txn,
             AuditEntry::by(actor, "mfa.recovery_codes_regenerated").target("User", actor.user_id),
@@ -319,7 +334,9 @@ impl Authenticator {
     pub async fn remove_authenticator(&self, actor: &Actor, id: Uuid) -> AppResult<()> {
         actor.require_recent_mfa()?;
         let txn = crate::db::begin_write(&self.db).await?;
-        let removed = entity::authenticator::Entity::delete_many()
+        let removed = actor
+            .home()
+            .delete_many::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::Id.eq(id))
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .exec(&txn)
@@ -327,13 +344,17 @@ impl Authenticator {
         if removed.rows_affected == 0 {
             return Err(AppError::NotFound("Authenticator"));
         }
-        let left = entity::authenticator::Entity::find()
+        let left = actor
+            .home()
+            .find::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::UserId.eq(actor.user_id))
             .filter(entity::authenticator::Column::ConfirmedAt.is_not_null())
             .count(&txn)
             .await?;
         if left == 0 {
-            entity::recovery_code::Entity::delete_many()
+            actor
+                .home()
+                .delete_many::<entity::recovery_code::Entity>()
                 .filter(entity::recovery_code::Column::UserId.eq(actor.user_id))
                 .exec(&txn)
                 .await?;
@@ -361,11 +382,15 @@ impl Authenticator {
         actor.require_recent_mfa()?;
         let txn = crate::db::begin_write(&self.db).await?;
         let user = users::find_manageable(&txn, actor, user_id).await?;
-        let removed = entity::authenticator::Entity::delete_many()
+        let removed = actor
+            .tenant()
+            .delete_many::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
-        entity::recovery_code::Entity::delete_many()
+        actor
+            .tenant()
+            .delete_many::<entity::recovery_code::Entity>()
             .filter(entity::recovery_code::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
@@ -425,7 +450,8 @@ async fn use_totp(
         return Ok(false);
     };
     let step = i64::try_from(step).unwrap_or(i64::MAX);
-    let updated = entity::authenticator::Entity::update_many()
+    let updated = Scope::of(authenticator.organization_id)
+        .update_many::<entity::authenticator::Entity>()
         .col_expr(
             entity::authenticator::Column::LastUsedStep,
             Expr::value(step),
@@ -449,9 +475,12 @@ async fn use_totp(
 async fn replace_recovery_codes(
     db: &impl ConnectionTrait,
     secrets: &SecretKey,
-    user_id: Uuid,
+    actor: &Actor,
 ) -> AppResult<Vec<String>> {
-    entity::recovery_code::Entity::delete_many()
+    let user_id = actor.user_id;
+    actor
+        .home()
+        .delete_many::<entity::recovery_code::Entity>()
         .filter(entity::recovery_code::Column::UserId.eq(user_id))
         .exec(db)
         .await?;
@@ -474,13 +503,15 @@ async fn replace_recovery_codes(
 /// The confirmed authenticators of some users, oldest first.
 pub async fn authenticators_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<entity::authenticator::Model>>> {
     let mut by_user: HashMap<Uuid, Vec<entity::authenticator::Model>> = HashMap::new();
     if user_ids.is_empty() {
         return Ok(by_user);
     }
-    for authenticator in entity::authenticator::Entity::find()
+    for authenticator in scope
+        .find::<entity::authenticator::Entity>()
         .filter(entity::authenticator::Column::UserId.is_in(user_ids.iter().copied()))
         .filter(entity::authenticator::Column::ConfirmedAt.is_not_null())
         .order_by_asc(entity::authenticator::Column::CreatedAt)
@@ -498,12 +529,14 @@ pub async fn authenticators_of(
 /// How many unused recovery codes each of some users holds (none listed: none).
 pub async fn recovery_codes_left(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, u64>> {
     if user_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let counts: Vec<(Uuid, i64)> = entity::recovery_code::Entity::find()
+    let counts: Vec<(Uuid, i64)> = scope
+        .find::<entity::recovery_code::Entity>()
         .select_only()
         .column(entity::recovery_code::Column::UserId)
         .column_as(entity::recovery_code::Column::Id.count(), "left")

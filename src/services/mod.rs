@@ -11,6 +11,7 @@ pub mod break_glass;
 pub mod care_teams;
 pub mod credentials;
 pub mod dormancy;
+pub mod holders;
 pub mod invites;
 pub mod leases;
 pub mod locations;
@@ -27,6 +28,7 @@ pub mod sessions;
 pub mod sso;
 pub mod sweeps;
 pub mod users;
+pub mod webhook_events;
 pub mod webhooks;
 
 use crate::{auth::session::SessionStore, error::AppResult};

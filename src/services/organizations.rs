@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter,
+    TransactionSession, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::{
     audit::{self, AuditEntry},
     users,
 };
-use crate::db::{Page, PageRequest, paginate};
+use crate::db::{Page, PageRequest, Scope, global, paginate};
 use crate::{
     auth::{
         Actor, Permission,
@@ -37,7 +37,7 @@ pub async fn find(
     if id != actor.organization_id && !actor.is_super_admin() {
         return Err(AppError::NotFound("Organization"));
     }
-    entity::organization::Entity::find_by_id(id)
+    global::find_by_id::<entity::organization::Entity>(id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("Organization"))
@@ -51,7 +51,7 @@ pub async fn list(
     actor.require_super_admin()?;
     paginate(
         db,
-        entity::organization::Entity::find(),
+        global::find::<entity::organization::Entity>(),
         entity::organization::Column::Id,
         page,
     )
@@ -90,8 +90,8 @@ pub async fn create(
     let (organization, _) = accounts::create_organization(&txn, name).await?;
     let details = users::UserDetails::named(admin.email, admin.first_name, admin.last_name);
     let user = users::insert(&txn, organization.id, &details, Some(hash)).await?;
-    let admin_role = entity::role::Entity::find()
-        .filter(entity::role::Column::OrganizationId.eq(organization.id))
+    let admin_role = Scope::of(organization.id)
+        .find::<entity::role::Entity>()
         .filter(entity::role::Column::Name.eq("Admin"))
         .one(&txn)
         .await?
@@ -191,11 +191,11 @@ pub async fn update(
     let time_zone = changes
         .time_zone
         .as_deref()
-        .and_then(|tz| v.check(super::profiles::parse_time_zone(tz, "timeZone")));
+        .and_then(|tz| v.check(crate::domain::parse_time_zone(tz, "timeZone")));
     v.finish()?;
     if let Some(name) = &name
         && *name != organization.name
-        && entity::organization::Entity::find()
+        && global::find::<entity::organization::Entity>()
             .filter(entity::organization::Column::Name.eq(name.as_str()))
             .count(db)
             .await?
@@ -259,4 +259,16 @@ pub async fn update(
     )
     .await?;
     Ok(updated)
+}
+
+/// The organisation `user` belongs to, for what is shown before they sign in
+/// (their invitation's page and its password rules).
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user: &entity::user::Model,
+) -> AppResult<Option<entity::organization::Model>> {
+    Ok(Scope::of(user.organization_id)
+        .organization()
+        .one(db)
+        .await?)
 }

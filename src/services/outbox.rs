@@ -21,6 +21,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::db::unscoped;
 use crate::{domain::Email, error::AppResult};
 
 /// The channel of webhook deliveries: the recipient is the webhook's id,
@@ -158,7 +159,7 @@ impl Deliverer {
     pub async fn deliver_due(&self) -> AppResult<usize> {
         use entity::outbox_message::{Column, Entity};
         let now = Utc::now();
-        let abandoned = Entity::find()
+        let abandoned = unscoped::find::<Entity>()
             .filter(Column::Status.eq("SENDING"))
             .filter(Column::LockedUntil.lt(now))
             .all(&self.db)
@@ -166,7 +167,7 @@ impl Deliverer {
         for message in abandoned {
             if message.channel == WEBHOOK {
                 // At least once: it goes again.
-                Entity::update_many()
+                unscoped::update_many::<Entity>()
                     .col_expr(Column::Status, Expr::value("PENDING"))
                     .col_expr(
                         Column::LockedUntil,
@@ -178,7 +179,7 @@ impl Deliverer {
                     .await?;
                 continue;
             }
-            Entity::update_many()
+            unscoped::update_many::<Entity>()
                 .col_expr(Column::Status, Expr::value("FAILED"))
                 .col_expr(
                     Column::LastError,
@@ -190,7 +191,7 @@ impl Deliverer {
                 .exec(&self.db)
                 .await?;
         }
-        let due: Vec<Uuid> = Entity::find()
+        let due: Vec<Uuid> = unscoped::find::<Entity>()
             .select_only()
             .column(Column::Id)
             .filter(Column::Status.eq("PENDING"))
@@ -203,7 +204,7 @@ impl Deliverer {
         let mut claimed = 0;
         for id in due {
             // The compare-and-set: only one instance moves it out of PENDING.
-            let won = Entity::update_many()
+            let won = unscoped::update_many::<Entity>()
                 .col_expr(Column::Status, Expr::value("SENDING"))
                 .col_expr(Column::LockedUntil, Expr::value(now + CLAIM))
                 .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
@@ -217,7 +218,7 @@ impl Deliverer {
                 continue;
             }
             claimed += 1;
-            let Some(message) = Entity::find_by_id(id).one(&self.db).await? else {
+            let Some(message) = unscoped::find_by_id::<Entity>(id).one(&self.db).await? else {
                 continue;
             };
             let outcome = self.transport.send(&message).await;
@@ -233,7 +234,7 @@ impl Deliverer {
     ) -> AppResult<()> {
         use entity::outbox_message::{Column, Entity};
         let now = Utc::now();
-        let update = Entity::update_many()
+        let update = unscoped::update_many::<Entity>()
             .col_expr(
                 Column::LockedUntil,
                 Expr::value(Option::<chrono::DateTime<Utc>>::None),

@@ -21,8 +21,7 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -38,6 +37,7 @@ use super::{
     audit::{self, AuditEntry},
     auth::{Authenticator, EMAIL_FAILURE_LIMIT, LoggedIn, email_key},
 };
+use crate::db::{global, unscoped};
 use crate::{
     auth::{Actor, actor::Origin, session::AuthMethod},
     domain::{Email, text},
@@ -117,7 +117,7 @@ async fn passkeys_of(
     db: &impl ConnectionTrait,
     user_id: Uuid,
 ) -> AppResult<Vec<(entity::authenticator::Model, Passkey)>> {
-    let rows = entity::authenticator::Entity::find()
+    let rows = unscoped::find::<entity::authenticator::Entity>()
         .filter(entity::authenticator::Column::UserId.eq(user_id))
         .filter(entity::authenticator::Column::Kind.eq("WEBAUTHN"))
         .filter(entity::authenticator::Column::ConfirmedAt.is_not_null())
@@ -147,7 +147,7 @@ impl Authenticator {
         state: &impl Serialize,
     ) -> AppResult<()> {
         let now = Utc::now();
-        entity::webauthn_ceremony::Entity::delete_many()
+        global::delete_many::<entity::webauthn_ceremony::Entity>()
             .filter(entity::webauthn_ceremony::Column::ExpiresAt.lt(now))
             .exec(&self.db)
             .await?;
@@ -171,14 +171,14 @@ impl Authenticator {
         challenge: &str,
         purpose: &str,
     ) -> AppResult<Option<entity::webauthn_ceremony::Model>> {
-        let Some(ceremony) = entity::webauthn_ceremony::Entity::find()
+        let Some(ceremony) = global::find::<entity::webauthn_ceremony::Entity>()
             .filter(entity::webauthn_ceremony::Column::Challenge.eq(challenge))
             .one(&self.db)
             .await?
         else {
             return Ok(None);
         };
-        let taken = entity::webauthn_ceremony::Entity::delete_many()
+        let taken = global::delete_many::<entity::webauthn_ceremony::Entity>()
             .filter(entity::webauthn_ceremony::Column::Id.eq(ceremony.id))
             .exec(&self.db)
             .await?
@@ -239,7 +239,8 @@ impl Authenticator {
             .finish_passkey_registration(&answer, &state)
             .map_err(|e| refused("credential", e))?;
         let credential_id = b64(passkey.cred_id());
-        let taken = entity::authenticator::Entity::find()
+        // A credential is one person's in every organisation.
+        let taken = unscoped::find::<entity::authenticator::Entity>()
             .filter(entity::authenticator::Column::CredentialId.eq(credential_id.as_str()))
             .one(&self.db)
             .await?;
@@ -295,7 +296,7 @@ impl Authenticator {
             (Some(actor), _) => Some(actor.user_id),
             (None, Some(email)) => {
                 let email = Email::parse(email, "email")?;
-                entity::user::Entity::find()
+                unscoped::find::<entity::user::Entity>()
                     .filter(entity::user::Column::Email.eq(email.as_str()))
                     .filter(entity::user::Column::Status.eq("ACTIVE"))
                     .one(&self.db)
@@ -388,7 +389,7 @@ impl Authenticator {
         if actor.is_some_and(|a| a.user_id != user_id) {
             return Err(not_under_way());
         }
-        let user = entity::user::Entity::find_by_id(user_id)
+        let user = unscoped::find_by_id::<entity::user::Entity>(user_id)
             .one(&self.db)
             .await?
             .filter(|u| u.status == "ACTIVE")
@@ -439,7 +440,7 @@ impl Authenticator {
                 continue;
             }
             passkey.update_credential(&result);
-            entity::authenticator::Entity::update_many()
+            unscoped::update_many::<entity::authenticator::Entity>()
                 .col_expr(
                     entity::authenticator::Column::Credential,
                     Expr::value(to_json(&passkey)?),

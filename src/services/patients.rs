@@ -24,7 +24,7 @@ use super::{
     outbox::{self, NewMessage},
     projects::{self, LinkSubject},
 };
-use crate::db::{Page, PageRequest, paginate};
+use crate::db::{Page, PageRequest, Scope, paginate};
 use crate::{
     auth::{Actor, Permission, actor::Origin},
     domain::{Email, Phone, parse_date, text},
@@ -175,8 +175,8 @@ pub async fn upsert_patient(
     use entity::patient::{Column, Entity};
     let mut found = None;
     if let Some(external_id) = &details.external_id {
-        found = Entity::find()
-            .filter(Column::OrganizationId.eq(organization_id))
+        found = Scope::of(organization_id)
+            .find::<Entity>()
             .filter(Column::ExternalId.eq(external_id.as_str()))
             .one(db)
             .await?;
@@ -185,8 +185,8 @@ pub async fn upsert_patient(
         && let Some(email) = &details.email
     {
         // A patient found by email keeps the external id it has, if any.
-        found = Entity::find()
-            .filter(Column::OrganizationId.eq(organization_id))
+        found = Scope::of(organization_id)
+            .find::<Entity>()
             .filter(Column::Email.eq(email.as_str()))
             .filter(
                 Condition::any()
@@ -310,7 +310,8 @@ pub async fn enroll(
     .on_conflict_do_nothing_on([Column::ProjectId, Column::PatientId])
     .exec(db)
     .await?;
-    let enrollment = Entity::find()
+    let enrollment = Scope::of(project.organization_id)
+        .find::<Entity>()
         .filter(Column::ProjectId.eq(project.id))
         .filter(Column::PatientId.eq(patient.id))
         .one(db)
@@ -407,8 +408,8 @@ pub async fn patients_by_id(
     organization_id: Uuid,
     ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, entity::patient::Model>> {
-    Ok(entity::patient::Entity::find()
-        .filter(entity::patient::Column::OrganizationId.eq(organization_id))
+    Ok(Scope::of(organization_id)
+        .find::<entity::patient::Entity>()
         .filter(entity::patient::Column::Id.is_in(ids.iter().copied()))
         .all(db)
         .await?
@@ -550,7 +551,9 @@ pub async fn send_requests(
             },
         };
         let message_id = outbox::enqueue(&txn, message).await?;
-        Entity::update_many()
+        actor
+            .tenant()
+            .update_many::<Entity>()
             .col_expr(
                 Column::Status,
                 Expr::value(EnrollmentStatus::Requested.as_str()),
@@ -752,8 +755,8 @@ pub async fn respond_unique(
     }
     let txn = crate::db::begin_write(db).await?;
     let patient = match link.patient_id {
-        Some(id) => entity::patient::Entity::find_by_id(id)
-            .filter(entity::patient::Column::OrganizationId.eq(project.organization_id))
+        Some(id) => Scope::of(project.organization_id)
+            .find_by_id::<entity::patient::Entity>(id)
             .one(&txn)
             .await?
             .ok_or(AppError::NotFound("Patient"))?,
@@ -790,7 +793,8 @@ async fn record_response<C: ConnectionTrait + TransactionTrait + TransactionSess
     let enrollment = if created {
         enrollment
     } else {
-        Entity::update_many()
+        Scope::of(project.organization_id)
+            .update_many::<Entity>()
             .col_expr(
                 Column::Status,
                 Expr::value(EnrollmentStatus::Responded.as_str()),
@@ -801,7 +805,8 @@ async fn record_response<C: ConnectionTrait + TransactionTrait + TransactionSess
             .filter(Column::RespondedAt.is_null())
             .exec(&txn)
             .await?;
-        Entity::find_by_id(enrollment.id)
+        Scope::of(project.organization_id)
+            .find_by_id::<Entity>(enrollment.id)
             .one(&txn)
             .await?
             .ok_or(AppError::NotFound("Enrollment"))?
@@ -840,7 +845,9 @@ async fn find_respondent(
     details: &PatientDetails,
 ) -> AppResult<Option<entity::patient::Model>> {
     use entity::patient::{Column, Entity};
-    let select = Entity::find().filter(Column::OrganizationId.eq(organization_id));
+    let select = Scope::of(organization_id)
+        .find::<Entity>()
+        .filter(Column::OrganizationId.eq(organization_id));
     Ok(match (&details.email, &details.phone) {
         (Some(email), _) => {
             select

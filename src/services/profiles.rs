@@ -15,6 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use crate::db::Scope;
 use crate::{
     auth::{Actor, Permission, session::SessionStore},
     domain::{Locale, Phone, text},
@@ -122,19 +123,6 @@ pub fn check_slots(slots: &[Slot], v: &mut Validation) {
 async fn organization_zone(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<chrono_tz::Tz> {
     let organization = super::organizations::find(db, actor, None).await?;
     Ok(organization.time_zone.parse().unwrap_or(chrono_tz::UTC))
-}
-
-/// An IANA time zone name, e.g. `America/Chicago`.
-pub fn parse_time_zone(raw: &str, field: &str) -> AppResult<String> {
-    raw.trim()
-        .parse::<chrono_tz::Tz>()
-        .map(|tz| tz.name().to_owned())
-        .map_err(|_| {
-            AppError::bad_input(
-                field,
-                format!("\"{raw}\" is not an IANA time zone such as America/Chicago"),
-            )
-        })
 }
 
 /// A bounded JSON object.
@@ -270,9 +258,11 @@ pub async fn update(
     if let Some(certifications) = changes.certifications {
         use entity::certification::{ActiveModel, Column, Entity};
         if user_id == actor.user_id {
-            ensure_not_vouching_for_oneself(&txn, user_id, &certifications).await?;
+            ensure_not_vouching_for_oneself(&txn, actor.tenant(), user_id, &certifications).await?;
         }
-        Entity::delete_many()
+        actor
+            .tenant()
+            .delete_many::<Entity>()
             .filter(Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
@@ -298,7 +288,9 @@ pub async fn update(
     }
     if let Some(slots) = changes.availability {
         use entity::availability_slot::{ActiveModel, Column, Entity};
-        Entity::delete_many()
+        actor
+            .tenant()
+            .delete_many::<Entity>()
             .filter(Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
@@ -344,12 +336,14 @@ pub async fn update(
 /// changes one.
 async fn ensure_not_vouching_for_oneself(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_id: Uuid,
     new: &[CertificationDetails],
 ) -> AppResult<()> {
     use super::credentials::normalized;
     use sea_orm::{JoinType, QuerySelect, RelationTrait};
-    let roles = entity::role::Entity::find()
+    let roles = scope
+        .find::<entity::role::Entity>()
         .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
         .filter(entity::user_role::Column::UserId.eq(user_id))
         .filter(entity::role::Column::RequiredCertifications.is_not_null())
@@ -369,7 +363,8 @@ async fn ensure_not_vouching_for_oneself(
                number: Option<&str>| {
         (normalized(name), issued, expires, number.map(str::to_owned))
     };
-    let mut before: Vec<_> = entity::certification::Entity::find()
+    let mut before: Vec<_> = scope
+        .find::<entity::certification::Entity>()
         .filter(entity::certification::Column::UserId.eq(user_id))
         .all(db)
         .await?
@@ -395,11 +390,13 @@ async fn ensure_not_vouching_for_oneself(
 /// The certifications of each user.
 pub async fn certifications_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<entity::certification::Model>>> {
     use entity::certification::{Column, Entity};
     let mut by_user: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for c in Entity::find()
+    for c in scope
+        .find::<Entity>()
         .filter(Column::UserId.is_in(user_ids.iter().copied()))
         .order_by_asc(Column::ExpiresOn)
         .all(db)
@@ -413,11 +410,13 @@ pub async fn certifications_of(
 /// The weekly slots of each user, by day and time.
 pub async fn availability_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<entity::availability_slot::Model>>> {
     use entity::availability_slot::{Column, Entity};
     let mut by_user: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for s in Entity::find()
+    for s in scope
+        .find::<Entity>()
         .filter(Column::UserId.is_in(user_ids.iter().copied()))
         .order_by_asc(Column::DayOfWeek)
         .order_by_asc(Column::StartMinute)
@@ -448,8 +447,9 @@ pub async fn expiring_certifications(
         .with_timezone(&organization_zone(db, actor).await?)
         .date_naive();
     let until = today + chrono::Duration::days(i64::from(days));
-    Ok(Entity::find()
-        .filter(Column::OrganizationId.eq(actor.organization_id))
+    Ok(actor
+        .tenant()
+        .find::<Entity>()
         .filter(Column::ExpiresOn.lte(until))
         .order_by_asc(Column::ExpiresOn)
         .order_by_asc(Column::Name)
@@ -470,8 +470,9 @@ pub async fn available_staff(
     let local = at.with_timezone(&organization_zone(db, actor).await?);
     let day = i16::try_from(local.weekday().number_from_monday()).unwrap_or(1);
     let minute = i32::try_from(local.hour() * 60 + local.minute()).unwrap_or(0);
-    let mut slots = Entity::find()
-        .filter(Column::OrganizationId.eq(actor.organization_id))
+    let mut slots = actor
+        .tenant()
+        .find::<Entity>()
         .filter(Column::DayOfWeek.eq(day))
         .filter(Column::StartMinute.lte(minute))
         .filter(Column::EndMinute.gt(minute));

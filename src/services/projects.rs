@@ -28,7 +28,7 @@ use super::{
     audit::{self, AuditEntry},
     patients::Channel,
 };
-use crate::db::{Page, PageRequest, paginate};
+use crate::db::{Page, PageRequest, Scope, paginate, unscoped};
 use crate::{
     auth::{Actor, Permission},
     domain::text,
@@ -209,7 +209,7 @@ pub async fn by_link_token(
     if !plausible_token(token) {
         return Ok(None);
     }
-    Ok(entity::project::Entity::find()
+    Ok(unscoped::find::<entity::project::Entity>()
         .filter(entity::project::Column::LinkToken.eq(token))
         .filter(entity::project::Column::ArchivedAt.is_null())
         .one(db)
@@ -281,13 +281,13 @@ pub async fn by_unique_token(
     if !plausible_token(token) {
         return Ok(None);
     }
-    let Some(link) = entity::patient_link::Entity::find_by_id(digest(token))
+    let Some(link) = unscoped::find_by_id::<entity::patient_link::Entity>(digest(token))
         .one(db)
         .await?
     else {
         return Ok(None);
     };
-    let project = entity::project::Entity::find_by_id(link.project_id)
+    let project = unscoped::find_by_id::<entity::project::Entity>(link.project_id)
         .filter(entity::project::Column::ArchivedAt.is_null())
         .one(db)
         .await?;
@@ -310,12 +310,14 @@ pub struct Stats {
 /// one grouped count for all of them.
 pub async fn stats_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     project_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, ProjectStats>> {
     use entity::enrollment::{Column, Entity};
     // An enrolment has a request channel from its first request on, so the
     // channel also tells whether it was requested.
-    let rows: Vec<(Uuid, Option<String>, String, i64)> = Entity::find()
+    let rows: Vec<(Uuid, Option<String>, String, i64)> = scope
+        .find::<Entity>()
         .select_only()
         .column(Column::ProjectId)
         .column(Column::RequestChannel)

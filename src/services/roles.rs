@@ -8,12 +8,9 @@ use std::{
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Iterable, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait as _, TransactionSession,
-    TransactionTrait,
-    sea_query::{Expr, ExprTrait, Query},
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend,
+    EntityTrait, Iterable, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    RelationTrait as _, TransactionSession, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -21,6 +18,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use crate::{
     auth::{Actor, Authority, Permission, session::SessionStore},
+    db::Scope,
     domain::text,
     error::{AppError, AppResult, OnConstraint, Validation},
 };
@@ -38,9 +36,11 @@ pub async fn list(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<Vec<ent
 /// The permissions of each of `role_ids`.
 pub async fn permissions_by_role(
     db: &impl ConnectionTrait,
+    scope: Scope,
     role_ids: &[Uuid],
 ) -> AppResult<BTreeMap<Uuid, BTreeSet<Permission>>> {
-    let rows = entity::role_permission::Entity::find()
+    let rows = scope
+        .find::<entity::role_permission::Entity>()
         .filter(entity::role_permission::Column::RoleId.is_in(role_ids.iter().copied()))
         .all(db)
         .await?;
@@ -58,22 +58,25 @@ pub async fn permissions_of_organization_roles(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
 ) -> AppResult<BTreeMap<Uuid, BTreeSet<Permission>>> {
-    let ids: Vec<Uuid> = entity::role::Entity::find()
+    let scope = Scope::of(organization_id);
+    let ids: Vec<Uuid> = scope
+        .find::<entity::role::Entity>()
         .select_only()
         .column(entity::role::Column::Id)
-        .filter(entity::role::Column::OrganizationId.eq(organization_id))
         .into_tuple()
         .all(db)
         .await?;
-    permissions_by_role(db, &ids).await
+    permissions_by_role(db, scope, &ids).await
 }
 
 /// The roles of each of `user_ids`.
 pub async fn roles_by_user(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<BTreeMap<Uuid, Vec<entity::role::Model>>> {
-    let held = entity::user_role::Entity::find()
+    let held = scope
+        .find::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::UserId.is_in(user_ids.iter().copied()));
     // Each holder's id and the role's columns, read by position: a page of
     // users holds a few hundred roles, and sea-orm's reading of joined models
@@ -109,12 +112,14 @@ pub async fn roles_by_user(
 /// any are absent).
 pub async fn permissions_by_user(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_ids: &[Uuid],
 ) -> AppResult<BTreeMap<Uuid, BTreeSet<Permission>>> {
     if user_ids.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<(Uuid, String)> = entity::role_permission::Entity::find()
+    let rows: Vec<(Uuid, String)> = scope
+        .find::<entity::role_permission::Entity>()
         .select_only()
         .column(entity::user_role::Column::UserId)
         .column(entity::role_permission::Column::Permission)
@@ -141,12 +146,18 @@ pub async fn permissions_by_user(
 /// applies to the rest of a running import.
 pub async fn authority_of(
     db: &impl ConnectionTrait,
+    scope: Scope,
     user_id: Option<Uuid>,
 ) -> AppResult<Authority> {
     let Some(user_id) = user_id else {
         return Ok(Authority::none());
     };
-    let Some(user) = entity::user::Entity::find_by_id(user_id).one(db).await? else {
+    let Some(user) = scope
+        .actors()
+        .filter(entity::user::Column::Id.eq(user_id))
+        .one(db)
+        .await?
+    else {
         return Ok(Authority::none());
     };
     if user.status != "ACTIVE" {
@@ -154,8 +165,48 @@ pub async fn authority_of(
     }
     // What they hold now: a role suspended for a lapsed certification gives
     // nothing.
-    let permissions = super::auth::permissions_of(db, user_id).await?;
+    let permissions = permissions_of(db, Scope::of(user.organization_id), user_id).await?;
     Ok(Authority::new(user.is_super_admin, Arc::new(permissions)))
+}
+
+/// The permissions a user holds through their roles, but those suspended for
+/// a missing or expired certification.
+pub async fn permissions_of(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    user_id: Uuid,
+) -> AppResult<BTreeSet<Permission>> {
+    Ok(standing_permissions(db, scope, user_id).await?.0)
+}
+
+/// [`permissions_of`], and the next moment they change by time alone (a
+/// required certification lapsing).
+pub(crate) async fn standing_permissions(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    user_id: Uuid,
+) -> AppResult<(BTreeSet<Permission>, Option<chrono::DateTime<Utc>>)> {
+    let standing = super::credentials::standing(db, scope, user_id).await?;
+    let mut select = scope
+        .find::<entity::role_permission::Entity>()
+        .select_only()
+        .column(entity::role_permission::Column::Permission)
+        .join(
+            JoinType::InnerJoin,
+            entity::role_permission::Relation::Role.def(),
+        )
+        .join(JoinType::InnerJoin, entity::role::Relation::UserRoles.def())
+        .filter(entity::user_role::Column::UserId.eq(user_id));
+    if !standing.suspended.is_empty() {
+        select = select.filter(
+            entity::role_permission::Column::RoleId.is_not_in(standing.suspended.iter().copied()),
+        );
+    }
+    let names: Vec<String> = select.distinct().into_tuple().all(db).await?;
+    Ok((
+        names.iter().filter_map(|n| Permission::parse(n)).collect(),
+        standing.next_change,
+    ))
 }
 
 /// The access rule for giving `roles`: each must hold only permissions that
@@ -169,8 +220,19 @@ pub async fn ensure_may_give(
     if roles.is_empty() || authority.is_super_admin() {
         return Ok(());
     }
+    // Roles are looked up in the giver's organisation; one from elsewhere
+    // would read as holding nothing.
+    let scope = Scope::of(roles[0].organization_id);
+    if roles
+        .iter()
+        .any(|r| r.organization_id != scope.organization_id())
+    {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "roles of more than one organisation given at once"
+        )));
+    }
     let ids: Vec<Uuid> = roles.iter().map(|r| r.id).collect();
-    let by_role = permissions_by_role(db, &ids).await?;
+    let by_role = permissions_by_role(db, scope, &ids).await?;
     for role in roles {
         let held = by_role.get(&role.id).cloned().unwrap_or_default();
         authority.ensure_may_grant(&role.name, &held, field)?;
@@ -186,15 +248,15 @@ pub async fn default_provider_role(
     organization_id: Uuid,
     authority: &Authority,
 ) -> AppResult<Option<entity::role::Model>> {
-    let Some(role) = entity::role::Entity::find()
-        .filter(entity::role::Column::OrganizationId.eq(organization_id))
+    let Some(role) = Scope::of(organization_id)
+        .find::<entity::role::Entity>()
         .filter(entity::role::Column::Name.eq("Provider"))
         .one(db)
         .await?
     else {
         return Ok(None);
     };
-    let held = permissions_by_role(db, &[role.id])
+    let held = permissions_by_role(db, Scope::of(organization_id), &[role.id])
         .await?
         .remove(&role.id)
         .unwrap_or_default();
@@ -202,45 +264,6 @@ pub async fn default_provider_role(
         .ensure_may_grant(&role.name, &held, "roleIds")
         .is_ok()
         .then_some(role))
-}
-
-/// The active people of an organisation who hold `permission` through a
-/// role, but `except`: whom to tell of what that permission watches over.
-pub async fn active_holders(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    permission: Permission,
-    except: Option<Uuid>,
-) -> AppResult<Vec<entity::user::Model>> {
-    use entity::user::{Column, Entity};
-    // By a subquery, so that each person comes once (a DISTINCT over users'
-    // JSON columns is not something PostgreSQL can compare).
-    let holders = Query::select()
-        .column((entity::user_role::Entity, entity::user_role::Column::UserId))
-        .from(entity::user_role::Entity)
-        .inner_join(
-            entity::role_permission::Entity,
-            Expr::col((
-                entity::role_permission::Entity,
-                entity::role_permission::Column::RoleId,
-            ))
-            .equals((entity::user_role::Entity, entity::user_role::Column::RoleId)),
-        )
-        .and_where(
-            Expr::col((
-                entity::role_permission::Entity,
-                entity::role_permission::Column::Permission,
-            ))
-            .eq(permission.as_str()),
-        )
-        .to_owned();
-    let mut select = <Entity as crate::auth::actor::TenantScoped>::scoped(organization_id)
-        .filter(Column::Id.in_subquery(holders))
-        .filter(Column::Status.eq("ACTIVE"));
-    if let Some(id) = except {
-        select = select.filter(Column::Id.ne(id));
-    }
-    Ok(select.all(db).await?)
 }
 
 /// What a role is made of.
@@ -341,7 +364,7 @@ pub async fn update(
     lock_organization(&txn, actor.organization_id).await?;
     let role = find_in_scope(&txn, actor, id).await?;
     ensure_name_free(&txn, actor, &spec.name, Some(id)).await?;
-    let before = permissions_by_role(&txn, &[id])
+    let before = permissions_by_role(&txn, actor.tenant(), &[id])
         .await?
         .remove(&id)
         .unwrap_or_default();
@@ -361,7 +384,9 @@ pub async fn update(
         .update(&txn)
         .await
         .on_unique_violation(|| name_taken(&spec.name))?;
-    entity::role_permission::Entity::delete_many()
+    actor
+        .tenant()
+        .delete_many::<entity::role_permission::Entity>()
         .filter(entity::role_permission::Column::RoleId.eq(id))
         .exec(&txn)
         .await?;
@@ -402,7 +427,9 @@ pub async fn delete(
             role.name
         )));
     }
-    let holders = entity::user_role::Entity::find()
+    let holders = actor
+        .tenant()
+        .find::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::RoleId.eq(id))
         .count(&txn)
         .await?;
@@ -415,7 +442,12 @@ pub async fn delete(
             role.name
         )));
     }
-    entity::role::Entity::delete_by_id(id).exec(&txn).await?;
+    actor
+        .tenant()
+        .delete_many::<entity::role::Entity>()
+        .filter(entity::role::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "role.delete")
@@ -515,7 +547,7 @@ fn names(permissions: &BTreeSet<Permission>) -> Vec<&'static str> {
 /// organisation's row is locked until the transaction ends, so two admins removing
 /// each other at once cannot both succeed. (SQLite has one writer at a time.)
 pub async fn lock_organization(db: &impl ConnectionTrait, organization_id: Uuid) -> AppResult<()> {
-    let mut select = entity::organization::Entity::find_by_id(organization_id);
+    let mut select = Scope::of(organization_id).organization();
     if db.get_database_backend() == DbBackend::Postgres {
         select = select.lock_exclusive();
     }
@@ -530,29 +562,9 @@ pub const NO_ADMINISTRATOR_LEFT: &str = "This would leave the organisation witho
 /// roles (USERS_WRITE and ROLES_MANAGE through their roles), and super admins.
 fn administrators(organization_id: Uuid) -> sea_orm::Select<entity::user::Entity> {
     use entity::user::Column;
-    let holders_of = |permission: Permission| {
-        Query::select()
-            .column((entity::user_role::Entity, entity::user_role::Column::UserId))
-            .from(entity::user_role::Entity)
-            .inner_join(
-                entity::role_permission::Entity,
-                Expr::col((
-                    entity::role_permission::Entity,
-                    entity::role_permission::Column::RoleId,
-                ))
-                .equals((entity::user_role::Entity, entity::user_role::Column::RoleId)),
-            )
-            .and_where(
-                Expr::col((
-                    entity::role_permission::Entity,
-                    entity::role_permission::Column::Permission,
-                ))
-                .eq(permission.as_str()),
-            )
-            .to_owned()
-    };
-    entity::user::Entity::find()
-        .filter(Column::OrganizationId.eq(organization_id))
+    let holders_of = super::holders::holding;
+    Scope::of(organization_id)
+        .accounts()
         .filter(Column::Status.eq("ACTIVE"))
         .filter(
             Condition::any().add(Column::IsSuperAdmin.eq(true)).add(

@@ -42,6 +42,7 @@ use super::{
     auth::{Authenticator, LoggedIn},
     roles, users,
 };
+use crate::db::{Scope as Tenant, global, unscoped};
 use crate::{
     auth::{Actor, Permission, actor::Origin, session::AuthMethod},
     domain::{Email, text},
@@ -108,8 +109,8 @@ pub async fn password_login_allowed(
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or_default();
-    let required = entity::identity_provider::Entity::find()
-        .filter(entity::identity_provider::Column::OrganizationId.eq(user.organization_id))
+    let required = Tenant::of(user.organization_id)
+        .find::<entity::identity_provider::Entity>()
         .filter(entity::identity_provider::Column::Required.eq(true))
         .all(db)
         .await?
@@ -220,7 +221,12 @@ pub async fn save(
     let mapped = roles::resolve_ids(db, actor, &role_ids, "roleMappings").await?;
     roles::ensure_may_give(db, &actor.authority(), &mapped, "roleMappings").await?;
     let own_id = existing.as_ref().map(|p| p.id);
-    for provider in entity::identity_provider::Entity::find().all(db).await? {
+    for provider in actor
+        .tenant()
+        .find::<entity::identity_provider::Entity>()
+        .all(db)
+        .await?
+    {
         if Some(provider.id) == own_id {
             continue;
         }
@@ -232,7 +238,9 @@ pub async fn save(
     }
     for domain in &domains {
         let pattern = format!("%@{}", crate::db::escape_like(domain));
-        let foreign = entity::user::Entity::find()
+        // Another organisation's people, by their addresses: the one look
+        // beyond the caller's own.
+        let foreign = unscoped::find::<entity::user::Entity>()
             .filter(
                 Expr::col(entity::user::Column::Email).like(LikeExpr::new(&pattern).escape('\\')),
             )
@@ -304,9 +312,10 @@ pub async fn delete(
 ) -> AppResult<()> {
     actor.require(Permission::OrganizationManage)?;
     actor.require_recent_mfa()?;
-    let removed = entity::identity_provider::Entity::delete_many()
+    let removed = actor
+        .tenant()
+        .delete_many::<entity::identity_provider::Entity>()
         .filter(entity::identity_provider::Column::Id.eq(id))
-        .filter(entity::identity_provider::Column::OrganizationId.eq(actor.organization_id))
         .exec(db)
         .await?;
     if removed.rows_affected == 0 {
@@ -327,7 +336,7 @@ pub async fn provider_for_email(
     let Some(domain) = email.trim().rsplit_once('@').map(|(_, d)| d.to_lowercase()) else {
         return Ok(None);
     };
-    Ok(entity::identity_provider::Entity::find()
+    Ok(unscoped::find::<entity::identity_provider::Entity>()
         .all(db)
         .await?
         .into_iter()
@@ -410,7 +419,7 @@ impl Authenticator {
         redirect_uri: &str,
         return_to: &str,
     ) -> AppResult<String> {
-        let provider = entity::identity_provider::Entity::find_by_id(provider_id)
+        let provider = unscoped::find_by_id::<entity::identity_provider::Entity>(provider_id)
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound("IdentityProvider"))?;
@@ -429,7 +438,7 @@ impl Authenticator {
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let now = Utc::now();
-        entity::sso_login::Entity::delete_many()
+        global::delete_many::<entity::sso_login::Entity>()
             .filter(entity::sso_login::Column::ExpiresAt.lt(now))
             .exec(&self.db)
             .await?;
@@ -459,12 +468,12 @@ impl Authenticator {
         redirect_uri: &str,
         origin: Origin,
     ) -> AppResult<(LoggedIn, String)> {
-        let login = entity::sso_login::Entity::find()
+        let login = global::find::<entity::sso_login::Entity>()
             .filter(entity::sso_login::Column::State.eq(state))
             .one(&self.db)
             .await?
             .ok_or_else(|| refused("this sign-in is unknown or was already used; start again"))?;
-        let taken = entity::sso_login::Entity::delete_many()
+        let taken = global::delete_many::<entity::sso_login::Entity>()
             .filter(entity::sso_login::Column::Id.eq(login.id))
             .exec(&self.db)
             .await?
@@ -475,7 +484,7 @@ impl Authenticator {
                 "this sign-in expired or was already used; start again",
             ));
         }
-        let provider = entity::identity_provider::Entity::find_by_id(login.provider_id)
+        let provider = unscoped::find_by_id::<entity::identity_provider::Entity>(login.provider_id)
             .one(&self.db)
             .await?
             .ok_or(AppError::NotFound("IdentityProvider"))?;
@@ -584,7 +593,9 @@ impl Authenticator {
             .collect();
         let mapped: BTreeSet<Uuid> = mappings.iter().map(|m| m.role_id).collect();
         let txn = crate::db::begin_write(&self.db).await?;
-        let found = entity::user::Entity::find()
+        // An address is one account's in every organisation: found
+        // elsewhere, it is refused below.
+        let found = unscoped::find::<entity::user::Entity>()
             .filter(entity::user::Column::Email.eq(email))
             .one(&txn)
             .await?;
@@ -620,7 +631,8 @@ impl Authenticator {
                 ));
             }
         };
-        let held: BTreeSet<Uuid> = entity::user_role::Entity::find()
+        let held: BTreeSet<Uuid> = Tenant::of(provider.organization_id)
+            .find::<entity::user_role::Entity>()
             .filter(entity::user_role::Column::UserId.eq(user.id))
             .all(&txn)
             .await?
@@ -638,16 +650,17 @@ impl Authenticator {
             .copied()
             .collect();
         if !remove.is_empty() {
-            entity::user_role::Entity::delete_many()
+            Tenant::of(provider.organization_id)
+                .delete_many::<entity::user_role::Entity>()
                 .filter(entity::user_role::Column::UserId.eq(user.id))
                 .filter(entity::user_role::Column::RoleId.is_in(remove.clone()))
                 .exec(&txn)
                 .await?;
         }
         if !add.is_empty() {
-            let roles = entity::role::Entity::find()
+            let roles = Tenant::of(provider.organization_id)
+                .find::<entity::role::Entity>()
                 .filter(entity::role::Column::Id.is_in(add.clone()))
-                .filter(entity::role::Column::OrganizationId.eq(provider.organization_id))
                 .all(&txn)
                 .await?;
             users::assign_roles(&txn, user.id, &roles).await?;
@@ -789,7 +802,7 @@ impl Authenticator {
             _ => Vec::new(),
         };
         // Only a provider the token names may vouch for it.
-        let provider = entity::identity_provider::Entity::find()
+        let provider = unscoped::find::<entity::identity_provider::Entity>()
             .filter(entity::identity_provider::Column::Issuer.eq(issuer))
             .all(&self.db)
             .await?
@@ -826,9 +839,10 @@ impl Authenticator {
         let subject = claims["sub"]
             .as_str()
             .ok_or_else(|| invalid("names no subject"))?;
-        let identity = entity::sso_identity::Entity::find_by_id((provider.id, subject.to_owned()))
-            .one(&self.db)
-            .await?;
+        let identity =
+            unscoped::find_by_id::<entity::sso_identity::Entity>((provider.id, subject.to_owned()))
+                .one(&self.db)
+                .await?;
         let Some(identity) = identity else {
             // Nobody signed in here as that subject: nothing to end.
             return Ok(0);

@@ -17,7 +17,7 @@ use super::{
     auth::{self, policy_of},
     invites, organizations, roles,
 };
-use crate::db::{Page, PageRequest, escape_like, paginate_by_position};
+use crate::db::{Page, PageRequest, escape_like, paginate_by_position, unscoped};
 use crate::{
     auth::{
         Actor, Permission,
@@ -588,14 +588,16 @@ pub async fn set_roles(
     let user = find_manageable(&txn, actor, id).await?;
     let roles = roles::resolve_ids(&txn, actor, role_ids, "roleIds").await?;
     roles::ensure_may_give(&txn, &actor.authority(), &roles, "roleIds").await?;
-    let before: Vec<String> = roles::roles_by_user(&txn, &[id])
+    let before: Vec<String> = roles::roles_by_user(&txn, actor.tenant(), &[id])
         .await?
         .remove(&id)
         .unwrap_or_default()
         .into_iter()
         .map(|r| r.name)
         .collect();
-    entity::user_role::Entity::delete_many()
+    actor
+        .tenant()
+        .delete_many::<entity::user_role::Entity>()
         .filter(entity::user_role::Column::UserId.eq(id))
         .exec(&txn)
         .await?;
@@ -664,7 +666,7 @@ pub(crate) async fn find_manageable(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("User"))?;
-    let held = roles::permissions_by_user(db, &[id])
+    let held = roles::permissions_by_user(db, actor.tenant(), &[id])
         .await?
         .remove(&id)
         .unwrap_or_default();
@@ -679,8 +681,8 @@ pub(crate) async fn ensure_email_free(
     email: &Email,
     except: Option<Uuid>,
 ) -> AppResult<()> {
-    let mut select =
-        entity::user::Entity::find().filter(entity::user::Column::Email.eq(email.as_str()));
+    let mut select = unscoped::find::<entity::user::Entity>()
+        .filter(entity::user::Column::Email.eq(email.as_str()));
     if let Some(id) = except {
         select = select.filter(entity::user::Column::Id.ne(id));
     }

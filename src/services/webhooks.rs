@@ -1,7 +1,7 @@
 //! Webhooks: an organisation's systems told of its events as they happen.
 //!
-//! Every change Rollcall audits is an event. [`fan_out`], called by
-//! `audit::record` in the transaction of the change, queues one outbox
+//! Every change Rollcall audits is an event. `webhook_events::fan_out`, called
+//! by `audit::record` in the transaction of the change, queues one outbox
 //! message (channel `WEBHOOK`) per subscribed webhook: a change that rolls
 //! back tells no one. The outbox delivers them (the `webhook` room's
 //! transport), signed by the Standard Webhooks scheme, retried with
@@ -15,15 +15,17 @@ use hmac::{Hmac, Mac};
 use rand::TryRngCore;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder,
 };
 use serde_json::json;
 use sha2::Sha256;
 use uuid::Uuid;
 
+pub use super::webhook_events::{EVENTS, event_type};
 use super::{
     audit::{self, AuditEntry},
     outbox::{self, WEBHOOK},
+    webhook_events::event_kind,
 };
 use crate::db::{Page, PageRequest, paginate};
 use crate::{
@@ -31,99 +33,6 @@ use crate::{
     error::{AppError, AppResult, Validation},
     outbound,
 };
-
-/// The events a webhook may ask for by name, the audit actions each stands
-/// for, and what it means. `*` asks for every event, each under its own
-/// name or, when none of these, its audit action.
-pub const EVENTS: &[(&str, &[&str], &str)] = &[
-    (
-        "user.created",
-        &["user.create", "user.create_super_admin", "user.reprovision"],
-        "a staff user was created (or provisioned again)",
-    ),
-    (
-        "user.updated",
-        &["user.update", "user.profile_update"],
-        "a user's details changed",
-    ),
-    (
-        "user.deactivated",
-        &["user.deactivate", "user.deprovision"],
-        "a user was deactivated or deprovisioned",
-    ),
-    (
-        "user.reactivated",
-        &["user.reactivate"],
-        "a user may log in again",
-    ),
-    (
-        "user.password_changed",
-        &["user.change_password", "user.reset_password"],
-        "a user's password changed",
-    ),
-    (
-        "user.mfa_reset",
-        &["user.reset_mfa"],
-        "a user's second factors were removed",
-    ),
-    (
-        "role.changed",
-        &[
-            "role.create",
-            "role.update",
-            "role.delete",
-            "user.set_roles",
-        ],
-        "a role, or the roles a user holds, changed",
-    ),
-    (
-        "session.revoked",
-        &[
-            "session.revoke",
-            "session.revoke_user",
-            "sso.backchannel_logout",
-        ],
-        "sessions were ended",
-    ),
-    ("import.finished", &["import.finish"], "an import job ended"),
-    (
-        "enrollment.responded",
-        &["project.patient_respond"],
-        "a patient answered a project's request",
-    ),
-    (
-        "api_client.changed",
-        &["api_client.create", "api_client.revoke"],
-        "an API client was created or revoked",
-    ),
-    (
-        "organization.updated",
-        &[
-            "organization.update",
-            "sso.provider_saved",
-            "sso.provider_deleted",
-        ],
-        "the organisation's settings or identity providers changed",
-    ),
-    (
-        "break_glass.started",
-        &["break_glass.start"],
-        "someone used emergency access to patients outside their care team",
-    ),
-    (
-        "webhook.changed",
-        &["webhook.save", "webhook.delete"],
-        "a webhook was saved or deleted",
-    ),
-];
-
-/// The event an audit action is delivered as.
-pub fn event_type(action: &str) -> &str {
-    EVENTS
-        .iter()
-        .find(|(_, actions, _)| actions.contains(&action))
-        .map_or(action, |(name, _, _)| name)
-}
 
 fn parse_events(events: &[String], v: &mut Validation) -> Vec<String> {
     let mut parsed: Vec<String> = Vec::new();
@@ -284,7 +193,11 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> AppResu
     actor.require(Permission::OrganizationManage)?;
     let txn = crate::db::begin_write(db).await?;
     let webhook = find(&txn, actor, id).await?;
-    entity::webhook::Entity::delete_by_id(id).exec(&txn).await?;
+    actor
+        .tenant()
+        .delete_by_id::<entity::webhook::Entity>(id)
+        .exec(&txn)
+        .await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "webhook.delete")
@@ -306,7 +219,9 @@ pub async fn deliveries(
     use entity::outbox_message::Column;
     actor.require(Permission::OrganizationManage)?;
     find(db, actor, webhook_id).await?;
-    let select = entity::outbox_message::Entity::find()
+    let select = actor
+        .tenant()
+        .find::<entity::outbox_message::Entity>()
         .filter(Column::Channel.eq(WEBHOOK))
         .filter(Column::Recipient.eq(webhook_id.to_string()))
         .filter(Column::OrganizationId.eq(actor.organization_id));
@@ -323,9 +238,10 @@ pub async fn redeliver(
     use entity::outbox_message::Column;
     actor.require(Permission::OrganizationManage)?;
     let txn = crate::db::begin_write(db).await?;
-    let delivery = entity::outbox_message::Entity::find_by_id(delivery_id)
+    let delivery = actor
+        .tenant()
+        .find_by_id::<entity::outbox_message::Entity>(delivery_id)
         .filter(Column::Channel.eq(WEBHOOK))
-        .filter(Column::OrganizationId.eq(actor.organization_id))
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("WebhookDelivery"))?;
@@ -354,76 +270,12 @@ pub async fn redeliver(
     )
     .await?;
     txn.commit().await?;
-    entity::outbox_message::Entity::find_by_id(id)
+    actor
+        .tenant()
+        .find_by_id::<entity::outbox_message::Entity>(id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("WebhookDelivery"))
-}
-
-/// The outbox's `kind` is a `&'static str`: the event's name from the
-/// catalogue, or `webhook.event` for an audit action outside it.
-fn event_kind(event: &str) -> &'static str {
-    EVENTS
-        .iter()
-        .find(|(name, _, _)| *name == event)
-        .map_or("webhook.event", |(name, _, _)| name)
-}
-
-/// Queue the deliveries of an audited event to the organisation's webhooks
-/// that asked for it, in the caller's transaction.
-pub async fn fan_out(
-    db: &impl ConnectionTrait,
-    event: &entity::audit_event::Model,
-) -> AppResult<()> {
-    let Some(organization_id) = event.organization_id else {
-        return Ok(());
-    };
-    // A client's call is a read as often as not; what it changed is an
-    // event of its own.
-    if event.action == super::api_clients::CALL {
-        return Ok(());
-    }
-    let event_type = event_type(&event.action);
-    let subscribed: Vec<entity::webhook::Model> = entity::webhook::Entity::find()
-        .filter(entity::webhook::Column::OrganizationId.eq(organization_id))
-        .filter(entity::webhook::Column::Active.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|w| w.events.split(',').any(|e| e == "*" || e == event_type))
-        .collect();
-    if subscribed.is_empty() {
-        return Ok(());
-    }
-    let payload = json!({
-        "type": event_type,
-        "timestamp": event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": {
-            "organizationId": organization_id,
-            "action": event.action,
-            "auditEventId": event.id,
-            "actorId": event.actor_user_id,
-            "targetType": event.target_type,
-            "targetId": event.target_id,
-        },
-    })
-    .to_string();
-    for webhook in subscribed {
-        outbox::enqueue(
-            db,
-            outbox::NewMessage {
-                organization_id: Some(organization_id),
-                kind: event_kind(event_type),
-                channel: WEBHOOK,
-                to: webhook.id.to_string(),
-                // The stable `webhook-id`: one per event and webhook.
-                subject: format!("msg_{}", Uuid::now_v7().simple()),
-                body: payload.clone(),
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// The webhook's signing secret, as given when it was created.

@@ -7,6 +7,8 @@
 //! prefix, and removes them when dropped. With `CI=true` an unreachable PostgreSQL
 //! or Redis fails the test; elsewhere those runs are skipped, loudly.
 
+// Tests look at the database as it is, across organisations.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 #![allow(
     clippy::unwrap_used,
