@@ -125,30 +125,27 @@ impl Scope {
     }
 }
 
-/// Statements over what belongs to no organisation.
+/// Statements over what belongs to no organisation: [`unscoped`]'s, for
+/// the entities that are [`Global`] only.
 pub mod global {
-    use super::{DeleteMany, Global, PrimaryKeyTrait, Select, UpdateMany};
+    use super::{DeleteMany, Global, PrimaryKeyTrait, Select, UpdateMany, unscoped};
 
-    #[allow(clippy::disallowed_methods)]
     pub fn find<E: Global>() -> Select<E> {
-        E::find()
+        unscoped::find()
     }
 
-    #[allow(clippy::disallowed_methods)]
     pub fn find_by_id<E: Global>(
         id: impl Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
     ) -> Select<E> {
-        E::find_by_id(id)
+        unscoped::find_by_id(id)
     }
 
-    #[allow(clippy::disallowed_methods)]
     pub fn update_many<E: Global>() -> UpdateMany<E> {
-        E::update_many()
+        unscoped::update_many()
     }
 
-    #[allow(clippy::disallowed_methods)]
     pub fn delete_many<E: Global>() -> DeleteMany<E> {
-        E::delete_many()
+        unscoped::delete_many()
     }
 }
 
