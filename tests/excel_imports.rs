@@ -19,8 +19,8 @@ const PREVIEW: &str = "mutation($input: ImportInput!) { previewImport(input: $in
 
 /// A workbook as an HR system exports it: a summary sheet first, then the
 /// staff on a sheet of their own under a title and a blank row, employee
-/// numbers as text with their leading zeros, a title typed as a number and
-/// one given by a formula.
+/// numbers with their leading zeros (as text, and as a number in a column
+/// formatted `000000`), a title typed as a number and one given by a formula.
 fn hr_workbook() -> Vec<u8> {
     let mut workbook = Workbook::new();
     let summary = workbook.add_worksheet().set_name("Summary").unwrap();
@@ -44,12 +44,18 @@ fn hr_workbook() -> Vec<u8> {
         ("not an email", "Bo", "Lind", "000418"),
         ("cy.ng@riverside.test", "Cy", "Ng", "012000"),
     ];
+    let six_digits = Format::new().set_num_format("000000");
     for (i, (email, first, last, number)) in rows.iter().enumerate() {
         let row = 3 + i as u32;
         staff.write(row, 0, *email).unwrap();
         staff.write(row, 1, *first).unwrap();
         staff.write(row, 2, *last).unwrap();
-        staff.write_with_format(row, 3, *number, &text).unwrap();
+        if i == 2 {
+            let typed: u32 = number.parse().unwrap();
+            staff.write_with_format(row, 3, typed, &six_digits).unwrap();
+        } else {
+            staff.write_with_format(row, 3, *number, &text).unwrap();
+        }
     }
     // A formula reads as the value Excel saved with it, never evaluated here
     // (evaluated, it would say "CHARGE NURSE").
@@ -113,6 +119,7 @@ async fn a_workbook_imports_the_chosen_sheet_from_its_header_row_and_keeps_leadi
         assert_eq!(sample(preview, 5)["status"], "FAILED");
         assert_eq!(sample(preview, 5)["errors"][0]["field"], "email");
         assert_eq!(sample(preview, 6)["values"]["Job Title"], "42");
+        assert_eq!(sample(preview, 6)["values"]["Employee Number"], "012000");
 
         let job = app
             .import_finished(&admin, input, "staff.xlsx", hr_workbook())

@@ -166,6 +166,14 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, m
             .await
             .unwrap();
         assert_eq!(rows, ROWS as u64, "{backend:?}: every row's outcome once");
+        // The file is stored in chunks of rows, so B resumed inside one of
+        // many, skipping those A had finished.
+        let chunks = entity::import_file_chunk::Entity::find()
+            .filter(entity::import_file_chunk::Column::JobId.eq(id))
+            .count(&db)
+            .await
+            .unwrap();
+        assert!(chunks > 5, "{backend:?}: the file in {chunks} chunks");
         let users = entity::user::Entity::find()
             .filter(entity::user::Column::OrganizationId.eq(org.id))
             .count(&db)

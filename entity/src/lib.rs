@@ -18,6 +18,7 @@ pub mod enrollment;
 pub mod identity_provider;
 pub mod import_feed;
 pub mod import_file;
+pub mod import_file_chunk;
 pub mod import_job;
 pub mod import_row;
 pub mod invite;
@@ -50,6 +51,7 @@ pub mod prelude {
     pub use super::enrollment::Entity as Enrollment;
     pub use super::identity_provider::Entity as IdentityProvider;
     pub use super::import_file::Entity as ImportFile;
+    pub use super::import_file_chunk::Entity as ImportFileChunk;
     pub use super::import_job::Entity as ImportJob;
     pub use super::import_row::Entity as ImportRow;
     pub use super::invite::Entity as Invite;

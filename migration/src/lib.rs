@@ -36,6 +36,7 @@ mod m20261203_000011_create_access_reviews;
 mod m20261203_000012_add_import_fixes;
 mod m20261203_000013_index_failed_import_rows;
 mod m20261203_000014_index_pages_by_organization;
+mod m20261203_000015_store_import_files_in_chunks;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_add_import_fixes::Migration),
             Box::new(m20261203_000013_index_failed_import_rows::Migration),
             Box::new(m20261203_000014_index_pages_by_organization::Migration),
+            Box::new(m20261203_000015_store_import_files_in_chunks::Migration),
         ]
     }
 }

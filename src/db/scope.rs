@@ -261,6 +261,7 @@ through_owner!(
     access_review_item.ReviewId => access_review,
     certification_reminder.CertificationId => certification,
     import_file.JobId => import_job,
+    import_file_chunk.JobId => import_job,
     import_row.JobId => import_job,
     invite.UserId => user,
     patient_link.ProjectId => project,

@@ -6,10 +6,7 @@
 //! parsed whole in memory. Here they are held to the JSON body limit, each file
 //! to the upload limit, and a request to [`MAX_FILES`] files.
 
-use std::{
-    collections::HashMap,
-    io::{Seek, Write},
-};
+use std::{collections::HashMap, io::Seek};
 
 use async_graphql::{BatchRequest, UploadValue};
 use poem::Body;
@@ -72,16 +69,7 @@ pub async fn read(
                 let name = name.to_owned();
                 let filename = field.file_name().unwrap_or_default().to_owned();
                 let content_type = field.content_type().map(ToString::to_string);
-                let mut content = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(refusal)? {
-                    content.extend_from_slice(&chunk);
-                }
-                let file = tokio::task::spawn_blocking(move || spill(&content))
-                    .await
-                    .map_err(|e| MultipartError::Invalid(e.to_string()))?
-                    .map_err(|e| {
-                        MultipartError::Invalid(format!("the file could not be kept: {e}"))
-                    })?;
+                let file = spill(&mut field).await?;
                 files.push((name, filename, content_type, file));
             }
             _ => {}
@@ -125,11 +113,23 @@ pub async fn read(
     Ok(request)
 }
 
-/// An upload kept in an anonymous temporary file, read from its start.
-fn spill(content: &[u8]) -> std::io::Result<std::fs::File> {
-    let mut file = tempfile::tempfile()?;
-    file.write_all(content)?;
-    file.rewind()?;
+/// A file part written to an anonymous temporary file as it arrives, never
+/// held whole in memory; the file is read from its start.
+async fn spill(field: &mut multer::Field<'_>) -> Result<std::fs::File, MultipartError> {
+    use tokio::io::AsyncWriteExt;
+    let kept =
+        |e: std::io::Error| MultipartError::Invalid(format!("the file could not be kept: {e}"));
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| MultipartError::Invalid(e.to_string()))?
+        .map_err(kept)?;
+    let mut file = tokio::fs::File::from_std(file);
+    while let Some(chunk) = field.chunk().await.map_err(refusal)? {
+        file.write_all(&chunk).await.map_err(kept)?;
+    }
+    file.flush().await.map_err(kept)?;
+    let mut file = file.into_std().await;
+    file.rewind().map_err(kept)?;
     Ok(file)
 }
 

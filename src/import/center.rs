@@ -19,7 +19,8 @@ use crate::{
         Importer, JobContext,
         export::{self, FailedRow},
         fields::{FieldSpec, ImportKind, fields},
-        file::{self, CsvFile, Upload},
+        file::{self, CsvFile, Span, Upload},
+        jobs::CHUNK_BYTES,
         jobs::JobStatus,
         mapping::{self, ColumnMapping, Mapping},
         row::{Earlier, RowResult, RowStatus},
@@ -297,7 +298,8 @@ pub async fn start(
     let project_id = project_for(db, actor, kind, request.project_id)
         .await?
         .map(|p| p.id);
-    let total_rows = i32::try_from(file.rows().count()).unwrap_or(i32::MAX);
+    let (header, spans) = file.spans(CHUNK_BYTES);
+    let total_rows = i32::try_from(spans.iter().map(|s| s.rows).sum::<usize>()).unwrap_or(i32::MAX);
     let file_name = text::optional(Some(&request.file_name), "file", 255)
         .ok()
         .flatten()
@@ -332,7 +334,7 @@ pub async fn start(
         reverts_job_id: None,
     };
     let txn = crate::db::begin_write(db).await?;
-    insert_job(&txn, &job, Some(request.bytes)).await?;
+    insert_job(&txn, &job, Some((header, &spans))).await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "import.start")
@@ -835,8 +837,11 @@ pub async fn retry_failed_rows(
         dry_run: job.dry_run,
         ..retry
     };
+    let text = std::str::from_utf8(&bytes).map_err(|e| AppError::Internal(e.into()))?;
+    let file = CsvFile::open(text, Some(b','))?;
+    let (header, spans) = file.spans(CHUNK_BYTES);
     let txn = crate::db::begin_write(db).await?;
-    insert_job(&txn, &retry, Some(bytes)).await?;
+    insert_job(&txn, &retry, Some((header, &spans))).await?;
     let taken = actor
         .tenant()
         .update_many::<Entity>()
@@ -951,19 +956,33 @@ pub async fn revert(
     Ok(revert)
 }
 
-/// Store a new job with its file (a revert has none).
+/// Store a new job with its file (a revert has none): the header, then the
+/// rows in chunks that the job reads one at a time.
 async fn insert_job(
     txn: &impl ConnectionTrait,
     job: &entity::import_job::Model,
-    file: Option<Vec<u8>>,
+    file: Option<(&str, &[Span<'_>])>,
 ) -> AppResult<()> {
     entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
         .exec_without_returning(txn)
         .await?;
-    if let Some(data) = file {
-        entity::import_file::Entity::insert(entity::import_file::ActiveModel {
+    let Some((header, spans)) = file else {
+        return Ok(());
+    };
+    entity::import_file::Entity::insert(entity::import_file::ActiveModel {
+        job_id: Set(job.id),
+        data: Set(header.as_bytes().to_vec()),
+        chunked: Set(true),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    for (seq, span) in (1..).zip(spans) {
+        entity::import_file_chunk::Entity::insert(entity::import_file_chunk::ActiveModel {
             job_id: Set(job.id),
-            data: Set(data),
+            seq: Set(seq),
+            after_row: Set(i32::try_from(span.after).unwrap_or(i32::MAX)),
+            row_count: Set(i32::try_from(span.rows).unwrap_or(i32::MAX)),
+            data: Set(span.text.as_bytes().to_vec()),
         })
         .exec_without_returning(txn)
         .await?;

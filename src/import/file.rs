@@ -176,51 +176,148 @@ impl<'a> CsvFile<'a> {
     /// numbers them). A row that the CSV reader cannot split (an unclosed quote)
     /// ends the file with one last problem row.
     pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        records(
+            reader(self.text, self.delimiter),
+            true,
+            self.headers.len(),
+            self.header_row,
+        )
+    }
+
+    /// The rows of `text`, a [`Span`] of this file's data read apart from
+    /// it, numbered after `after` as [`rows`](Self::rows) numbers them.
+    pub fn rows_of<'t>(&self, text: &'t str, after: usize) -> impl Iterator<Item = Row> + 't {
+        records(
+            reader(text, self.delimiter),
+            false,
+            self.headers.len(),
+            after,
+        )
+    }
+
+    /// The file cut into its header and spans of whole rows of about
+    /// `target` bytes each, so that it can be stored, and read back, a span
+    /// at a time.
+    pub fn spans(&self, target: usize) -> (&'a str, Vec<Span<'a>>) {
         let mut reader = reader(self.text, self.delimiter);
         let mut record = csv::StringRecord::new();
-        // Skip the header.
         let _ = reader.read_record(&mut record);
-        let width = self.headers.len();
-        let mut number = self.header_row;
-        let mut broken = false;
-        std::iter::from_fn(move || {
-            if broken {
-                return None;
+        let header_end = offset(&reader, self.text);
+        let mut spans = Vec::new();
+        let mut span = Span {
+            text: "",
+            after: self.header_row,
+            rows: 0,
+        };
+        let (mut start, mut number) = (header_end, self.header_row);
+        loop {
+            let read = reader.read_record(&mut record);
+            let end = match read {
+                Ok(false) => break,
+                Ok(true) => {
+                    number += 1;
+                    if !record.iter().all(|cell| cell.trim().is_empty()) {
+                        span.rows += 1;
+                    }
+                    offset(&reader, self.text)
+                }
+                // The rest of the file is one last problem row.
+                Err(_) => {
+                    span.rows += 1;
+                    self.text.len()
+                }
+            };
+            if end - start >= target || read.is_err() {
+                span.text = &self.text[start..end];
+                spans.push(span);
+                span = Span {
+                    text: "",
+                    after: number,
+                    rows: 0,
+                };
+                start = end;
             }
-            loop {
-                match reader.read_record(&mut record) {
-                    Ok(false) => return None,
-                    Ok(true) => {
-                        number += 1;
-                        if record.iter().all(|cell| cell.trim().is_empty()) {
-                            continue;
-                        }
-                        let cells: Vec<String> = record.iter().map(str::to_owned).collect();
-                        let problem = (cells.len() != width).then(|| {
-                            format!(
-                                "has {} cells where the header has {width} columns",
-                                cells.len()
-                            )
-                        });
-                        return Some(Row {
-                            number,
-                            cells,
-                            problem,
-                        });
+            if read.is_err() {
+                break;
+            }
+        }
+        if start < self.text.len() {
+            span.text = &self.text[start..];
+            spans.push(span);
+        }
+        (&self.text[..header_end], spans)
+    }
+}
+
+/// Whole rows of a file's data, read apart from the file with
+/// [`CsvFile::rows_of`].
+pub struct Span<'a> {
+    pub text: &'a str,
+    /// The number of the row before the span's first.
+    pub after: usize,
+    /// How many rows (blank ones aside) the span yields.
+    pub rows: usize,
+}
+
+/// Where the reader stands in `text`, on a character boundary.
+fn offset(reader: &csv::Reader<&[u8]>, text: &str) -> usize {
+    let at = usize::try_from(reader.position().byte()).map_or(text.len(), |b| b.min(text.len()));
+    // A record ends at a line break, so this is a boundary; the guard keeps
+    // a slice from ever splitting a character.
+    (at..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len())
+}
+
+/// The rows a reader yields, numbered after `number`: see [`CsvFile::rows`].
+fn records<'t>(
+    mut reader: csv::Reader<&'t [u8]>,
+    header: bool,
+    width: usize,
+    mut number: usize,
+) -> impl Iterator<Item = Row> + 't {
+    let mut record = csv::StringRecord::new();
+    if header {
+        let _ = reader.read_record(&mut record);
+    }
+    let mut broken = false;
+    std::iter::from_fn(move || {
+        if broken {
+            return None;
+        }
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(false) => return None,
+                Ok(true) => {
+                    number += 1;
+                    if record.iter().all(|cell| cell.trim().is_empty()) {
+                        continue;
                     }
-                    Err(e) => {
-                        broken = true;
-                        number += 1;
-                        return Some(Row {
-                            number,
-                            cells: Vec::new(),
-                            problem: Some(format!("cannot be read: {e}")),
-                        });
-                    }
+                    let cells: Vec<String> = record.iter().map(str::to_owned).collect();
+                    let problem = (cells.len() != width).then(|| {
+                        format!(
+                            "has {} cells where the header has {width} columns",
+                            cells.len()
+                        )
+                    });
+                    return Some(Row {
+                        number,
+                        cells,
+                        problem,
+                    });
+                }
+                Err(e) => {
+                    broken = true;
+                    number += 1;
+                    return Some(Row {
+                        number,
+                        cells: Vec::new(),
+                        problem: Some(format!("cannot be read: {e}")),
+                    });
                 }
             }
-        })
-    }
+        }
+    })
 }
 
 fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
@@ -325,6 +422,36 @@ mod tests {
                 .is_some_and(|p| p.contains("1 cells"))
         );
         assert!(rows[3].problem.is_none());
+    }
+
+    #[test]
+    fn spans_read_apart_yield_the_rows_of_the_whole_file() {
+        let text = "a,b\r\n1,2\r\n\r\n\"multi\nline\",3\r\n4\r\n5,6\r\n,\r\n7,8\n\"open,9\n10,11\n";
+        let file = CsvFile::open(text, None).expect("opens").numbered_from(3);
+        let whole: Vec<(usize, Vec<String>, Option<String>)> = file
+            .rows()
+            .map(|r| (r.number, r.cells, r.problem))
+            .collect();
+        for target in [1, 5, 12, 1000] {
+            let (header, spans) = file.spans(target);
+            // A record ends at its `\r`; the `\n` after it opens the next
+            // span as a blank line, which no reader counts.
+            assert_eq!(header, "a,b\r");
+            let joined: String = spans.iter().map(|s| s.text).collect();
+            assert_eq!(format!("{header}{joined}"), text, "{target}");
+            let mut read = Vec::new();
+            for span in &spans {
+                let rows: Vec<_> = file
+                    .rows_of(span.text, span.after)
+                    .map(|r| (r.number, r.cells, r.problem))
+                    .collect();
+                assert_eq!(rows.len(), span.rows, "{target}: {:?}", span.text);
+                read.extend(rows);
+            }
+            assert_eq!(read, whole, "{target}");
+        }
+        assert_eq!(whole.last().map(|r| r.0), Some(10));
+        assert!(whole.last().and_then(|r| r.2.as_ref()).is_some());
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl JobStatus {
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
+/// About how much of a file's text one stored chunk holds; the job holds one
+/// chunk at a time, however long the file. About a batch of rows: a chunk
+/// costs one more statement per batch, a primary-key read.
+pub const CHUNK_BYTES: usize = 64 << 10;
+
 /// What one batch of a job does.
 enum Work<'i, 'c> {
     /// Check and write rows of the job's file, knowing the rows before them.
@@ -259,13 +264,23 @@ impl Runner {
             .one(&self.db)
             .await?
             .ok_or_else(|| anyhow::anyhow!("import job without its file"))?;
-        let upload = file::read(
-            &stored.data,
-            prepared.settings.sheet.as_deref(),
-            prepared.settings.header_row,
-        )?;
-        let file = CsvFile::open(&upload.text, prepared.settings.delimiter_byte())?
-            .numbered_from(upload.header_row);
+        // A file is stored as its header with the rows in chunks; one stored
+        // before chunks is whole, as uploaded, and read as at its upload.
+        let upload;
+        let file = if stored.chunked {
+            CsvFile::open(
+                file::decode(&stored.data)?,
+                prepared.settings.delimiter_byte(),
+            )?
+        } else {
+            upload = file::read(
+                &stored.data,
+                prepared.settings.sheet.as_deref(),
+                prepared.settings.header_row,
+            )?;
+            CsvFile::open(&upload.text, prepared.settings.delimiter_byte())?
+                .numbered_from(upload.header_row)
+        };
         let kind = ImportKind::from_stored(&job.kind)
             .ok_or_else(|| anyhow::anyhow!("unknown import kind {}", job.kind))?;
         let mapping = Mapping::check(prepared.mapping.clone(), &file.headers, &fields(kind))?;
@@ -294,23 +309,71 @@ impl Runner {
         } else {
             Earlier::of_job(&self.db, &job).await?
         };
-        let mut rows = file.rows().skip(skip).peekable();
-        while rows.peek().is_some() {
-            if self.stopping.is_cancelled() {
-                self.release(job.id).await?;
-                tracing::info!(job_id = %job.id, "import job handed back: this instance is stopping");
-                return Ok(RunEnd::Stopping);
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        if stored.chunked {
+            let mut skip = skip;
+            for (seq, after, count) in chunks_of(&self.db, &job).await? {
+                if skip >= count {
+                    skip -= count;
+                    continue;
+                }
+                let text = chunk_text(&self.db, &job, seq).await?;
+                let mut rows = file.rows_of(&text, after).skip(skip);
+                skip = 0;
+                loop {
+                    batch.extend(rows.by_ref().take(BATCH_ROWS - batch.len()));
+                    if batch.len() < BATCH_ROWS {
+                        break;
+                    }
+                    let rows = std::mem::take(&mut batch);
+                    if let Some(end) = self.run_batch(&job, &import, rows, &mut earlier).await? {
+                        return Ok(end);
+                    }
+                }
             }
-            let batch: Vec<_> = rows.by_ref().take(BATCH_ROWS).collect();
-            if !self
-                .commit_batch(&job, Work::Rows(&import, batch, &mut earlier))
-                .await?
-            {
-                tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
-                return Ok(RunEnd::LostClaim);
+        } else {
+            let mut rows = file.rows().skip(skip);
+            loop {
+                batch.extend(rows.by_ref().take(BATCH_ROWS));
+                if batch.len() < BATCH_ROWS {
+                    break;
+                }
+                let rows = std::mem::take(&mut batch);
+                if let Some(end) = self.run_batch(&job, &import, rows, &mut earlier).await? {
+                    return Ok(end);
+                }
             }
         }
+        if !batch.is_empty()
+            && let Some(end) = self.run_batch(&job, &import, batch, &mut earlier).await?
+        {
+            return Ok(end);
+        }
         self.finish(&job).await
+    }
+
+    /// Commit one batch of rows unless this instance is stopping or the job is
+    /// no longer its own; how the run ends when it must end here.
+    async fn run_batch(
+        &self,
+        job: &entity::import_job::Model,
+        import: &Importer<'_>,
+        rows: Vec<file::Row>,
+        earlier: &mut Earlier,
+    ) -> AppResult<Option<RunEnd>> {
+        if self.stopping.is_cancelled() {
+            self.release(job.id).await?;
+            tracing::info!(job_id = %job.id, "import job handed back: this instance is stopping");
+            return Ok(Some(RunEnd::Stopping));
+        }
+        if !self
+            .commit_batch(job, Work::Rows(import, rows, earlier))
+            .await?
+        {
+            tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
+            return Ok(Some(RunEnd::LostClaim));
+        }
+        Ok(None)
     }
 
     /// Run a job reverting another, from its checkpoint to its end: the
@@ -626,4 +689,53 @@ pub(crate) async fn prepare(
         mapping,
         settings,
     })
+}
+
+/// A job's stored chunks in order: `(seq, after_row, row_count)`.
+async fn chunks_of(
+    db: &impl ConnectionTrait,
+    job: &entity::import_job::Model,
+) -> AppResult<Vec<(i32, usize, usize)>> {
+    use entity::import_file_chunk::{Column, Entity};
+    let chunks: Vec<(i32, i32, i32)> = Scope::of(job.organization_id)
+        .find::<Entity>()
+        .select_only()
+        .column(Column::Seq)
+        .column(Column::AfterRow)
+        .column(Column::RowCount)
+        .filter(Column::JobId.eq(job.id))
+        .order_by_asc(Column::Seq)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(chunks
+        .into_iter()
+        .map(|(seq, after, count)| {
+            (
+                seq,
+                usize::try_from(after).unwrap_or(0),
+                usize::try_from(count).unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// The text of one stored chunk.
+async fn chunk_text(
+    db: &impl ConnectionTrait,
+    job: &entity::import_job::Model,
+    seq: i32,
+) -> AppResult<String> {
+    use entity::import_file_chunk::{Column, Entity};
+    let data: Vec<u8> = Scope::of(job.organization_id)
+        .find::<Entity>()
+        .select_only()
+        .column(Column::Data)
+        .filter(Column::JobId.eq(job.id))
+        .filter(Column::Seq.eq(seq))
+        .into_tuple()
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("import job {} without chunk {seq}", job.id))?;
+    Ok(String::from_utf8(data).map_err(|e| anyhow::anyhow!("stored chunk is not UTF-8: {e}"))?)
 }

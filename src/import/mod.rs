@@ -22,6 +22,7 @@ pub mod file;
 pub mod jobs;
 pub mod locations;
 pub mod mapping;
+mod number_format;
 pub mod patients;
 pub mod row;
 pub mod settings;

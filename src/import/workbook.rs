@@ -2,14 +2,17 @@
 //! row, as the CSV text the rest of the import reads.
 //!
 //! Cells are read as the text a person sees in them: text as it is (leading
-//! zeros of ZIP codes and employee numbers kept), whole numbers without a
-//! decimal point, dates as `YYYY-MM-DD`, and a formula as the value Excel
-//! saved with it; a formula is never evaluated here.
+//! zeros of ZIP codes and employee numbers kept, whether typed as text or as a
+//! number formatted `00000`), numbers in the cell's own format of digits
+//! (`000-00-0000`, `#,##0.00`) or else as Excel's General format shows them,
+//! dates as `YYYY-MM-DD`, and a formula as the value Excel saved with it; a
+//! formula is never evaluated here.
 
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::{Data, Reader, StyleRange, Xlsx};
 
+use super::number_format;
 use crate::error::{AppError, AppResult};
 
 /// A workbook's chosen sheet, written as CSV from its header row.
@@ -65,11 +68,27 @@ pub fn read(bytes: &[u8], sheet: Option<&str>, header_row: Option<usize>) -> App
     let range = workbook
         .worksheet_range(&name)
         .map_err(|e| AppError::bad_input("file", format!("sheet {name:?} cannot be read: {e}")))?;
+    let styles = workbook
+        .worksheet_style(&name)
+        .map_err(|e| AppError::bad_input("file", format!("sheet {name:?} cannot be read: {e}")))?;
     // The range starts at the sheet's first used cell; numbers here are the
     // sheet's own (row 1 is the first).
-    let first_used = range.start().map_or(1, |(row, _)| row as usize + 1);
-    let rows: Vec<&[Data]> = range.rows().collect();
-    let blank = |row: &[Data]| row.iter().all(|c| text(c).trim().is_empty());
+    let (top, left) = range.start().unwrap_or((0, 0));
+    let first_used = top as usize + 1;
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .enumerate()
+        .map(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(j, cell)| {
+                    let at = (top + i as u32, left + j as u32);
+                    text(cell, number_format(&styles, at))
+                })
+                .collect()
+        })
+        .collect();
+    let blank = |row: &[String]| row.iter().all(|c| c.trim().is_empty());
     let header_row = match header_row {
         Some(0) => return Err(AppError::bad_input("headerRow", "counts from 1")),
         Some(n) => n,
@@ -89,15 +108,15 @@ pub fn read(bytes: &[u8], sheet: Option<&str>, header_row: Option<usize>) -> App
     // Columns end where the header's names do.
     let width = header
         .iter()
-        .rposition(|c| !text(c).trim().is_empty())
+        .rposition(|c| !c.trim().is_empty())
         .map_or(0, |i| i + 1);
     let mut writer = csv::WriterBuilder::new()
         .flexible(true)
         .from_writer(Vec::new());
-    for row in rows.iter().skip(start.unwrap_or(0)) {
+    for row in rows.into_iter().skip(start.unwrap_or(0)) {
         // Cells past the header's columns count only when they hold
         // something: a row that overflows is reported as from a CSV file.
-        let mut cells: Vec<String> = row.iter().map(text).collect();
+        let mut cells = row;
         while cells.len() > width && cells.last().is_some_and(|c| c.trim().is_empty()) {
             cells.pop();
         }
@@ -117,13 +136,29 @@ pub fn read(bytes: &[u8], sheet: Option<&str>, header_row: Option<usize>) -> App
     })
 }
 
-/// A cell as the text a person sees in it.
-fn text(cell: &Data) -> String {
+/// The number format of the cell at `at` (row and column from 0), unless it
+/// is General.
+fn number_format(styles: &StyleRange, at: (u32, u32)) -> Option<&str> {
+    let code = styles.get(at)?.number_format.as_ref()?.format_code.as_str();
+    (!code.eq_ignore_ascii_case("general")).then_some(code)
+}
+
+/// A cell as the text a person sees in it, `format` being its number format.
+fn text(cell: &Data, format: Option<&str>) -> String {
+    let shown = |value: f64| {
+        format
+            .and_then(|code| number_format::show(value, code))
+            .unwrap_or_else(|| number(value))
+    };
     match cell {
         Data::Empty => String::new(),
         Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Int(i) => i.to_string(),
-        Data::Float(f) => number(*f),
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a cell's integer is an f64 in Excel"
+        )]
+        Data::Int(i) => shown(*i as f64),
+        Data::Float(f) => shown(*f),
         Data::Bool(true) => "TRUE".to_owned(),
         Data::Bool(false) => "FALSE".to_owned(),
         Data::DateTime(value) => match value.as_datetime() {
