@@ -439,3 +439,76 @@ async fn a_revert_undoes_an_import_and_leaves_alone_what_others_changed_since() 
         app.stop().await;
     }
 }
+
+/// A revert removes the users an import created, unless records made since
+/// name them: a user whose certification an admin has since recorded is
+/// deactivated and keeps it. Two reverts sent at once make one.
+#[tokio::test]
+async fn a_revert_keeps_created_users_whom_later_records_name_and_runs_once_when_sent_twice() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let (_, admin) = importer(&app).await;
+        let file = csv(&[
+            "Email,First Name,Last Name,Roles",
+            "frank@riverside.test,Frank,Lowe,Billing",
+            "gina@riverside.test,Gina,Marsh,Billing",
+        ]);
+        let import = app
+            .start_import(&admin, json!({ "kind": "USERS" }), "staff.csv", file)
+            .await;
+        let ended = app.finished_job(&admin, &import).await;
+        assert_eq!(ended["createdCount"], 2, "{backend:?}: {ended}");
+
+        let frank = person(&app, &admin, "frank@riverside.test").await;
+        app.ok(
+            &admin,
+            "mutation($id: ID!) { updateUserProfile(userId: $id, input: {
+                certifications: [{ name: \"BLS\", expiresOn: \"2030-01-31\" }] }) { id } }",
+            json!({ "id": frank["id"] }),
+        )
+        .await;
+
+        let send = || {
+            app.graphql(
+                Some(&admin),
+                "mutation($id: ID!) { revertImport(id: $id) { id } }",
+                json!({ "id": import }),
+            )
+        };
+        let (first, second) = tokio::join!(send(), send());
+        let mut outcomes = [&first.1, &second.1]
+            .map(|body| match body["data"]["revertImport"]["id"].as_str() {
+                Some(id) => Ok(id.to_owned()),
+                None => Err(error_code(body).to_owned()),
+            })
+            .to_vec();
+        outcomes.sort();
+        let [Ok(revert), Err(code)] = &outcomes[..] else {
+            panic!("{backend:?}: not one revert and one refusal: {outcomes:?}");
+        };
+        assert_eq!(code, "CONFLICT", "{backend:?}");
+
+        let ended = app.finished_job(&admin, revert).await;
+        assert_eq!(ended["status"], "FINISHED", "{backend:?}: {ended}");
+        assert_eq!(
+            person(&app, &admin, "gina@riverside.test").await,
+            Value::Null
+        );
+        let frank = person(&app, &admin, "frank@riverside.test").await;
+        assert_eq!(frank["status"], "INACTIVE", "{backend:?}: {frank}");
+        assert_eq!(role_names(&frank), Vec::<String>::new(), "{frank}");
+        let kept = app
+            .ok(
+                &admin,
+                "query($id: ID!) { user(id: $id) { certifications { name } } }",
+                json!({ "id": frank["id"] }),
+            )
+            .await;
+        assert_eq!(
+            kept["user"]["certifications"],
+            json!([{ "name": "BLS" }]),
+            "{kept}"
+        );
+        app.stop().await;
+    }
+}

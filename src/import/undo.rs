@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseTransaction, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseTransaction, PaginatorTrait, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -386,7 +386,11 @@ pub async fn revert_batch(
         }
 
         if user_change.created {
-            remove_created_user(txn, store, user).await?;
+            let own_provider = match provider {
+                Some((change, Some(current))) if change.created => Some(current.id),
+                _ => None,
+            };
+            remove_created_user(txn, store, user, own_provider).await?;
         } else {
             restore_user(txn, user, user_change, now).await?;
             match provider {
@@ -445,29 +449,21 @@ fn check_rule<'r>(
 }
 
 /// Remove a user the import created. One who has used the account (signed in
-/// or set a password), or whom other records name, is deactivated instead:
-/// their sessions end and they lose the roles the import gave.
+/// or set a password), or whom records made since name, is deactivated
+/// instead: their sessions end and they lose the roles the import gave.
 async fn remove_created_user(
     txn: &DatabaseTransaction,
     store: &dyn SessionStore,
     user: &entity::user::Model,
+    own_provider: Option<Uuid>,
 ) -> AppResult<()> {
-    if user.last_login_at.is_none() && user.password_hash.is_none() {
-        let attempt = txn.begin().await?;
-        match Scope::of(user.organization_id)
+    let used = user.last_login_at.is_some() || user.password_hash.is_some();
+    if !used && !named_since(txn, user, own_provider).await? {
+        Scope::of(user.organization_id)
             .delete_by_id::<entity::user::Entity>(user.id)
-            .exec(&attempt)
-            .await
-        {
-            Ok(_) => {
-                attempt.commit().await?;
-                return Ok(());
-            }
-            Err(err) => {
-                tracing::info!(user_id = %user.id, error = %err, "an imported user is kept, deactivated: other records name them");
-                attempt.rollback().await?;
-            }
-        }
+            .exec(txn)
+            .await?;
+        return Ok(());
     }
     Scope::of(user.organization_id)
         .delete_many::<entity::user_role::Entity>()
@@ -480,6 +476,56 @@ async fn remove_created_user(
     // Before the commit: if the store is down, the batch is retried.
     store.revoke_user(user.id, None).await?;
     Ok(())
+}
+
+/// Whether records someone made since the import name the user: a provider
+/// profile (other than the one the import made with them), a place in a care
+/// team, a certification, availability, a second factor, a single sign-on
+/// link, an emergency access grant or an access review's item. Deleting the
+/// user would delete those too, so the user is deactivated instead.
+async fn named_since(
+    txn: &DatabaseTransaction,
+    user: &entity::user::Model,
+    own_provider: Option<Uuid>,
+) -> AppResult<bool> {
+    async fn any<E: crate::db::InScope>(
+        txn: &DatabaseTransaction,
+        user: &entity::user::Model,
+        column: E::Column,
+        besides: Option<(E::Column, Uuid)>,
+    ) -> AppResult<bool>
+    where
+        E::Model: Sync,
+    {
+        let mut query = Scope::of(user.organization_id)
+            .find::<E>()
+            .filter(column.eq(user.id));
+        if let Some((id, own)) = besides {
+            query = query.filter(id.ne(own));
+        }
+        Ok(query.count(txn).await? > 0)
+    }
+    use entity::{
+        access_review_item as review, authenticator, availability_slot, break_glass_grant,
+        certification, patient_assignment, provider, sso_identity,
+    };
+    Ok(any::<provider::Entity>(
+        txn,
+        user,
+        provider::Column::UserId,
+        own_provider.map(|id| (provider::Column::Id, id)),
+    )
+    .await?
+        || any::<patient_assignment::Entity>(txn, user, patient_assignment::Column::UserId, None)
+            .await?
+        || any::<certification::Entity>(txn, user, certification::Column::UserId, None).await?
+        || any::<availability_slot::Entity>(txn, user, availability_slot::Column::UserId, None)
+            .await?
+        || any::<authenticator::Entity>(txn, user, authenticator::Column::UserId, None).await?
+        || any::<sso_identity::Entity>(txn, user, sso_identity::Column::UserId, None).await?
+        || any::<break_glass_grant::Entity>(txn, user, break_glass_grant::Column::UserId, None)
+            .await?
+        || any::<review::Entity>(txn, user, review::Column::UserId, None).await?)
 }
 
 /// Give the fields an import changed their earlier values.
