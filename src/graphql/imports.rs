@@ -22,6 +22,7 @@ use super::{
 use crate::{
     error::{AppError, AppResult},
     import::center::{self as imports, ImportRequest, TemplateSpec},
+    import::file::Content,
     import::{
         fields::{self, FieldSpec},
         jobs::JobStatus,
@@ -291,18 +292,11 @@ impl ImportInput {
                 "is missing: send it as the GraphQL multipart request spec says",
             )
         })?;
-        let file_name = upload.filename.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut upload.into_read(), &mut bytes).map(|_| bytes)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::Internal(e.into()))?;
         Ok(ImportRequest {
             kind: self.kind.into(),
-            file_name,
-            bytes,
+            file_name: upload.filename,
+            // Read in place from the file the upload was written to.
+            content: Content::File(upload.content),
             mapping: self.mapping.map(mapping_pairs),
             template_id: self
                 .template_id

@@ -2,6 +2,8 @@
 //! follow and cancel it, page through its rows, download its failed rows, and
 //! keep mapping templates.
 
+use std::ops::Range;
+
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -19,7 +21,7 @@ use crate::{
         Importer, JobContext,
         export::{self, FailedRow},
         fields::{FieldSpec, ImportKind, fields},
-        file::{self, CsvFile, Span, Upload},
+        file::{self, Content, CsvFile, Span, Upload},
         jobs::CHUNK_BYTES,
         jobs::JobStatus,
         mapping::{self, ColumnMapping, Mapping},
@@ -39,7 +41,7 @@ const SAMPLE_ROWS: usize = 20;
 pub struct ImportRequest {
     pub kind: ImportKind,
     pub file_name: String,
-    pub bytes: Vec<u8>,
+    pub content: Content,
     pub mapping: Option<Vec<ColumnMapping>>,
     pub template_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
@@ -133,11 +135,11 @@ async fn open_mapped<'t>(
     upload: &'t Upload<'_>,
     specs: &[FieldSpec],
 ) -> AppResult<(CsvFile<'t>, Vec<ColumnMapping>, ImportSettings)> {
-    let text: &str = &upload.text;
+    let source = upload.source();
     // The request's own settings may name the delimiter; a template's settings
     // are known only once the headers are read, so the file may be read twice.
-    let first_pass = CsvFile::open(
-        text,
+    let first_pass = CsvFile::open_source(
+        source,
         request
             .settings
             .as_ref()
@@ -154,7 +156,7 @@ async fn open_mapped<'t>(
     {
         first_pass
     } else {
-        CsvFile::open(text, settings.delimiter_byte())?
+        CsvFile::open_source(source, settings.delimiter_byte())?
     };
     Ok((file.numbered_from(upload.header_row), pairs, settings))
 }
@@ -205,7 +207,11 @@ pub async fn preview(
     let kind = request.kind;
     require_import_rights(actor, kind, false)?;
     let specs = fields(kind);
-    let upload = file::read(&request.bytes, request.sheet.as_deref(), request.header_row)?;
+    let upload = file::read(
+        &request.content,
+        request.sheet.as_deref(),
+        request.header_row,
+    )?;
     let (file, pairs, settings) = open_mapped(db, actor, &request, &upload, &specs).await?;
     require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
     let mut suggested_mapping = mapping::suggest(&file.headers, &specs);
@@ -290,7 +296,11 @@ pub async fn start(
     let kind = request.kind;
     require_import_rights(actor, kind, false)?;
     let specs = fields(kind);
-    let upload = file::read(&request.bytes, request.sheet.as_deref(), request.header_row)?;
+    let upload = file::read(
+        &request.content,
+        request.sheet.as_deref(),
+        request.header_row,
+    )?;
     let (file, pairs, settings) = open_mapped(db, actor, &request, &upload, &specs).await?;
     require_import_rights(actor, kind, pairs.iter().any(|p| p.field == "roles"))?;
     let mapping = Mapping::check(pairs, &file.headers, &specs)?;
@@ -298,7 +308,7 @@ pub async fn start(
     let project_id = project_for(db, actor, kind, request.project_id)
         .await?
         .map(|p| p.id);
-    let (header, spans) = file.spans(CHUNK_BYTES);
+    let (header, spans) = file.spans(CHUNK_BYTES as u64);
     let total_rows = i32::try_from(spans.iter().map(|s| s.rows).sum::<usize>()).unwrap_or(i32::MAX);
     let file_name = text::optional(Some(&request.file_name), "file", 255)
         .ok()
@@ -334,7 +344,7 @@ pub async fn start(
         reverts_job_id: None,
     };
     let txn = crate::db::begin_write(db).await?;
-    insert_job(&txn, &job, Some((header, &spans))).await?;
+    insert_job(&txn, &job, Some((&file, header, &spans))).await?;
     audit::record(
         &txn,
         AuditEntry::by(actor, "import.start")
@@ -839,9 +849,9 @@ pub async fn retry_failed_rows(
     };
     let text = std::str::from_utf8(&bytes).map_err(|e| AppError::Internal(e.into()))?;
     let file = CsvFile::open(text, Some(b','))?;
-    let (header, spans) = file.spans(CHUNK_BYTES);
+    let (header, spans) = file.spans(CHUNK_BYTES as u64);
     let txn = crate::db::begin_write(db).await?;
-    insert_job(&txn, &retry, Some((header, &spans))).await?;
+    insert_job(&txn, &retry, Some((&file, header, &spans))).await?;
     let taken = actor
         .tenant()
         .update_many::<Entity>()
@@ -961,17 +971,17 @@ pub async fn revert(
 async fn insert_job(
     txn: &impl ConnectionTrait,
     job: &entity::import_job::Model,
-    file: Option<(&str, &[Span<'_>])>,
+    file: Option<(&CsvFile<'_>, Range<u64>, &[Span])>,
 ) -> AppResult<()> {
     entity::import_job::Entity::insert(entity::import_job::ActiveModel::from(job.clone()))
         .exec_without_returning(txn)
         .await?;
-    let Some((header, spans)) = file else {
+    let Some((file, header, spans)) = file else {
         return Ok(());
     };
     entity::import_file::Entity::insert(entity::import_file::ActiveModel {
         job_id: Set(job.id),
-        data: Set(header.as_bytes().to_vec()),
+        data: Set(file.text(header)?.as_bytes().to_vec()),
         chunked: Set(true),
     })
     .exec_without_returning(txn)
@@ -982,7 +992,7 @@ async fn insert_job(
             seq: Set(seq),
             after_row: Set(i32::try_from(span.after).unwrap_or(i32::MAX)),
             row_count: Set(i32::try_from(span.rows).unwrap_or(i32::MAX)),
-            data: Set(span.text.as_bytes().to_vec()),
+            data: Set(file.text(span.range.clone())?.into_owned().into_bytes()),
         })
         .exec_without_returning(txn)
         .await?;

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::{
     center::{self as imports, ImportRequest},
     fields::ImportKind,
+    file::Content,
     jobs::JobStatus,
 };
 use crate::db::{Scope, global, unscoped};
@@ -302,7 +303,7 @@ impl Feeds {
         let request = ImportRequest {
             kind: ImportKind::from_stored(&feed.kind).unwrap_or(ImportKind::Users),
             file_name: fetched.file_name,
-            bytes: fetched.bytes,
+            content: Content::Bytes(fetched.bytes),
             mapping: None,
             template_id: Some(feed.template_id),
             project_id: feed.project_id,

@@ -2,8 +2,13 @@
 //! Excel workbook's sheet (see [`workbook`]), told apart by their content, or a
 //! clear refusal; the delimiter detected, a header row checked, then data rows
 //! one at a time.
+//!
+//! A CSV file uploaded with a request is read in place from the temporary file
+//! the upload was written to, a little at a time, however many times it is
+//! read: it is never held whole in memory. A workbook is (calamine reads the
+//! ZIP archive by random access), within the upload limit.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, fs::File, io::Read, ops::Range, os::unix::fs::FileExt};
 
 use super::workbook;
 use crate::error::{AppError, AppResult};
@@ -15,33 +20,200 @@ pub enum Format {
     Xlsx,
 }
 
+/// An uploaded file's bytes: in memory (a feed's download, a retry's rows), or
+/// in the temporary file a request's upload was written to.
+pub enum Content {
+    Bytes(Vec<u8>),
+    File(File),
+}
+
+impl Content {
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Self::Bytes(bytes) => Ok(bytes.len() as u64),
+            Self::File(file) => Ok(file.metadata()?.len()),
+        }
+    }
+
+    /// The first `n` bytes, or all when there are fewer.
+    fn head(&self, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        match self {
+            Self::Bytes(bytes) => Ok(Cow::Borrowed(&bytes[..n.min(bytes.len())])),
+            Self::File(file) => {
+                let mut head = Vec::with_capacity(n);
+                FileRange::new(file, 0, self.len()?)
+                    .take(n as u64)
+                    .read_to_end(&mut head)?;
+                Ok(Cow::Owned(head))
+            }
+        }
+    }
+
+    /// Every byte, for what must be read whole (a workbook).
+    fn whole(&self) -> std::io::Result<Cow<'_, [u8]>> {
+        match self {
+            Self::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            Self::File(file) => {
+                let mut all = Vec::new();
+                FileRange::new(file, 0, self.len()?).read_to_end(&mut all)?;
+                Ok(Cow::Owned(all))
+            }
+        }
+    }
+}
+
+/// A byte range of a file, read by position from its start, so that any
+/// number of readers share one open file without sharing a cursor.
+struct FileRange<'f> {
+    file: &'f File,
+    at: u64,
+    end: u64,
+}
+
+impl<'f> FileRange<'f> {
+    fn new(file: &'f File, start: u64, end: u64) -> Self {
+        Self {
+            file,
+            at: start,
+            end,
+        }
+    }
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Where a file's CSV text is: in memory, or a range of a file on disk (its
+/// bytes after any BOM, checked to be UTF-8).
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Text(&'a str),
+    File {
+        file: &'a File,
+        start: u64,
+        end: u64,
+    },
+}
+
+impl<'a> Source<'a> {
+    fn len(self) -> u64 {
+        match self {
+            Self::Text(text) => text.len() as u64,
+            Self::File { start, end, .. } => end - start,
+        }
+    }
+
+    /// A reader from byte `from` of the text to its end.
+    fn reader(self, from: u64) -> Box<dyn Read + Send + 'a> {
+        match self {
+            Self::Text(text) => {
+                let from = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+                Box::new(&text.as_bytes()[from..])
+            }
+            Self::File { file, start, end } => Box::new(FileRange::new(file, start + from, end)),
+        }
+    }
+
+    /// The text of a byte range, which starts and ends between records.
+    fn text(self, range: Range<u64>) -> AppResult<Cow<'a, str>> {
+        match self {
+            Self::Text(text) => {
+                let (start, end) = (
+                    usize::try_from(range.start).unwrap_or(usize::MAX),
+                    usize::try_from(range.end).unwrap_or(usize::MAX),
+                );
+                text.get(start..end)
+                    .map(Cow::Borrowed)
+                    .ok_or_else(|| anyhow::anyhow!("a span outside the file's text").into())
+            }
+            Self::File { .. } => {
+                let mut bytes = Vec::new();
+                self.reader(range.start)
+                    .take(range.end - range.start)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                String::from_utf8(bytes)
+                    .map(Cow::Owned)
+                    .map_err(|e| AppError::Internal(e.into()))
+            }
+        }
+    }
+
+    /// The first line that holds anything, or the first 64 KiB of text.
+    fn head(self) -> String {
+        let mut head = Vec::new();
+        let _ = self.reader(0).take(64 << 10).read_to_end(&mut head);
+        String::from_utf8_lossy(&head).into_owned()
+    }
+}
+
 /// An upload made ready to read as CSV.
 pub struct Upload<'a> {
     pub format: Format,
-    pub text: Cow<'a, str>,
+    text: Text<'a>,
     /// The file's number of its header row: 1 for CSV.
     pub header_row: usize,
     /// A workbook's sheets, in order; none for CSV.
     pub sheets: Vec<String>,
 }
 
+/// An upload's CSV text: a workbook's sheet written as CSV, or the file's own.
+enum Text<'a> {
+    Owned(String),
+    Borrowed(&'a str),
+    File {
+        file: &'a File,
+        start: u64,
+        end: u64,
+    },
+}
+
+impl Upload<'_> {
+    /// Where the CSV text is read from.
+    pub fn source(&self) -> Source<'_> {
+        match &self.text {
+            Text::Owned(text) => Source::Text(text),
+            Text::Borrowed(text) => Source::Text(text),
+            Text::File { file, start, end } => Source::File {
+                file,
+                start: *start,
+                end: *end,
+            },
+        }
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Read an upload: a workbook's `sheet` from `header_row` (see
-/// [`workbook::read`]), or a CSV file's text.
+/// [`workbook::read`]), or a CSV file's text, checked to be UTF-8.
 pub fn read<'a>(
-    bytes: &'a [u8],
+    content: &'a Content,
     sheet: Option<&str>,
     header_row: Option<usize>,
 ) -> AppResult<Upload<'a>> {
-    if workbook::is_zip(bytes) {
-        let sheet = workbook::read(bytes, sheet, header_row)?;
+    let io = |e: std::io::Error| AppError::Internal(e.into());
+    let head = content.head(8).map_err(io)?;
+    if workbook::is_zip(&head) {
+        let sheet = workbook::read(&content.whole().map_err(io)?, sheet, header_row)?;
         return Ok(Upload {
             format: Format::Xlsx,
-            text: Cow::Owned(sheet.csv),
+            text: Text::Owned(sheet.csv),
             header_row: sheet.header_row,
             sheets: sheet.sheets,
         });
     }
-    if workbook::is_legacy_excel(bytes) {
+    if workbook::is_legacy_excel(&head) {
         return Err(AppError::bad_input(
             "file",
             "is an Excel 97-2003 workbook (.xls), which cannot be read. In Excel, save it with \"Save As\" as an \"Excel Workbook (.xlsx)\" or as \"CSV UTF-8 (Comma delimited)\", then upload it again.",
@@ -59,12 +231,70 @@ pub fn read<'a>(
             "applies to Excel workbooks; a CSV file's header is its first row",
         ));
     }
+    let text = match content {
+        Content::Bytes(bytes) => Text::Borrowed(decode(bytes)?),
+        Content::File(file) => {
+            let start = if head.starts_with(BOM) {
+                BOM.len() as u64
+            } else {
+                0
+            };
+            let end = content.len().map_err(io)?;
+            check_utf8(FileRange::new(file, start, end))?;
+            Text::File { file, start, end }
+        }
+    };
     Ok(Upload {
         format: Format::Csv,
-        text: Cow::Borrowed(decode(bytes)?),
+        text,
         header_row: 1,
         sheets: Vec::new(),
     })
+}
+
+/// Check that a file is UTF-8 a block at a time, or refuse it naming the line
+/// where it stops being so.
+fn check_utf8(mut reader: impl Read) -> AppResult<()> {
+    let mut block = vec![0u8; 64 << 10];
+    let (mut carried, mut line) = (0, 1);
+    let lines = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count();
+    loop {
+        let n = reader
+            .read(&mut block[carried..])
+            .map_err(|e| AppError::Internal(e.into()))?;
+        if n == 0 {
+            return if carried == 0 {
+                Ok(())
+            } else {
+                Err(not_utf8(line))
+            };
+        }
+        let filled = carried + n;
+        match std::str::from_utf8(&block[..filled]) {
+            Ok(_) => {
+                line += lines(&block[..filled]);
+                carried = 0;
+            }
+            // A character cut by the block's end: carry it to the next.
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                line += lines(&block[..valid]);
+                block.copy_within(valid..filled, 0);
+                carried = filled - valid;
+            }
+            Err(e) => return Err(not_utf8(line + lines(&block[..e.valid_up_to()]))),
+        }
+    }
+}
+
+fn not_utf8(line: usize) -> AppError {
+    AppError::bad_input(
+        "file",
+        format!(
+            "is not UTF-8 text: line {line} holds bytes that are not valid UTF-8. \
+             In Excel, save it with \"Save As\" and the type \"CSV UTF-8 (Comma delimited)\", then upload it again."
+        ),
+    )
 }
 
 /// Delimiters we detect, in order of preference on a tie.
@@ -72,7 +302,7 @@ const DELIMITERS: [u8; 3] = [b',', b';', b'\t'];
 
 /// A decoded file with a valid header row.
 pub struct CsvFile<'a> {
-    text: &'a str,
+    source: Source<'a>,
     pub delimiter: u8,
     pub headers: Vec<String>,
     /// The number of the header row; data rows count on from it.
@@ -91,28 +321,29 @@ pub struct Row {
 
 /// The file's text, or a refusal naming the line where it stops being UTF-8.
 pub fn decode(bytes: &[u8]) -> AppResult<&str> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1;
-        AppError::bad_input(
-            "file",
-            format!(
-                "is not UTF-8 text: line {line} holds bytes that are not valid UTF-8. \
-                 In Excel, save it with \"Save As\" and the type \"CSV UTF-8 (Comma delimited)\", then upload it again."
-            ),
+        not_utf8(
+            bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1,
         )
     })
 }
 
 impl<'a> CsvFile<'a> {
-    /// Read the header row; `delimiter` forces one instead of detecting it.
+    /// Read the header row of a text; `delimiter` forces one instead of
+    /// detecting it.
     pub fn open(text: &'a str, delimiter: Option<u8>) -> AppResult<Self> {
-        let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(text));
-        let mut reader = reader(text, delimiter);
+        Self::open_source(Source::Text(text), delimiter)
+    }
+
+    /// Read the header row of an upload's text: see [`open`](Self::open).
+    pub fn open_source(source: Source<'a>, delimiter: Option<u8>) -> AppResult<Self> {
+        let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(&source.head()));
+        let mut reader = reader(source.reader(0), delimiter);
         let mut record = csv::StringRecord::new();
         let found = reader
             .read_record(&mut record)
@@ -158,7 +389,7 @@ impl<'a> CsvFile<'a> {
             ));
         }
         Ok(Self {
-            text,
+            source,
             delimiter,
             headers,
             header_row: 1,
@@ -177,7 +408,7 @@ impl<'a> CsvFile<'a> {
     /// ends the file with one last problem row.
     pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
         records(
-            reader(self.text, self.delimiter),
+            reader(self.source.reader(0), self.delimiter),
             true,
             self.headers.len(),
             self.header_row,
@@ -188,7 +419,7 @@ impl<'a> CsvFile<'a> {
     /// it, numbered after `after` as [`rows`](Self::rows) numbers them.
     pub fn rows_of<'t>(&self, text: &'t str, after: usize) -> impl Iterator<Item = Row> + 't {
         records(
-            reader(text, self.delimiter),
+            reader(text.as_bytes(), self.delimiter),
             false,
             self.headers.len(),
             after,
@@ -197,19 +428,23 @@ impl<'a> CsvFile<'a> {
 
     /// The file cut into its header and spans of whole rows of about
     /// `target` bytes each, so that it can be stored, and read back, a span
-    /// at a time.
-    pub fn spans(&self, target: usize) -> (&'a str, Vec<Span<'a>>) {
-        let mut reader = reader(self.text, self.delimiter);
+    /// at a time: the header's byte range and the spans.
+    pub fn spans(&self, target: u64) -> (Range<u64>, Vec<Span>) {
+        let mut reader = reader(self.source.reader(0), self.delimiter);
         let mut record = csv::StringRecord::new();
         let _ = reader.read_record(&mut record);
-        let header_end = offset(&reader, self.text);
+        let len = self.source.len();
+        // A record ends at a line break (or the end), so positions between
+        // records never split a character.
+        let at = |reader: &csv::Reader<_>| reader.position().byte().min(len);
+        let header_end = at(&reader);
         let mut spans = Vec::new();
         let mut span = Span {
-            text: "",
+            range: header_end..header_end,
             after: self.header_row,
             rows: 0,
         };
-        let (mut start, mut number) = (header_end, self.header_row);
+        let mut number = self.header_row;
         loop {
             let read = reader.read_record(&mut record);
             let end = match read {
@@ -219,63 +454,57 @@ impl<'a> CsvFile<'a> {
                     if !record.iter().all(|cell| cell.trim().is_empty()) {
                         span.rows += 1;
                     }
-                    offset(&reader, self.text)
+                    at(&reader)
                 }
                 // The rest of the file is one last problem row.
                 Err(_) => {
                     span.rows += 1;
-                    self.text.len()
+                    len
                 }
             };
-            if end - start >= target || read.is_err() {
-                span.text = &self.text[start..end];
+            span.range.end = end;
+            if end - span.range.start >= target || read.is_err() {
                 spans.push(span);
                 span = Span {
-                    text: "",
+                    range: end..end,
                     after: number,
                     rows: 0,
                 };
-                start = end;
             }
             if read.is_err() {
                 break;
             }
         }
-        if start < self.text.len() {
-            span.text = &self.text[start..];
+        if span.range.start < len {
+            span.range.end = len;
             spans.push(span);
         }
-        (&self.text[..header_end], spans)
+        (0..header_end, spans)
+    }
+
+    /// The text of a byte range that [`spans`](Self::spans) gave.
+    pub fn text(&self, range: Range<u64>) -> AppResult<Cow<'a, str>> {
+        self.source.text(range)
     }
 }
 
 /// Whole rows of a file's data, read apart from the file with
 /// [`CsvFile::rows_of`].
-pub struct Span<'a> {
-    pub text: &'a str,
+pub struct Span {
+    pub range: Range<u64>,
     /// The number of the row before the span's first.
     pub after: usize,
     /// How many rows (blank ones aside) the span yields.
     pub rows: usize,
 }
 
-/// Where the reader stands in `text`, on a character boundary.
-fn offset(reader: &csv::Reader<&[u8]>, text: &str) -> usize {
-    let at = usize::try_from(reader.position().byte()).map_or(text.len(), |b| b.min(text.len()));
-    // A record ends at a line break, so this is a boundary; the guard keeps
-    // a slice from ever splitting a character.
-    (at..=text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len())
-}
-
 /// The rows a reader yields, numbered after `number`: see [`CsvFile::rows`].
-fn records<'t>(
-    mut reader: csv::Reader<&'t [u8]>,
+fn records<R: Read>(
+    mut reader: csv::Reader<R>,
     header: bool,
     width: usize,
     mut number: usize,
-) -> impl Iterator<Item = Row> + 't {
+) -> impl Iterator<Item = Row> {
     let mut record = csv::StringRecord::new();
     if header {
         let _ = reader.read_record(&mut record);
@@ -320,12 +549,13 @@ fn records<'t>(
     })
 }
 
-fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+fn reader<R: Read>(from: R, delimiter: u8) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(text.as_bytes())
+        .buffer_capacity(64 << 10)
+        .from_reader(from)
 }
 
 /// The delimiter that splits the header line into the most columns, outside quotes.
@@ -427,31 +657,65 @@ mod tests {
     #[test]
     fn spans_read_apart_yield_the_rows_of_the_whole_file() {
         let text = "a,b\r\n1,2\r\n\r\n\"multi\nline\",3\r\n4\r\n5,6\r\n,\r\n7,8\n\"open,9\n10,11\n";
-        let file = CsvFile::open(text, None).expect("opens").numbered_from(3);
-        let whole: Vec<(usize, Vec<String>, Option<String>)> = file
-            .rows()
-            .map(|r| (r.number, r.cells, r.problem))
-            .collect();
-        for target in [1, 5, 12, 1000] {
-            let (header, spans) = file.spans(target);
-            // A record ends at its `\r`; the `\n` after it opens the next
-            // span as a blank line, which no reader counts.
-            assert_eq!(header, "a,b\r");
-            let joined: String = spans.iter().map(|s| s.text).collect();
-            assert_eq!(format!("{header}{joined}"), text, "{target}");
-            let mut read = Vec::new();
-            for span in &spans {
-                let rows: Vec<_> = file
-                    .rows_of(span.text, span.after)
-                    .map(|r| (r.number, r.cells, r.problem))
-                    .collect();
-                assert_eq!(rows.len(), span.rows, "{target}: {:?}", span.text);
-                read.extend(rows);
+        // The same text in memory, and in a file after a BOM.
+        let mut on_disk = tempfile::tempfile().expect("a temporary file");
+        std::io::Write::write_all(&mut on_disk, &[BOM, text.as_bytes()].concat()).expect("written");
+        let on_disk = Content::File(on_disk);
+        let upload = read(&on_disk, None, None).expect("UTF-8");
+        for source in [Source::Text(text), upload.source()] {
+            let file = CsvFile::open_source(source, None)
+                .expect("opens")
+                .numbered_from(3);
+            let whole: Vec<(usize, Vec<String>, Option<String>)> = file
+                .rows()
+                .map(|r| (r.number, r.cells, r.problem))
+                .collect();
+            assert_eq!(whole.len(), 6);
+            assert_eq!(whole.last().map(|r| r.0), Some(10));
+            assert!(whole.last().and_then(|r| r.2.as_ref()).is_some());
+            for target in [1, 5, 12, 1000] {
+                let (header, spans) = file.spans(target);
+                // A record ends at its `\r`; the `\n` after it opens the next
+                // span as a blank line, which no reader counts.
+                let header = file.text(header).expect("header");
+                assert_eq!(header, "a,b\r");
+                let mut joined = header.into_owned();
+                let mut read = Vec::new();
+                for span in &spans {
+                    let part = file.text(span.range.clone()).expect("span");
+                    joined.push_str(&part);
+                    let rows: Vec<_> = file
+                        .rows_of(&part, span.after)
+                        .map(|r| (r.number, r.cells, r.problem))
+                        .collect();
+                    assert_eq!(rows.len(), span.rows, "{target}: {part:?}");
+                    read.extend(rows);
+                }
+                assert_eq!(joined, text, "{target}");
+                assert_eq!(read, whole, "{target}");
             }
-            assert_eq!(read, whole, "{target}");
         }
-        assert_eq!(whole.last().map(|r| r.0), Some(10));
-        assert!(whole.last().and_then(|r| r.2.as_ref()).is_some());
+    }
+
+    #[test]
+    fn a_file_on_disk_is_checked_to_be_utf8_a_block_at_a_time() {
+        // A character cut by a block's end is whole text; a stray byte is not.
+        let line = format!("{},é\n", "x".repeat((64 << 10) - 1));
+        for (bytes, refused_at) in [
+            (line.repeat(3).into_bytes(), None),
+            ([line.as_bytes(), b"ok\nJos\xE9\n"].concat(), Some("line 3")),
+            ([line.as_bytes(), b"\xC3"].concat(), Some("line 2")),
+        ] {
+            let mut file = tempfile::tempfile().expect("a temporary file");
+            std::io::Write::write_all(&mut file, &bytes).expect("written");
+            let content = Content::File(file);
+            match (read(&content, None, None), refused_at) {
+                (Ok(_), None) => {}
+                (Err(err), Some(line)) => assert!(err.to_string().contains(line), "{err}"),
+                (Ok(_), Some(line)) => panic!("read, though {line} is not UTF-8"),
+                (Err(err), None) => panic!("refused: {err}"),
+            }
+        }
     }
 
     #[test]

@@ -266,19 +266,20 @@ impl Runner {
             .ok_or_else(|| anyhow::anyhow!("import job without its file"))?;
         // A file is stored as its header with the rows in chunks; one stored
         // before chunks is whole, as uploaded, and read as at its upload.
-        let upload;
+        let (content, upload);
         let file = if stored.chunked {
             CsvFile::open(
                 file::decode(&stored.data)?,
                 prepared.settings.delimiter_byte(),
             )?
         } else {
+            content = file::Content::Bytes(stored.data);
             upload = file::read(
-                &stored.data,
+                &content,
                 prepared.settings.sheet.as_deref(),
                 prepared.settings.header_row,
             )?;
-            CsvFile::open(&upload.text, prepared.settings.delimiter_byte())?
+            CsvFile::open_source(upload.source(), prepared.settings.delimiter_byte())?
                 .numbered_from(upload.header_row)
         };
         let kind = ImportKind::from_stored(&job.kind)
