@@ -846,3 +846,87 @@ async fn a_super_admin_acts_inside_any_organisation_by_naming_it() {
         assert_eq!(unknown.status().as_u16(), 404);
     }
 }
+
+/// A super admin acting inside another organisation still owns their own
+/// account: their second factor and password live in their own organisation,
+/// and the other organisation's people show them as who acted.
+#[tokio::test]
+async fn a_super_admin_inside_another_organisation_keeps_their_own_account() {
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let root = app.super_admin("root@platform.test").await;
+        let (admin, _, org) =
+            organization_with_admin(&app, &root, "Eastside", "ada@eastside.test").await;
+        let inside = |query: &'static str, variables: Value| {
+            let request = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(&root)
+                .header("x-rollcall-organization", &org)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send();
+            async move {
+                let body: Value = request.await.unwrap().json().await.unwrap();
+                assert!(body["errors"].is_null(), "{body}");
+                body["data"].clone()
+            }
+        };
+
+        // A second factor enrolled from inside Eastside is the super admin's.
+        let enrollment = inside("mutation { startTotpEnrollment { otpauthUri } }", json!({})).await;
+        let uri = enrollment["startTotpEnrollment"]["otpauthUri"]
+            .as_str()
+            .unwrap();
+        let totp = totp_rs::TOTP::from_url(uri).unwrap();
+        let code = totp.generate_current().unwrap();
+        let codes = inside(
+            "mutation($c: String!) { confirmTotpEnrollment(code: $c) }",
+            json!({ "c": code }),
+        )
+        .await;
+        assert_eq!(
+            codes["confirmTotpEnrollment"].as_array().map(Vec::len),
+            Some(10),
+            "{backend:?}: {codes}"
+        );
+        let mine = inside("{ myAuthenticators { kind } }", json!({})).await;
+        assert_eq!(
+            mine["myAuthenticators"],
+            json!([{ "kind": "TOTP" }]),
+            "{mine}"
+        );
+        let home = app
+            .ok(&root, "{ myAuthenticators { kind } }", json!({}))
+            .await;
+        assert_eq!(home["myAuthenticators"], mine["myAuthenticators"], "{home}");
+
+        // So is the password changed from there.
+        let changed = inside(
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+            json!({ "c": PASSWORD, "n": "a new passphrase for the platform 7" }),
+        )
+        .await;
+        assert_eq!(changed["changePassword"], true, "{changed}");
+
+        // An API client the super admin makes for Eastside names them as
+        // its maker to Eastside's own admin, though they belong elsewhere.
+        let expires = (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339();
+        inside(
+            "mutation($e: DateTime!) { createApiClient(input: { name: \"Roster sync\", permissions: [USERS_READ], expiresAt: $e }) { client { id } } }",
+            json!({ "e": expires }),
+        )
+        .await;
+        let clients = app
+            .ok(
+                &admin,
+                "{ apiClients { name createdBy { email } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            clients["apiClients"],
+            json!([{ "name": "Roster sync", "createdBy": { "email": "root@platform.test" } }]),
+            "{backend:?}: {clients}"
+        );
+    }
+}

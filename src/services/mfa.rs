@@ -169,7 +169,7 @@ impl Authenticator {
             return Err(self.wrong_code(actor).await);
         }
         let confirmed = actor
-            .tenant()
+            .home()
             .update_many::<entity::authenticator::Entity>()
             .col_expr(
                 entity::authenticator::Column::ConfirmedAt,
@@ -230,7 +230,7 @@ impl Authenticator {
             }
             Code::Recovery(code) => {
                 actor
-                    .tenant()
+                    .home()
                     .update_many::<entity::recovery_code::Entity>()
                     .col_expr(
                         entity::recovery_code::Column::UsedAt,
