@@ -24,6 +24,13 @@
 //! process's peak resident memory is printed after the first import.
 //! `BENCH_BACKENDS=postgres` leaves SQLite out; `BENCH_PROGRESS=1` prints
 //! each job's rows per five seconds as it runs.
+//!
+//! `BENCH_MEMORY_MIB=10,100` measures memory against the file's size instead:
+//! for each size, in a database of its own, the real binary as operators run
+//! it (PostgreSQL and Redis, the upload limit raised to fit), an admin who
+//! previews a staff file of about that size, then imports it until FINISHED;
+//! then the server process's peak resident memory (`VmHWM`), each against the
+//! first size's.
 
 #![allow(
     clippy::unwrap_used,
@@ -40,14 +47,7 @@ use sea_orm::{ConnectionTrait, sqlx::postgres::PgPoolCopyExt};
 use serde_json::json;
 
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    peak_rss("self")
 }
 
 /// Wait for a job to end, however long it takes; with `BENCH_PROGRESS=1`,
@@ -284,12 +284,96 @@ async fn copy_stored_form(db: &sea_orm::DatabaseConnection, file: &[u8]) -> [Dur
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The peak resident memory of a process (`self`, or its id), in MiB.
+fn peak_rss(process: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The server's peak memory after a preview and an import of a staff file of
+/// each size in MiB: see the top of this file.
+async fn memory(sizes: &[usize]) {
+    let bytes_per_row = common::hr_staff_file(1_000).0.len() / 1_000;
+    let mut first = None;
+    for &mib in sizes {
+        let rows = (mib << 20) / bytes_per_row;
+        let (file, bad) = common::hr_staff_file(rows);
+        let storage = Storage::new(Backend::Production).await;
+        let db = rollcall::app::connect_database(&storage.config())
+            .await
+            .unwrap();
+        rollcall::app::migrate(&db).await.unwrap();
+        let (org, _) = rollcall::services::accounts::create_organization(&db, "Bench Memory")
+            .await
+            .unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        command
+            .env("DATABASE_URL", &storage.database_url)
+            .env("REDIS_URL", storage.redis_url.as_deref().unwrap())
+            .env("ROLLCALL_REDIS_PREFIX", &storage.redis_prefix)
+            .env(
+                "ROLLCALL_MAX_UPLOAD_BYTES",
+                (file.len() + (1 << 20)).to_string(),
+            )
+            .env("ROLLCALL_REQUEST_TIMEOUT_SECONDS", "1800")
+            .env("ROLLCALL_DB_STATEMENT_TIMEOUT_SECONDS", "1800");
+        let (mut server, address) = common::spawn_binary(command);
+        let app = TestApp::attach(storage.clone(), db, address);
+        app.user(org.id, "admin@bench.example", &["Admin"]).await;
+        let token = app.login("admin@bench.example", PASSWORD).await;
+        let idle = peak_rss(&server.id().to_string());
+        let started = Instant::now();
+        let (status, body) = app
+            .upload(
+                &token,
+                "mutation($input: ImportInput!) { previewImport(input: $input) { invalidRows } }",
+                json!({ "kind": "USERS" }),
+                "staff.csv",
+                file.clone(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["data"]["previewImport"]["invalidRows"].as_u64(),
+            Some(bad),
+            "{body}"
+        );
+        let previewed = (started.elapsed(), peak_rss(&server.id().to_string()));
+        let started = Instant::now();
+        let id = app.start_staff_import(&token, file.clone()).await;
+        let job = finished(&app, &token, &id).await;
+        assert_eq!(job["failedCount"].as_u64(), Some(bad), "{job}");
+        let peak = peak_rss(&server.id().to_string());
+        let against = *first.get_or_insert(peak);
+        println!(
+            "{:>5.1} MiB file ({rows} rows): peak RSS {idle:.0} MiB idle, {:.0} MiB after the preview ({:.1} s), {peak:.0} MiB after the import ({:.1} s); {:.2} x the first size's peak",
+            file.len() as f64 / f64::from(1 << 20),
+            previewed.1,
+            previewed.0.as_secs_f64(),
+            started.elapsed().as_secs_f64(),
+            peak / against,
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
+        if let Ok(sizes) = std::env::var("BENCH_MEMORY_MIB") {
+            let sizes: Vec<usize> = sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+            return memory(&sizes).await;
+        }
         let rows: usize = std::env::var("BENCH_ROWS")
             .ok()
             .and_then(|s| s.parse().ok())

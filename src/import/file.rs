@@ -149,7 +149,8 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// The first line that holds anything, or the first 64 KiB of text.
+    /// The first 64 KiB of text, for detecting the delimiter from its first
+    /// line.
     fn head(self) -> String {
         let mut head = Vec::new();
         let _ = self.reader(0).take(64 << 10).read_to_end(&mut head);
