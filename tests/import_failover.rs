@@ -44,6 +44,13 @@ async fn a_job_whose_instance_shuts_down_is_handed_back_at_once() {
     }
 }
 
+/// [`ROWS`] new staff, then a last row repeating the first's email.
+fn file_with_a_late_repeat() -> Vec<u8> {
+    let mut file = common::staff_file(ROWS, "bulk.test");
+    file.extend_from_slice(b"staff0@bulk.test,Again,Repeated,RN\n");
+    file
+}
+
 /// When instance A is stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Moment {
@@ -82,7 +89,7 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, m
         let token = a_app.login("admin@bulk.test", PASSWORD).await;
 
         let id: uuid::Uuid = a_app
-            .start_staff_import(&token, common::staff_file(ROWS, "bulk.test"))
+            .start_staff_import(&token, file_with_a_late_repeat())
             .await
             .parse()
             .unwrap();
@@ -147,7 +154,7 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, m
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert_eq!(done.status, "FINISHED", "{backend:?}");
+        assert_eq!(done.status, "FINISHED_WITH_ERRORS", "{backend:?}");
         assert_ne!(done.lease_owner, at_death.lease_owner);
         assert_eq!(
             (
@@ -157,7 +164,7 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, m
                 done.skipped_count,
                 done.failed_count
             ),
-            (ROWS as i32, ROWS as i32, 0, 0, 0),
+            (ROWS as i32 + 1, ROWS as i32, 0, 0, 1),
             "{backend:?}"
         );
         let rows = entity::import_row::Entity::find()
@@ -165,7 +172,24 @@ async fn take_over(backend: common::Backend, signal: &str, lease_seconds: u64, m
             .count(&db)
             .await
             .unwrap();
-        assert_eq!(rows, ROWS as u64, "{backend:?}: every row's outcome once");
+        assert_eq!(
+            rows,
+            ROWS as u64 + 1,
+            "{backend:?}: every row's outcome once"
+        );
+        // The last row repeats the first, which A wrote before it died: B
+        // remembers it from the stored rows.
+        let repeat = entity::import_row::Entity::find_by_id((id, ROWS as i32 + 2))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(repeat.status, "FAILED", "{backend:?}");
+        assert!(
+            repeat.errors.to_string().contains("row 2"),
+            "{backend:?}: {}",
+            repeat.errors
+        );
         // The file is stored in chunks of rows, so B resumed inside one of
         // many, skipping those A had finished.
         let chunks = entity::import_file_chunk::Entity::find()

@@ -83,27 +83,28 @@ impl Earlier {
     /// What the committed rows of a job tell, read in one pass over its rows
     /// in row order (the primary key's; no other index is kept for it).
     pub async fn of_job(
-        db: &impl ConnectionTrait,
+        db: &(impl ConnectionTrait + sea_orm::StreamTrait),
         job: &entity::import_job::Model,
     ) -> AppResult<Self> {
         use entity::import_row::{Column, Entity};
-        let rows: Vec<(Option<String>, i32)> = Scope::of(job.organization_id)
+        use futures_util::TryStreamExt;
+        // Streamed: the rows are read into the map, never all at once beside it.
+        let mut rows = Scope::of(job.organization_id)
             .find::<Entity>()
             .select_only()
             .column(Column::Identity)
             .column(Column::RowNumber)
             .filter(Column::JobId.eq(job.id))
+            .filter(Column::Identity.is_not_null())
             .order_by_asc(Column::RowNumber)
-            .into_tuple()
-            .all(db)
+            .into_tuple::<(String, i32)>()
+            .stream(db)
             .await?;
         let mut first = HashMap::new();
-        for (identity, number) in rows {
-            if let Some(identity) = identity {
-                first
-                    .entry(identity)
-                    .or_insert_with(|| usize::try_from(number).unwrap_or(0));
-            }
+        while let Some((identity, number)) = rows.try_next().await? {
+            first
+                .entry(identity)
+                .or_insert_with(|| usize::try_from(number).unwrap_or(0));
         }
         Ok(Self(first))
     }
