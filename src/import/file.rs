@@ -13,13 +13,6 @@ use std::{borrow::Cow, fs::File, io::Read, ops::Range, os::unix::fs::FileExt};
 use super::workbook;
 use crate::error::{AppError, AppResult};
 
-/// What an upload is, by its content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Xlsx,
-}
-
 /// An uploaded file's bytes: in memory (a feed's download, a retry's rows), or
 /// in the temporary file a request's upload was written to.
 pub enum Content {
@@ -160,7 +153,6 @@ impl<'a> Source<'a> {
 
 /// An upload made ready to read as CSV.
 pub struct Upload<'a> {
-    pub format: Format,
     text: Text<'a>,
     /// The file's number of its header row: 1 for CSV.
     pub header_row: usize,
@@ -208,7 +200,6 @@ pub fn read<'a>(
     if workbook::is_zip(&head) {
         let sheet = workbook::read(&content.whole().map_err(io)?, sheet, header_row)?;
         return Ok(Upload {
-            format: Format::Xlsx,
             text: Text::Owned(sheet.csv),
             header_row: sheet.header_row,
             sheets: sheet.sheets,
@@ -246,7 +237,6 @@ pub fn read<'a>(
         }
     };
     Ok(Upload {
-        format: Format::Csv,
         text,
         header_row: 1,
         sheets: Vec::new(),
