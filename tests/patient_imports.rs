@@ -29,6 +29,31 @@ async fn import(app: &TestApp, token: &str, input: Value, bytes: Vec<u8>) -> Val
     job
 }
 
+/// The failed rows of `job`: each row's number and its first error's field
+/// and message.
+async fn failed_rows(app: &TestApp, token: &str, job: &Value) -> Vec<(u64, String, String)> {
+    let rows = app
+        .ok(
+            token,
+            "query($id: ID!) { importJob(id: $id) { rows(first: 100, status: FAILED) { edges { node { rowNumber errors { field message } } } } } }",
+            json!({ "id": job["id"] }),
+        )
+        .await;
+    rows["importJob"]["rows"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| {
+            let node = &edge["node"];
+            (
+                node["rowNumber"].as_u64().unwrap(),
+                node["errors"][0]["field"].as_str().unwrap().to_owned(),
+                node["errors"][0]["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_sample_patients_file_enrols_with_exact_counts_and_again_creates_nothing() {
     for backend in common::backends().await {
@@ -89,26 +114,7 @@ async fn the_sample_patients_file_enrols_with_exact_counts_and_again_creates_not
         assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{job}");
         assert_eq!(job["createdCount"], 10);
         assert_eq!(job["failedCount"], 6);
-        let rows = app
-            .ok(
-                &admin,
-                "query($id: ID!) { importJob(id: $id) { rows(first: 100, status: FAILED) { edges { node { rowNumber errors { field message } } } } } }",
-                json!({ "id": job["id"] }),
-            )
-            .await;
-        let failed: Vec<(u64, String, String)> = rows["importJob"]["rows"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let node = &e["node"];
-                (
-                    node["rowNumber"].as_u64().unwrap(),
-                    node["errors"][0]["field"].as_str().unwrap().to_owned(),
-                    node["errors"][0]["message"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let failed = failed_rows(&app, &admin, &job).await;
         let numbers: Vec<u64> = failed.iter().map(|f| f.0).collect();
         assert_eq!(numbers, [4, 5, 10, 11, 16, 17], "{failed:?}");
         for (number, field, message) in &failed {
@@ -375,6 +381,72 @@ async fn a_patients_import_needs_a_project_of_the_organisation_and_an_identity()
         assert_eq!(reads[0]["actor"]["email"], "admin@checks.test");
         assert_eq!(reads[0]["changes"]["rows"], json!([2, 3, 4]), "{trail}");
         assert_eq!(reads[1]["changes"]["failedRows"], 6, "{trail}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_patient_fails_naming_the_first_row_in_the_preview_and_the_import() {
+    // Rows 3 and 6 repeat earlier patients, by external id and by email (in
+    // another case). Row 7 is invalid and so names no one: row 8, with its
+    // external id, is the first valid MRN-3 and goes in.
+    let file = "MRN,First,Last,Email,DOB\n\
+        MRN-1,Ann,Lee,ann@mail.example,1980-01-01\n\
+        MRN-1,Ann,Leigh,ann.leigh@mail.example,1980-01-01\n\
+        MRN-2,Bo,Kim,,1981-02-02\n\
+        ,Cy,Park,cy@mail.example,1982-03-03\n\
+        ,Cy,Park,CY@Mail.Example,1982-03-03\n\
+        MRN-3,Dee,Moss,,2999-01-01\n\
+        MRN-3,Dee,Moss,,1983-04-04\n";
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Repeats Clinic").await;
+        app.user(org, "admin@repeats.test", &["Admin"]).await;
+        let admin = app.login("admin@repeats.test", PASSWORD).await;
+        let project = app
+            .ok(
+                &admin,
+                "mutation { createProject(input: { name: \"Intake\" }) { id } }",
+                json!({}),
+            )
+            .await["createProject"]["id"]
+            .clone();
+        let input = json!({ "kind": "PATIENTS", "projectId": project });
+
+        let (_, body) = app
+            .upload(&admin, PREVIEW, input.clone(), "patients.csv", file.into())
+            .await;
+        let preview = &body["data"]["previewImport"];
+        assert_eq!(
+            (
+                &preview["totalRows"],
+                &preview["validRows"],
+                &preview["invalidRows"]
+            ),
+            (&json!(7), &json!(4), &json!(3)),
+            "{backend:?}: {body}"
+        );
+
+        let job = import(&app, &admin, input, file.into()).await;
+        assert_eq!(
+            (&job["createdCount"], &job["failedCount"]),
+            (&json!(4), &json!(3)),
+            "{backend:?}: {job}"
+        );
+        let failed = failed_rows(&app, &admin, &job).await;
+        assert_eq!(
+            failed,
+            [
+                (
+                    3,
+                    "externalId".into(),
+                    "repeats the patient of row 2".into()
+                ),
+                (6, "email".into(), "repeats the patient of row 5".into()),
+                (7, "dateOfBirth".into(), "is in the future".into()),
+            ],
+            "{backend:?}"
+        );
         app.stop().await;
     }
 }

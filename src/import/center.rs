@@ -262,7 +262,7 @@ pub async fn preview(
         },
     )
     .await?;
-    let mut earlier = Earlier::default();
+    let mut earlier = Earlier::of_keys(total_rows, file.rows().map(|r| import.repeat_key(&r)));
     let mut rows = file.rows().peekable();
     while rows.peek().is_some() {
         let batch: Vec<_> = rows
@@ -770,7 +770,8 @@ async fn recheck(
         cells: values.iter().map(|(_, v)| v.clone()).collect(),
         problem: None,
     };
-    let mut earlier = Earlier::default();
+    // One row alone repeats nothing.
+    let mut earlier = Earlier::of_keys(0, std::iter::empty::<Option<String>>());
     let results = import
         .process(&txn, vec![row], &mut earlier, false, &actor.authority())
         .await?;

@@ -20,7 +20,7 @@ use super::{
     fields::{ImportKind, fields},
     file::{self, CsvFile},
     mapping::{ColumnMapping, Mapping},
-    row::{self, Earlier, RowStatus},
+    row::{self, Earlier, FirstPass, RowStatus},
     settings::ImportSettings,
 };
 use crate::db::{Scope, global, unscoped};
@@ -305,15 +305,30 @@ impl Runner {
             Err(other) => return Err(other),
         };
         let skip = usize::try_from(job.processed_rows).unwrap_or(0);
-        let mut earlier = if skip == 0 {
-            Earlier::default()
+        let total = usize::try_from(job.total_rows).unwrap_or(0);
+        let chunks = if stored.chunked {
+            chunks_of(&self.db, &job).await?
         } else {
-            Earlier::of_job(&self.db, &job).await?
+            Vec::new()
         };
+        // The first pass: which rows may repeat others.
+        let mut pass = FirstPass::new(total);
+        if stored.chunked {
+            for (seq, after, _) in &chunks {
+                let text = chunk_text(&self.db, &job, *seq).await?;
+                pass.add(file.rows_of(&text, *after).map(|r| import.repeat_key(&r)));
+            }
+        } else {
+            pass.add(file.rows().map(|r| import.repeat_key(&r)));
+        }
+        let mut earlier = pass.finish();
+        if skip > 0 {
+            earlier.remember_job(&self.db, &job).await?;
+        }
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         if stored.chunked {
             let mut skip = skip;
-            for (seq, after, count) in chunks_of(&self.db, &job).await? {
+            for (seq, after, count) in chunks {
                 if skip >= count {
                     skip -= count;
                     continue;

@@ -16,6 +16,7 @@ use super::{
 use crate::db::Scope;
 use crate::{
     db::bulk,
+    domain::text,
     error::{AppResult, FieldError},
     services::locations::{LocationDetails, RawLocation, name_key, new_location, with_changes},
 };
@@ -29,6 +30,13 @@ pub struct LocationImport<'a> {
 }
 
 impl LocationImport<'_> {
+    /// What the row's identity is whenever it has one (see [`Earlier`]): the
+    /// key of the name as a location's details hold it.
+    pub fn repeat_key(&self, row: &Row) -> Option<String> {
+        let name = mapped_cell(self.mapping, row, "name")?;
+        Some(name_key(&text::required(&name, "name", 200).ok()?))
+    }
+
     /// Check a batch against the organisation and, when `write`, apply it in the
     /// caller's transaction.
     pub async fn process(

@@ -137,6 +137,16 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// A value the row's identity equals whenever the row has one, read from
+    /// its identifying cells alone: what [`row::Earlier::of_keys`] is given.
+    pub fn repeat_key(&self, row: &file::Row) -> Option<String> {
+        match self {
+            Self::Staff(import) => import.repeat_key(row),
+            Self::Patients(import) => import.repeat_key(row),
+            Self::Locations(import) => import.repeat_key(row),
+        }
+    }
+
     fn kind(&self) -> fields::ImportKind {
         match self {
             Self::Staff(import) if import.providers => fields::ImportKind::Providers,

@@ -18,6 +18,7 @@ use super::{
 use crate::db::Scope;
 use crate::{
     db::bulk,
+    domain::{Email, text},
     error::{AppResult, FieldError},
     services::{
         patients::{
@@ -45,6 +46,19 @@ struct Planned {
 }
 
 impl PatientImport<'_> {
+    /// What the row's identity is whenever it has one (see [`Earlier`]): the
+    /// identity of the details its identifying cells alone parse to.
+    pub fn repeat_key(&self, row: &Row) -> Option<String> {
+        let cell = |field: &str| mapped_cell(self.mapping, row, field);
+        let external_id = text::optional(cell("externalId").as_deref(), "externalId", 100).ok()?;
+        let email = cell("email").and_then(|e| Email::parse(e.trim(), "email").ok());
+        identity_of(&PatientDetails {
+            external_id,
+            email,
+            ..PatientDetails::default()
+        })
+    }
+
     fn parse(&self, row: &Row) -> Planned {
         let cell = |field: &str| mapped_cell(self.mapping, row, field);
         let (external_id, first_name, last_name, email, phone, date_of_birth) = (

@@ -218,12 +218,22 @@ impl StaffImport<'_> {
         self.cell(row, field).map(|c| parse(&c, field)).transpose()
     }
 
+    /// The row's email: its identity, by which a repeat is found.
+    fn email(&self, row: &Row) -> AppResult<Option<Email>> {
+        self.typed(row, "email", Email::parse)
+    }
+
+    /// What the row's identity is whenever it has one: see [`Earlier`].
+    pub fn repeat_key(&self, row: &Row) -> Option<String> {
+        Some(self.email(row).ok()??.as_str().to_owned())
+    }
+
     fn parse(&self, row: &Row, errors: &mut Vec<FieldError>) -> Parsed {
         let mut v = Validation::default();
         let text =
             |field: &str, max: usize| text::optional(self.cell(row, field).as_deref(), field, max);
         let mut parsed = Parsed {
-            email: v.check(self.typed(row, "email", Email::parse)).flatten(),
+            email: v.check(self.email(row)).flatten(),
             first_name: v
                 .check(self.typed(row, "firstName", field::first_name))
                 .flatten(),
