@@ -930,3 +930,50 @@ async fn a_super_admin_inside_another_organisation_keeps_their_own_account() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_update_records_only_the_fields_it_changes_and_one_that_changes_nothing_records_nothing()
+{
+    for backend in common::backends().await {
+        let app = TestApp::spawn(backend).await;
+        let org = app.organization("Stillwater").await;
+        app.user(org, "admin@stillwater.test", &["Admin"]).await;
+        let nurse = app.user(org, "nurse@stillwater.test", &[]).await;
+        let admin = app.login("admin@stillwater.test", PASSWORD).await;
+        const UPDATE: &str = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { title firstName } }";
+        let changes = || async {
+            let data = app
+                .ok(
+                    &admin,
+                    "{ auditEvents(first: 100) { edges { node { action targetId changes } } } }",
+                    Value::Null,
+                )
+                .await;
+            data["auditEvents"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["node"])
+                .filter(|n| n["action"] == "user.update" && n["targetId"] == nurse.to_string())
+                .map(|n| n["changes"].clone())
+                .collect::<Vec<_>>()
+        };
+
+        let first = json!({ "title": "Charge Nurse", "firstName": "Test" });
+        let data = app
+            .ok(&admin, UPDATE, json!({ "id": nurse, "input": first }))
+            .await;
+        assert_eq!(data["updateUser"]["title"], "Charge Nurse");
+        // The fixture's first name is already "Test": only the title changed.
+        assert_eq!(
+            changes().await,
+            [json!({ "title": "Charge Nurse" })],
+            "{backend:?}"
+        );
+
+        // The same values again change nothing, and nothing is recorded.
+        app.ok(&admin, UPDATE, json!({ "id": nurse, "input": first }))
+            .await;
+        assert_eq!(changes().await.len(), 1, "{backend:?}");
+    }
+}

@@ -31,9 +31,9 @@ use crate::{
     error::{AppResult, FieldError, Validation},
     services::{
         invites,
-        providers::parse_tax_id,
+        providers::{PracticeDetails, parse_tax_id},
         roles,
-        users::{field, parse_idle_timeout},
+        users::{UserChanges, UserDetails, field, parse_idle_timeout},
     },
 };
 
@@ -201,6 +201,58 @@ struct Parsed {
     postal_code: Option<String>,
     phone: Option<Phone>,
     billing_tax_id: Option<String>,
+}
+
+impl Parsed {
+    /// A new user's details from the row, with its address.
+    fn details(&self, email: &Email) -> UserDetails {
+        UserDetails {
+            title: self.title.clone(),
+            employee_status: self.employee_status.unwrap_or(EmployeeStatus::Active),
+            mobile_phone: self.mobile_phone.clone(),
+            locale: self.locale.clone(),
+            idle_timeout_minutes: self.idle_timeout,
+            external_id: self.external_id.clone(),
+            ..UserDetails::named(
+                email.clone(),
+                self.first_name.clone().unwrap_or_default(),
+                self.last_name.clone().unwrap_or_default(),
+            )
+        }
+    }
+
+    /// A provider's details from the row: its mapped, non-blank cells.
+    fn practice(&self) -> PracticeDetails {
+        let given = |value: &Option<String>| value.clone().map(Some);
+        PracticeDetails {
+            organization_role: self.organization_role.clone(),
+            specialty: given(&self.specialty),
+            address_line1: given(&self.address_line1),
+            address_line2: given(&self.address_line2),
+            city: given(&self.city),
+            state: given(&self.state),
+            postal_code: given(&self.postal_code),
+            phone: self.phone.clone().map(Some),
+            billing_tax_id: given(&self.billing_tax_id),
+            ..PracticeDetails::default()
+        }
+    }
+
+    /// What the row changes on a user who exists: its mapped, non-blank cells.
+    /// A blank cell leaves a field as it is; an import never clears one.
+    fn changes(&self) -> UserChanges {
+        UserChanges {
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            title: self.title.clone().map(Some),
+            employee_status: self.employee_status,
+            mobile_phone: self.mobile_phone.clone().map(Some),
+            locale: self.locale.clone().map(Some),
+            idle_timeout_minutes: self.idle_timeout.map(Some),
+            external_id: self.external_id.clone().map(Some),
+            ..UserChanges::default()
+        }
+    }
 }
 
 impl StaffImport<'_> {
@@ -484,7 +536,9 @@ impl StaffImport<'_> {
             };
             let (status, record_id, undo) = match existing_user {
                 None => {
-                    let user = self.new_user(&parsed, &email, now);
+                    let user = parsed
+                        .details(&email)
+                        .new_user(self.organization.id, None, now);
                     let id = user.id;
                     let named = role_ids.is_some();
                     let role_ids = match role_ids {
@@ -516,8 +570,9 @@ impl StaffImport<'_> {
                         }),
                         provider: None,
                     };
-                    if self.providers {
-                        let provider = self.new_provider(&parsed, id, now);
+                    if self.providers
+                        && let Some(provider) = self.new_provider(&parsed, id, now)
+                    {
                         undo.provider = Some(RecordChange {
                             id: provider.id,
                             created: true,
@@ -535,9 +590,8 @@ impl StaffImport<'_> {
                     (RowStatus::Created, id, Some(undo))
                 }
                 Some(user) => {
-                    let mut changed = false;
                     let mut active: entity::user::ActiveModel = user.clone().into();
-                    self.apply_user_changes(&parsed, user, &mut active, &mut changed);
+                    let mut changed = !parsed.changes().apply(user, &mut active).is_empty();
                     let held: BTreeSet<Uuid> = current_roles
                         .get(&user.id)
                         .map(|rs| rs.iter().map(|r| r.id).collect())
@@ -548,9 +602,9 @@ impl StaffImport<'_> {
                     let provider_change = if self.providers {
                         match providers_by_user.get(&user.id) {
                             Some(provider) => self.provider_changes(&parsed, provider, now),
-                            None => Some(ProviderChange::Create(
-                                self.new_provider(&parsed, user.id, now),
-                            )),
+                            None => self
+                                .new_provider(&parsed, user.id, now)
+                                .map(ProviderChange::Create),
                         }
                     } else {
                         None
@@ -678,132 +732,19 @@ impl StaffImport<'_> {
         Ok(results)
     }
 
-    fn new_user(
-        &self,
-        p: &Parsed,
-        email: &Email,
-        now: chrono::DateTime<Utc>,
-    ) -> entity::user::Model {
-        entity::user::Model {
-            id: Uuid::now_v7(),
-            organization_id: self.organization.id,
-            email: email.as_str().to_owned(),
-            password_hash: None,
-            first_name: p.first_name.clone().unwrap_or_default(),
-            last_name: p.last_name.clone().unwrap_or_default(),
-            title: p.title.clone(),
-            status: "ACTIVE".to_owned(),
-            employee_status: p
-                .employee_status
-                .unwrap_or(EmployeeStatus::Active)
-                .as_str()
-                .to_owned(),
-            mobile_phone: p.mobile_phone.as_ref().map(|v| v.as_str().to_owned()),
-            locale: p.locale.as_ref().map(|v| v.as_str().to_owned()),
-            idle_timeout_minutes: p.idle_timeout,
-            external_id: p.external_id.clone(),
-            must_change_password: false,
-            is_super_admin: false,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-            email_signature: None,
-            preferences: None,
-            service_account: false,
-            user_name: None,
-            employee_number: None,
-            department: None,
-            deprovisioned_at: None,
-            reactivated_at: None,
-            dormancy_warned_at: None,
-        }
-    }
-
+    /// A new provider for `user_id` from the row; a providers row has its
+    /// NPI (required) by the time one is built.
     fn new_provider(
         &self,
         p: &Parsed,
         user_id: Uuid,
         now: chrono::DateTime<Utc>,
-    ) -> entity::provider::Model {
-        entity::provider::Model {
-            id: Uuid::now_v7(),
-            organization_id: self.organization.id,
-            user_id,
-            npi: p
-                .npi
-                .as_ref()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default(),
-            organization_role: p
-                .organization_role
-                .clone()
-                .unwrap_or_else(|| "Provider".to_owned()),
-            specialty: p.specialty.clone(),
-            address_line1: p.address_line1.clone(),
-            address_line2: p.address_line2.clone(),
-            city: p.city.clone(),
-            state: p.state.clone(),
-            postal_code: p.postal_code.clone(),
-            phone: p.phone.as_ref().map(|v| v.as_str().to_owned()),
-            billing_tax_id: p.billing_tax_id.clone(),
-            billing_address: None,
-            credentialing_status: "PENDING".to_owned(),
-            created_at: now,
-            updated_at: now,
-            location_id: None,
-        }
-    }
-
-    /// Set the mapped user fields that differ; only those become part of the update.
-    fn apply_user_changes(
-        &self,
-        p: &Parsed,
-        user: &entity::user::Model,
-        active: &mut entity::user::ActiveModel,
-        changed: &mut bool,
-    ) {
-        macro_rules! set_if_changed {
-            ($value:expr, $current:expr, $column:ident) => {
-                if let Some(value) = $value
-                    && Some(&value) != $current.as_ref()
-                {
-                    active.$column = Set(value.into());
-                    *changed = true;
-                }
-            };
-        }
-        set_if_changed!(
-            p.first_name.clone(),
-            Some(&user.first_name).cloned(),
-            first_name
-        );
-        set_if_changed!(
-            p.last_name.clone(),
-            Some(&user.last_name).cloned(),
-            last_name
-        );
-        set_if_changed!(p.title.clone(), user.title, title);
-        set_if_changed!(
-            p.employee_status.map(|s| s.as_str().to_owned()),
-            Some(&user.employee_status).cloned(),
-            employee_status
-        );
-        set_if_changed!(
-            p.mobile_phone.as_ref().map(|v| v.as_str().to_owned()),
-            user.mobile_phone,
-            mobile_phone
-        );
-        set_if_changed!(
-            p.locale.as_ref().map(|v| v.as_str().to_owned()),
-            user.locale,
-            locale
-        );
-        set_if_changed!(p.external_id.clone(), user.external_id, external_id);
-        set_if_changed!(
-            p.idle_timeout,
-            user.idle_timeout_minutes,
-            idle_timeout_minutes
-        );
+    ) -> Option<entity::provider::Model> {
+        let npi = p.npi.as_ref()?;
+        Some(
+            p.practice()
+                .new_provider(self.organization.id, user_id, npi, now),
+        )
     }
 
     /// The provider update a row asks for, if it changes anything.
@@ -814,51 +755,10 @@ impl StaffImport<'_> {
         now: chrono::DateTime<Utc>,
     ) -> Option<ProviderChange> {
         let mut active: entity::provider::ActiveModel = provider.clone().into();
-        let mut changed = false;
-        macro_rules! set_if_changed {
-            ($value:expr, $current:expr, $column:ident) => {
-                if let Some(value) = $value
-                    && Some(&value) != $current.as_ref()
-                {
-                    active.$column = Set(value.into());
-                    changed = true;
-                }
-            };
-        }
-        set_if_changed!(
-            p.npi.as_ref().map(|n| n.as_str().to_owned()),
-            Some(&provider.npi).cloned(),
-            npi
-        );
-        set_if_changed!(
-            p.organization_role.clone(),
-            Some(&provider.organization_role).cloned(),
-            organization_role
-        );
-        set_if_changed!(p.specialty.clone(), provider.specialty, specialty);
-        set_if_changed!(
-            p.address_line1.clone(),
-            provider.address_line1,
-            address_line1
-        );
-        set_if_changed!(
-            p.address_line2.clone(),
-            provider.address_line2,
-            address_line2
-        );
-        set_if_changed!(p.city.clone(), provider.city, city);
-        set_if_changed!(p.state.clone(), provider.state, state);
-        set_if_changed!(p.postal_code.clone(), provider.postal_code, postal_code);
-        set_if_changed!(
-            p.phone.as_ref().map(|v| v.as_str().to_owned()),
-            provider.phone,
-            phone
-        );
-        set_if_changed!(
-            p.billing_tax_id.clone(),
-            provider.billing_tax_id,
-            billing_tax_id
-        );
+        let changed = !p
+            .practice()
+            .apply(p.npi.as_ref(), provider, &mut active)
+            .is_empty();
         if changed {
             active.updated_at = Set(now);
             Some(ProviderChange::Update(active))

@@ -103,6 +103,21 @@ impl Changes {
         *column = Set(value);
     }
 
+    /// [`Changes::set`] when `value` is not `current`, the record's value now.
+    pub fn set_if_changed<V>(
+        &mut self,
+        key: &str,
+        column: &mut ActiveValue<V>,
+        current: &V,
+        value: V,
+    ) where
+        V: Into<sea_orm::Value> + serde::Serialize + PartialEq,
+    {
+        if value != *current {
+            self.set(key, column, value);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

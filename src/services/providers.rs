@@ -89,6 +89,146 @@ pub struct PracticeDetails {
     pub location_id: Option<Option<Uuid>>,
 }
 
+impl PracticeDetails {
+    /// The record of a new provider for `user_id` with these details: the one
+    /// place a provider is built, for every door that makes one.
+    pub fn new_provider(
+        &self,
+        organization_id: Uuid,
+        user_id: Uuid,
+        npi: &Npi,
+        now: chrono::DateTime<Utc>,
+    ) -> entity::provider::Model {
+        let flat = |v: &Option<Option<String>>| v.clone().flatten();
+        entity::provider::Model {
+            id: Uuid::now_v7(),
+            organization_id,
+            user_id,
+            npi: npi.as_str().to_owned(),
+            organization_role: self
+                .organization_role
+                .clone()
+                .unwrap_or_else(|| "Provider".to_owned()),
+            specialty: flat(&self.specialty),
+            address_line1: flat(&self.address_line1),
+            address_line2: flat(&self.address_line2),
+            city: flat(&self.city),
+            state: flat(&self.state),
+            postal_code: flat(&self.postal_code),
+            phone: self.phone.clone().flatten().map(|p| p.as_str().to_owned()),
+            billing_tax_id: flat(&self.billing_tax_id),
+            billing_address: flat(&self.billing_address),
+            credentialing_status: self
+                .credentialing_status
+                .unwrap_or(CredentialingStatus::Pending)
+                .as_str()
+                .to_owned(),
+            created_at: now,
+            updated_at: now,
+            location_id: self.location_id.flatten(),
+        }
+    }
+
+    /// Set on `active` each field these details (and `npi`) give a value other
+    /// than `provider`'s: the one place a provider's fields change, for every
+    /// door. What changed, under the clients' names, for the audit trail.
+    pub fn apply(
+        self,
+        npi: Option<&Npi>,
+        provider: &entity::provider::Model,
+        active: &mut entity::provider::ActiveModel,
+    ) -> Changes {
+        let mut changed = Changes::default();
+        let c = &mut changed;
+        if let Some(npi) = npi {
+            c.set_if_changed(
+                "npi",
+                &mut active.npi,
+                &provider.npi,
+                npi.as_str().to_owned(),
+            );
+        }
+        if let Some(role) = self.organization_role {
+            let current = &provider.organization_role;
+            c.set_if_changed(
+                "organizationRole",
+                &mut active.organization_role,
+                current,
+                role,
+            );
+        }
+        if let Some(status) = self.credentialing_status {
+            let (column, current) = (
+                &mut active.credentialing_status,
+                &provider.credentialing_status,
+            );
+            c.set_if_changed(
+                "credentialingStatus",
+                column,
+                current,
+                status.as_str().to_owned(),
+            );
+        }
+        if let Some(phone) = self.phone {
+            let phone = phone.map(|p| p.as_str().to_owned());
+            c.set_if_changed("phone", &mut active.phone, &provider.phone, phone);
+        }
+        if let Some(location) = self.location_id {
+            c.set_if_changed(
+                "locationId",
+                &mut active.location_id,
+                &provider.location_id,
+                location,
+            );
+        }
+        for (key, value, column, current) in [
+            (
+                "specialty",
+                self.specialty,
+                &mut active.specialty,
+                &provider.specialty,
+            ),
+            (
+                "addressLine1",
+                self.address_line1,
+                &mut active.address_line1,
+                &provider.address_line1,
+            ),
+            (
+                "addressLine2",
+                self.address_line2,
+                &mut active.address_line2,
+                &provider.address_line2,
+            ),
+            ("city", self.city, &mut active.city, &provider.city),
+            ("state", self.state, &mut active.state, &provider.state),
+            (
+                "postalCode",
+                self.postal_code,
+                &mut active.postal_code,
+                &provider.postal_code,
+            ),
+            (
+                "billingTaxId",
+                self.billing_tax_id,
+                &mut active.billing_tax_id,
+                &provider.billing_tax_id,
+            ),
+            (
+                "billingAddress",
+                self.billing_address,
+                &mut active.billing_address,
+                &provider.billing_address,
+            ),
+        ] {
+            if let Some(value) = value {
+                c.set_if_changed(key, column, current, value);
+            }
+        }
+        changed
+    }
+}
+
 /// A location must be the actor's organisation's.
 async fn ensure_location(
     db: &impl ConnectionTrait,
@@ -163,34 +303,7 @@ pub async fn create(
         public_url,
     )
     .await?;
-    let now = Utc::now();
-    let flat = |v: Option<Option<String>>| v.flatten();
-    let provider = entity::provider::Model {
-        id: Uuid::now_v7(),
-        organization_id: actor.organization_id,
-        user_id: user.user.id,
-        npi: npi.as_str().to_owned(),
-        organization_role: practice
-            .organization_role
-            .unwrap_or_else(|| "Provider".to_owned()),
-        specialty: flat(practice.specialty),
-        address_line1: flat(practice.address_line1),
-        address_line2: flat(practice.address_line2),
-        city: flat(practice.city),
-        state: flat(practice.state),
-        postal_code: flat(practice.postal_code),
-        phone: practice.phone.flatten().map(|p| p.as_str().to_owned()),
-        billing_tax_id: flat(practice.billing_tax_id),
-        billing_address: flat(practice.billing_address),
-        credentialing_status: practice
-            .credentialing_status
-            .unwrap_or(CredentialingStatus::Pending)
-            .as_str()
-            .to_owned(),
-        created_at: now,
-        updated_at: now,
-        location_id: practice.location_id.flatten(),
-    };
+    let provider = practice.new_provider(actor.organization_id, user.user.id, &npi, Utc::now());
     entity::provider::Entity::insert(entity::provider::ActiveModel::from(provider.clone()))
         .exec_without_returning(&txn)
         .await
@@ -222,65 +335,14 @@ pub async fn update(
     actor.require(Permission::ProvidersWrite)?;
     let txn = crate::db::begin_write(db).await?;
     let provider = find_in_scope(&txn, actor, id).await?;
-    let mut active: entity::provider::ActiveModel = provider.clone().into();
-    let mut changed = Changes::default();
     if let Some(npi) = &npi
         && npi.as_str() != provider.npi
     {
         ensure_npi_free(&txn, actor, npi, Some(id)).await?;
-        changed.set("npi", &mut active.npi, npi.as_str().to_owned());
     }
-    if let Some(role) = practice.organization_role {
-        changed.set("organizationRole", &mut active.organization_role, role);
-    }
-    if let Some(status) = practice.credentialing_status {
-        changed.set(
-            "credentialingStatus",
-            &mut active.credentialing_status,
-            status.as_str().to_owned(),
-        );
-    }
-    if let Some(phone) = practice.phone {
-        changed.set(
-            "phone",
-            &mut active.phone,
-            phone.map(|p| p.as_str().to_owned()),
-        );
-    }
-    if let Some(location) = practice.location_id {
-        ensure_location(&txn, actor, practice.location_id).await?;
-        changed.set("locationId", &mut active.location_id, location);
-    }
-    for (key, value, column) in [
-        ("specialty", practice.specialty, &mut active.specialty),
-        (
-            "addressLine1",
-            practice.address_line1,
-            &mut active.address_line1,
-        ),
-        (
-            "addressLine2",
-            practice.address_line2,
-            &mut active.address_line2,
-        ),
-        ("city", practice.city, &mut active.city),
-        ("state", practice.state, &mut active.state),
-        ("postalCode", practice.postal_code, &mut active.postal_code),
-        (
-            "billingTaxId",
-            practice.billing_tax_id,
-            &mut active.billing_tax_id,
-        ),
-        (
-            "billingAddress",
-            practice.billing_address,
-            &mut active.billing_address,
-        ),
-    ] {
-        if let Some(value) = value {
-            changed.set(key, column, value);
-        }
-    }
+    ensure_location(&txn, actor, practice.location_id).await?;
+    let mut active: entity::provider::ActiveModel = provider.clone().into();
+    let changed = practice.apply(npi.as_ref(), &provider, &mut active);
     if changed.is_empty() {
         return Ok(provider);
     }

@@ -156,6 +156,46 @@ pub struct UserDetails {
 }
 
 impl UserDetails {
+    /// The record of a new, active user of `organization_id` with these
+    /// details: the one place a user is built, for every door that makes one.
+    /// With a password, it must be changed at first login.
+    pub fn new_user(
+        &self,
+        organization_id: Uuid,
+        password_hash: Option<String>,
+        now: chrono::DateTime<Utc>,
+    ) -> entity::user::Model {
+        entity::user::Model {
+            id: Uuid::now_v7(),
+            organization_id,
+            email: self.email.as_str().to_owned(),
+            must_change_password: password_hash.is_some(),
+            password_hash,
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            title: self.title.clone(),
+            status: "ACTIVE".to_owned(),
+            employee_status: self.employee_status.as_str().to_owned(),
+            mobile_phone: self.mobile_phone.as_ref().map(|p| p.as_str().to_owned()),
+            locale: self.locale.as_ref().map(|l| l.as_str().to_owned()),
+            idle_timeout_minutes: self.idle_timeout_minutes,
+            external_id: self.external_id.clone(),
+            is_super_admin: false,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+            email_signature: None,
+            preferences: None,
+            service_account: false,
+            user_name: self.user_name.clone(),
+            employee_number: self.employee_number.clone(),
+            department: self.department.clone(),
+            deprovisioned_at: None,
+            reactivated_at: None,
+            dormancy_warned_at: None,
+        }
+    }
+
     /// A user with a name and an address, and nothing else yet.
     pub fn named(email: Email, first_name: String, last_name: String) -> Self {
         Self {
@@ -211,6 +251,93 @@ pub struct UserChanges {
     pub employee_number: Option<Option<String>>,
     pub department: Option<Option<String>>,
     pub user_name: Option<Option<String>>,
+}
+
+impl UserChanges {
+    /// Set on `active` each field that these changes give a value other than
+    /// `user`'s: the one place a user's fields change, for every door. What
+    /// changed, under the clients' names for the fields, for the audit trail;
+    /// empty when nothing did.
+    pub fn apply(
+        self,
+        user: &entity::user::Model,
+        active: &mut entity::user::ActiveModel,
+    ) -> Changes {
+        let mut changed = Changes::default();
+        let c = &mut changed;
+        if let Some(email) = self.email {
+            c.set_if_changed(
+                "email",
+                &mut active.email,
+                &user.email,
+                email.as_str().to_owned(),
+            );
+        }
+        if let Some(name) = self.first_name {
+            c.set_if_changed("firstName", &mut active.first_name, &user.first_name, name);
+        }
+        if let Some(name) = self.last_name {
+            c.set_if_changed("lastName", &mut active.last_name, &user.last_name, name);
+        }
+        if let Some(title) = self.title {
+            c.set_if_changed("title", &mut active.title, &user.title, title);
+        }
+        if let Some(status) = self.employee_status {
+            let status = status.as_str().to_owned();
+            c.set_if_changed(
+                "employeeStatus",
+                &mut active.employee_status,
+                &user.employee_status,
+                status,
+            );
+        }
+        if let Some(phone) = self.mobile_phone {
+            let phone = phone.map(|p| p.as_str().to_owned());
+            c.set_if_changed(
+                "mobilePhone",
+                &mut active.mobile_phone,
+                &user.mobile_phone,
+                phone,
+            );
+        }
+        if let Some(locale) = self.locale {
+            let locale = locale.map(|l| l.as_str().to_owned());
+            c.set_if_changed("locale", &mut active.locale, &user.locale, locale);
+        }
+        if let Some(minutes) = self.idle_timeout_minutes {
+            let current = &user.idle_timeout_minutes;
+            c.set_if_changed(
+                "idleTimeoutMinutes",
+                &mut active.idle_timeout_minutes,
+                current,
+                minutes,
+            );
+        }
+        if let Some(id) = self.external_id {
+            c.set_if_changed("externalId", &mut active.external_id, &user.external_id, id);
+        }
+        if let Some(number) = self.employee_number {
+            let current = &user.employee_number;
+            c.set_if_changed(
+                "employeeNumber",
+                &mut active.employee_number,
+                current,
+                number,
+            );
+        }
+        if let Some(department) = self.department {
+            c.set_if_changed(
+                "department",
+                &mut active.department,
+                &user.department,
+                department,
+            );
+        }
+        if let Some(name) = self.user_name {
+            c.set_if_changed("userName", &mut active.user_name, &user.user_name, name);
+        }
+        changed
+    }
 }
 
 /// An inactivity timeout in minutes: 1 to 720.
@@ -362,36 +489,7 @@ pub(crate) async fn insert(
     details: &UserDetails,
     password_hash: Option<String>,
 ) -> AppResult<entity::user::Model> {
-    let now = Utc::now();
-    let user = entity::user::Model {
-        id: Uuid::now_v7(),
-        organization_id,
-        email: details.email.as_str().to_owned(),
-        must_change_password: password_hash.is_some(),
-        password_hash,
-        first_name: details.first_name.clone(),
-        last_name: details.last_name.clone(),
-        title: details.title.clone(),
-        status: "ACTIVE".to_owned(),
-        employee_status: details.employee_status.as_str().to_owned(),
-        mobile_phone: details.mobile_phone.as_ref().map(|p| p.as_str().to_owned()),
-        locale: details.locale.as_ref().map(|l| l.as_str().to_owned()),
-        idle_timeout_minutes: details.idle_timeout_minutes,
-        external_id: details.external_id.clone(),
-        is_super_admin: false,
-        last_login_at: None,
-        created_at: now,
-        updated_at: now,
-        email_signature: None,
-        preferences: None,
-        service_account: false,
-        user_name: details.user_name.clone(),
-        employee_number: details.employee_number.clone(),
-        department: details.department.clone(),
-        deprovisioned_at: None,
-        reactivated_at: None,
-        dormancy_warned_at: None,
-    };
+    let user = details.new_user(organization_id, password_hash, Utc::now());
     entity::user::Entity::insert(entity::user::ActiveModel::from(user.clone()))
         .exec_without_returning(db)
         .await
@@ -410,68 +508,18 @@ pub async fn update(
     actor.require(Permission::UsersWrite)?;
     let txn = crate::db::begin_write(db).await?;
     let user = find_manageable(&txn, actor, id).await?;
-    let mut active: entity::user::ActiveModel = user.clone().into();
-    let mut changed = Changes::default();
     if let Some(email) = &changes.email
         && email.as_str() != user.email
     {
         ensure_email_free(&txn, email, Some(id)).await?;
-        changed.set("email", &mut active.email, email.as_str().to_owned());
     }
-    if let Some(first_name) = changes.first_name {
-        changed.set("firstName", &mut active.first_name, first_name);
-    }
-    if let Some(last_name) = changes.last_name {
-        changed.set("lastName", &mut active.last_name, last_name);
-    }
-    if let Some(title) = changes.title {
-        changed.set("title", &mut active.title, title);
-    }
-    if let Some(status) = changes.employee_status {
-        changed.set(
-            "employeeStatus",
-            &mut active.employee_status,
-            status.as_str().to_owned(),
-        );
-    }
-    if let Some(phone) = changes.mobile_phone {
-        changed.set(
-            "mobilePhone",
-            &mut active.mobile_phone,
-            phone.map(|p| p.as_str().to_owned()),
-        );
-    }
-    if let Some(locale) = changes.locale {
-        changed.set(
-            "locale",
-            &mut active.locale,
-            locale.map(|l| l.as_str().to_owned()),
-        );
-    }
-    if let Some(minutes) = changes.idle_timeout_minutes {
-        changed.set(
-            "idleTimeoutMinutes",
-            &mut active.idle_timeout_minutes,
-            minutes,
-        );
-    }
-    if let Some(external_id) = changes.external_id {
-        changed.set("externalId", &mut active.external_id, external_id);
-    }
-    if let Some(number) = changes.employee_number {
-        changed.set("employeeNumber", &mut active.employee_number, number);
-    }
-    if let Some(department) = changes.department {
-        changed.set("department", &mut active.department, department);
-    }
-    if let Some(user_name) = changes.user_name {
-        changed.set("userName", &mut active.user_name, user_name);
-    }
+    let email = changes.email.clone();
+    let mut active: entity::user::ActiveModel = user.clone().into();
+    let changed = changes.apply(&user, &mut active);
     if changed.is_empty() {
         return Ok(user);
     }
     active.updated_at = Set(Utc::now());
-    let email = changes.email.clone();
     let user = active.update(&txn).await.on_unique_violation(|| {
         email.as_ref().map_or_else(
             || AppError::Conflict("This change conflicts with another user.".into()),
