@@ -356,7 +356,7 @@ impl StaffImport<'_> {
 
     /// Check a batch against the organisation and, when `write`, apply it in the
     /// caller's transaction. Every row gets its outcome; a bad row never stops the
-    /// others.
+    /// others. Four steps: parse, look up, plan, write.
     pub async fn process(
         &self,
         db: &impl ConnectionTrait,
@@ -365,6 +365,25 @@ impl StaffImport<'_> {
         write: bool,
         authority: &Authority,
     ) -> AppResult<Vec<RowResult>> {
+        let planned = self.parse_batch(rows, earlier);
+        let (existing, held) = self.look_up(db, &planned).await?;
+        let mut rule = RowRule {
+            authority,
+            role_permissions: &self.role_permissions,
+            held,
+            administrators: None,
+        };
+        let (results, writes) = self.plan(db, planned, &existing, &mut rule, write).await?;
+        if write {
+            self.write(db, writes).await?;
+        }
+        Ok(results)
+    }
+
+    /// Parse: each row's values by the field rules, its roles known to the
+    /// organisation, and repeats of an earlier row's email or of an NPI of the
+    /// batch. Nothing is read.
+    fn parse_batch(&self, rows: Vec<Row>, earlier: &mut Earlier) -> Vec<ParsedRow> {
         let mut planned = Vec::with_capacity(rows.len());
         for row in rows {
             let mut errors = Vec::new();
@@ -418,7 +437,16 @@ impl StaffImport<'_> {
                 }
             }
         }
+        planned
+    }
 
+    /// Look up: what exists already for the batch's rows, in a few statements,
+    /// and the permissions the organisation's own users among them hold.
+    async fn look_up(
+        &self,
+        db: &impl ConnectionTrait,
+        planned: &[ParsedRow],
+    ) -> AppResult<(Existing, BTreeMap<Uuid, BTreeSet<Permission>>)> {
         // What exists already: users by email (any organisation), their provider
         // records, and providers holding the batch's NPIs.
         let emails: Vec<String> = planned
@@ -448,7 +476,10 @@ impl StaffImport<'_> {
         };
         let (providers_by_user, providers_by_npi) = if self.providers {
             let user_ids: Vec<Uuid> = existing.values().map(|u| u.id).collect();
-            let npis: Vec<String> = npi_seen.keys().cloned().collect();
+            let npis: BTreeSet<String> = planned
+                .iter()
+                .filter_map(|(_, p, _, _)| Some(p.npi.as_ref()?.as_str().to_owned()))
+                .collect();
             let found = Scope::of(self.organization.id)
                 .find::<entity::provider::Entity>()
                 .filter(
@@ -471,31 +502,39 @@ impl StaffImport<'_> {
             .filter(|u| u.organization_id == self.organization.id)
             .map(|u| u.id)
             .collect();
-        let current_roles = if own_ids.is_empty() {
+        let roles = if own_ids.is_empty() {
             Default::default()
         } else {
             roles::roles_by_user(db, Scope::of(self.organization.id), &own_ids).await?
         };
-        let mut rule = RowRule {
-            authority,
-            role_permissions: &self.role_permissions,
-            held: roles::permissions_by_user(db, Scope::of(self.organization.id), &own_ids).await?,
-            administrators: None,
+        let held =
+            roles::permissions_by_user(db, Scope::of(self.organization.id), &own_ids).await?;
+        let existing = Existing {
+            users: existing,
+            providers_by_user,
+            providers_by_npi,
+            roles,
         };
+        Ok((existing, held))
+    }
 
+    /// Plan: each row's outcome under the access rule, and the records the
+    /// batch will write. Reads only what the rule needs (the organisation's
+    /// administrators, once a row changes someone's roles).
+    async fn plan(
+        &self,
+        db: &impl ConnectionTrait,
+        planned: Vec<ParsedRow>,
+        existing: &Existing,
+        rule: &mut RowRule<'_>,
+        write: bool,
+    ) -> AppResult<(Vec<RowResult>, Writes)> {
         let now = Utc::now();
         let mut results = Vec::with_capacity(planned.len());
-        let mut new_users = Vec::new();
-        let mut new_providers = Vec::new();
-        let mut user_updates = Vec::new();
-        let mut provider_updates = Vec::new();
-        let mut role_links: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
-        // Users who held roles before this batch and hold others after it.
-        let mut relinked = Vec::new();
-        let mut invite_for = Vec::new();
+        let mut writes = Writes::default();
         for (number, parsed, mut errors, values) in planned {
             let identity = parsed.email.as_ref().map(|e| e.as_str().to_owned());
-            let existing_user = identity.as_ref().and_then(|e| existing.get(e));
+            let existing_user = identity.as_ref().and_then(|e| existing.users.get(e));
             if let Some(user) = existing_user
                 && user.organization_id != self.organization.id
             {
@@ -504,7 +543,7 @@ impl StaffImport<'_> {
                 errors.push(FieldError::new("email", EMAIL_TAKEN));
             }
             if let (Some(npi), true) = (&parsed.npi, errors.is_empty())
-                && let Some(holder) = providers_by_npi.get(npi.as_str())
+                && let Some(holder) = existing.providers_by_npi.get(npi.as_str())
                 && Some(holder.user_id) != existing_user.map(|u| u.id)
             {
                 errors.push(FieldError::new(
@@ -578,21 +617,22 @@ impl StaffImport<'_> {
                             created: true,
                             fields: undo::provider::snapshot(&provider),
                         });
-                        new_providers.push(provider);
+                        writes.new_providers.push(provider);
                     }
                     if let Some(role_ids) = role_ids {
-                        role_links.push((id, role_ids));
+                        writes.role_links.push((id, role_ids));
                     }
                     if self.settings.send_invites {
-                        invite_for.push(user.clone());
+                        writes.invite_for.push(user.clone());
                     }
-                    new_users.push(user);
+                    writes.new_users.push(user);
                     (RowStatus::Created, id, Some(undo))
                 }
                 Some(user) => {
                     let mut active: entity::user::ActiveModel = user.clone().into();
                     let mut changed = !parsed.changes().apply(user, &mut active).is_empty();
-                    let held: BTreeSet<Uuid> = current_roles
+                    let held: BTreeSet<Uuid> = existing
+                        .roles
                         .get(&user.id)
                         .map(|rs| rs.iter().map(|r| r.id).collect())
                         .unwrap_or_default();
@@ -600,7 +640,7 @@ impl StaffImport<'_> {
                         role_ids.filter(|ids| ids.iter().copied().collect::<BTreeSet<_>>() != held);
                     changed |= roles_change.is_some();
                     let provider_change = if self.providers {
-                        match providers_by_user.get(&user.id) {
+                        match existing.providers_by_user.get(&user.id) {
                             Some(provider) => self.provider_changes(&parsed, provider, now),
                             None => self
                                 .new_provider(&parsed, user.id, now)
@@ -636,7 +676,7 @@ impl StaffImport<'_> {
                         };
                         if active.is_changed() {
                             active.updated_at = Set(now);
-                            user_updates.push(active);
+                            writes.user_updates.push(active);
                         }
                         match provider_change {
                             Some(ProviderChange::Create(p)) => {
@@ -645,17 +685,17 @@ impl StaffImport<'_> {
                                     created: true,
                                     fields: undo::provider::snapshot(&p),
                                 });
-                                new_providers.push(p);
+                                writes.new_providers.push(p);
                             }
                             Some(ProviderChange::Update(p)) => {
-                                if let Some(before) = providers_by_user.get(&user.id) {
+                                if let Some(before) = existing.providers_by_user.get(&user.id) {
                                     undo.provider = Some(RecordChange {
                                         id: before.id,
                                         created: false,
                                         fields: undo::provider::changes(before, &p),
                                     });
                                 }
-                                provider_updates.push(p);
+                                writes.provider_updates.push(p);
                             }
                             None => {}
                         }
@@ -664,8 +704,8 @@ impl StaffImport<'_> {
                                 before: held.iter().copied().collect(),
                                 after: ids.clone(),
                             });
-                            relinked.push(user.id);
-                            role_links.push((user.id, ids));
+                            writes.relinked.push(user.id);
+                            writes.role_links.push((user.id, ids));
                         }
                         (RowStatus::Updated, user.id, Some(undo))
                     }
@@ -682,54 +722,57 @@ impl StaffImport<'_> {
                 undo: undo.filter(|_| write).and_then(|u| u.to_json()),
             });
         }
+        Ok((results, writes))
+    }
 
-        if write {
-            if !relinked.is_empty() {
-                // Like `setUserRoles`: changes to who may administer the
-                // organisation are serialised, and one always remains. New
-                // people only add to who holds a role, so a batch of them
-                // needs neither.
-                roles::lock_organization(db, self.organization.id).await?;
-            }
-            bulk::update_changed(db, user_updates).await?;
-            bulk::update_changed(db, provider_updates).await?;
-            if !relinked.is_empty() {
-                Scope::of(self.organization.id)
-                    .delete_many::<entity::user_role::Entity>()
-                    .filter(entity::user_role::Column::UserId.is_in(relinked.iter().copied()))
-                    .exec(db)
-                    .await?;
-            }
-            // Updates and deletes by id go on with plans made for this batch;
-            // inserts check their foreign keys with cached ones.
-            crate::db::plan_writes(db).await?;
-            bulk::insert_all::<entity::user::ActiveModel>(db, new_users).await?;
-            bulk::insert_all::<entity::provider::ActiveModel>(db, new_providers).await?;
-            let links: Vec<entity::user_role::ActiveModel> = role_links
-                .iter()
-                .flat_map(|(user_id, roles)| {
-                    roles.iter().map(|role_id| entity::user_role::ActiveModel {
-                        user_id: Set(*user_id),
-                        role_id: Set(*role_id),
-                    })
-                })
-                .collect();
-            bulk::insert_all(db, links).await?;
-            if !relinked.is_empty() {
-                roles::ensure_an_administrator_remains(db, self.organization.id).await?;
-            }
-            for user in &invite_for {
-                invites::issue(
-                    db,
-                    self.started_by,
-                    user,
-                    &self.organization.name,
-                    self.public_url,
-                )
-                .await?;
-            }
+    /// Write: the batch's records, in bulk, in the caller's transaction.
+    async fn write(&self, db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+        if !writes.relinked.is_empty() {
+            // Like `setUserRoles`: changes to who may administer the
+            // organisation are serialised, and one always remains. New
+            // people only add to who holds a role, so a batch of them
+            // needs neither.
+            roles::lock_organization(db, self.organization.id).await?;
         }
-        Ok(results)
+        bulk::update_changed(db, writes.user_updates).await?;
+        bulk::update_changed(db, writes.provider_updates).await?;
+        if !writes.relinked.is_empty() {
+            Scope::of(self.organization.id)
+                .delete_many::<entity::user_role::Entity>()
+                .filter(entity::user_role::Column::UserId.is_in(writes.relinked.iter().copied()))
+                .exec(db)
+                .await?;
+        }
+        // Updates and deletes by id go on with plans made for this batch;
+        // inserts check their foreign keys with cached ones.
+        crate::db::plan_writes(db).await?;
+        bulk::insert_all::<entity::user::ActiveModel>(db, writes.new_users).await?;
+        bulk::insert_all::<entity::provider::ActiveModel>(db, writes.new_providers).await?;
+        let links: Vec<entity::user_role::ActiveModel> = writes
+            .role_links
+            .iter()
+            .flat_map(|(user_id, roles)| {
+                roles.iter().map(|role_id| entity::user_role::ActiveModel {
+                    user_id: Set(*user_id),
+                    role_id: Set(*role_id),
+                })
+            })
+            .collect();
+        bulk::insert_all(db, links).await?;
+        if !writes.relinked.is_empty() {
+            roles::ensure_an_administrator_remains(db, self.organization.id).await?;
+        }
+        for user in &writes.invite_for {
+            invites::issue(
+                db,
+                self.started_by,
+                user,
+                &self.organization.name,
+                self.public_url,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// A new provider for `user_id` from the row; a providers row has its
@@ -766,6 +809,33 @@ impl StaffImport<'_> {
             None
         }
     }
+}
+
+/// A row of a batch once parsed: its number, what it says, its errors so far
+/// and its cells as uploaded.
+type ParsedRow = (usize, Parsed, Vec<FieldError>, Vec<(String, String)>);
+
+/// What exists already for a batch's rows.
+struct Existing {
+    /// Users by email, in any organisation: an address is one account's.
+    users: HashMap<String, entity::user::Model>,
+    providers_by_user: HashMap<Uuid, entity::provider::Model>,
+    providers_by_npi: HashMap<String, entity::provider::Model>,
+    /// The roles of the organisation's own users among them.
+    roles: BTreeMap<Uuid, Vec<entity::role::Model>>,
+}
+
+/// What a batch will write.
+#[derive(Default)]
+struct Writes {
+    new_users: Vec<entity::user::Model>,
+    new_providers: Vec<entity::provider::Model>,
+    user_updates: Vec<entity::user::ActiveModel>,
+    provider_updates: Vec<entity::provider::ActiveModel>,
+    role_links: Vec<(Uuid, Vec<Uuid>)>,
+    /// Users who held roles before this batch and hold others after it.
+    relinked: Vec<Uuid>,
+    invite_for: Vec<entity::user::Model>,
 }
 
 enum ProviderChange {
