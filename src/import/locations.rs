@@ -29,6 +29,22 @@ pub struct LocationImport<'a> {
     pub settings: &'a ImportSettings,
 }
 
+/// A row as parsed: its details and the key of its name.
+struct ParsedRow {
+    number: usize,
+    identity: Option<String>,
+    details: Option<LocationDetails>,
+    errors: Vec<FieldError>,
+    values: Vec<(String, String)>,
+}
+
+/// What a batch writes.
+#[derive(Default)]
+struct Writes {
+    created: Vec<entity::location::Model>,
+    updates: Vec<entity::location::ActiveModel>,
+}
+
 impl LocationImport<'_> {
     /// What the row's identity is whenever it has one (see [`Earlier`]): the
     /// key of the name as a location's details hold it.
@@ -38,7 +54,7 @@ impl LocationImport<'_> {
     }
 
     /// Check a batch against the organisation and, when `write`, apply it in the
-    /// caller's transaction.
+    /// caller's transaction. Four steps: parse, look up, plan, write.
     pub async fn process(
         &self,
         db: &impl ConnectionTrait,
@@ -46,124 +62,131 @@ impl LocationImport<'_> {
         earlier: &mut Earlier,
         write: bool,
     ) -> AppResult<Vec<RowResult>> {
-        let mut planned = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let cell = |field: &str| mapped_cell(self.mapping, row, field);
-            let (name, line1, line2, city, state, postal_code, phone, active) = (
-                cell("name"),
-                cell("addressLine1"),
-                cell("addressLine2"),
-                cell("city"),
-                cell("state"),
-                cell("postalCode"),
-                cell("phone"),
-                cell("active"),
-            );
-            let mut errors = Vec::new();
-            if let Some(problem) = &row.problem {
-                errors.push(FieldError::new("row", problem.clone()));
-            }
-            let details = if row.problem.is_some() {
-                None
-            } else {
-                LocationDetails::parse(&RawLocation {
-                    name: name.as_deref().unwrap_or(""),
-                    address_line1: line1.as_deref(),
-                    address_line2: line2.as_deref(),
-                    city: city.as_deref(),
-                    state: state.as_deref(),
-                    postal_code: postal_code.as_deref(),
-                    phone: phone.as_deref(),
-                    active: active.as_deref(),
-                })
-                .map_err(|fields| errors.extend(fields))
-                .ok()
-            };
-            let identity = details.as_ref().map(|d| name_key(&d.name));
-            planned.push((
-                row.number,
-                identity,
-                details,
-                errors,
-                row_values(self.headers, row),
-            ));
+        let parsed = self.parse_batch(&rows, earlier);
+        let existing = self.look_up(db, &parsed).await?;
+        let (results, writes) = self.plan(parsed, &existing);
+        if write {
+            Self::write(db, writes).await?;
         }
+        Ok(results)
+    }
 
+    /// Parse: each row's details by the locations' field rules, and repeats of
+    /// an earlier row's name. Nothing is read.
+    fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
+        let mut parsed: Vec<ParsedRow> = rows.iter().map(|row| self.parse(row)).collect();
         earlier.mark_repeats(
-            planned
+            parsed
                 .iter_mut()
-                .filter_map(|(number, identity, _, errors, _)| {
-                    Some((*number, identity.as_deref()?, errors))
-                })
+                .filter_map(|p| Some((p.number, p.identity.as_deref()?, &mut p.errors)))
                 .collect(),
             |_, first| FieldError::new("name", format!("repeats the location of row {first}")),
         );
-        let identities: Vec<String> = planned.iter().filter_map(|p| p.1.clone()).collect();
-        let existing: HashMap<String, entity::location::Model> = if identities.is_empty() {
-            HashMap::new()
-        } else {
-            Scope::of(self.organization_id)
-                .find::<entity::location::Entity>()
-                .filter(entity::location::Column::NameKey.is_in(identities))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|l| (l.name_key.clone(), l))
-                .collect()
-        };
+        parsed
+    }
 
+    fn parse(&self, row: &Row) -> ParsedRow {
+        let cell = |field: &str| mapped_cell(self.mapping, row, field);
+        let mut errors = Vec::new();
+        let details = match &row.problem {
+            Some(problem) => {
+                errors.push(FieldError::new("row", problem.clone()));
+                None
+            }
+            None => LocationDetails::parse(&RawLocation {
+                name: cell("name").as_deref().unwrap_or(""),
+                address_line1: cell("addressLine1").as_deref(),
+                address_line2: cell("addressLine2").as_deref(),
+                city: cell("city").as_deref(),
+                state: cell("state").as_deref(),
+                postal_code: cell("postalCode").as_deref(),
+                phone: cell("phone").as_deref(),
+                active: cell("active").as_deref(),
+            })
+            .map_err(|fields| errors.extend(fields))
+            .ok(),
+        };
+        ParsedRow {
+            number: row.number,
+            identity: details.as_ref().map(|d| name_key(&d.name)),
+            details,
+            errors,
+            values: row_values(self.headers, row),
+        }
+    }
+
+    /// Look up: the organisation's locations the rows name, by the key of
+    /// their names, in one statement.
+    async fn look_up(
+        &self,
+        db: &impl ConnectionTrait,
+        parsed: &[ParsedRow],
+    ) -> AppResult<HashMap<String, entity::location::Model>> {
+        let identities: Vec<String> = parsed.iter().filter_map(|p| p.identity.clone()).collect();
+        if identities.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(Scope::of(self.organization_id)
+            .find::<entity::location::Entity>()
+            .filter(entity::location::Column::NameKey.is_in(identities))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|l| (l.name_key.clone(), l))
+            .collect())
+    }
+
+    /// Plan: each row's outcome, and the locations the batch creates or (where
+    /// the job updates existing records) changes.
+    fn plan(
+        &self,
+        parsed: Vec<ParsedRow>,
+        existing: &HashMap<String, entity::location::Model>,
+    ) -> (Vec<RowResult>, Writes) {
         let now = Utc::now();
-        let mut results = Vec::with_capacity(planned.len());
-        let mut created = Vec::new();
-        let mut updates = Vec::new();
-        for (number, identity, details, errors, values) in planned {
+        let mut results = Vec::with_capacity(parsed.len());
+        let mut writes = Writes::default();
+        for row in parsed {
+            let ParsedRow {
+                number,
+                identity,
+                details,
+                errors,
+                values,
+            } = row;
             let (Some(details), true) = (details, errors.is_empty()) else {
-                results.push(RowResult {
-                    number,
-                    status: RowStatus::Failed,
-                    identity,
-                    record_id: None,
-                    errors,
-                    values,
-                    undo: None,
-                });
+                results.push(RowResult::failed(number, identity, errors, values));
                 continue;
             };
             let (status, id) = match identity.as_ref().and_then(|i| existing.get(i)) {
                 None => {
                     let location = new_location(self.organization_id, &details, now);
                     let id = location.id;
-                    created.push(location);
+                    writes.created.push(location);
                     (RowStatus::Created, id)
                 }
                 Some(location) => {
                     let mut active = with_changes(location, &details, false);
                     if active.is_changed() && self.settings.update_existing {
                         active.updated_at = Set(now);
-                        updates.push(active);
+                        writes.updates.push(active);
                         (RowStatus::Updated, location.id)
                     } else {
                         (RowStatus::Skipped, location.id)
                     }
                 }
             };
-            results.push(RowResult {
-                number,
-                status,
-                identity,
-                record_id: Some(id),
-                errors: Vec::new(),
-                values,
-                undo: None,
-            });
+            results.push(RowResult::done(number, status, identity, id, values));
         }
-        if write {
-            bulk::update_changed(db, updates).await?;
-            // Updates by id go on with plans made for this batch; inserts check
-            // their foreign keys with cached ones.
-            crate::db::plan_writes(db).await?;
-            bulk::insert_all::<entity::location::ActiveModel>(db, created).await?;
-        }
-        Ok(results)
+        (results, writes)
+    }
+
+    /// Write: the planned changes, in the caller's transaction.
+    async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+        bulk::update_changed(db, writes.updates).await?;
+        // Updates by id go on with plans made for this batch; inserts check
+        // their foreign keys with cached ones.
+        crate::db::plan_writes(db).await?;
+        bulk::insert_all::<entity::location::ActiveModel>(db, writes.created).await
     }
 }

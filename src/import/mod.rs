@@ -119,14 +119,9 @@ impl<'a> Importer<'a> {
             let error = FieldError::from(refusal);
             return Ok(rows
                 .into_iter()
-                .map(|row| row::RowResult {
-                    number: row.number,
-                    status: row::RowStatus::Failed,
-                    identity: None,
-                    record_id: None,
-                    errors: vec![error.clone()],
-                    values: row::row_values(self.headers(), &row),
-                    undo: None,
+                .map(|row| {
+                    let values = row::row_values(self.headers(), &row);
+                    row::RowResult::failed(row.number, None, vec![error.clone()], values)
                 })
                 .collect());
         }

@@ -3,10 +3,12 @@
 //! who exists (in this or another project) is updated with the mapped, non-blank
 //! cells and enrolled if they are not yet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use super::{
@@ -36,13 +38,49 @@ pub struct PatientImport<'a> {
     pub settings: &'a ImportSettings,
 }
 
-/// What a valid row is: its details and the identity that names it.
-struct Planned {
+/// A row as parsed: its details and the identity that names it.
+struct ParsedRow {
     number: usize,
     identity: Option<String>,
     details: Option<PatientDetails>,
     errors: Vec<FieldError>,
     values: Vec<(String, String)>,
+}
+
+/// The batch's patients who exist already, and which of them the job's project
+/// enrols.
+#[derive(Default)]
+struct Existing {
+    by_external_id: HashMap<String, entity::patient::Model>,
+    by_email: HashMap<String, entity::patient::Model>,
+    enrolled: HashSet<Uuid>,
+}
+
+impl Existing {
+    /// The patient a row's details name: by external id, else by an email
+    /// whose patient carries no other external id.
+    fn of(&self, details: &PatientDetails) -> Option<&entity::patient::Model> {
+        details
+            .external_id
+            .as_ref()
+            .and_then(|x| self.by_external_id.get(x))
+            .or_else(|| {
+                details
+                    .email
+                    .as_ref()
+                    .and_then(|e| self.by_email.get(e.as_str()))
+                    .filter(|p| p.external_id.is_none() || p.external_id == details.external_id)
+            })
+    }
+}
+
+/// What a batch writes.
+#[derive(Default)]
+struct Writes {
+    updates: Vec<entity::patient::ActiveModel>,
+    patients: Vec<entity::patient::Model>,
+    enrollments: Vec<entity::enrollment::Model>,
+    links: Vec<entity::patient_link::ActiveModel>,
 }
 
 impl PatientImport<'_> {
@@ -59,53 +97,8 @@ impl PatientImport<'_> {
         })
     }
 
-    fn parse(&self, row: &Row) -> Planned {
-        let cell = |field: &str| mapped_cell(self.mapping, row, field);
-        let (external_id, first_name, last_name, email, phone, date_of_birth) = (
-            cell("externalId"),
-            cell("firstName"),
-            cell("lastName"),
-            cell("email"),
-            cell("phone"),
-            cell("dateOfBirth"),
-        );
-        let mut errors = Vec::new();
-        if let Some(problem) = &row.problem {
-            errors.push(FieldError::new("row", problem.clone()));
-        }
-        let details = if row.problem.is_some() {
-            None
-        } else {
-            match PatientDetails::parse(
-                &RawPatient {
-                    external_id: external_id.as_deref(),
-                    first_name: first_name.as_deref(),
-                    last_name: last_name.as_deref(),
-                    email: email.as_deref(),
-                    phone: phone.as_deref(),
-                    date_of_birth: date_of_birth.as_deref(),
-                },
-                true,
-            ) {
-                Ok(details) => Some(details),
-                Err(fields) => {
-                    errors.extend(fields);
-                    None
-                }
-            }
-        };
-        let identity = details.as_ref().and_then(identity_of);
-        Planned {
-            number: row.number,
-            identity,
-            details,
-            errors,
-            values: row_values(self.headers, row),
-        }
-    }
-
     /// Check a batch against the organisation and, when `write`, apply it in the
-    /// caller's transaction.
+    /// caller's transaction. Four steps: parse, look up, plan, write.
     pub async fn process(
         &self,
         db: &impl ConnectionTrait,
@@ -113,11 +106,22 @@ impl PatientImport<'_> {
         earlier: &mut Earlier,
         write: bool,
     ) -> AppResult<Vec<RowResult>> {
-        let mut planned: Vec<Planned> = rows.iter().map(|row| self.parse(row)).collect();
+        let parsed = self.parse_batch(&rows, earlier);
+        let existing = self.look_up(db, &parsed).await?;
+        let (results, writes) = self.plan(parsed, &existing);
+        if write {
+            Self::write(db, writes).await?;
+        }
+        Ok(results)
+    }
 
+    /// Parse: each row's details by the patients' field rules, and repeats of
+    /// an earlier row's identity. Nothing is read.
+    fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
+        let mut parsed: Vec<ParsedRow> = rows.iter().map(|row| self.parse(row)).collect();
         // A later row repeating an identity of the file fails, naming the first.
         earlier.mark_repeats(
-            planned
+            parsed
                 .iter_mut()
                 .filter_map(|p| Some((p.number, p.identity.as_deref()?, &mut p.errors)))
                 .collect(),
@@ -130,11 +134,49 @@ impl PatientImport<'_> {
                 FieldError::new(field, format!("repeats the patient of row {first}"))
             },
         );
+        parsed
+    }
 
-        // Who exists already: by external id, then by email.
-        let organization_id = self.project.organization_id;
+    fn parse(&self, row: &Row) -> ParsedRow {
+        let cell = |field: &str| mapped_cell(self.mapping, row, field);
+        let mut errors = Vec::new();
+        let details = match &row.problem {
+            Some(problem) => {
+                errors.push(FieldError::new("row", problem.clone()));
+                None
+            }
+            None => PatientDetails::parse(
+                &RawPatient {
+                    external_id: cell("externalId").as_deref(),
+                    first_name: cell("firstName").as_deref(),
+                    last_name: cell("lastName").as_deref(),
+                    email: cell("email").as_deref(),
+                    phone: cell("phone").as_deref(),
+                    date_of_birth: cell("dateOfBirth").as_deref(),
+                },
+                true,
+            )
+            .map_err(|fields| errors.extend(fields))
+            .ok(),
+        };
+        ParsedRow {
+            number: row.number,
+            identity: details.as_ref().and_then(identity_of),
+            details,
+            errors,
+            values: row_values(self.headers, row),
+        }
+    }
+
+    /// Look up: the organisation's patients the valid rows name, by external id
+    /// or email, and which of them the project enrols, in two statements.
+    async fn look_up(
+        &self,
+        db: &impl ConnectionTrait,
+        parsed: &[ParsedRow],
+    ) -> AppResult<Existing> {
         let valid = || {
-            planned
+            parsed
                 .iter()
                 .filter(|p| p.errors.is_empty())
                 .filter_map(|p| p.details.as_ref())
@@ -143,98 +185,78 @@ impl PatientImport<'_> {
         let emails: Vec<String> = valid()
             .filter_map(|d| d.email.as_ref().map(|e| e.as_str().to_owned()))
             .collect();
-        let mut by_external_id = HashMap::new();
-        let mut by_email = HashMap::new();
-        if !external_ids.is_empty() || !emails.is_empty() {
-            use entity::patient::{Column, Entity};
-            let found = Scope::of(organization_id)
-                .find::<Entity>()
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(Column::ExternalId.is_in(external_ids))
-                        .add(Column::Email.is_in(emails)),
-                )
-                .all(db)
-                .await?;
-            for patient in found {
-                if let Some(external_id) = &patient.external_id {
-                    by_external_id.insert(external_id.clone(), patient.clone());
-                }
-                if let Some(email) = &patient.email {
-                    by_email.entry(email.clone()).or_insert(patient);
-                }
+        let mut existing = Existing::default();
+        if external_ids.is_empty() && emails.is_empty() {
+            return Ok(existing);
+        }
+        let scope = Scope::of(self.project.organization_id);
+        let found = scope
+            .find::<entity::patient::Entity>()
+            .filter(
+                Condition::any()
+                    .add(entity::patient::Column::ExternalId.is_in(external_ids))
+                    .add(entity::patient::Column::Email.is_in(emails)),
+            )
+            .all(db)
+            .await?;
+        let known_ids: Vec<Uuid> = found.iter().map(|p| p.id).collect();
+        for patient in found {
+            if let Some(external_id) = &patient.external_id {
+                existing
+                    .by_external_id
+                    .insert(external_id.clone(), patient.clone());
+            }
+            if let Some(email) = &patient.email {
+                existing.by_email.entry(email.clone()).or_insert(patient);
             }
         }
-        let known_ids: Vec<Uuid> = by_external_id
-            .values()
-            .chain(by_email.values())
-            .map(|p| p.id)
-            .collect();
-        let enrolled: std::collections::HashSet<Uuid> = if known_ids.is_empty() {
-            Default::default()
-        } else {
-            use entity::enrollment::{Column, Entity};
-            Scope::of(organization_id)
-                .find::<Entity>()
+        if !known_ids.is_empty() {
+            use entity::enrollment::Column;
+            existing.enrolled = scope
+                .find::<entity::enrollment::Entity>()
                 .filter(Column::ProjectId.eq(self.project.id))
                 .filter(Column::PatientId.is_in(known_ids))
                 .all(db)
                 .await?
                 .into_iter()
                 .map(|e| e.patient_id)
-                .collect()
-        };
+                .collect();
+        }
+        Ok(existing)
+    }
 
+    /// Plan: each row's outcome, and what the batch writes: new patients,
+    /// changed ones (where the job updates existing records), and an enrolment
+    /// in the project for each patient it does not enrol yet.
+    fn plan(&self, parsed: Vec<ParsedRow>, existing: &Existing) -> (Vec<RowResult>, Writes) {
+        let organization_id = self.project.organization_id;
         let now = Utc::now();
-        let mut results = Vec::with_capacity(planned.len());
-        let mut new_patients = Vec::new();
-        let mut updates = Vec::new();
-        let mut new_enrollments = Vec::new();
-        let mut new_links = Vec::new();
-        for plan in planned {
-            let Planned {
+        let mut results = Vec::with_capacity(parsed.len());
+        let mut writes = Writes::default();
+        for row in parsed {
+            let ParsedRow {
                 number,
                 identity,
                 details,
                 errors,
                 values,
-            } = plan;
+            } = row;
             let (Some(details), true) = (details, errors.is_empty()) else {
-                results.push(RowResult {
-                    number,
-                    status: RowStatus::Failed,
-                    identity,
-                    record_id: None,
-                    errors,
-                    values,
-                    undo: None,
-                });
+                results.push(RowResult::failed(number, identity, errors, values));
                 continue;
             };
-            let existing = details
-                .external_id
-                .as_ref()
-                .and_then(|x| by_external_id.get(x))
-                .or_else(|| {
-                    details
-                        .email
-                        .as_ref()
-                        .and_then(|e| by_email.get(e.as_str()))
-                        // Found by email, it must not carry another external id.
-                        .filter(|p| p.external_id.is_none() || p.external_id == details.external_id)
-                });
-            let (patient_id, external_id, mut status) = match existing {
+            let (patient_id, external_id, mut status) = match existing.of(&details) {
                 None => {
                     let patient = new_patient(organization_id, &details, now);
-                    let key = (patient.id, patient.external_id.clone());
-                    new_patients.push(patient);
-                    (key.0, key.1, RowStatus::Created)
+                    let planned = (patient.id, patient.external_id.clone(), RowStatus::Created);
+                    writes.patients.push(patient);
+                    planned
                 }
                 Some(patient) => {
                     let mut active = with_changes(patient, &details);
                     let status = if active.is_changed() && self.settings.update_existing {
                         active.updated_at = Set(now);
-                        updates.push(active);
+                        writes.updates.push(active);
                         RowStatus::Updated
                     } else {
                         RowStatus::Skipped
@@ -246,55 +268,63 @@ impl PatientImport<'_> {
                     (patient.id, external_id, status)
                 }
             };
-            if !enrolled.contains(&patient_id) {
-                let enrollment = entity::enrollment::Model {
-                    id: Uuid::now_v7(),
-                    organization_id,
-                    project_id: self.project.id,
-                    patient_id,
-                    external_id: external_id.clone(),
-                    status: EnrollmentStatus::Added.as_str().to_owned(),
-                    source: Source::Import.as_str().to_owned(),
-                    request_channel: None,
-                    requested_at: None,
-                    last_requested_at: None,
-                    request_count: 0,
-                    last_message_id: None,
-                    responded_at: None,
-                    created_at: now,
-                    updated_at: now,
-                    pending_response: None,
-                };
+            if !existing.enrolled.contains(&patient_id) {
                 let subject = match &external_id {
                     Some(x) => LinkSubject::ExternalId(x.clone()),
                     None => LinkSubject::Patient(patient_id),
                 };
-                new_links.push(projects::link_model(self.project, &subject, now));
-                new_enrollments.push(enrollment);
+                writes
+                    .links
+                    .push(projects::link_model(self.project, &subject, now));
+                writes
+                    .enrollments
+                    .push(self.enrollment(patient_id, external_id, now));
                 // Newly enrolled in this project: the row created an enrolment.
                 status = RowStatus::Created;
             }
-            results.push(RowResult {
-                number,
-                status,
-                identity,
-                record_id: Some(patient_id),
-                errors: Vec::new(),
-                values,
-                undo: None,
-            });
+            results.push(RowResult::done(
+                number, status, identity, patient_id, values,
+            ));
         }
+        (results, writes)
+    }
 
-        if write {
-            bulk::update_changed(db, updates).await?;
-            // Updates by id go on with plans made for this batch; inserts check
-            // their foreign keys with cached ones.
-            crate::db::plan_writes(db).await?;
-            bulk::insert_all::<entity::patient::ActiveModel>(db, new_patients).await?;
-            bulk::insert_all::<entity::enrollment::ActiveModel>(db, new_enrollments).await?;
-            projects::record_links(db, new_links).await?;
+    /// A new enrolment in the job's project, added by the import.
+    fn enrollment(
+        &self,
+        patient_id: Uuid,
+        external_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> entity::enrollment::Model {
+        entity::enrollment::Model {
+            id: Uuid::now_v7(),
+            organization_id: self.project.organization_id,
+            project_id: self.project.id,
+            patient_id,
+            external_id,
+            status: EnrollmentStatus::Added.as_str().to_owned(),
+            source: Source::Import.as_str().to_owned(),
+            request_channel: None,
+            requested_at: None,
+            last_requested_at: None,
+            request_count: 0,
+            last_message_id: None,
+            responded_at: None,
+            created_at: now,
+            updated_at: now,
+            pending_response: None,
         }
-        Ok(results)
+    }
+
+    /// Write: the planned changes, in the caller's transaction.
+    async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+        bulk::update_changed(db, writes.updates).await?;
+        // Updates by id go on with plans made for this batch; inserts check
+        // their foreign keys with cached ones.
+        crate::db::plan_writes(db).await?;
+        bulk::insert_all::<entity::patient::ActiveModel>(db, writes.patients).await?;
+        bulk::insert_all::<entity::enrollment::ActiveModel>(db, writes.enrollments).await?;
+        projects::record_links(db, writes.links).await
     }
 }
 

@@ -56,11 +56,11 @@ pub struct RowResult {
 }
 
 impl RowResult {
-    /// A row the access rule refused: it fails alone, with the reason.
-    pub fn refused(
+    /// A row that fails with its errors.
+    pub fn failed(
         number: usize,
         identity: Option<String>,
-        refusal: access::Refusal,
+        errors: Vec<FieldError>,
         values: Vec<(String, String)>,
     ) -> Self {
         Self {
@@ -68,10 +68,39 @@ impl RowResult {
             status: RowStatus::Failed,
             identity,
             record_id: None,
-            errors: vec![refusal.into()],
+            errors,
             values,
             undo: None,
         }
+    }
+
+    /// A row that went in (or would) as `status`, naming its record.
+    pub fn done(
+        number: usize,
+        status: RowStatus,
+        identity: Option<String>,
+        record_id: Uuid,
+        values: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            number,
+            status,
+            identity,
+            record_id: Some(record_id),
+            errors: Vec::new(),
+            values,
+            undo: None,
+        }
+    }
+
+    /// A row the access rule refused: it fails alone, with the reason.
+    pub fn refused(
+        number: usize,
+        identity: Option<String>,
+        refusal: access::Refusal,
+        values: Vec<(String, String)>,
+    ) -> Self {
+        Self::failed(number, identity, vec![refusal.into()], values)
     }
 }
 

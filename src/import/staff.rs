@@ -559,15 +559,7 @@ impl StaffImport<'_> {
                 set.into_iter().collect()
             });
             if !errors.is_empty() {
-                results.push(RowResult {
-                    number,
-                    status: RowStatus::Failed,
-                    identity,
-                    record_id: None,
-                    errors,
-                    values,
-                    undo: None,
-                });
+                results.push(RowResult::failed(number, identity, errors, values));
                 continue;
             }
             let Some(email) = parsed.email.clone() else {
@@ -712,14 +704,9 @@ impl StaffImport<'_> {
                 }
             };
             results.push(RowResult {
-                number,
-                status,
-                identity,
-                record_id: Some(record_id),
-                errors: Vec::new(),
-                values,
                 // Kept only for what is written.
                 undo: undo.filter(|_| write).and_then(|u| u.to_json()),
+                ..RowResult::done(number, status, identity, record_id, values)
             });
         }
         Ok((results, writes))

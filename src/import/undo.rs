@@ -230,14 +230,13 @@ pub async fn revert_batch(
         let error = FieldError::from(refusal);
         let refused = rows
             .into_iter()
-            .map(|row| RowResult {
-                number: usize::try_from(row.row_number).unwrap_or(0),
-                status: RowStatus::Failed,
-                identity: row.identity,
-                record_id: None,
-                errors: vec![error.clone()],
-                values: serde_json::from_value(row.row_values).unwrap_or_default(),
-                undo: None,
+            .map(|row| {
+                RowResult::failed(
+                    usize::try_from(row.row_number).unwrap_or(0),
+                    row.identity,
+                    vec![error.clone()],
+                    serde_json::from_value(row.row_values).unwrap_or_default(),
+                )
             })
             .collect();
         return Ok((refused, false));
