@@ -1052,9 +1052,7 @@ async fn every_door_answers_as_the_access_table_declares() {
     let table = table();
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
-        let org = app.organization("Matrix Clinic").await;
-        app.user(org, "keeper@matrix.test", &["Admin"]).await;
-        let keeper = app.login("keeper@matrix.test", PASSWORD).await;
+        let (org, keeper) = app.admin_in("Matrix Clinic", "keeper@matrix.test").await;
         let project = app
             .ok(
                 &keeper,

@@ -12,6 +12,8 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::{process::Command, sync::Arc, time::Duration};
 
 use common::{Backend, PASSWORD, Storage, TestApp, backends, error_code};
@@ -90,153 +92,150 @@ async fn chain(app: &TestApp, org: Uuid) -> Vec<entity::audit_event::Model> {
         .unwrap()
 }
 
+#[each_backend]
 #[tokio::test]
-async fn every_event_is_sealed_to_the_one_before_it_and_the_api_shows_the_seal() {
-    for backend in backends().await {
-        let app = TestApp::spawn(backend).await;
-        let (org, token) = busy_clinic(&app).await;
-        let events = chain(&app, org).await;
-        assert!(events.len() >= 4, "{backend:?}: {events:?}");
-        for (i, event) in events.iter().enumerate() {
-            assert_eq!(event.seq, Some(i as i64 + 1), "{backend:?}");
-            assert_eq!(
-                event.hash.as_deref(),
-                Some(entity::audit_event::chain_hash(event).as_str())
-            );
-            let previous = i.checked_sub(1).map(|p| events[p].hash.clone().unwrap());
-            assert_eq!(event.previous_hash, previous, "{backend:?}");
-        }
-        let data = app
-            .ok(
-                &token,
-                "{ auditEvents(first: 100) { edges { node { action hash previousHash } } } }",
-                json!({}),
-            )
-            .await;
-        let nodes = data["auditEvents"]["edges"].as_array().unwrap();
-        let last = &nodes[nodes.len() - 1]["node"];
-        let before = &nodes[nodes.len() - 2]["node"];
-        assert_eq!(last["previousHash"], before["hash"], "{backend:?}: {data}");
-        assert_eq!(last["hash"].as_str().unwrap().len(), 64);
-        let (held, printed) = verify(&app);
-        assert!(held, "{backend:?}: {printed}");
-        assert!(printed.contains("Clinic"), "{printed}");
+async fn every_event_is_sealed_to_the_one_before_it_and_the_api_shows_the_seal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (org, token) = busy_clinic(&app).await;
+    let events = chain(&app, org).await;
+    assert!(events.len() >= 4, "{backend:?}: {events:?}");
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, Some(i as i64 + 1), "{backend:?}");
+        assert_eq!(
+            event.hash.as_deref(),
+            Some(entity::audit_event::chain_hash(event).as_str())
+        );
+        let previous = i.checked_sub(1).map(|p| events[p].hash.clone().unwrap());
+        assert_eq!(event.previous_hash, previous, "{backend:?}");
     }
+    let data = app
+        .ok(
+            &token,
+            "{ auditEvents(first: 100) { edges { node { action hash previousHash } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["auditEvents"]["edges"].as_array().unwrap();
+    let last = &nodes[nodes.len() - 1]["node"];
+    let before = &nodes[nodes.len() - 2]["node"];
+    assert_eq!(last["previousHash"], before["hash"], "{backend:?}: {data}");
+    assert_eq!(last["hash"].as_str().unwrap().len(), 64);
+    let (held, printed) = verify(&app);
+    assert!(held, "{backend:?}: {printed}");
+    assert!(printed.contains("Clinic"), "{printed}");
 }
 
+#[each_backend]
 #[tokio::test]
-async fn verify_names_an_altered_event_and_a_missing_one() {
-    for backend in backends().await {
-        let app = TestApp::spawn(backend).await;
-        let (org, _) = busy_clinic(&app).await;
-        let events = chain(&app, org).await;
-        let victim = &events[2];
-        tamper(
-            &app,
-            &format!(
-                "UPDATE audit_events SET action = 'nothing.happened' WHERE id = {}",
-                uuid(&app, victim.id)
-            ),
-        )
-        .await;
-        let (held, printed) = verify(&app);
-        assert!(!held, "{backend:?}: {printed}");
-        assert!(printed.contains("BROKEN"), "{printed}");
-        assert!(
-            printed.contains(&victim.id.to_string()) && printed.contains("altered"),
-            "{backend:?}: {printed}"
-        );
+async fn verify_names_an_altered_event_and_a_missing_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (org, _) = busy_clinic(&app).await;
+    let events = chain(&app, org).await;
+    let victim = &events[2];
+    tamper(
+        &app,
+        &format!(
+            "UPDATE audit_events SET action = 'nothing.happened' WHERE id = {}",
+            uuid(&app, victim.id)
+        ),
+    )
+    .await;
+    let (held, printed) = verify(&app);
+    assert!(!held, "{backend:?}: {printed}");
+    assert!(printed.contains("BROKEN"), "{printed}");
+    assert!(
+        printed.contains(&victim.id.to_string()) && printed.contains("altered"),
+        "{backend:?}: {printed}"
+    );
 
-        // Put back, the chain holds again.
-        tamper(
-            &app,
-            &format!(
-                "UPDATE audit_events SET action = '{}' WHERE id = {}",
-                victim.action,
-                uuid(&app, victim.id)
-            ),
-        )
-        .await;
-        assert!(verify(&app).0, "{backend:?}");
+    // Put back, the chain holds again.
+    tamper(
+        &app,
+        &format!(
+            "UPDATE audit_events SET action = '{}' WHERE id = {}",
+            victim.action,
+            uuid(&app, victim.id)
+        ),
+    )
+    .await;
+    assert!(verify(&app).0, "{backend:?}");
 
-        // The newest events cut from the end are found by the chain's head.
-        let n = events.len();
-        tamper(
-            &app,
-            &format!(
-                "DELETE FROM audit_events WHERE organization_id = {} AND seq > {}",
-                uuid(&app, org),
-                n - 2
-            ),
-        )
-        .await;
-        let (held, printed) = verify(&app);
-        assert!(!held, "{printed}");
-        assert!(
-            printed.contains(&format!(
-                "events {} to {n} are missing from the end of the chain",
-                n - 1
-            )),
-            "{backend:?}: {printed}"
-        );
+    // The newest events cut from the end are found by the chain's head.
+    let n = events.len();
+    tamper(
+        &app,
+        &format!(
+            "DELETE FROM audit_events WHERE organization_id = {} AND seq > {}",
+            uuid(&app, org),
+            n - 2
+        ),
+    )
+    .await;
+    let (held, printed) = verify(&app);
+    assert!(!held, "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "events {} to {n} are missing from the end of the chain",
+            n - 1
+        )),
+        "{backend:?}: {printed}"
+    );
 
-        // Put back (inserting is allowed), the chain holds again.
-        entity::audit_event::Entity::insert_many(
-            events[n - 2..]
-                .iter()
-                .cloned()
-                .map(entity::audit_event::ActiveModel::from),
-        )
-        .exec_without_returning(&app.db)
-        .await
-        .unwrap();
-        assert!(verify(&app).0, "{backend:?}");
+    // Put back (inserting is allowed), the chain holds again.
+    entity::audit_event::Entity::insert_many(
+        events[n - 2..]
+            .iter()
+            .cloned()
+            .map(entity::audit_event::ActiveModel::from),
+    )
+    .exec_without_returning(&app.db)
+    .await
+    .unwrap();
+    assert!(verify(&app).0, "{backend:?}");
 
-        // An event cut from the middle is named by its number.
-        tamper(
-            &app,
-            &format!(
-                "DELETE FROM audit_events WHERE id = {}",
-                uuid(&app, events[1].id)
-            ),
-        )
-        .await;
-        let (held, printed) = verify(&app);
-        assert!(!held);
-        assert!(
-            printed.contains("event number 2 is missing"),
-            "{backend:?}: {printed}"
-        );
-    }
+    // An event cut from the middle is named by its number.
+    tamper(
+        &app,
+        &format!(
+            "DELETE FROM audit_events WHERE id = {}",
+            uuid(&app, events[1].id)
+        ),
+    )
+    .await;
+    let (held, printed) = verify(&app);
+    assert!(!held);
+    assert!(
+        printed.contains("event number 2 is missing"),
+        "{backend:?}: {printed}"
+    );
 }
 
+#[each_backend]
 #[tokio::test]
-async fn thirty_changes_at_once_make_one_unbroken_chain() {
-    for backend in backends().await {
-        let app = Arc::new(TestApp::spawn(backend).await);
-        let (org, token) = busy_clinic(&app).await;
-        let before = chain(&app, org).await.len();
-        let tasks: Vec<_> = (0..30)
-            .map(|i| {
-                let app = app.clone();
-                let token = token.clone();
-                tokio::spawn(async move {
-                    app.ok(
-                        &token,
-                        "mutation($input: LocationInput!) { createLocation(input: $input) { id } }",
-                        json!({ "input": { "name": format!("Ward {i}") } }),
-                    )
-                    .await;
-                })
+async fn thirty_changes_at_once_make_one_unbroken_chain(backend: Backend) {
+    let app = Arc::new(TestApp::spawn(backend).await);
+    let (org, token) = busy_clinic(&app).await;
+    let before = chain(&app, org).await.len();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let app = app.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                app.ok(
+                    &token,
+                    "mutation($input: LocationInput!) { createLocation(input: $input) { id } }",
+                    json!({ "input": { "name": format!("Ward {i}") } }),
+                )
+                .await;
             })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let events = chain(&app, org).await;
-        assert_eq!(events.len(), before + 30, "{backend:?}");
-        assert!(verify(&app).0, "{backend:?}: {}", verify(&app).1);
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
     }
+    let events = chain(&app, org).await;
+    assert_eq!(events.len(), before + 30, "{backend:?}");
+    assert!(verify(&app).0, "{backend:?}: {}", verify(&app).1);
 }
 
 #[tokio::test]
@@ -301,53 +300,52 @@ async fn events_recorded_before_the_chain_are_sealed_by_the_migration() {
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn the_trail_streams_as_ndjson_to_an_auditor_only() {
-    for backend in backends().await {
-        let app = TestApp::spawn(backend).await;
-        let (org, token) = busy_clinic(&app).await;
-        let download = |token: String, query: &'static str| {
-            let client = app.client.clone();
-            let url = format!("{}/exports/audit.ndjson{query}", app.address);
-            async move { client.get(url).bearer_auth(token).send().await.unwrap() }
-        };
-        let response = download(token.clone(), "").await;
-        assert_eq!(response.status(), 200, "{backend:?}");
-        assert_eq!(response.headers()["content-type"], "application/x-ndjson");
-        let body = response.text().await.unwrap();
-        let lines: Vec<Value> = body
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let events = chain(&app, org).await;
-        // The export itself is in the trail, after what it streamed or in it.
-        assert!(lines.len() >= events.len() - 1, "{backend:?}: {body}");
-        for pair in lines.windows(2) {
-            assert_eq!(pair[1]["previousHash"], pair[0]["hash"], "{backend:?}");
-            assert_eq!(pair[1]["seq"], pair[0]["seq"].as_i64().unwrap() + 1);
-        }
-        assert!(
-            app.audit_actions(org)
-                .await
-                .contains(&"audit.export".to_owned())
-        );
-
-        // A range: nothing from a time to come.
-        let body = download(token.clone(), "?from=2999-01-01T00:00:00Z")
-            .await
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, "", "{backend:?}");
-        let response = download(token.clone(), "?from=yesterday").await;
-        assert_eq!(response.status(), 400);
-        assert!(response.text().await.unwrap().contains("RFC 3339"));
-
-        // Staff without AUDIT_READ are refused, and strangers too.
-        let nurse = app.login("nurse@clinic.test", PASSWORD).await;
-        assert_eq!(download(nurse, "").await.status(), 403, "{backend:?}");
-        assert_eq!(download("nonsense".into(), "").await.status(), 401);
+async fn the_trail_streams_as_ndjson_to_an_auditor_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (org, token) = busy_clinic(&app).await;
+    let download = |token: String, query: &'static str| {
+        let client = app.client.clone();
+        let url = format!("{}/exports/audit.ndjson{query}", app.address);
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let response = download(token.clone(), "").await;
+    assert_eq!(response.status(), 200, "{backend:?}");
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let body = response.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events = chain(&app, org).await;
+    // The export itself is in the trail, after what it streamed or in it.
+    assert!(lines.len() >= events.len() - 1, "{backend:?}: {body}");
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1]["previousHash"], pair[0]["hash"], "{backend:?}");
+        assert_eq!(pair[1]["seq"], pair[0]["seq"].as_i64().unwrap() + 1);
     }
+    assert!(
+        app.audit_actions(org)
+            .await
+            .contains(&"audit.export".to_owned())
+    );
+
+    // A range: nothing from a time to come.
+    let body = download(token.clone(), "?from=2999-01-01T00:00:00Z")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "", "{backend:?}");
+    let response = download(token.clone(), "?from=yesterday").await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("RFC 3339"));
+
+    // Staff without AUDIT_READ are refused, and strangers too.
+    let nurse = app.login("nurse@clinic.test", PASSWORD).await;
+    assert_eq!(download(nurse, "").await.status(), 403, "{backend:?}");
+    assert_eq!(download("nonsense".into(), "").await.status(), 401);
 }
 
 /// A syslog listener: reads octet-counted frames and sends each parsed record.
@@ -421,54 +419,53 @@ async fn until_action(
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_siem_receives_every_event_as_syslog_and_one_that_was_down_catches_up() {
-    for backend in backends().await {
-        // The SIEM is down when the server starts: its port is held (bound)
-        // but nothing listens, so connections are refused.
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
-            config.audit_syslog_url = Some(format!("tcp://127.0.0.1:{port}"));
-            config.outbox_retry_seconds = 1;
-        })
-        .await;
-        let (org, token) = busy_clinic(&app).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let mut records = listen_syslog(socket.listen(64).unwrap(), None).await;
-        let seen = until_action(&mut records, "user.update").await;
-        let login = seen
-            .iter()
-            .find(|r| r.msgid.as_deref() == Some("auth.login"))
-            .unwrap_or_else(|| panic!("{backend:?}: {seen:?}"));
-        assert_eq!(login.appname.as_deref(), Some("rollcall"));
-        assert_eq!(
-            login.facility,
-            syslog_rfc5424::SyslogFacility::LOG_AUDIT,
-            "{backend:?}"
-        );
-        assert_eq!(
-            login.sd.find_tuple("rollcall@32473", "organization"),
-            Some(&org.to_string())
-        );
+async fn a_siem_receives_every_event_as_syslog_and_one_that_was_down_catches_up(backend: Backend) {
+    // The SIEM is down when the server starts: its port is held (bound)
+    // but nothing listens, so connections are refused.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
+        config.audit_syslog_url = Some(format!("tcp://127.0.0.1:{port}"));
+        config.outbox_retry_seconds = 1;
+    })
+    .await;
+    let (org, token) = busy_clinic(&app).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut records = listen_syslog(socket.listen(64).unwrap(), None).await;
+    let seen = until_action(&mut records, "user.update").await;
+    let login = seen
+        .iter()
+        .find(|r| r.msgid.as_deref() == Some("auth.login"))
+        .unwrap_or_else(|| panic!("{backend:?}: {seen:?}"));
+    assert_eq!(login.appname.as_deref(), Some("rollcall"));
+    assert_eq!(
+        login.facility,
+        syslog_rfc5424::SyslogFacility::LOG_AUDIT,
+        "{backend:?}"
+    );
+    assert_eq!(
+        login.sd.find_tuple("rollcall@32473", "organization"),
+        Some(&org.to_string())
+    );
 
-        // A change made now arrives at once, in chain order after the rest.
-        app.ok(
-            &token,
-            "mutation { createLocation(input: { name: \"East Wing\" }) { id } }",
-            json!({}),
-        )
-        .await;
-        let seen = until_action(&mut records, "location.create").await;
-        let last = seen.last().unwrap();
-        let message = last.msg.trim_start_matches('\u{feff}');
-        let event: Value = serde_json::from_str(message).unwrap();
-        assert_eq!(event["action"], "location.create");
-        let stored = chain(&app, org).await;
-        let stored = stored.last().unwrap();
-        assert_eq!(event["hash"], json!(stored.hash), "{backend:?}");
-    }
+    // A change made now arrives at once, in chain order after the rest.
+    app.ok(
+        &token,
+        "mutation { createLocation(input: { name: \"East Wing\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    let seen = until_action(&mut records, "location.create").await;
+    let last = seen.last().unwrap();
+    let message = last.msg.trim_start_matches('\u{feff}');
+    let event: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(event["action"], "location.create");
+    let stored = chain(&app, org).await;
+    let stored = stored.last().unwrap();
+    assert_eq!(event["hash"], json!(stored.hash), "{backend:?}");
 }
 
 #[tokio::test]

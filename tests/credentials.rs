@@ -12,10 +12,12 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
-use common::{PASSWORD, Storage, TestApp, backends, error_code};
+use common::{Backend, PASSWORD, Storage, TestApp, backends, error_code};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -33,9 +35,7 @@ struct Unit {
 /// A unit whose "Charge Nurse" role (USERS_READ) requires a state licence,
 /// held by a nurse with no licence on record yet.
 async fn unit(app: &TestApp) -> Unit {
-    let org = app.organization("Mercy Hospital").await;
-    app.user(org, "admin@mercy.test", &["Admin"]).await;
-    let admin = app.login("admin@mercy.test", PASSWORD).await;
+    let (org, admin) = app.admin_in("Mercy Hospital", "admin@mercy.test").await;
     let role = app
         .ok(
             &admin,
@@ -65,102 +65,100 @@ async fn may_read_staff(app: &TestApp, token: &str) -> bool {
         .await
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_role_without_its_licence_is_suspended_until_an_admin_records_one() {
-    for backend in backends().await {
-        let storage = Storage::new(backend).await;
-        let app = TestApp::spawn_on(storage.clone()).await;
-        let peer = app.peer().await;
-        let other = peer.as_ref().unwrap_or(&app);
-        let unit = unit(&app).await;
-        let nurse = app.login("nurse@mercy.test", PASSWORD).await;
+async fn a_role_without_its_licence_is_suspended_until_an_admin_records_one(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let app = TestApp::spawn_on(storage.clone()).await;
+    let peer = app.peer().await;
+    let other = peer.as_ref().unwrap_or(&app);
+    let unit = unit(&app).await;
+    let nurse = app.login("nurse@mercy.test", PASSWORD).await;
 
-        assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
-        let standing = app.ok(&nurse, STANDING, json!({})).await;
-        assert_eq!(
-            standing["me"]["suspendedRoles"],
-            json!([{ "name": "Charge Nurse" }]),
-            "{backend:?}"
-        );
+    assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
+    let standing = app.ok(&nurse, STANDING, json!({})).await;
+    assert_eq!(
+        standing["me"]["suspendedRoles"],
+        json!([{ "name": "Charge Nurse" }]),
+        "{backend:?}"
+    );
 
-        // She cannot vouch for herself.
-        let tomorrow = Utc::now().date_naive() + chrono::Duration::days(400);
-        let (_, body) = app
-            .graphql(
-                Some(&nurse),
-                "mutation($c: [CertificationInput!]) { updateMyProfile(input: { certifications: $c }) { id } }",
-                json!({ "c": licence(tomorrow) }),
-            )
-            .await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-
-        // An admin records it: the role applies at her next request everywhere.
-        app.ok(
-            &unit.admin,
-            SET_CERTIFICATIONS,
-            json!({ "u": unit.nurse_id, "c": licence(tomorrow) }),
+    // She cannot vouch for herself.
+    let tomorrow = Utc::now().date_naive() + chrono::Duration::days(400);
+    let (_, body) = app
+        .graphql(
+            Some(&nurse),
+            "mutation($c: [CertificationInput!]) { updateMyProfile(input: { certifications: $c }) { id } }",
+            json!({ "c": licence(tomorrow) }),
         )
         .await;
-        assert!(may_read_staff(other, &nurse).await, "{backend:?}");
-        let standing = other.ok(&nurse, STANDING, json!({})).await;
-        assert_eq!(standing["me"]["suspendedRoles"], json!([]));
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
 
-        // Recorded as expired yesterday: suspended again at once.
-        let yesterday = Utc::now().date_naive() - chrono::Duration::days(2);
-        app.ok(
-            &unit.admin,
-            SET_CERTIFICATIONS,
-            json!({ "u": unit.nurse_id, "c": licence(yesterday) }),
-        )
-        .await;
-        assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
-        let _ = unit.org;
-    }
+    // An admin records it: the role applies at her next request everywhere.
+    app.ok(
+        &unit.admin,
+        SET_CERTIFICATIONS,
+        json!({ "u": unit.nurse_id, "c": licence(tomorrow) }),
+    )
+    .await;
+    assert!(may_read_staff(other, &nurse).await, "{backend:?}");
+    let standing = other.ok(&nurse, STANDING, json!({})).await;
+    assert_eq!(standing["me"]["suspendedRoles"], json!([]));
+
+    // Recorded as expired yesterday: suspended again at once.
+    let yesterday = Utc::now().date_naive() - chrono::Duration::days(2);
+    app.ok(
+        &unit.admin,
+        SET_CERTIFICATIONS,
+        json!({ "u": unit.nurse_id, "c": licence(yesterday) }),
+    )
+    .await;
+    assert!(!may_read_staff(other, &nurse).await, "{backend:?}");
+    let _ = unit.org;
 }
 
+#[each_backend]
 #[tokio::test]
-async fn holders_and_admins_are_reminded_once_before_the_licence_expires() {
-    for backend in backends().await {
-        let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
-            config.sweep_interval_seconds = 1;
-        })
-        .await;
-        let unit = unit(&app).await;
-        let in_five_days = Utc::now().date_naive() + chrono::Duration::days(5);
-        app.ok(
-            &unit.admin,
-            SET_CERTIFICATIONS,
-            json!({ "u": unit.nurse_id, "c": licence(in_five_days) }),
-        )
-        .await;
-        let reminders = || async {
-            entity::outbox_message::Entity::find()
-                .filter(entity::outbox_message::Column::Kind.eq("certification.expiring"))
-                .all(&app.db)
-                .await
-                .unwrap()
-        };
-        let mut sent = Vec::new();
-        for _ in 0..50 {
-            sent = reminders().await;
-            if sent.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+async fn holders_and_admins_are_reminded_once_before_the_licence_expires(backend: Backend) {
+    let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
+        config.sweep_interval_seconds = 1;
+    })
+    .await;
+    let unit = unit(&app).await;
+    let in_five_days = Utc::now().date_naive() + chrono::Duration::days(5);
+    app.ok(
+        &unit.admin,
+        SET_CERTIFICATIONS,
+        json!({ "u": unit.nurse_id, "c": licence(in_five_days) }),
+    )
+    .await;
+    let reminders = || async {
+        entity::outbox_message::Entity::find()
+            .filter(entity::outbox_message::Column::Kind.eq("certification.expiring"))
+            .all(&app.db)
+            .await
+            .unwrap()
+    };
+    let mut sent = Vec::new();
+    for _ in 0..50 {
+        sent = reminders().await;
+        if sent.len() >= 2 {
+            break;
         }
-        let mut to: Vec<&str> = sent.iter().map(|m| m.recipient.as_str()).collect();
-        to.sort_unstable();
-        assert_eq!(to, ["admin@mercy.test", "nurse@mercy.test"], "{backend:?}");
-        assert!(
-            sent.iter()
-                .any(|m| m.subject == "Your State Licence expires in 5 days"),
-            "{sent:?}"
-        );
-        assert!(sent.iter().all(|m| m.body.contains("Charge Nurse")));
-        // The seven-day reminder is sent once, however often the sweep runs.
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        assert_eq!(reminders().await.len(), 2, "{backend:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut to: Vec<&str> = sent.iter().map(|m| m.recipient.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["admin@mercy.test", "nurse@mercy.test"], "{backend:?}");
+    assert!(
+        sent.iter()
+            .any(|m| m.subject == "Your State Licence expires in 5 days"),
+        "{sent:?}"
+    );
+    assert!(sent.iter().all(|m| m.body.contains("Charge Nurse")));
+    // The seven-day reminder is sent once, however often the sweep runs.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(reminders().await.len(), 2, "{backend:?}");
 }
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";

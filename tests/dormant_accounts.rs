@@ -12,10 +12,12 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{PASSWORD, Storage, TestApp, backends, error_code, error_fields};
+use common::{Backend, PASSWORD, Storage, TestApp, error_code, error_fields};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
@@ -60,93 +62,94 @@ async fn warnings(app: &TestApp) -> Vec<entity::outbox_message::Model> {
         .unwrap()
 }
 
+#[each_backend]
 #[tokio::test]
-async fn dormant_users_are_warned_then_deactivated_and_a_reactivation_counts_afresh() {
-    for backend in backends().await {
-        let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
-            config.sweep_interval_seconds = 1;
-        })
-        .await;
-        let org = app.organization("County Clinic").await;
-        app.user(org, "admin@county.test", &["Admin"]).await;
-        let nurse = app.user(org, "nurse@county.test", &["Provider"]).await;
-        let clerk = app.user(org, "clerk@county.test", &["Billing"]).await;
-        let admin = app.login("admin@county.test", PASSWORD).await;
-        let nurse_token = app.login("nurse@county.test", PASSWORD).await;
+async fn dormant_users_are_warned_then_deactivated_and_a_reactivation_counts_afresh(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(Storage::new(backend).await, |config| {
+        config.sweep_interval_seconds = 1;
+    })
+    .await;
+    let org = app.organization("County Clinic").await;
+    app.user(org, "admin@county.test", &["Admin"]).await;
+    let nurse = app.user(org, "nurse@county.test", &["Provider"]).await;
+    let clerk = app.user(org, "clerk@county.test", &["Billing"]).await;
+    let admin = app.login("admin@county.test", PASSWORD).await;
+    let nurse_token = app.login("nurse@county.test", PASSWORD).await;
 
-        let (_, body) = app
-            .graphql(
-                Some(&admin),
-                "mutation { updateOrganization(input: { dormantAfterDays: 7 }) { id } }",
-                json!({}),
-            )
-            .await;
-        assert_eq!(error_fields(&body)[0].0, "dormantAfterDays", "{body}");
-        let invited = app
-            .ok(
-                &admin,
-                "mutation { createUser(input: { email: \"new@county.test\", firstName: \"New\", lastName: \"Hire\" }) { user { id } inviteLink } }",
-                json!({}),
-            )
-            .await["createUser"]
-            .clone();
-        let invited_id: Uuid = invited["user"]["id"].as_str().unwrap().parse().unwrap();
-        idle_for(&app, nurse, 31).await;
-        idle_for(&app, clerk, 25).await;
-        idle_for(&app, invited_id, 31).await;
-
-        app.ok(
-            &admin,
-            "mutation { updateOrganization(input: { dormantAfterDays: 30 }) { dormantAfterDays } }",
+    let (_, body) = app
+        .graphql(
+            Some(&admin),
+            "mutation { updateOrganization(input: { dormantAfterDays: 7 }) { id } }",
             json!({}),
         )
         .await;
-        until_inactive(&app, nurse).await;
-        until_inactive(&app, invited_id).await;
-        let (_, body) = app
-            .graphql(Some(&nurse_token), "{ me { id } }", json!({}))
-            .await;
-        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{backend:?}: {body}");
-        let open_invites = entity::invite::Entity::find()
-            .filter(entity::invite::Column::UserId.eq(invited_id))
-            .filter(entity::invite::Column::ExpiresAt.gt(Utc::now()))
-            .all(&app.db)
-            .await
-            .unwrap();
-        assert!(open_invites.is_empty(), "{backend:?}: {open_invites:?}");
-        let actions = app.audit_actions(org).await;
-        assert!(
-            actions.contains(&"user.dormant_deactivate".to_owned()),
-            "{actions:?}"
-        );
-
-        // The clerk is warned once, and stays active.
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let sent = warnings(&app).await;
-        assert_eq!(
-            sent.iter()
-                .map(|m| m.recipient.as_str())
-                .collect::<Vec<_>>(),
-            ["clerk@county.test"],
-            "{backend:?}"
-        );
-        assert!(sent[0].body.contains("30 days"), "{}", sent[0].body);
-        assert_eq!(status(&app, clerk).await, "ACTIVE");
-        // The admin, who signed in today, is left alone.
-        assert_eq!(
-            app.ok(&admin, "{ me { email } }", json!({})).await["me"]["email"],
-            "admin@county.test"
-        );
-
-        // Reactivated, the nurse counts afresh: the next sweeps leave her be.
-        app.ok(
+    assert_eq!(error_fields(&body)[0].0, "dormantAfterDays", "{body}");
+    let invited = app
+        .ok(
             &admin,
-            "mutation($id: ID!) { reactivateUser(id: $id) { status } }",
-            json!({ "id": nurse }),
+            "mutation { createUser(input: { email: \"new@county.test\", firstName: \"New\", lastName: \"Hire\" }) { user { id } inviteLink } }",
+            json!({}),
         )
+        .await["createUser"]
+        .clone();
+    let invited_id: Uuid = invited["user"]["id"].as_str().unwrap().parse().unwrap();
+    idle_for(&app, nurse, 31).await;
+    idle_for(&app, clerk, 25).await;
+    idle_for(&app, invited_id, 31).await;
+
+    app.ok(
+        &admin,
+        "mutation { updateOrganization(input: { dormantAfterDays: 30 }) { dormantAfterDays } }",
+        json!({}),
+    )
+    .await;
+    until_inactive(&app, nurse).await;
+    until_inactive(&app, invited_id).await;
+    let (_, body) = app
+        .graphql(Some(&nurse_token), "{ me { id } }", json!({}))
         .await;
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        assert_eq!(status(&app, nurse).await, "ACTIVE", "{backend:?}");
-        app.login("nurse@county.test", PASSWORD).await;
-    }
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{backend:?}: {body}");
+    let open_invites = entity::invite::Entity::find()
+        .filter(entity::invite::Column::UserId.eq(invited_id))
+        .filter(entity::invite::Column::ExpiresAt.gt(Utc::now()))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert!(open_invites.is_empty(), "{backend:?}: {open_invites:?}");
+    let actions = app.audit_actions(org).await;
+    assert!(
+        actions.contains(&"user.dormant_deactivate".to_owned()),
+        "{actions:?}"
+    );
+
+    // The clerk is warned once, and stays active.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let sent = warnings(&app).await;
+    assert_eq!(
+        sent.iter()
+            .map(|m| m.recipient.as_str())
+            .collect::<Vec<_>>(),
+        ["clerk@county.test"],
+        "{backend:?}"
+    );
+    assert!(sent[0].body.contains("30 days"), "{}", sent[0].body);
+    assert_eq!(status(&app, clerk).await, "ACTIVE");
+    // The admin, who signed in today, is left alone.
+    assert_eq!(
+        app.ok(&admin, "{ me { email } }", json!({})).await["me"]["email"],
+        "admin@county.test"
+    );
+
+    // Reactivated, the nurse counts afresh: the next sweeps leave her be.
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { reactivateUser(id: $id) { status } }",
+        json!({ "id": nurse }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(status(&app, nurse).await, "ACTIVE", "{backend:?}");
+    app.login("nurse@county.test", PASSWORD).await;
 }

@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, error_code, error_fields};
+use test_macros::each_backend;
+
+use common::{Backend, PASSWORD, TestApp, error_code, error_fields};
 use rust_xlsxwriter::{Format, Formula, Workbook};
 use serde_json::{Value, json};
 
@@ -85,175 +87,176 @@ fn sample(preview: &Value, row: u64) -> &Value {
         .unwrap_or_else(|| panic!("no row {row} in {preview}"))
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_workbook_imports_the_chosen_sheet_from_its_header_row_and_keeps_leading_zeros() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let admin = admin(&app).await;
-        let input = json!({ "kind": "USERS", "sheet": "Staff", "headerRow": 3 });
+async fn a_workbook_imports_the_chosen_sheet_from_its_header_row_and_keeps_leading_zeros(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let admin = admin(&app).await;
+    let input = json!({ "kind": "USERS", "sheet": "Staff", "headerRow": 3 });
 
-        let (_, body) = app
-            .upload(&admin, PREVIEW, input.clone(), "staff.xlsx", hr_workbook())
-            .await;
-        let preview = &body["data"]["previewImport"];
-        assert_eq!(
-            preview["sheets"],
-            json!(["Summary", "Staff"]),
-            "{backend:?}: {body}"
-        );
-        assert_eq!(
-            preview["headers"],
-            json!([
-                "Email",
-                "First Name",
-                "Last Name",
-                "Employee Number",
-                "Job Title"
-            ])
-        );
-        assert_eq!(preview["totalRows"], 3, "{preview}");
-        assert_eq!(preview["invalidRows"], 1, "{preview}");
-        // Rows are numbered as the sheet numbers them.
-        assert_eq!(sample(preview, 4)["values"]["Employee Number"], "000417");
-        assert_eq!(sample(preview, 4)["values"]["Job Title"], "Charge Nurse");
-        assert_eq!(sample(preview, 5)["status"], "FAILED");
-        assert_eq!(sample(preview, 5)["errors"][0]["field"], "email");
-        assert_eq!(sample(preview, 6)["values"]["Job Title"], "42");
-        assert_eq!(sample(preview, 6)["values"]["Employee Number"], "012000");
+    let (_, body) = app
+        .upload(&admin, PREVIEW, input.clone(), "staff.xlsx", hr_workbook())
+        .await;
+    let preview = &body["data"]["previewImport"];
+    assert_eq!(
+        preview["sheets"],
+        json!(["Summary", "Staff"]),
+        "{backend:?}: {body}"
+    );
+    assert_eq!(
+        preview["headers"],
+        json!([
+            "Email",
+            "First Name",
+            "Last Name",
+            "Employee Number",
+            "Job Title"
+        ])
+    );
+    assert_eq!(preview["totalRows"], 3, "{preview}");
+    assert_eq!(preview["invalidRows"], 1, "{preview}");
+    // Rows are numbered as the sheet numbers them.
+    assert_eq!(sample(preview, 4)["values"]["Employee Number"], "000417");
+    assert_eq!(sample(preview, 4)["values"]["Job Title"], "Charge Nurse");
+    assert_eq!(sample(preview, 5)["status"], "FAILED");
+    assert_eq!(sample(preview, 5)["errors"][0]["field"], "email");
+    assert_eq!(sample(preview, 6)["values"]["Job Title"], "42");
+    assert_eq!(sample(preview, 6)["values"]["Employee Number"], "012000");
 
-        let job = app
-            .import_finished(&admin, input, "staff.xlsx", hr_workbook())
-            .await;
-        assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{backend:?}: {job}");
-        assert_eq!(job["createdCount"], 2, "{job}");
-        assert_eq!(job["failedCount"], 1, "{job}");
-        assert!(job["failedRowsXlsxUrl"].is_string(), "{job}");
+    let job = app
+        .import_finished(&admin, input, "staff.xlsx", hr_workbook())
+        .await;
+    assert_eq!(job["status"], "FINISHED_WITH_ERRORS", "{backend:?}: {job}");
+    assert_eq!(job["createdCount"], 2, "{job}");
+    assert_eq!(job["failedCount"], 1, "{job}");
+    assert!(job["failedRowsXlsxUrl"].is_string(), "{job}");
 
-        let data = app
-            .ok(
-                &admin,
-                "{ users(first: 10, filter: { search: \"riverside.test\" }) { edges { node { email externalId title } } } }",
-                json!({}),
-            )
-            .await;
-        let people: Vec<(String, String, String)> = data["users"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let n = &e["node"];
-                (
-                    n["email"].as_str().unwrap().to_owned(),
-                    n["externalId"].as_str().unwrap_or("").to_owned(),
-                    n["title"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .filter(|(email, _, _)| email != "admin@riverside.test")
-            .collect();
-        assert_eq!(
-            people,
-            [
-                (
-                    "ana.ortiz@riverside.test".into(),
-                    "000417".into(),
-                    "Charge Nurse".into()
-                ),
-                ("cy.ng@riverside.test".into(), "012000".into(), "42".into()),
-            ],
-            "{data}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn the_first_sheet_and_its_first_row_are_read_unless_told_otherwise() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let admin = admin(&app).await;
-        let (_, body) = app
-            .upload(
-                &admin,
-                PREVIEW,
-                json!({ "kind": "USERS" }),
-                "staff.xlsx",
-                hr_workbook(),
-            )
-            .await;
-        let preview = &body["data"]["previewImport"];
-        assert_eq!(
-            preview["headers"],
-            json!(["Headcount", "3"]),
-            "{backend:?}: {body}"
-        );
-
-        // The second sheet's first non-empty row is its title, not its header.
-        let (_, body) = app
-            .upload(
-                &admin,
-                PREVIEW,
-                json!({ "kind": "USERS", "sheet": "staff" }),
-                "staff.xlsx",
-                hr_workbook(),
-            )
-            .await;
-        assert_eq!(
-            body["data"]["previewImport"]["headers"],
-            json!(["Staff export, December"]),
-            "{body}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn files_that_are_not_workbooks_or_name_what_is_not_there_are_refused_clearly() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let admin = admin(&app).await;
-        let refusal = |input: Value, bytes: Vec<u8>| {
-            let app = &app;
-            let admin = &admin;
-            async move {
-                let (status, body) = app.upload(admin, PREVIEW, input, "staff.xlsx", bytes).await;
-                assert_eq!(status, 200, "{body}");
-                assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-                error_fields(&body)
-            }
-        };
-        let fields = refusal(
-            json!({ "kind": "USERS", "sheet": "Payroll" }),
-            hr_workbook(),
+    let data = app
+        .ok(
+            &admin,
+            "{ users(first: 10, filter: { search: \"riverside.test\" }) { edges { node { email externalId title } } } }",
+            json!({}),
         )
         .await;
-        assert_eq!(fields[0].0, "sheet", "{fields:?}");
-        assert!(fields[0].1.contains("Summary, Staff"), "{fields:?}");
+    let people: Vec<(String, String, String)> = data["users"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = &e["node"];
+            (
+                n["email"].as_str().unwrap().to_owned(),
+                n["externalId"].as_str().unwrap_or("").to_owned(),
+                n["title"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .filter(|(email, _, _)| email != "admin@riverside.test")
+        .collect();
+    assert_eq!(
+        people,
+        [
+            (
+                "ana.ortiz@riverside.test".into(),
+                "000417".into(),
+                "Charge Nurse".into()
+            ),
+            ("cy.ng@riverside.test".into(), "012000".into(), "42".into()),
+        ],
+        "{data}"
+    );
+}
 
-        let fields = refusal(
-            json!({ "kind": "USERS", "sheet": "Staff", "headerRow": 2 }),
-            hr_workbook(),
-        )
-        .await;
-        assert_eq!(fields[0].0, "headerRow", "{fields:?}");
-
-        // A ZIP archive that is not a workbook, and an Excel 97-2003 file.
-        let fields = refusal(
+#[each_backend]
+#[tokio::test]
+async fn the_first_sheet_and_its_first_row_are_read_unless_told_otherwise(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = admin(&app).await;
+    let (_, body) = app
+        .upload(
+            &admin,
+            PREVIEW,
             json!({ "kind": "USERS" }),
-            b"PK\x03\x04\x14\x00garbage".to_vec(),
+            "staff.xlsx",
+            hr_workbook(),
         )
         .await;
-        assert_eq!(fields[0].0, "file", "{fields:?}");
-        let mut legacy = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec();
-        legacy.extend([0; 504]);
-        let fields = refusal(json!({ "kind": "USERS" }), legacy).await;
-        assert!(fields[0].1.contains(".xls"), "{fields:?}");
+    let preview = &body["data"]["previewImport"];
+    assert_eq!(
+        preview["headers"],
+        json!(["Headcount", "3"]),
+        "{backend:?}: {body}"
+    );
 
-        // A CSV file has no sheets.
-        let fields = refusal(
-            json!({ "kind": "USERS", "sheet": "Staff" }),
-            b"Email\nana@riverside.test\n".to_vec(),
+    // The second sheet's first non-empty row is its title, not its header.
+    let (_, body) = app
+        .upload(
+            &admin,
+            PREVIEW,
+            json!({ "kind": "USERS", "sheet": "staff" }),
+            "staff.xlsx",
+            hr_workbook(),
         )
         .await;
-        assert_eq!(fields[0].0, "sheet", "{fields:?}");
-    }
+    assert_eq!(
+        body["data"]["previewImport"]["headers"],
+        json!(["Staff export, December"]),
+        "{body}"
+    );
+}
+
+#[each_backend]
+#[tokio::test]
+async fn files_that_are_not_workbooks_or_name_what_is_not_there_are_refused_clearly(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let admin = admin(&app).await;
+    let refusal = |input: Value, bytes: Vec<u8>| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let (status, body) = app.upload(admin, PREVIEW, input, "staff.xlsx", bytes).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+            error_fields(&body)
+        }
+    };
+    let fields = refusal(
+        json!({ "kind": "USERS", "sheet": "Payroll" }),
+        hr_workbook(),
+    )
+    .await;
+    assert_eq!(fields[0].0, "sheet", "{fields:?}");
+    assert!(fields[0].1.contains("Summary, Staff"), "{fields:?}");
+
+    let fields = refusal(
+        json!({ "kind": "USERS", "sheet": "Staff", "headerRow": 2 }),
+        hr_workbook(),
+    )
+    .await;
+    assert_eq!(fields[0].0, "headerRow", "{fields:?}");
+
+    // A ZIP archive that is not a workbook, and an Excel 97-2003 file.
+    let fields = refusal(
+        json!({ "kind": "USERS" }),
+        b"PK\x03\x04\x14\x00garbage".to_vec(),
+    )
+    .await;
+    assert_eq!(fields[0].0, "file", "{fields:?}");
+    let mut legacy = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec();
+    legacy.extend([0; 504]);
+    let fields = refusal(json!({ "kind": "USERS" }), legacy).await;
+    assert!(fields[0].1.contains(".xls"), "{fields:?}");
+
+    // A CSV file has no sheets.
+    let fields = refusal(
+        json!({ "kind": "USERS", "sheet": "Staff" }),
+        b"Email\nana@riverside.test\n".to_vec(),
+    )
+    .await;
+    assert_eq!(fields[0].0, "sheet", "{fields:?}");
 }
 
 /// Dates typed into Excel are numbers formatted as dates; they read as the

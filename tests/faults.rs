@@ -629,9 +629,7 @@ async fn a_stuck_database_cannot_hold_a_request_forever() {
             c.request_timeout_seconds = request_timeout;
         })
         .await;
-        let org = app.organization("Stuck Clinic").await;
-        app.user(org, "admin@stuck.test", &["Admin"]).await;
-        let token = app.login("admin@stuck.test", PASSWORD).await;
+        let (_, token) = app.admin_in("Stuck Clinic", "admin@stuck.test").await;
         let query = "{ projects(first: 5) { totalCount } }";
 
         let lock = app.db.begin().await.unwrap();

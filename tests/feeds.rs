@@ -11,6 +11,9 @@
 
 mod common;
 
+use common::Backend;
+use test_macros::each_backend;
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -19,7 +22,7 @@ use std::{
 };
 
 use common::{
-    PASSWORD, Storage, TestApp, backends, error_fields,
+    Storage, TestApp, backends, error_fields,
     services::{skip_without, tls_certificates},
 };
 use serde_json::{Value, json};
@@ -146,9 +149,7 @@ async fn a_feed_imports_on_schedule_skips_an_unchanged_file_and_fails_clearly() 
         )
         .unwrap();
         let app = app_for(Storage::new(backend).await, certs.path()).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
+        let (org, admin) = app.admin_in("Clinic", "admin@clinic.test").await;
         let template = template(&app, &admin).await;
         let input = json!({
             "name": "Sites from the EHR",
@@ -268,9 +269,7 @@ async fn with_three_instances_each_scheduled_run_runs_once() {
         let app = app_for(storage.clone(), certs.path()).await;
         let _second = app_for(storage.clone(), certs.path()).await;
         let _third = app_for(storage.clone(), certs.path()).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
+        let (_, admin) = app.admin_in("Clinic", "admin@clinic.test").await;
         let template = template(&app, &admin).await;
         let input = json!({
             "name": "Sites",
@@ -312,84 +311,83 @@ async fn with_three_instances_each_scheduled_run_runs_once() {
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn feeds_refuse_private_addresses_bad_schedules_and_templates_of_another_kind() {
-    for backend in backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        let template = template(&app, &admin).await;
-        for (url, schedule, kind, field) in [
-            (
-                "https://169.254.169.254/latest",
-                "0 6 * * *",
-                "LOCATIONS",
-                "url",
-            ),
-            (
-                "https://10.0.0.5/export.csv",
-                "0 6 * * *",
-                "LOCATIONS",
-                "url",
-            ),
-            (
-                "http://files.example.org/export.csv",
-                "0 6 * * *",
-                "LOCATIONS",
-                "url",
-            ),
-            (
-                "https://files.example.org/export.csv",
-                "every morning",
-                "LOCATIONS",
-                "schedule",
-            ),
-            (
-                "https://files.example.org/export.csv",
-                "0 6 * * *",
-                "USERS",
-                "templateId",
-            ),
-        ] {
-            let (_, body) = app
-                .graphql(
-                    Some(&admin),
-                    SAVE,
-                    json!({ "i": { "name": "Feed", "kind": kind, "url": url, "templateId": template, "schedule": schedule } }),
-                )
-                .await;
-            assert_eq!(error_fields(&body)[0].0, field, "{url} {schedule}: {body}");
-        }
-        // A name is checked where it resolves: this machine's own name passes
-        // as a name, and its local address is refused at the fetch.
-        let Some(host) = local_name().await else {
-            eprintln!("no name of this machine resolves to a local address; that part is not run");
-            continue;
-        };
-        let saved = app
-            .ok(
-                &admin,
+async fn feeds_refuse_private_addresses_bad_schedules_and_templates_of_another_kind(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let (_, admin) = app.admin_in("Clinic", "admin@clinic.test").await;
+    let template = template(&app, &admin).await;
+    for (url, schedule, kind, field) in [
+        (
+            "https://169.254.169.254/latest",
+            "0 6 * * *",
+            "LOCATIONS",
+            "url",
+        ),
+        (
+            "https://10.0.0.5/export.csv",
+            "0 6 * * *",
+            "LOCATIONS",
+            "url",
+        ),
+        (
+            "http://files.example.org/export.csv",
+            "0 6 * * *",
+            "LOCATIONS",
+            "url",
+        ),
+        (
+            "https://files.example.org/export.csv",
+            "every morning",
+            "LOCATIONS",
+            "schedule",
+        ),
+        (
+            "https://files.example.org/export.csv",
+            "0 6 * * *",
+            "USERS",
+            "templateId",
+        ),
+    ] {
+        let (_, body) = app
+            .graphql(
+                Some(&admin),
                 SAVE,
-                json!({ "i": { "name": "Sneaky", "kind": "LOCATIONS", "url": format!("https://{host}:9/sites.csv"), "templateId": template, "schedule": "0 6 * * *", "active": false } }),
+                json!({ "i": { "name": "Feed", "kind": kind, "url": url, "templateId": template, "schedule": schedule } }),
             )
             .await;
-        let run = app
-            .ok(
-                &admin,
-                "mutation($id: ID!) { runImportFeed(id: $id) { status errorMessage } }",
-                json!({ "id": saved["saveImportFeed"]["id"] }),
-            )
-            .await;
-        assert_eq!(run["runImportFeed"]["status"], "FAILED");
-        assert!(
-            run["runImportFeed"]["errorMessage"]
-                .as_str()
-                .unwrap()
-                .contains("private or local address"),
-            "{run}"
-        );
+        assert_eq!(error_fields(&body)[0].0, field, "{url} {schedule}: {body}");
     }
+    // A name is checked where it resolves: this machine's own name passes
+    // as a name, and its local address is refused at the fetch.
+    let Some(host) = local_name().await else {
+        eprintln!("no name of this machine resolves to a local address; that part is not run");
+        return;
+    };
+    let saved = app
+        .ok(
+            &admin,
+            SAVE,
+            json!({ "i": { "name": "Sneaky", "kind": "LOCATIONS", "url": format!("https://{host}:9/sites.csv"), "templateId": template, "schedule": "0 6 * * *", "active": false } }),
+        )
+        .await;
+    let run = app
+        .ok(
+            &admin,
+            "mutation($id: ID!) { runImportFeed(id: $id) { status errorMessage } }",
+            json!({ "id": saved["saveImportFeed"]["id"] }),
+        )
+        .await;
+    assert_eq!(run["runImportFeed"]["status"], "FAILED");
+    assert!(
+        run["runImportFeed"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("private or local address"),
+        "{run}"
+    );
 }
 
 /// A name of this machine (its host name, from `/etc/hosts`) that resolves

@@ -17,7 +17,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{PASSWORD, TestApp};
+use common::TestApp;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Map, Value, json};
 
@@ -201,9 +201,7 @@ async fn every_root_field_answers_generated_input_without_a_5xx_and_with_codes()
         .unwrap_or(12);
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
-        let org = app.organization("Fuzz Clinic").await;
-        app.user(org, "admin@fuzz.test", &["Admin"]).await;
-        let token = app.login("admin@fuzz.test", PASSWORD).await;
+        let (_, token) = app.admin_in("Fuzz Clinic", "admin@fuzz.test").await;
         let (schema, roots) = Schema::load(&app, &token).await;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut sent = 0;

@@ -7,6 +7,8 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use common::{Backend, TestApp, error_code};
 use graphql_client::{GraphQLQuery, QueryBody, Response as GqlResponse};
 use serde_json::{Value, json};
@@ -90,30 +92,29 @@ async fn me_with_client_library(app: &TestApp, token: Option<&str>) -> GqlRespon
     request.send().await.unwrap().json().await.unwrap()
 }
 
+#[each_backend]
 #[tokio::test]
-async fn me_without_a_session_is_unauthenticated_and_with_one_answers() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let anonymous = me_with_client_library(&app, None).await;
-        assert!(anonymous.data.is_none(), "{backend:?}");
-        let errors = anonymous.errors.unwrap();
-        let code = errors[0]
-            .extensions
-            .as_ref()
-            .and_then(|e| e.get("code"))
-            .cloned();
-        assert_eq!(code, Some(json!("UNAUTHENTICATED")), "{backend:?}");
+async fn me_without_a_session_is_unauthenticated_and_with_one_answers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let anonymous = me_with_client_library(&app, None).await;
+    assert!(anonymous.data.is_none(), "{backend:?}");
+    let errors = anonymous.errors.unwrap();
+    let code = errors[0]
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .cloned();
+    assert_eq!(code, Some(json!("UNAUTHENTICATED")), "{backend:?}");
 
-        let org = app.organization("Northwind Clinic").await;
-        app.user(org, "reader@northwind.test", &["Billing"]).await;
-        let token = app.login("Reader@Northwind.test", common::PASSWORD).await;
-        let me = me_with_client_library(&app, Some(&token)).await;
-        assert_eq!(
-            me.data.unwrap().me.email,
-            "reader@northwind.test",
-            "{backend:?}"
-        );
-    }
+    let org = app.organization("Northwind Clinic").await;
+    app.user(org, "reader@northwind.test", &["Billing"]).await;
+    let token = app.login("Reader@Northwind.test", common::PASSWORD).await;
+    let me = me_with_client_library(&app, Some(&token)).await;
+    assert_eq!(
+        me.data.unwrap().me.email,
+        "reader@northwind.test",
+        "{backend:?}"
+    );
 }
 
 #[tokio::test]
@@ -271,57 +272,55 @@ async fn limits_refuse_costly_requests_before_any_database_work() {
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
 }
 
+#[each_backend]
 #[tokio::test]
-async fn health_readiness_metrics_and_graphiql_are_served() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        assert_eq!(app.get("/healthz").await.text().await.unwrap(), "ok");
-        let ready: Value = app.get("/readyz").await.json().await.unwrap();
-        assert_eq!(ready["status"], "ready", "{backend:?}");
-        let expected_store = if backend == Backend::Production {
-            "redis"
-        } else {
-            "memory"
-        };
-        assert_eq!(ready["sessionStore"]["kind"], expected_store);
+async fn health_readiness_metrics_and_graphiql_are_served(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.get("/healthz").await.text().await.unwrap(), "ok");
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{backend:?}");
+    let expected_store = if backend == Backend::Production {
+        "redis"
+    } else {
+        "memory"
+    };
+    assert_eq!(ready["sessionStore"]["kind"], expected_store);
 
-        app.graphql(None, "{ __typename }", Value::Null).await;
-        let metrics = app.scrape().await;
-        assert!(
-            metrics.contains(
-                "rollcall_graphql_requests_total{operation_type=\"query\",outcome=\"ok\"}"
-            ),
-            "{metrics}"
-        );
-        assert!(metrics.contains("rollcall_graphql_request_duration_seconds_bucket"));
-        assert!(metrics.contains("rollcall_db_pool_connections{state=\"idle\"}"));
+    app.graphql(None, "{ __typename }", Value::Null).await;
+    let metrics = app.scrape().await;
+    assert!(
+        metrics
+            .contains("rollcall_graphql_requests_total{operation_type=\"query\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rollcall_graphql_request_duration_seconds_bucket"));
+    assert!(metrics.contains("rollcall_db_pool_connections{state=\"idle\"}"));
 
-        let page = app
-            .client
-            .get(format!("{}/graphql", app.address))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        let html = page.text().await.unwrap();
-        assert!(
-            html.contains("/graphiql/assets/graphiql.min.js"),
-            "GraphiQL must not load from a CDN"
-        );
-        assert!(
-            !html.contains("https://"),
-            "GraphiQL must work without internet"
-        );
-        for asset in [
-            "graphiql.min.js",
-            "graphiql.min.css",
-            "react.production.min.js",
-            "react-dom.production.min.js",
-            "start.js",
-        ] {
-            let response = app.get(&format!("/graphiql/assets/{asset}")).await;
-            assert_eq!(response.status().as_u16(), 200, "{asset}");
-        }
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/graphiql/assets/graphiql.min.js"),
+        "GraphiQL must not load from a CDN"
+    );
+    assert!(
+        !html.contains("https://"),
+        "GraphiQL must work without internet"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "start.js",
+    ] {
+        let response = app.get(&format!("/graphiql/assets/{asset}")).await;
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
     }
 }
 

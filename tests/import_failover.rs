@@ -11,37 +11,38 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::{
     process::Command,
     time::{Duration, Instant},
 };
 
-use common::{PASSWORD, Storage, TestApp};
+use common::{Backend, PASSWORD, Storage, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 const ROWS: usize = 20_000;
 
+#[each_backend]
 #[tokio::test]
-async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts() {
-    for backend in common::backends().await {
-        // A short lease: the test waits for it to lapse.
-        take_over(backend, "KILL", 2, Moment::BetweenBatches).await;
-    }
+async fn a_job_whose_instance_is_killed_is_finished_by_another_with_exact_counts(backend: Backend) {
+    // A short lease: the test waits for it to lapse.
+    take_over(backend, "KILL", 2, Moment::BetweenBatches).await;
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_job_whose_instance_is_killed_right_after_claiming_it_is_finished_by_another() {
-    for backend in common::backends().await {
-        take_over(backend, "KILL", 2, Moment::AfterClaim).await;
-    }
+async fn a_job_whose_instance_is_killed_right_after_claiming_it_is_finished_by_another(
+    backend: Backend,
+) {
+    take_over(backend, "KILL", 2, Moment::AfterClaim).await;
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_job_whose_instance_shuts_down_is_handed_back_at_once() {
-    for backend in common::backends().await {
-        // A lease far longer than the test may take: only a hand-back lets B in.
-        take_over(backend, "TERM", 600, Moment::BetweenBatches).await;
-    }
+async fn a_job_whose_instance_shuts_down_is_handed_back_at_once(backend: Backend) {
+    // A lease far longer than the test may take: only a hand-back lets B in.
+    take_over(backend, "TERM", 600, Moment::BetweenBatches).await;
 }
 
 /// [`ROWS`] new staff, then a last row repeating the first's email.

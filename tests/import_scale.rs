@@ -11,9 +11,11 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::time::Duration;
 
-use common::{PASSWORD, TestApp, smtp::SmtpSink};
+use common::{Backend, PASSWORD, TestApp, smtp::SmtpSink};
 use serde_json::{Value, json};
 
 const START: &str = "mutation($input: ImportInput!) { startImport(input: $input) { id } }";
@@ -74,9 +76,7 @@ async fn a_hundred_thousand_rows_import_with_exact_counts_and_their_failures_rou
     let bad = ROWS / BAD_EVERY;
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
-        let org = app.organization("Scale Health").await;
-        app.user(org, "admin@scale.test", &["Admin"]).await;
-        let admin = app.login("admin@scale.test", PASSWORD).await;
+        let (_, admin) = app.admin_in("Scale Health", "admin@scale.test").await;
 
         let file = staff_file();
         let job = import(&app, &admin, "staff.csv", file.clone()).await;
@@ -119,75 +119,74 @@ async fn a_hundred_thousand_rows_import_with_exact_counts_and_their_failures_rou
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn imported_users_asked_to_be_invited_get_an_invite_and_others_do_not() {
-    for backend in common::backends().await {
-        let smtp = SmtpSink::start().await;
-        let storage = common::Storage::new(backend).await;
-        let app = TestApp::spawn_with(storage, |c| {
-            c.smtp_url = Some(smtp.url());
-            c.mail_from = "Rollcall <no-reply@rollcall.test>".into();
-        })
-        .await;
-        let org = app.organization("Invite Health").await;
-        app.user(org, "admin@invite.test", &["Admin"]).await;
-        app.user(org, "known@invite.test", &[]).await;
-        let admin = app.login("admin@invite.test", PASSWORD).await;
+async fn imported_users_asked_to_be_invited_get_an_invite_and_others_do_not(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let storage = common::Storage::new(backend).await;
+    let app = TestApp::spawn_with(storage, |c| {
+        c.smtp_url = Some(smtp.url());
+        c.mail_from = "Rollcall <no-reply@rollcall.test>".into();
+    })
+    .await;
+    let org = app.organization("Invite Health").await;
+    app.user(org, "admin@invite.test", &["Admin"]).await;
+    app.user(org, "known@invite.test", &[]).await;
+    let admin = app.login("admin@invite.test", PASSWORD).await;
 
-        let file = "Email,First Name,Last Name,Job Title\n\
+    let file = "Email,First Name,Last Name,Job Title\n\
                     new.one@invite.test,New,One,Nurse\n\
                     new.two@invite.test,New,Two,Nurse\n\
                     known@invite.test,Known,User,Physician\n";
-        let (_, body) = app
-            .upload(
-                &admin,
-                START,
-                json!({ "kind": "USERS", "settings": { "sendInvites": true } }),
-                "invite.csv",
-                file.as_bytes().to_vec(),
-            )
-            .await;
-        let id = body["data"]["startImport"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .to_owned();
-        let job = app.finished_job(&admin, &id).await;
-        assert_eq!(job["createdCount"], 2, "{job}");
-        assert_eq!(job["updatedCount"], 1);
+    let (_, body) = app
+        .upload(
+            &admin,
+            START,
+            json!({ "kind": "USERS", "settings": { "sendInvites": true } }),
+            "invite.csv",
+            file.as_bytes().to_vec(),
+        )
+        .await;
+    let id = body["data"]["startImport"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let job = app.finished_job(&admin, &id).await;
+    assert_eq!(job["createdCount"], 2, "{job}");
+    assert_eq!(job["updatedCount"], 1);
 
-        for _ in 0..100 {
-            if smtp.received().len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..100 {
+        if smtp.received().len() >= 2 {
+            break;
         }
-        // Give a stray third message the chance to arrive before counting.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let mails = smtp.received();
-        let mut to: Vec<&str> = mails
-            .iter()
-            .flat_map(|m| m.to.iter().map(String::as_str))
-            .collect();
-        to.sort_unstable();
-        assert_eq!(
-            to,
-            ["new.one@invite.test", "new.two@invite.test"],
-            "{mails:?}"
-        );
-        let link = mails[0]
-            .data
-            .split_whitespace()
-            .find(|w| w.contains("/invite/"))
-            .unwrap_or_else(|| panic!("{}", mails[0].data));
-        let path = format!(
-            "/{}",
-            link.split_once("://").unwrap().1.split_once('/').unwrap().1
-        );
-        assert_eq!(
-            app.get(&path).await.status(),
-            200,
-            "the invite link opens its page"
-        );
-        app.stop().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Give a stray third message the chance to arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.received();
+    let mut to: Vec<&str> = mails
+        .iter()
+        .flat_map(|m| m.to.iter().map(String::as_str))
+        .collect();
+    to.sort_unstable();
+    assert_eq!(
+        to,
+        ["new.one@invite.test", "new.two@invite.test"],
+        "{mails:?}"
+    );
+    let link = mails[0]
+        .data
+        .split_whitespace()
+        .find(|w| w.contains("/invite/"))
+        .unwrap_or_else(|| panic!("{}", mails[0].data));
+    let path = format!(
+        "/{}",
+        link.split_once("://").unwrap().1.split_once('/').unwrap().1
+    );
+    assert_eq!(
+        app.get(&path).await.status(),
+        200,
+        "the invite link opens its page"
+    );
+    app.stop().await;
 }

@@ -12,7 +12,9 @@
 
 mod common;
 
-use common::TestApp;
+use test_macros::each_backend;
+
+use common::{Backend, TestApp};
 use serde_json::{Value, json};
 
 /// The queries graphql-js makes, or `None` (loudly) where it is not installed
@@ -72,36 +74,35 @@ async fn every_standard_introspection_query_is_answered() {
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn data_nested_deeper_than_the_limit_is_still_refused() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn_with(common::Storage::new(backend).await, |c| {
-            c.max_depth = 4;
-        })
+async fn data_nested_deeper_than_the_limit_is_still_refused(backend: Backend) {
+    let app = TestApp::spawn_with(common::Storage::new(backend).await, |c| {
+        c.max_depth = 4;
+    })
+    .await;
+    let (_, body) = app
+        .graphql(
+            None,
+            "{ users { edges { node { roles { name } } } } }",
+            json!({}),
+        )
         .await;
-        let (_, body) = app
-            .graphql(
-                None,
-                "{ users { edges { node { roles { name } } } } }",
-                json!({}),
-            )
-            .await;
-        assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("nested deeper than 4"),
-            "{body}"
-        );
-        // Hidden inside a fragment, too.
-        let (_, body) = app
-            .graphql(
-                None,
-                "{ ...Q } fragment Q on Query { users { edges { node { roles { name } } } } }",
-                json!({}),
-            )
-            .await;
-        assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
-    }
+    assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 4"),
+        "{body}"
+    );
+    // Hidden inside a fragment, too.
+    let (_, body) = app
+        .graphql(
+            None,
+            "{ ...Q } fragment Q on Query { users { edges { node { roles { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(common::error_code(&body), "BAD_USER_INPUT", "{body}");
 }

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{PASSWORD, TestApp};
+use common::{Backend, PASSWORD, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
@@ -72,56 +72,61 @@ async fn figures(app: &TestApp) -> Vec<u64> {
 
 #[tokio::test]
 async fn what_the_product_does_is_counted_at_metrics() {
+    // One backend after the other: the counters are the process's.
     for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Counted Clinic").await;
-        app.user(org, "admin@counted.test", &["Admin"]).await;
-        let before = figures(&app).await;
-
-        // Ten failed logins lock the email; the eleventh is refused unchecked.
-        for _ in 0..11 {
-            app.graphql(
-                None,
-                "mutation { login(email: \"admin@counted.test\", password: \"wrong 12345\") { token } }",
-                Value::Null,
-            )
-            .await;
-        }
-        let (_, body) = app
-            .graphql(
-                None,
-                "mutation { requestPasswordReset(email: \"admin@counted.test\") }",
-                Value::Null,
-            )
-            .await;
-        assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
-        app.user(org, "importer@counted.test", &["Admin"]).await;
-        let token = app.login("importer@counted.test", PASSWORD).await;
-
-        // Three people and a row without an email.
-        let mut file = common::staff_file(3, "counted.test");
-        file.extend_from_slice(b",No,Email,RN\n");
-        let job = app.start_staff_import(&token, file).await;
-        let done = app.finished_job(&token, &job).await;
-        assert_eq!(done["status"], "FINISHED_WITH_ERRORS", "{done}");
-
-        // Without SMTP the reset email is settled as undelivered.
-        for _ in 0..100 {
-            let settled = entity::outbox_message::Entity::find()
-                .filter(entity::outbox_message::Column::Kind.eq("user.password_reset"))
-                .filter(entity::outbox_message::Column::Status.eq("UNDELIVERED"))
-                .all(&app.db)
-                .await
-                .unwrap();
-            if !settled.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-
-        let after = figures(&app).await;
-        let grown: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-        assert_eq!(grown, [1, 10, 1, 1, 3, 1, 1, 1], "{backend:?}: {SERIES:?}");
-        app.stop().await;
+        counted_on(backend).await;
     }
+}
+
+async fn counted_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Counted Clinic").await;
+    app.user(org, "admin@counted.test", &["Admin"]).await;
+    let before = figures(&app).await;
+
+    // Ten failed logins lock the email; the eleventh is refused unchecked.
+    for _ in 0..11 {
+        app.graphql(
+            None,
+            "mutation { login(email: \"admin@counted.test\", password: \"wrong 12345\") { token } }",
+            Value::Null,
+        )
+        .await;
+    }
+    let (_, body) = app
+        .graphql(
+            None,
+            "mutation { requestPasswordReset(email: \"admin@counted.test\") }",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    app.user(org, "importer@counted.test", &["Admin"]).await;
+    let token = app.login("importer@counted.test", PASSWORD).await;
+
+    // Three people and a row without an email.
+    let mut file = common::staff_file(3, "counted.test");
+    file.extend_from_slice(b",No,Email,RN\n");
+    let job = app.start_staff_import(&token, file).await;
+    let done = app.finished_job(&token, &job).await;
+    assert_eq!(done["status"], "FINISHED_WITH_ERRORS", "{done}");
+
+    // Without SMTP the reset email is settled as undelivered.
+    for _ in 0..100 {
+        let settled = entity::outbox_message::Entity::find()
+            .filter(entity::outbox_message::Column::Kind.eq("user.password_reset"))
+            .filter(entity::outbox_message::Column::Status.eq("UNDELIVERED"))
+            .all(&app.db)
+            .await
+            .unwrap();
+        if !settled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let after = figures(&app).await;
+    let grown: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(grown, [1, 10, 1, 1, 3, 1, 1, 1], "{backend:?}: {SERIES:?}");
+    app.stop().await;
 }

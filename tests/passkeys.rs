@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, error_code};
+use test_macros::each_backend;
+
+use common::{Backend, PASSWORD, TestApp, error_code};
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::{
     WebauthnAuthenticator,
@@ -101,87 +103,86 @@ async fn methods_of(app: &TestApp, token: &str) -> Value {
         .clone()
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_passkey_logs_in_without_a_password_and_completes_a_password_login() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Passkey Clinic").await;
-        let nurse = app.user(org, "nurse@passkey.test", &["Provider"]).await;
-        let first = app.login("nurse@passkey.test", PASSWORD).await;
-        let (mut phone, mut key) = (device(), device());
-        register(&app, &first, &mut phone, "Phone").await;
-        register(&app, &first, &mut key, "Desk key").await;
-        let mine = app
-            .ok(&first, "{ myAuthenticators { kind name } }", json!({}))
-            .await;
-        assert_eq!(
-            mine["myAuthenticators"],
-            json!([{ "kind": "WEBAUTHN", "name": "Phone" }, { "kind": "WEBAUTHN", "name": "Desk key" }]),
-            "{backend:?}"
-        );
+async fn a_passkey_logs_in_without_a_password_and_completes_a_password_login(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Passkey Clinic").await;
+    let nurse = app.user(org, "nurse@passkey.test", &["Provider"]).await;
+    let first = app.login("nurse@passkey.test", PASSWORD).await;
+    let (mut phone, mut key) = (device(), device());
+    register(&app, &first, &mut phone, "Phone").await;
+    register(&app, &first, &mut key, "Desk key").await;
+    let mine = app
+        .ok(&first, "{ myAuthenticators { kind name } }", json!({}))
+        .await;
+    assert_eq!(
+        mine["myAuthenticators"],
+        json!([{ "kind": "WEBAUTHN", "name": "Phone" }, { "kind": "WEBAUTHN", "name": "Desk key" }]),
+        "{backend:?}"
+    );
 
-        // No password: the email, then the device.
-        let options = login_options(&app, None, Some("nurse@passkey.test")).await;
-        assert_eq!(options.public_key.allow_credentials.len(), 2);
-        let body = finish(&app, None, &sign(&mut key, ORIGIN, options)).await;
-        let token = body["data"]["finishWebAuthnLogin"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{backend:?}: {body}"))
-            .to_owned();
-        assert_eq!(methods_of(&app, &token).await, json!(["hwk"]));
+    // No password: the email, then the device.
+    let options = login_options(&app, None, Some("nurse@passkey.test")).await;
+    assert_eq!(options.public_key.allow_credentials.len(), 2);
+    let body = finish(&app, None, &sign(&mut key, ORIGIN, options)).await;
+    let token = body["data"]["finishWebAuthnLogin"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{backend:?}: {body}"))
+        .to_owned();
+    assert_eq!(methods_of(&app, &token).await, json!(["hwk"]));
 
-        // A password login now waits for a second factor; the passkey gives it.
-        let (_, body) = app
-            .graphql(
-                None,
-                "mutation { login(email: \"nurse@passkey.test\", password: \"Correct horse 42\") { token mfaRequired mfaMethods } }",
-                json!({}),
-            )
-            .await;
-        let login = &body["data"]["login"];
-        assert_eq!(login["mfaRequired"], true);
-        assert_eq!(login["mfaMethods"], json!(["WEBAUTHN", "RECOVERY_CODE"]));
-        let pending = login["token"].as_str().unwrap().to_owned();
-        let options = login_options(&app, Some(&pending), None).await;
-        let body = finish(&app, Some(&pending), &sign(&mut phone, ORIGIN, options)).await;
-        let full = body["data"]["finishWebAuthnLogin"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .to_owned();
-        assert_ne!(full, pending);
-        assert_eq!(methods_of(&app, &full).await, json!(["pwd", "hwk"]));
+    // A password login now waits for a second factor; the passkey gives it.
+    let (_, body) = app
+        .graphql(
+            None,
+            "mutation { login(email: \"nurse@passkey.test\", password: \"Correct horse 42\") { token mfaRequired mfaMethods } }",
+            json!({}),
+        )
+        .await;
+    let login = &body["data"]["login"];
+    assert_eq!(login["mfaRequired"], true);
+    assert_eq!(login["mfaMethods"], json!(["WEBAUTHN", "RECOVERY_CODE"]));
+    let pending = login["token"].as_str().unwrap().to_owned();
+    let options = login_options(&app, Some(&pending), None).await;
+    let body = finish(&app, Some(&pending), &sign(&mut phone, ORIGIN, options)).await;
+    let full = body["data"]["finishWebAuthnLogin"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    assert_ne!(full, pending);
+    assert_eq!(methods_of(&app, &full).await, json!(["pwd", "hwk"]));
 
-        // On a complete session the key verifies again and the token stays.
-        let options = login_options(&app, Some(&full), None).await;
-        let body = finish(&app, Some(&full), &sign(&mut key, ORIGIN, options)).await;
-        assert_eq!(
-            body["data"]["finishWebAuthnLogin"]["token"],
-            full.as_str(),
-            "{body}"
-        );
+    // On a complete session the key verifies again and the token stays.
+    let options = login_options(&app, Some(&full), None).await;
+    let body = finish(&app, Some(&full), &sign(&mut key, ORIGIN, options)).await;
+    assert_eq!(
+        body["data"]["finishWebAuthnLogin"]["token"],
+        full.as_str(),
+        "{body}"
+    );
 
-        // A device that names its own user (a discoverable passkey): no email.
-        let mut options = login_options(&app, None, None).await;
-        assert!(options.public_key.allow_credentials.is_empty());
-        // The soft token cannot search its own keys: name the one it holds,
-        // then answer as a discoverable authenticator does, with the user
-        // handle the passkey was made with.
-        let held = login_options(&app, None, Some("nurse@passkey.test")).await;
-        options.public_key.allow_credentials = held.public_key.allow_credentials;
-        let mut answer = sign(&mut phone, ORIGIN, options);
-        answer["response"]["userHandle"] = json!(base64_url(nurse.as_bytes()));
-        let body = finish(&app, None, &answer).await;
-        assert!(
-            body["data"]["finishWebAuthnLogin"]["token"].is_string(),
-            "{backend:?}: {body}"
-        );
-        // The same answer again is a replay.
-        let body = finish(&app, None, &answer).await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    // A device that names its own user (a discoverable passkey): no email.
+    let mut options = login_options(&app, None, None).await;
+    assert!(options.public_key.allow_credentials.is_empty());
+    // The soft token cannot search its own keys: name the one it holds,
+    // then answer as a discoverable authenticator does, with the user
+    // handle the passkey was made with.
+    let held = login_options(&app, None, Some("nurse@passkey.test")).await;
+    options.public_key.allow_credentials = held.public_key.allow_credentials;
+    let mut answer = sign(&mut phone, ORIGIN, options);
+    answer["response"]["userHandle"] = json!(base64_url(nurse.as_bytes()));
+    let body = finish(&app, None, &answer).await;
+    assert!(
+        body["data"]["finishWebAuthnLogin"]["token"].is_string(),
+        "{backend:?}: {body}"
+    );
+    // The same answer again is a replay.
+    let body = finish(&app, None, &answer).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 
-        let audit = app.audit_actions(org).await;
-        assert!(audit.iter().any(|a| a == "mfa.passkey_registered"));
-    }
+    let audit = app.audit_actions(org).await;
+    assert!(audit.iter().any(|a| a == "mfa.passkey_registered"));
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -189,72 +190,73 @@ fn base64_url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+#[each_backend]
 #[tokio::test]
-async fn answers_from_another_origin_or_relying_party_or_a_cloned_key_are_refused() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Phish Clinic").await;
-        app.user(org, "nurse@phish.test", &["Provider"]).await;
-        let first = app.login("nurse@phish.test", PASSWORD).await;
-        let mut phone = device();
-        register(&app, &first, &mut phone, "Phone").await;
-        let email = Some("nurse@phish.test");
+async fn answers_from_another_origin_or_relying_party_or_a_cloned_key_are_refused(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Phish Clinic").await;
+    app.user(org, "nurse@phish.test", &["Provider"]).await;
+    let first = app.login("nurse@phish.test", PASSWORD).await;
+    let mut phone = device();
+    register(&app, &first, &mut phone, "Phone").await;
+    let email = Some("nurse@phish.test");
 
-        // A look-alike site under the same domain relays the options.
-        let options = login_options(&app, None, email).await;
-        let body = finish(
-            &app,
-            None,
-            &sign(&mut phone, "https://login.rollcall.test", options),
-        )
-        .await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{backend:?}: {body}");
+    // A look-alike site under the same domain relays the options.
+    let options = login_options(&app, None, email).await;
+    let body = finish(
+        &app,
+        None,
+        &sign(&mut phone, "https://login.rollcall.test", options),
+    )
+    .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{backend:?}: {body}");
 
-        // A relying party id other than the server's.
-        let mut options = login_options(&app, None, email).await;
-        options.public_key.rp_id = "test".to_owned();
-        let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{backend:?}: {body}");
+    // A relying party id other than the server's.
+    let mut options = login_options(&app, None, email).await;
+    options.public_key.rp_id = "test".to_owned();
+    let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{backend:?}: {body}");
 
-        // A copy of the key, taken now, signs after the original moved on.
-        let options = login_options(&app, None, email).await;
-        let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
-        assert!(
-            body["data"]["finishWebAuthnLogin"]["token"].is_string(),
-            "{body}"
-        );
-        let mut clone = SoftToken::from_cbor(&phone.to_cbor().unwrap()).unwrap();
-        let options = login_options(&app, None, email).await;
-        let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
-        assert!(
-            body["data"]["finishWebAuthnLogin"]["token"].is_string(),
-            "{body}"
-        );
-        let options = login_options(&app, None, email).await;
-        let body = finish(&app, None, &sign(&mut clone, ORIGIN, options)).await;
-        assert_eq!(
-            error_code(&body),
-            "BAD_USER_INPUT",
-            "{backend:?}: counter went back: {body}"
-        );
+    // A copy of the key, taken now, signs after the original moved on.
+    let options = login_options(&app, None, email).await;
+    let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
+    assert!(
+        body["data"]["finishWebAuthnLogin"]["token"].is_string(),
+        "{body}"
+    );
+    let mut clone = SoftToken::from_cbor(&phone.to_cbor().unwrap()).unwrap();
+    let options = login_options(&app, None, email).await;
+    let body = finish(&app, None, &sign(&mut phone, ORIGIN, options)).await;
+    assert!(
+        body["data"]["finishWebAuthnLogin"]["token"].is_string(),
+        "{body}"
+    );
+    let options = login_options(&app, None, email).await;
+    let body = finish(&app, None, &sign(&mut clone, ORIGIN, options)).await;
+    assert_eq!(
+        error_code(&body),
+        "BAD_USER_INPUT",
+        "{backend:?}: counter went back: {body}"
+    );
 
-        // An address without an account gets options like any other.
-        let unknown = login_options(&app, None, Some("nobody@phish.test")).await;
-        assert!(!unknown.public_key.allow_credentials.is_empty());
-        let again = login_options(&app, None, Some("nobody@phish.test")).await;
-        let ids = |o: &RequestChallengeResponse| {
-            o.public_key
-                .allow_credentials
-                .iter()
-                .map(|c| c.id.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&unknown), ids(&again), "the same decoys each time");
+    // An address without an account gets options like any other.
+    let unknown = login_options(&app, None, Some("nobody@phish.test")).await;
+    assert!(!unknown.public_key.allow_credentials.is_empty());
+    let again = login_options(&app, None, Some("nobody@phish.test")).await;
+    let ids = |o: &RequestChallengeResponse| {
+        o.public_key
+            .allow_credentials
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&unknown), ids(&again), "the same decoys each time");
 
-        let audit = app.audit_actions(org).await;
-        assert!(
-            audit.iter().filter(|a| *a == "auth.passkey_failed").count() >= 3,
-            "{audit:?}"
-        );
-    }
+    let audit = app.audit_actions(org).await;
+    assert!(
+        audit.iter().filter(|a| *a == "auth.passkey_failed").count() >= 3,
+        "{audit:?}"
+    );
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp};
+use common::TestApp;
 use fantoccini::Locator;
 use serde_json::json;
 
@@ -22,9 +22,7 @@ async fn a_patient_responds_through_the_generic_link_in_a_real_browser() {
     }
     for backend in common::backends().await {
         let app = TestApp::spawn(backend).await;
-        let org = app.organization("Browser Clinic").await;
-        app.user(org, "admin@browser.test", &["Admin"]).await;
-        let admin = app.login("admin@browser.test", PASSWORD).await;
+        let (_, admin) = app.admin_in("Browser Clinic", "admin@browser.test").await;
         let project = app
             .ok(
                 &admin,

@@ -19,7 +19,7 @@
 mod common;
 
 use chrono::Utc;
-use common::TestApp;
+use common::{Backend, TestApp};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
@@ -55,250 +55,255 @@ async fn cost(app: &TestApp, token: &str, query: &str, first: u64) -> u64 {
 
 #[tokio::test]
 async fn a_page_of_100_users_costs_as_many_statements_as_a_page_of_10() {
+    // One backend after the other: the counter is the process's.
     for backend in common::backends().await {
-        let storage = common::Storage::new(backend).await;
-        let app = TestApp::spawn_with(storage, |config| config.loader_delay_ms = 50).await;
-        let org = app.organization("Big Practice").await;
-        app.user(org, "admin@big.test", &["Admin"]).await;
-        let token = app.login("admin@big.test", common::PASSWORD).await;
-        let roles = entity::role::Entity::find()
-            .filter(entity::role::Column::OrganizationId.eq(org))
-            .all(&app.db)
-            .await
-            .unwrap();
-        // One role requires a licence nobody holds: its holders' standing
-        // is judged, and the role is suspended for each of them.
-        let licensed = roles.iter().find(|r| r.name == "Billing").unwrap();
-        entity::role::Entity::update(entity::role::ActiveModel {
-            id: Set(licensed.id),
-            required_certifications: Set(Some(json!(["State licence"]))),
-            ..Default::default()
-        })
-        .exec(&app.db)
+        page_costs_on(backend).await;
+    }
+}
+
+async fn page_costs_on(backend: Backend) {
+    let storage = common::Storage::new(backend).await;
+    let app = TestApp::spawn_with(storage, |config| config.loader_delay_ms = 50).await;
+    let org = app.organization("Big Practice").await;
+    app.user(org, "admin@big.test", &["Admin"]).await;
+    let token = app.login("admin@big.test", common::PASSWORD).await;
+    let roles = entity::role::Entity::find()
+        .filter(entity::role::Column::OrganizationId.eq(org))
+        .all(&app.db)
         .await
         .unwrap();
-        let now = Utc::now();
-        let mut staff = Vec::new();
-        for i in 0..120 {
-            let id = Uuid::now_v7();
-            staff.push(id);
-            entity::user::Entity::insert(entity::user::ActiveModel {
-                id: Set(id),
-                organization_id: Set(org),
-                email: Set(format!("staff{i}@big.test")),
-                password_hash: Set(None),
-                first_name: Set("Staff".into()),
-                last_name: Set(format!("Member {i}")),
-                title: Set(None),
-                status: Set("ACTIVE".into()),
-                employee_status: Set("ACTIVE".into()),
-                mobile_phone: Set(None),
-                locale: Set(None),
-                idle_timeout_minutes: Set(None),
-                external_id: Set(None),
-                must_change_password: Set(false),
-                is_super_admin: Set(false),
-                last_login_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                email_signature: Set(None),
-                preferences: Set(None),
-                service_account: Set(false),
-                user_name: Set(None),
-                employee_number: Set(None),
-                department: Set(None),
-                deprovisioned_at: Set(None),
-                reactivated_at: Set(None),
-                dormancy_warned_at: Set(None),
+    // One role requires a licence nobody holds: its holders' standing
+    // is judged, and the role is suspended for each of them.
+    let licensed = roles.iter().find(|r| r.name == "Billing").unwrap();
+    entity::role::Entity::update(entity::role::ActiveModel {
+        id: Set(licensed.id),
+        required_certifications: Set(Some(json!(["State licence"]))),
+        ..Default::default()
+    })
+    .exec(&app.db)
+    .await
+    .unwrap();
+    let now = Utc::now();
+    let mut staff = Vec::new();
+    for i in 0..120 {
+        let id = Uuid::now_v7();
+        staff.push(id);
+        entity::user::Entity::insert(entity::user::ActiveModel {
+            id: Set(id),
+            organization_id: Set(org),
+            email: Set(format!("staff{i}@big.test")),
+            password_hash: Set(None),
+            first_name: Set("Staff".into()),
+            last_name: Set(format!("Member {i}")),
+            title: Set(None),
+            status: Set("ACTIVE".into()),
+            employee_status: Set("ACTIVE".into()),
+            mobile_phone: Set(None),
+            locale: Set(None),
+            idle_timeout_minutes: Set(None),
+            external_id: Set(None),
+            must_change_password: Set(false),
+            is_super_admin: Set(false),
+            last_login_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            email_signature: Set(None),
+            preferences: Set(None),
+            service_account: Set(false),
+            user_name: Set(None),
+            employee_number: Set(None),
+            department: Set(None),
+            deprovisioned_at: Set(None),
+            reactivated_at: Set(None),
+            dormancy_warned_at: Set(None),
+        })
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+        for role in roles.iter().skip(i % 3).step_by(3) {
+            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
+                user_id: Set(id),
+                role_id: Set(role.id),
             })
             .exec_without_returning(&app.db)
             .await
             .unwrap();
-            for role in roles.iter().skip(i % 3).step_by(3) {
-                entity::user_role::Entity::insert(entity::user_role::ActiveModel {
-                    user_id: Set(id),
-                    role_id: Set(role.id),
-                })
-                .exec_without_returning(&app.db)
-                .await
-                .unwrap();
-            }
-            if i % 2 == 0 {
-                entity::provider::Entity::insert(entity::provider::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    organization_id: Set(org),
-                    user_id: Set(id),
-                    npi: Set(format!("{i:010}")),
-                    organization_role: Set("Provider".into()),
-                    specialty: Set(None),
-                    address_line1: Set(None),
-                    address_line2: Set(None),
-                    city: Set(None),
-                    state: Set(None),
-                    postal_code: Set(None),
-                    phone: Set(None),
-                    billing_tax_id: Set(None),
-                    billing_address: Set(None),
-                    credentialing_status: Set("PENDING".into()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    location_id: Set(None),
-                })
-                .exec_without_returning(&app.db)
-                .await
-                .unwrap();
-            }
         }
-
-        // Count, page, roles, permissions, providers, their users: six
-        // statements; the suspended roles three more (the roles requiring a
-        // certification, the time zone, the certifications).
-        for first in [10, 100] {
-            let statements = cost(&app, &token, LIST, first).await;
-            assert_eq!(
-                statements, 9,
-                "{backend:?}: {first} users cost {statements} statements"
-            );
+        if i % 2 == 0 {
+            entity::provider::Entity::insert(entity::provider::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(org),
+                user_id: Set(id),
+                npi: Set(format!("{i:010}")),
+                organization_role: Set("Provider".into()),
+                specialty: Set(None),
+                address_line1: Set(None),
+                address_line2: Set(None),
+                city: Set(None),
+                state: Set(None),
+                postal_code: Set(None),
+                phone: Set(None),
+                billing_tax_id: Set(None),
+                billing_address: Set(None),
+                credentialing_status: Set("PENDING".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                location_id: Set(None),
+            })
+            .exec_without_returning(&app.db)
+            .await
+            .unwrap();
         }
+    }
 
-        // The list is counted only when the selection asks for totalCount, by a
-        // field or through a fragment: one statement for the page, one more for
-        // the count.
-        assert_eq!(cost(&app, &token, BARE, 20).await, 1, "{backend:?}");
-        assert_eq!(cost(&app, &token, COUNTED, 20).await, 2, "{backend:?}");
-        let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
-        assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
-
-        // Roles asked for come with the page: one statement more, however
-        // they are asked for (edges or nodes, a field or a fragment), and the
-        // same roles each way.
-        assert_eq!(cost(&app, &token, WITH_ROLES, 100).await, 2, "{backend:?}");
-        let roles_of = |data: &serde_json::Value, list: &str| -> Vec<(String, serde_json::Value)> {
-            data["users"][list]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|user| if list == "edges" { &user["node"] } else { user })
-                .map(|user| {
-                    (
-                        user["email"].as_str().unwrap().to_owned(),
-                        user["roles"].clone(),
-                    )
-                })
-                .collect()
-        };
-        let by_edges = roles_of(
-            &app.ok(&token, WITH_ROLES, json!({ "n": 100 })).await,
-            "edges",
-        );
-        let by_nodes = app.ok(&token, ROLES_BY_NODES, json!({ "n": 100 })).await;
-        assert_eq!(by_edges, roles_of(&by_nodes, "nodes"), "{backend:?}");
+    // Count, page, roles, permissions, providers, their users: six
+    // statements; the suspended roles three more (the roles requiring a
+    // certification, the time zone, the certifications).
+    for first in [10, 100] {
+        let statements = cost(&app, &token, LIST, first).await;
         assert_eq!(
-            by_edges
-                .iter()
-                .filter(|(_, roles)| roles
-                    .as_array()
-                    .unwrap()
-                    .contains(&json!({ "name": "Billing" })))
-                .count(),
-            33,
-            "{backend:?}"
+            statements, 9,
+            "{backend:?}: {first} users cost {statements} statements"
         );
-        let data = app.ok(&token, LIST, json!({ "n": 100 })).await;
-        let suspended = data["users"]["edges"]
+    }
+
+    // The list is counted only when the selection asks for totalCount, by a
+    // field or through a fragment: one statement for the page, one more for
+    // the count.
+    assert_eq!(cost(&app, &token, BARE, 20).await, 1, "{backend:?}");
+    assert_eq!(cost(&app, &token, COUNTED, 20).await, 2, "{backend:?}");
+    let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
+    assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
+
+    // Roles asked for come with the page: one statement more, however
+    // they are asked for (edges or nodes, a field or a fragment), and the
+    // same roles each way.
+    assert_eq!(cost(&app, &token, WITH_ROLES, 100).await, 2, "{backend:?}");
+    let roles_of = |data: &serde_json::Value, list: &str| -> Vec<(String, serde_json::Value)> {
+        data["users"][list]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["node"]["suspendedRoles"] == json!([{ "name": "Billing" }]))
-            .count();
-        // The page holds the admin and 99 of the staff, every third of whom
-        // holds the role.
-        assert_eq!(suspended, 33, "{backend:?}");
+            .map(|user| if list == "edges" { &user["node"] } else { user })
+            .map(|user| {
+                (
+                    user["email"].as_str().unwrap().to_owned(),
+                    user["roles"].clone(),
+                )
+            })
+            .collect()
+    };
+    let by_edges = roles_of(
+        &app.ok(&token, WITH_ROLES, json!({ "n": 100 })).await,
+        "edges",
+    );
+    let by_nodes = app.ok(&token, ROLES_BY_NODES, json!({ "n": 100 })).await;
+    assert_eq!(by_edges, roles_of(&by_nodes, "nodes"), "{backend:?}");
+    assert_eq!(
+        by_edges
+            .iter()
+            .filter(|(_, roles)| roles
+                .as_array()
+                .unwrap()
+                .contains(&json!({ "name": "Billing" })))
+            .count(),
+        33,
+        "{backend:?}"
+    );
+    let data = app.ok(&token, LIST, json!({ "n": 100 })).await;
+    let suspended = data["users"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["suspendedRoles"] == json!([{ "name": "Billing" }]))
+        .count();
+    // The page holds the admin and 99 of the staff, every third of whom
+    // holds the role.
+    assert_eq!(suspended, 33, "{backend:?}");
 
-        // A page of access reviews with their users and roles: the same few
-        // statements for 2 reviews as for 12.
-        let admin_id = app.ok(&token, "{ me { id } }", json!({})).await["me"]["id"].clone();
-        for (n, under_review) in staff.chunks(10).take(12).enumerate() {
-            app.ok(
-                &token,
-                "mutation($i: AccessReviewInput!) { startAccessReview(input: $i) { id } }",
-                json!({ "i": {
-                    "name": format!("Review {n}"),
-                    "userIds": under_review,
-                    "reviewerIds": [admin_id],
-                    "dueAt": (Utc::now() + chrono::Duration::days(7)).to_rfc3339(),
-                    "onDue": "KEEP",
-                } }),
-            )
-            .await;
-        }
-        let mut reviews = Vec::new();
-        for first in [2, 12] {
-            let mut fewest = u64::MAX;
-            for _ in 0..4 {
-                let before = statements(&app).await;
-                let data = app
-                    .ok(
-                        &token,
-                        "query($n: Int!) { accessReviews(first: $n) { edges { node {
-                            items { user { email } roles { name } decision } } } } }",
-                        json!({ "n": first }),
-                    )
-                    .await;
-                let after = statements(&app).await;
-                let edges = data["accessReviews"]["edges"].as_array().unwrap().clone();
-                assert_eq!(edges.len(), first, "{data}");
-                assert!(
-                    edges.iter().all(|e| !e["node"]["items"][0]["roles"]
-                        .as_array()
-                        .unwrap()
-                        .is_empty()),
-                    "{data}"
-                );
-                fewest = fewest.min(after - before);
-            }
-            reviews.push(fewest);
-        }
-        assert_eq!(
-            reviews[0], reviews[1],
-            "{backend:?}: access reviews {reviews:?}"
-        );
-
-        // `me` is the record read with the session: no statement of its own
-        // (the session check may read it once after a change; the fewest of
-        // a few runs is none).
-        let mut fewest = u64::MAX;
-        for _ in 0..4 {
-            let before = statements(&app).await;
-            let data = app.ok(&token, "{ me { id email } }", json!({})).await;
-            let after = statements(&app).await;
-            assert_eq!(data["me"]["email"], "admin@big.test");
-            fewest = fewest.min(after - before);
-        }
-        assert_eq!(fewest, 0, "{backend:?}: me cost {fewest} statements");
-
-        // Projects with their figures: count, page and one grouped count.
-        for i in 0..30 {
-            app.ok(
-                &token,
-                "mutation($n: String!) { createProject(input: { name: $n }) { id } }",
-                json!({ "n": format!("Project {i}") }),
-            )
-            .await;
-        }
-        let mut fewest = u64::MAX;
-        for _ in 0..4 {
-            let before = statements(&app).await;
-            let data = app.ok(&token, PROJECTS, json!({})).await;
-            let after = statements(&app).await;
-            assert_eq!(data["projects"]["edges"].as_array().unwrap().len(), 30);
-            fewest = fewest.min(after - before);
-        }
-        assert_eq!(
-            fewest, 3,
-            "{backend:?}: 30 projects with stats cost {fewest} statements"
-        );
+    // A page of access reviews with their users and roles: the same few
+    // statements for 2 reviews as for 12.
+    let admin_id = app.ok(&token, "{ me { id } }", json!({})).await["me"]["id"].clone();
+    for (n, under_review) in staff.chunks(10).take(12).enumerate() {
+        app.ok(
+            &token,
+            "mutation($i: AccessReviewInput!) { startAccessReview(input: $i) { id } }",
+            json!({ "i": {
+                "name": format!("Review {n}"),
+                "userIds": under_review,
+                "reviewerIds": [admin_id],
+                "dueAt": (Utc::now() + chrono::Duration::days(7)).to_rfc3339(),
+                "onDue": "KEEP",
+            } }),
+        )
+        .await;
     }
+    let mut reviews = Vec::new();
+    for first in [2, 12] {
+        let mut fewest = u64::MAX;
+        for _ in 0..4 {
+            let before = statements(&app).await;
+            let data = app
+                .ok(
+                    &token,
+                    "query($n: Int!) { accessReviews(first: $n) { edges { node {
+                            items { user { email } roles { name } decision } } } } }",
+                    json!({ "n": first }),
+                )
+                .await;
+            let after = statements(&app).await;
+            let edges = data["accessReviews"]["edges"].as_array().unwrap().clone();
+            assert_eq!(edges.len(), first, "{data}");
+            assert!(
+                edges.iter().all(|e| !e["node"]["items"][0]["roles"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()),
+                "{data}"
+            );
+            fewest = fewest.min(after - before);
+        }
+        reviews.push(fewest);
+    }
+    assert_eq!(
+        reviews[0], reviews[1],
+        "{backend:?}: access reviews {reviews:?}"
+    );
+
+    // `me` is the record read with the session: no statement of its own
+    // (the session check may read it once after a change; the fewest of
+    // a few runs is none).
+    let mut fewest = u64::MAX;
+    for _ in 0..4 {
+        let before = statements(&app).await;
+        let data = app.ok(&token, "{ me { id email } }", json!({})).await;
+        let after = statements(&app).await;
+        assert_eq!(data["me"]["email"], "admin@big.test");
+        fewest = fewest.min(after - before);
+    }
+    assert_eq!(fewest, 0, "{backend:?}: me cost {fewest} statements");
+
+    // Projects with their figures: count, page and one grouped count.
+    for i in 0..30 {
+        app.ok(
+            &token,
+            "mutation($n: String!) { createProject(input: { name: $n }) { id } }",
+            json!({ "n": format!("Project {i}") }),
+        )
+        .await;
+    }
+    let mut fewest = u64::MAX;
+    for _ in 0..4 {
+        let before = statements(&app).await;
+        let data = app.ok(&token, PROJECTS, json!({})).await;
+        let after = statements(&app).await;
+        assert_eq!(data["projects"]["edges"].as_array().unwrap().len(), 30);
+        fewest = fewest.min(after - before);
+    }
+    assert_eq!(
+        fewest, 3,
+        "{backend:?}: 30 projects with stats cost {fewest} statements"
+    );
 }
 
 const BARE: &str = "query($n: Int!) { users(first: $n) { edges { node { email } } } }";

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Backend, PASSWORD, Storage, TestApp, error_code,
+    Backend, Storage, TestApp, error_code,
     services::{PrivateRedis, free_port, skip_without},
 };
 use serde_json::Value;
@@ -30,9 +30,7 @@ async fn a_redis_outage_answers_503_quickly_and_recovers_without_a_restart() {
         config.redis_timeout_ms = 500;
     })
     .await;
-    let org = app.organization("Outage Clinic").await;
-    app.user(org, "oncall@outage.test", &["Admin"]).await;
-    let token = app.login("oncall@outage.test", PASSWORD).await;
+    let (_, token) = app.admin_in("Outage Clinic", "oncall@outage.test").await;
 
     redis.stop();
     let started = Instant::now();

@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 
 use common::{
-    Backend, PASSWORD, Storage, TestApp,
+    Backend, Storage, TestApp,
     services::{PrivateRedis, free_port, skip_without, tls_certificates},
 };
 use serde_json::Value;
@@ -77,9 +77,7 @@ async fn sessions_live_in_a_redis_reached_over_verified_tls() {
         .await
         .unwrap();
     let app = TestApp::attach(storage.clone(), db, address);
-    let org = app.organization("Encrypted Clinic").await;
-    app.user(org, "tls@clinic.test", &["Admin"]).await;
-    let token = app.login("tls@clinic.test", PASSWORD).await;
+    let (_, token) = app.admin_in("Encrypted Clinic", "tls@clinic.test").await;
     let (status, body) = app
         .graphql(Some(&token), "{ me { email } }", Value::Null)
         .await;

@@ -13,8 +13,10 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use chrono::{TimeZone, Utc};
-use common::TestApp;
+use common::{Backend, TestApp};
 use rollcall::db::{bulk, rows};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
@@ -55,80 +57,79 @@ fn user(org: Uuid, i: i64, filled: bool) -> entity::user::Model {
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn models_read_by_position_equal_those_read_by_name() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Rows Clinic").await;
-        let users: Vec<_> = (0..6).map(|i| user(org, i, i % 2 == 0)).collect();
-        bulk::insert_all::<entity::user::ActiveModel>(&app.db, users.clone())
+async fn models_read_by_position_equal_those_read_by_name(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Rows Clinic").await;
+    let users: Vec<_> = (0..6).map(|i| user(org, i, i % 2 == 0)).collect();
+    bulk::insert_all::<entity::user::ActiveModel>(&app.db, users.clone())
+        .await
+        .unwrap();
+    let select = || {
+        entity::user::Entity::find()
+            .filter(entity::user::Column::OrganizationId.eq(org))
+            .filter(entity::user::Column::Email.like("row%"))
+            .order_by_asc(entity::user::Column::Id)
+    };
+    let by_position = rows::all(&app.db, select()).await.unwrap();
+    assert_eq!(by_position, users, "{backend:?}");
+    assert_eq!(
+        by_position,
+        select().all(&app.db).await.unwrap(),
+        "{backend:?}"
+    );
+
+    // Columns of the model's but out of its order: refused on PostgreSQL.
+    let swapped = select()
+        .select_only()
+        .column(entity::user::Column::OrganizationId)
+        .column(entity::user::Column::Id);
+    let read = rows::on_postgres::<entity::user::Model, _>(&app.db, &swapped).await;
+    match backend {
+        common::Backend::Production => {
+            let err = read.unwrap_err().to_string();
+            assert!(err.contains("id at position 0"), "{err}");
+        }
+        common::Backend::Embedded => assert!(read.unwrap().is_none()),
+    }
+
+    // Roles with their holders: the same each way.
+    let roles = entity::role::Entity::find()
+        .filter(entity::role::Column::OrganizationId.eq(org))
+        .all(&app.db)
+        .await
+        .unwrap();
+    for (user, role) in users
+        .iter()
+        .zip(roles.iter().cycle())
+        .chain(users.iter().zip(roles.iter().cycle().skip(3)))
+    {
+        entity::user_role::Entity::insert(entity::user_role::ActiveModel {
+            user_id: sea_orm::ActiveValue::Set(user.id),
+            role_id: sea_orm::ActiveValue::Set(role.id),
+        })
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+    }
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let held =
+        rollcall::services::roles::roles_by_user(&app.db, rollcall::db::Scope::of(org), &ids)
             .await
             .unwrap();
-        let select = || {
-            entity::user::Entity::find()
-                .filter(entity::user::Column::OrganizationId.eq(org))
-                .filter(entity::user::Column::Email.like("row%"))
-                .order_by_asc(entity::user::Column::Id)
-        };
-        let by_position = rows::all(&app.db, select()).await.unwrap();
-        assert_eq!(by_position, users, "{backend:?}");
-        assert_eq!(
-            by_position,
-            select().all(&app.db).await.unwrap(),
-            "{backend:?}"
-        );
-
-        // Columns of the model's but out of its order: refused on PostgreSQL.
-        let swapped = select()
-            .select_only()
-            .column(entity::user::Column::OrganizationId)
-            .column(entity::user::Column::Id);
-        let read = rows::on_postgres::<entity::user::Model, _>(&app.db, &swapped).await;
-        match backend {
-            common::Backend::Production => {
-                let err = read.unwrap_err().to_string();
-                assert!(err.contains("id at position 0"), "{err}");
-            }
-            common::Backend::Embedded => assert!(read.unwrap().is_none()),
-        }
-
-        // Roles with their holders: the same each way.
-        let roles = entity::role::Entity::find()
-            .filter(entity::role::Column::OrganizationId.eq(org))
+    for user in &users {
+        let mut by_name: Vec<entity::role::Model> = entity::user_role::Entity::find()
+            .filter(entity::user_role::Column::UserId.eq(user.id))
+            .find_also_related(entity::role::Entity)
             .all(&app.db)
             .await
-            .unwrap();
-        for (user, role) in users
-            .iter()
-            .zip(roles.iter().cycle())
-            .chain(users.iter().zip(roles.iter().cycle().skip(3)))
-        {
-            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
-                user_id: sea_orm::ActiveValue::Set(user.id),
-                role_id: sea_orm::ActiveValue::Set(role.id),
-            })
-            .exec_without_returning(&app.db)
-            .await
-            .unwrap();
-        }
-        let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-        let held =
-            rollcall::services::roles::roles_by_user(&app.db, rollcall::db::Scope::of(org), &ids)
-                .await
-                .unwrap();
-        for user in &users {
-            let mut by_name: Vec<entity::role::Model> = entity::user_role::Entity::find()
-                .filter(entity::user_role::Column::UserId.eq(user.id))
-                .find_also_related(entity::role::Entity)
-                .all(&app.db)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|(_, role)| role)
-                .collect();
-            by_name.sort_by(|a, b| a.name.cmp(&b.name));
-            assert_eq!(held[&user.id], by_name, "{backend:?}");
-            assert_eq!(by_name.len(), 2, "{backend:?}");
-        }
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, role)| role)
+            .collect();
+        by_name.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(held[&user.id], by_name, "{backend:?}");
+        assert_eq!(by_name.len(), 2, "{backend:?}");
     }
 }

@@ -17,13 +17,15 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
 };
 
-use common::{PASSWORD, TestApp, error_code};
+use common::{Backend, PASSWORD, TestApp, error_code};
 use serde_json::{Value, json};
 
 /// The identity provider, stopped when dropped.
@@ -250,233 +252,230 @@ async fn role_id(app: &TestApp, token: &str, name: &str) -> String {
 
 const SAVE: &str = "mutation($i: IdentityProviderInput!) { saveIdentityProvider(input: $i) { id loginUrl emailDomains } }";
 
+#[each_backend]
 #[tokio::test]
-async fn a_browser_signs_in_through_the_identity_provider_and_its_groups_become_roles() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Sso Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        let provider = Provider::start(
-            &app,
-            json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses", "billing"], "given_name": "Alice", "family_name": "Nightingale" } }),
-        );
-        let (nurse_role, billing_role) = (
-            role_id(&app, &admin, "Provider").await,
-            role_id(&app, &admin, "Billing").await,
-        );
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": {
-                    "name": "Clinic IdP",
-                    "issuer": provider.issuer,
-                    "clientId": "rollcall",
-                    "clientSecret": "provider-secret",
-                    "emailDomains": ["SSO.test"],
-                    "roleMappings": [
-                        { "group": "nurses", "roleId": nurse_role },
-                        { "group": "billing", "roleId": billing_role },
-                    ],
-                    "jitProvisioning": true,
-                } }),
-            )
-            .await;
-        let start = saved["saveIdentityProvider"]["loginUrl"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(
-            saved["saveIdentityProvider"]["emailDomains"],
-            json!(["sso.test"])
-        );
-
-        // The login page asks by domain only.
-        let (_, body) = app
-            .graphql(
-                None,
-                "query($e: String!) { ssoLoginUrl(email: $e) }",
-                json!({ "e": "anyone@sso.test" }),
-            )
-            .await;
-        assert_eq!(body["data"]["ssoLoginUrl"], start.as_str());
-        let (_, body) = app
-            .graphql(
-                None,
-                "query($e: String!) { ssoLoginUrl(email: $e) }",
-                json!({ "e": "anyone@elsewhere.test" }),
-            )
-            .await;
-        assert!(body["data"]["ssoLoginUrl"].is_null());
-
-        // First sign-in: the account is made with the mapped roles.
-        let alice = browser();
-        let callback = sign_in_at_provider(&alice, &start, "alice", &app).await;
-        let back = alice.get(&callback).send().await.unwrap();
-        assert_eq!(
-            back.status(),
-            303,
-            "{backend:?}: {}",
-            back.text().await.unwrap()
-        );
-        assert_eq!(
-            back.headers()["location"],
-            format!("{}/", app.address).as_str()
-        );
-        let me = whoami(&alice, &app).await;
-        assert_eq!(me["data"]["me"]["email"], "alice@sso.test", "{me}");
-        assert_eq!(role_names(&me), ["Billing", "Provider"]);
-        let current = me["data"]["mySessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["current"] == true)
-            .unwrap()
-            .clone();
-        assert_eq!(current["authMethods"], json!(["sso"]));
-
-        // The same callback again, and a made-up one, are refused.
-        let replay = browser().get(&callback).send().await.unwrap();
-        assert_eq!(replay.status(), 403, "a replayed code");
-        let forged = browser()
-            .get(format!(
-                "{}/sso/callback?code=stolen&state=forged",
-                app.address
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(forged.status(), 403, "a forged state");
-
-        // The provider takes her out of billing: the next sign-in follows.
-        provider.set_accounts(
-            &app,
-            json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses"] } }),
-        );
-        let again = browser();
-        let callback = sign_in_at_provider(&again, &start, "alice", &app).await;
-        assert_eq!(again.get(&callback).send().await.unwrap().status(), 303);
-        assert_eq!(
-            role_names(&whoami(&again, &app).await),
-            ["Provider"],
-            "{backend:?}"
-        );
-
-        // Password logins off for the domain, but for a break-glass address;
-        // a wrong password still answers as any wrong password does.
-        app.user(org, "bob@sso.test", &["Provider"]).await;
-        app.user(org, "carol@sso.test", &["Admin"]).await;
-        app.login("bob@sso.test", PASSWORD).await;
-        let id = saved["saveIdentityProvider"]["id"].as_str().unwrap();
-        app.ok(
+async fn a_browser_signs_in_through_the_identity_provider_and_its_groups_become_roles(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let (org, admin) = app.admin_in("Sso Clinic", "admin@clinic.test").await;
+    let provider = Provider::start(
+        &app,
+        json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses", "billing"], "given_name": "Alice", "family_name": "Nightingale" } }),
+    );
+    let (nurse_role, billing_role) = (
+        role_id(&app, &admin, "Provider").await,
+        role_id(&app, &admin, "Billing").await,
+    );
+    let saved = app
+        .ok(
             &admin,
             SAVE,
             json!({ "i": {
-                "id": id,
                 "name": "Clinic IdP",
                 "issuer": provider.issuer,
                 "clientId": "rollcall",
-                "emailDomains": ["sso.test"],
-                "roleMappings": [{ "group": "nurses", "roleId": nurse_role }],
+                "clientSecret": "provider-secret",
+                "emailDomains": ["SSO.test"],
+                "roleMappings": [
+                    { "group": "nurses", "roleId": nurse_role },
+                    { "group": "billing", "roleId": billing_role },
+                ],
                 "jitProvisioning": true,
-                "required": true,
-                "breakGlassEmails": ["Carol@sso.test"],
             } }),
         )
         .await;
-        let login =
-            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
-        let (_, body) = app
-            .graphql(None, login, json!({ "e": "bob@sso.test", "p": PASSWORD }))
-            .await;
-        assert_eq!(error_code(&body), "SSO_REQUIRED", "{backend:?}: {body}");
-        let (_, body) = app
-            .graphql(
-                None,
-                login,
-                json!({ "e": "bob@sso.test", "p": "Wrong horse 42" }),
-            )
-            .await;
-        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
-        app.login("carol@sso.test", PASSWORD).await;
-        app.login("admin@clinic.test", PASSWORD).await;
+    let start = saved["saveIdentityProvider"]["loginUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        saved["saveIdentityProvider"]["emailDomains"],
+        json!(["sso.test"])
+    );
 
-        let audit = app.audit_actions(org).await;
-        for action in [
-            "sso.provider_saved",
-            "sso.user_provisioned",
-            "sso.roles_synced",
-        ] {
-            assert!(audit.iter().any(|a| a == action), "{action}: {audit:?}");
-        }
+    // The login page asks by domain only.
+    let (_, body) = app
+        .graphql(
+            None,
+            "query($e: String!) { ssoLoginUrl(email: $e) }",
+            json!({ "e": "anyone@sso.test" }),
+        )
+        .await;
+    assert_eq!(body["data"]["ssoLoginUrl"], start.as_str());
+    let (_, body) = app
+        .graphql(
+            None,
+            "query($e: String!) { ssoLoginUrl(email: $e) }",
+            json!({ "e": "anyone@elsewhere.test" }),
+        )
+        .await;
+    assert!(body["data"]["ssoLoginUrl"].is_null());
+
+    // First sign-in: the account is made with the mapped roles.
+    let alice = browser();
+    let callback = sign_in_at_provider(&alice, &start, "alice", &app).await;
+    let back = alice.get(&callback).send().await.unwrap();
+    assert_eq!(
+        back.status(),
+        303,
+        "{backend:?}: {}",
+        back.text().await.unwrap()
+    );
+    assert_eq!(
+        back.headers()["location"],
+        format!("{}/", app.address).as_str()
+    );
+    let me = whoami(&alice, &app).await;
+    assert_eq!(me["data"]["me"]["email"], "alice@sso.test", "{me}");
+    assert_eq!(role_names(&me), ["Billing", "Provider"]);
+    let current = me["data"]["mySessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(current["authMethods"], json!(["sso"]));
+
+    // The same callback again, and a made-up one, are refused.
+    let replay = browser().get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 403, "a replayed code");
+    let forged = browser()
+        .get(format!(
+            "{}/sso/callback?code=stolen&state=forged",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a forged state");
+
+    // The provider takes her out of billing: the next sign-in follows.
+    provider.set_accounts(
+        &app,
+        json!({ "alice": { "email": "alice@sso.test", "groups": ["nurses"] } }),
+    );
+    let again = browser();
+    let callback = sign_in_at_provider(&again, &start, "alice", &app).await;
+    assert_eq!(again.get(&callback).send().await.unwrap().status(), 303);
+    assert_eq!(
+        role_names(&whoami(&again, &app).await),
+        ["Provider"],
+        "{backend:?}"
+    );
+
+    // Password logins off for the domain, but for a break-glass address;
+    // a wrong password still answers as any wrong password does.
+    app.user(org, "bob@sso.test", &["Provider"]).await;
+    app.user(org, "carol@sso.test", &["Admin"]).await;
+    app.login("bob@sso.test", PASSWORD).await;
+    let id = saved["saveIdentityProvider"]["id"].as_str().unwrap();
+    app.ok(
+        &admin,
+        SAVE,
+        json!({ "i": {
+            "id": id,
+            "name": "Clinic IdP",
+            "issuer": provider.issuer,
+            "clientId": "rollcall",
+            "emailDomains": ["sso.test"],
+            "roleMappings": [{ "group": "nurses", "roleId": nurse_role }],
+            "jitProvisioning": true,
+            "required": true,
+            "breakGlassEmails": ["Carol@sso.test"],
+        } }),
+    )
+    .await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    let (_, body) = app
+        .graphql(None, login, json!({ "e": "bob@sso.test", "p": PASSWORD }))
+        .await;
+    assert_eq!(error_code(&body), "SSO_REQUIRED", "{backend:?}: {body}");
+    let (_, body) = app
+        .graphql(
+            None,
+            login,
+            json!({ "e": "bob@sso.test", "p": "Wrong horse 42" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    app.login("carol@sso.test", PASSWORD).await;
+    app.login("admin@clinic.test", PASSWORD).await;
+
+    let audit = app.audit_actions(org).await;
+    for action in [
+        "sso.provider_saved",
+        "sso.user_provisioned",
+        "sso.roles_synced",
+    ] {
+        assert!(audit.iter().any(|a| a == action), "{action}: {audit:?}");
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_second_factor_the_provider_verified_meets_the_policy_and_one_it_did_not_does_not() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Strict Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        // Carol's sign-ins at the provider use a one-time code; Dave's a
-        // password alone.
-        let provider = Provider::start(
-            &app,
-            json!({
-                "carol": { "email": "carol@sso.test", "amr": ["pwd", "otp"] },
-                "dave": { "email": "dave@sso.test" },
-            }),
-        );
-        let start = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": {
-                    "name": "Clinic IdP",
-                    "issuer": provider.issuer,
-                    "clientId": "rollcall",
-                    "clientSecret": "provider-secret",
-                    "emailDomains": ["sso.test"],
-                    "jitProvisioning": true,
-                } }),
-            )
-            .await["saveIdentityProvider"]["loginUrl"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.ok(
+async fn a_second_factor_the_provider_verified_meets_the_policy_and_one_it_did_not_does_not(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let (_, admin) = app.admin_in("Strict Clinic", "admin@clinic.test").await;
+    // Carol's sign-ins at the provider use a one-time code; Dave's a
+    // password alone.
+    let provider = Provider::start(
+        &app,
+        json!({
+            "carol": { "email": "carol@sso.test", "amr": ["pwd", "otp"] },
+            "dave": { "email": "dave@sso.test" },
+        }),
+    );
+    let start = app
+        .ok(
             &admin,
-            "mutation { updateOrganization(input: { mfaRequired: ALL }) { mfaRequired } }",
-            json!({}),
+            SAVE,
+            json!({ "i": {
+                "name": "Clinic IdP",
+                "issuer": provider.issuer,
+                "clientId": "rollcall",
+                "clientSecret": "provider-secret",
+                "emailDomains": ["sso.test"],
+                "jitProvisioning": true,
+            } }),
         )
-        .await;
+        .await["saveIdentityProvider"]["loginUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        &admin,
+        "mutation { updateOrganization(input: { mfaRequired: ALL }) { mfaRequired } }",
+        json!({}),
+    )
+    .await;
 
-        let carol = browser();
-        let callback = sign_in_at_provider(&carol, &start, "carol", &app).await;
-        carol.get(&callback).send().await.unwrap();
-        let me = whoami(&carol, &app).await;
-        assert_eq!(
-            me["data"]["me"]["email"], "carol@sso.test",
-            "{backend:?}: {me}"
-        );
-        assert_eq!(
-            me["data"]["mySessions"][0]["authMethods"],
-            json!(["sso", "mfa"]),
-            "{me}"
-        );
+    let carol = browser();
+    let callback = sign_in_at_provider(&carol, &start, "carol", &app).await;
+    carol.get(&callback).send().await.unwrap();
+    let me = whoami(&carol, &app).await;
+    assert_eq!(
+        me["data"]["me"]["email"], "carol@sso.test",
+        "{backend:?}: {me}"
+    );
+    assert_eq!(
+        me["data"]["mySessions"][0]["authMethods"],
+        json!(["sso", "mfa"]),
+        "{me}"
+    );
 
-        let dave = browser();
-        let callback = sign_in_at_provider(&dave, &start, "dave", &app).await;
-        dave.get(&callback).send().await.unwrap();
-        let me = whoami(&dave, &app).await;
-        assert_eq!(
-            error_code(&me),
-            "MFA_ENROLLMENT_REQUIRED",
-            "{backend:?}: {me}"
-        );
-    }
+    let dave = browser();
+    let callback = sign_in_at_provider(&dave, &start, "dave", &app).await;
+    dave.get(&callback).send().await.unwrap();
+    let me = whoami(&dave, &app).await;
+    assert_eq!(
+        error_code(&me),
+        "MFA_ENROLLMENT_REQUIRED",
+        "{backend:?}: {me}"
+    );
 }
 
 #[tokio::test]
@@ -530,131 +529,130 @@ async fn a_provider_that_is_not_the_configured_issuer_and_a_domain_of_another_or
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let peer = app.peer().await;
-        let org = app.organization("Logout Clinic").await;
-        app.user(org, "admin@logout-clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@logout-clinic.test", PASSWORD).await;
-        let provider = Provider::start(
-            &app,
-            json!({ "dana": { "email": "dana@logout.test", "groups": [] } }),
-        );
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": {
-                    "name": "IdP",
-                    "issuer": provider.issuer,
-                    "clientId": "rollcall",
-                    "clientSecret": "provider-secret",
-                    "emailDomains": ["logout.test"],
-                    "jitProvisioning": true,
-                } }),
-            )
-            .await;
-        let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
-        let dana = browser();
-        let callback = sign_in_at_provider(&dana, start, "dana", &app).await;
-        let signed_in = dana.get(&callback).send().await.unwrap();
-        assert_eq!(signed_in.status(), 303);
-        // The session token, as the cookie carries it: a socket opens with it
-        // on the other instance and watches the session.
-        let token = signed_in
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                c.split(';')
-                    .next()?
-                    .split_once('=')
-                    .map(|(_, v)| v.to_owned())
-            })
-            .filter(|v| !v.is_empty())
-            .unwrap();
-        let instances: Vec<&TestApp> = std::iter::once(&app).chain(peer.as_ref()).collect();
-        let mut socket = watch_session(instances[instances.len() - 1], &token).await;
-        for instance in &instances {
-            let me = whoami(&dana, instance).await;
-            assert_eq!(me["data"]["me"]["email"], "dana@logout.test", "{me}");
-        }
-
-        // Tokens the provider did not sign end nothing: unsigned, or with a
-        // made-up signature, though they name the provider and the subject.
-        let part = |value: Value| base64_url(value.to_string().as_bytes());
-        let claims = part(json!({
-            "iss": provider.issuer,
-            "aud": "rollcall",
-            "iat": chrono::Utc::now().timestamp(),
-            "jti": "forged",
-            "sub": "dana",
-            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
-        }));
-        for forged in [
-            format!("{}.{claims}.", part(json!({ "alg": "none" }))),
-            format!(
-                "{}.{claims}.{}",
-                part(json!({ "alg": "RS256" })),
-                base64_url(&[7; 256])
-            ),
-        ] {
-            let answer = app
-                .client
-                .post(format!("{}/sso/backchannel-logout", app.address))
-                .form(&[("logout_token", forged)])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 400, "{backend:?}");
-        }
-        assert_eq!(
-            whoami(&dana, &app).await["data"]["me"]["email"],
-            "dana@logout.test"
-        );
-
-        sign_out_at_provider(&dana, &provider.issuer).await;
-        for instance in &instances {
-            let mut ended = false;
-            for _ in 0..50 {
-                let me = whoami(&dana, instance).await;
-                if error_code(&me) == "UNAUTHENTICATED" {
-                    ended = true;
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            assert!(
-                ended,
-                "{backend:?}: the session outlived the provider's logout"
-            );
-        }
-        // The open subscription hears of it and the socket closes.
-        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            use futures_util::StreamExt;
-            while let Some(Ok(message)) = socket.next().await {
-                if let tokio_tungstenite::tungstenite::Message::Text(text) = &message
-                    && text.contains("REVOKED")
-                {
-                    return;
-                }
-            }
-        })
+async fn signing_out_at_the_identity_provider_ends_the_session_on_every_instance(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let peer = app.peer().await;
+    let (org, admin) = app
+        .admin_in("Logout Clinic", "admin@logout-clinic.test")
         .await;
+    let provider = Provider::start(
+        &app,
+        json!({ "dana": { "email": "dana@logout.test", "groups": [] } }),
+    );
+    let saved = app
+        .ok(
+            &admin,
+            SAVE,
+            json!({ "i": {
+                "name": "IdP",
+                "issuer": provider.issuer,
+                "clientId": "rollcall",
+                "clientSecret": "provider-secret",
+                "emailDomains": ["logout.test"],
+                "jitProvisioning": true,
+            } }),
+        )
+        .await;
+    let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
+    let dana = browser();
+    let callback = sign_in_at_provider(&dana, start, "dana", &app).await;
+    let signed_in = dana.get(&callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    // The session token, as the cookie carries it: a socket opens with it
+    // on the other instance and watches the session.
+    let token = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.split(';')
+                .next()?
+                .split_once('=')
+                .map(|(_, v)| v.to_owned())
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap();
+    let instances: Vec<&TestApp> = std::iter::once(&app).chain(peer.as_ref()).collect();
+    let mut socket = watch_session(instances[instances.len() - 1], &token).await;
+    for instance in &instances {
+        let me = whoami(&dana, instance).await;
+        assert_eq!(me["data"]["me"]["email"], "dana@logout.test", "{me}");
+    }
+
+    // Tokens the provider did not sign end nothing: unsigned, or with a
+    // made-up signature, though they name the provider and the subject.
+    let part = |value: Value| base64_url(value.to_string().as_bytes());
+    let claims = part(json!({
+        "iss": provider.issuer,
+        "aud": "rollcall",
+        "iat": chrono::Utc::now().timestamp(),
+        "jti": "forged",
+        "sub": "dana",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    }));
+    for forged in [
+        format!("{}.{claims}.", part(json!({ "alg": "none" }))),
+        format!(
+            "{}.{claims}.{}",
+            part(json!({ "alg": "RS256" })),
+            base64_url(&[7; 256])
+        ),
+    ] {
+        let answer = app
+            .client
+            .post(format!("{}/sso/backchannel-logout", app.address))
+            .form(&[("logout_token", forged)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{backend:?}");
+    }
+    assert_eq!(
+        whoami(&dana, &app).await["data"]["me"]["email"],
+        "dana@logout.test"
+    );
+
+    sign_out_at_provider(&dana, &provider.issuer).await;
+    for instance in &instances {
+        let mut ended = false;
+        for _ in 0..50 {
+            let me = whoami(&dana, instance).await;
+            if error_code(&me) == "UNAUTHENTICATED" {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         assert!(
-            heard.is_ok(),
-            "{backend:?}: the subscription outlived the logout"
-        );
-        assert!(
-            app.audit_actions(org)
-                .await
-                .iter()
-                .any(|a| a == "sso.backchannel_logout")
+            ended,
+            "{backend:?}: the session outlived the provider's logout"
         );
     }
+    // The open subscription hears of it and the socket closes.
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        while let Some(Ok(message)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = &message
+                && text.contains("REVOKED")
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        heard.is_ok(),
+        "{backend:?}: the subscription outlived the logout"
+    );
+    assert!(
+        app.audit_actions(org)
+            .await
+            .iter()
+            .any(|a| a == "sso.backchannel_logout")
+    );
 }
 
 /// A `graphql-transport-ws` socket on `app` with `sessionEvents` subscribed.
@@ -835,59 +833,56 @@ impl FakeProvider {
     }
 }
 
+#[each_backend]
 #[tokio::test]
-async fn id_tokens_with_a_wrong_nonce_issuer_audience_or_time_are_refused() {
-    for backend in common::backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Strict Clinic").await;
-        app.user(org, "admin@strict.test", &["Admin"]).await;
-        let admin = app.login("admin@strict.test", PASSWORD).await;
-        let provider = FakeProvider::start().await;
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": {
-                    "name": "Fake",
-                    "issuer": provider.issuer,
-                    "clientId": "rollcall",
-                    "clientSecret": "fake-secret",
-                    "emailDomains": ["fake.test"],
-                    "jitProvisioning": true,
-                } }),
-            )
-            .await;
-        let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
-        let sign_in = |flaw| {
-            *provider.flaw.lock().unwrap() = flaw;
-            async move {
-                let browser = browser();
-                let to_provider = browser.get(start).send().await.unwrap();
-                let authorize = to_provider.headers()["location"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                let back = browser.get(&authorize).send().await.unwrap();
-                let callback = back.headers()["location"].to_str().unwrap().to_owned();
-                browser
-                    .get(&callback)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }
-        };
-        for flaw in [
-            Flaw::WrongNonce,
-            Flaw::Expired,
-            Flaw::NotYetValid,
-            Flaw::WrongIssuer,
-            Flaw::WrongAudience,
-        ] {
-            assert_eq!(sign_in(flaw).await, 403, "{backend:?}: {flaw:?}");
+async fn id_tokens_with_a_wrong_nonce_issuer_audience_or_time_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, admin) = app.admin_in("Strict Clinic", "admin@strict.test").await;
+    let provider = FakeProvider::start().await;
+    let saved = app
+        .ok(
+            &admin,
+            SAVE,
+            json!({ "i": {
+                "name": "Fake",
+                "issuer": provider.issuer,
+                "clientId": "rollcall",
+                "clientSecret": "fake-secret",
+                "emailDomains": ["fake.test"],
+                "jitProvisioning": true,
+            } }),
+        )
+        .await;
+    let start = saved["saveIdentityProvider"]["loginUrl"].as_str().unwrap();
+    let sign_in = |flaw| {
+        *provider.flaw.lock().unwrap() = flaw;
+        async move {
+            let browser = browser();
+            let to_provider = browser.get(start).send().await.unwrap();
+            let authorize = to_provider.headers()["location"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let back = browser.get(&authorize).send().await.unwrap();
+            let callback = back.headers()["location"].to_str().unwrap().to_owned();
+            browser
+                .get(&callback)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
-        // The same provider, telling the truth, signs in.
-        assert_eq!(sign_in(Flaw::None).await, 303, "{backend:?}");
+    };
+    for flaw in [
+        Flaw::WrongNonce,
+        Flaw::Expired,
+        Flaw::NotYetValid,
+        Flaw::WrongIssuer,
+        Flaw::WrongAudience,
+    ] {
+        assert_eq!(sign_in(flaw).await, 403, "{backend:?}: {flaw:?}");
     }
+    // The same provider, telling the truth, signs in.
+    assert_eq!(sign_in(Flaw::None).await, 303, "{backend:?}");
 }

@@ -12,6 +12,8 @@
 
 mod common;
 
+use test_macros::each_backend;
+
 use std::{
     io::Write,
     process::{Command, Stdio},
@@ -19,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use common::{PASSWORD, Storage, TestApp, backends, error_code, error_fields};
+use common::{Backend, PASSWORD, Storage, TestApp, error_code, error_fields};
 use serde_json::{Value, json};
 
 /// What a receiver got: each request's headers and body.
@@ -165,221 +167,216 @@ async fn deliveries(app: &TestApp, token: &str, webhook: &str) -> Vec<Value> {
         .collect()
 }
 
+#[each_backend]
 #[tokio::test]
-async fn a_receiver_that_fails_twice_gets_the_signed_event_on_the_third_try() {
-    for backend in backends().await {
-        let app = app_allowing_private(backend).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        let receiver = Receiver::start(&[500, 503]).await;
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": { "url": receiver.url, "events": ["user.created", "role.changed"] } }),
-            )
-            .await;
-        let secret = saved["saveWebhook"]["secret"].as_str().unwrap().to_owned();
-        assert!(secret.starts_with("whsec_"));
-        let webhook = saved["saveWebhook"]["webhook"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        // Listing never shows the secret again.
-        let listed = app
-            .ok(&admin, "{ webhooks { id events } }", json!({}))
-            .await;
-        assert!(!listed.to_string().contains(&secret));
-
-        let created = app
-            .ok(
-                &admin,
-                "mutation { createUser(input: { email: \"nia@clinic.test\", firstName: \"Nia\", lastName: \"Ode\" }) { user { id } } }",
-                json!({}),
-            )
-            .await;
-        let user_id = created["createUser"]["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        // A change that rolls back tells no one: the same email again is refused.
-        let (_, refused) = app
-            .graphql(
-                Some(&admin),
-                "mutation { createUser(input: { email: \"nia@clinic.test\", firstName: \"N\", lastName: \"O\" }) { user { id } } }",
-                json!({}),
-            )
-            .await;
-        assert_eq!(error_code(&refused), "CONFLICT");
-
-        let got = receiver.wait_for(3, Duration::from_secs(20)).await;
-        assert_eq!(got.len(), 3, "{got:?}");
-        let ids: Vec<&Value> = got.iter().map(|r| &r.headers["webhook-id"]).collect();
-        assert!(
-            ids.iter().all(|id| *id == ids[0]),
-            "one webhook-id for every attempt: {ids:?}"
-        );
-        let (verified, report) = verify(&secret, &got);
-        assert!(verified, "{report}");
-        assert!(report.contains("verified user.created"), "{report}");
-        let payload: Value = serde_json::from_str(&got[2].body).unwrap();
-        assert_eq!(payload["type"], "user.created");
-        assert_eq!(payload["data"]["targetId"], user_id.as_str());
-        assert!(
-            !got[2].body.contains("nia@clinic.test"),
-            "no personal data: {}",
-            got[2].body
-        );
-        // A signature made with another secret does not verify.
-        let (verified, _) = verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &got[2..]);
-        assert!(!verified);
-
-        let log = deliveries(&app, &admin, &webhook).await;
-        assert_eq!(log.len(), 1, "{log:?}");
-        assert_eq!(log[0]["status"], "SENT");
-        assert_eq!(log[0]["attempts"], 3);
-        assert_eq!(log[0]["messageId"], *ids[0]);
-
-        // Redelivery: the same event, the same webhook-id, a new log entry.
-        app.ok(
+async fn a_receiver_that_fails_twice_gets_the_signed_event_on_the_third_try(backend: Backend) {
+    let app = app_allowing_private(backend).await;
+    let (_, admin) = app.admin_in("Clinic", "admin@clinic.test").await;
+    let receiver = Receiver::start(&[500, 503]).await;
+    let saved = app
+        .ok(
             &admin,
-            "mutation($d: ID!) { redeliverWebhook(deliveryId: $d) { id status } }",
-            json!({ "d": log[0]["id"] }),
+            SAVE,
+            json!({ "i": { "url": receiver.url, "events": ["user.created", "role.changed"] } }),
         )
         .await;
-        let got = receiver.wait_for(4, Duration::from_secs(10)).await;
-        assert_eq!(got.len(), 4);
-        assert_eq!(got[3].headers["webhook-id"], *ids[0]);
-        assert_eq!(got[3].body, got[2].body);
-        let (verified, report) = verify(&secret, &got[3..]);
-        assert!(verified, "{report}");
-
-        // An event nobody asked for is not sent.
-        app.ok(
-            &admin,
-            "mutation($id: ID!) { updateUser(id: $id, input: { title: \"RN\" }) { id } }",
-            json!({ "id": user_id }),
-        )
+    let secret = saved["saveWebhook"]["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let webhook = saved["saveWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Listing never shows the secret again.
+    let listed = app
+        .ok(&admin, "{ webhooks { id events } }", json!({}))
         .await;
-        app.ok(
-            &admin,
-            "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
-            json!({ "id": user_id }),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(receiver.received().len(), 4);
-    }
-}
+    assert!(!listed.to_string().contains(&secret));
 
-#[tokio::test]
-async fn a_refusal_is_not_retried_and_a_deleted_webhook_is_not_called() {
-    for backend in backends().await {
-        let app = app_allowing_private(backend).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        let receiver = Receiver::start(&[410]).await;
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": { "url": receiver.url, "events": ["*"] } }),
-            )
-            .await;
-        let webhook = saved["saveWebhook"]["webhook"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.ok(
+    let created = app
+        .ok(
             &admin,
-            "mutation { createRole(input: { name: \"Scheduler\", permissions: [PROJECTS_READ] }) { id } }",
+            "mutation { createUser(input: { email: \"nia@clinic.test\", firstName: \"Nia\", lastName: \"Ode\" }) { user { id } } }",
             json!({}),
         )
         .await;
-        // `*`: every audited event, the webhook's own save included.
-        receiver.wait_for(2, Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let log = deliveries(&app, &admin, &webhook).await;
-        let failed: Vec<&Value> = log.iter().filter(|d| d["status"] == "FAILED").collect();
-        assert_eq!(failed.len(), 1, "{log:?}");
-        assert_eq!(failed[0]["attempts"], 1);
-        assert!(failed[0]["lastError"].as_str().unwrap().contains("410"));
-        assert!(
-            log.iter().any(|d| d["eventType"] == "role.changed"),
-            "{log:?}"
-        );
-
-        app.ok(
-            &admin,
-            "mutation($id: ID!) { deleteWebhook(id: $id) }",
-            json!({ "id": webhook }),
-        )
-        .await;
-        let before = receiver.received().len();
-        app.ok(
-            &admin,
-            "mutation { createRole(input: { name: \"Another\", permissions: [PROJECTS_READ] }) { id } }",
+    let user_id = created["createUser"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A change that rolls back tells no one: the same email again is refused.
+    let (_, refused) = app
+        .graphql(
+            Some(&admin),
+            "mutation { createUser(input: { email: \"nia@clinic.test\", firstName: \"N\", lastName: \"O\" }) { user { id } } }",
             json!({}),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(receiver.received().len(), before);
-    }
+    assert_eq!(error_code(&refused), "CONFLICT");
+
+    let got = receiver.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    let ids: Vec<&Value> = got.iter().map(|r| &r.headers["webhook-id"]).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one webhook-id for every attempt: {ids:?}"
+    );
+    let (verified, report) = verify(&secret, &got);
+    assert!(verified, "{report}");
+    assert!(report.contains("verified user.created"), "{report}");
+    let payload: Value = serde_json::from_str(&got[2].body).unwrap();
+    assert_eq!(payload["type"], "user.created");
+    assert_eq!(payload["data"]["targetId"], user_id.as_str());
+    assert!(
+        !got[2].body.contains("nia@clinic.test"),
+        "no personal data: {}",
+        got[2].body
+    );
+    // A signature made with another secret does not verify.
+    let (verified, _) = verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &got[2..]);
+    assert!(!verified);
+
+    let log = deliveries(&app, &admin, &webhook).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["status"], "SENT");
+    assert_eq!(log[0]["attempts"], 3);
+    assert_eq!(log[0]["messageId"], *ids[0]);
+
+    // Redelivery: the same event, the same webhook-id, a new log entry.
+    app.ok(
+        &admin,
+        "mutation($d: ID!) { redeliverWebhook(deliveryId: $d) { id status } }",
+        json!({ "d": log[0]["id"] }),
+    )
+    .await;
+    let got = receiver.wait_for(4, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[3].headers["webhook-id"], *ids[0]);
+    assert_eq!(got[3].body, got[2].body);
+    let (verified, report) = verify(&secret, &got[3..]);
+    assert!(verified, "{report}");
+
+    // An event nobody asked for is not sent.
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { updateUser(id: $id, input: { title: \"RN\" }) { id } }",
+        json!({ "id": user_id }),
+    )
+    .await;
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
+        json!({ "id": user_id }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 4);
 }
 
+#[each_backend]
 #[tokio::test]
-async fn webhooks_are_refused_private_addresses_bad_events_and_callers_without_the_right() {
-    for backend in backends().await {
-        let app = TestApp::spawn(backend).await;
-        let org = app.organization("Clinic").await;
-        app.user(org, "admin@clinic.test", &["Admin"]).await;
-        app.user(org, "manager@clinic.test", &["Clinical Manager"])
-            .await;
-        let admin = app.login("admin@clinic.test", PASSWORD).await;
-        for url in [
-            "http://127.0.0.1:9/hook",
-            "https://169.254.169.254/latest",
-            "https://[::1]/hook",
-            "https://localhost/hook",
-            "http://hooks.example.org/",
-            "not a url",
-        ] {
-            let (_, body) = app
-                .graphql(
-                    Some(&admin),
-                    SAVE,
-                    json!({ "i": { "url": url, "events": ["user.created"] } }),
-                )
-                .await;
-            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{url}: {body}");
-            assert_eq!(error_fields(&body)[0].0, "url", "{url}");
-        }
+async fn a_refusal_is_not_retried_and_a_deleted_webhook_is_not_called(backend: Backend) {
+    let app = app_allowing_private(backend).await;
+    let (_, admin) = app.admin_in("Clinic", "admin@clinic.test").await;
+    let receiver = Receiver::start(&[410]).await;
+    let saved = app
+        .ok(
+            &admin,
+            SAVE,
+            json!({ "i": { "url": receiver.url, "events": ["*"] } }),
+        )
+        .await;
+    let webhook = saved["saveWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        &admin,
+        "mutation { createRole(input: { name: \"Scheduler\", permissions: [PROJECTS_READ] }) { id } }",
+        json!({}),
+    )
+    .await;
+    // `*`: every audited event, the webhook's own save included.
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = deliveries(&app, &admin, &webhook).await;
+    let failed: Vec<&Value> = log.iter().filter(|d| d["status"] == "FAILED").collect();
+    assert_eq!(failed.len(), 1, "{log:?}");
+    assert_eq!(failed[0]["attempts"], 1);
+    assert!(failed[0]["lastError"].as_str().unwrap().contains("410"));
+    assert!(
+        log.iter().any(|d| d["eventType"] == "role.changed"),
+        "{log:?}"
+    );
+
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        json!({ "id": webhook }),
+    )
+    .await;
+    let before = receiver.received().len();
+    app.ok(
+        &admin,
+        "mutation { createRole(input: { name: \"Another\", permissions: [PROJECTS_READ] }) { id } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), before);
+}
+
+#[each_backend]
+#[tokio::test]
+async fn webhooks_are_refused_private_addresses_bad_events_and_callers_without_the_right(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Clinic").await;
+    app.user(org, "admin@clinic.test", &["Admin"]).await;
+    app.user(org, "manager@clinic.test", &["Clinical Manager"])
+        .await;
+    let admin = app.login("admin@clinic.test", PASSWORD).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://169.254.169.254/latest",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "http://hooks.example.org/",
+        "not a url",
+    ] {
         let (_, body) = app
             .graphql(
                 Some(&admin),
                 SAVE,
-                json!({ "i": { "url": "https://hooks.example.org/x", "events": ["user.craeted"] } }),
+                json!({ "i": { "url": url, "events": ["user.created"] } }),
             )
             .await;
-        assert_eq!(error_fields(&body)[0].0, "events");
-        let saved = app
-            .ok(
-                &admin,
-                SAVE,
-                json!({ "i": { "url": "https://hooks.example.org/x", "events": ["user.created"] } }),
-            )
-            .await;
-        assert_eq!(saved["saveWebhook"]["webhook"]["active"], true);
-        let manager = app.login("manager@clinic.test", PASSWORD).await;
-        let (_, body) = app
-            .graphql(Some(&manager), "{ webhooks { id } }", json!({}))
-            .await;
-        assert_eq!(error_code(&body), "FORBIDDEN");
-        let events = app
-            .ok(&admin, "{ webhookEvents { name } }", json!({}))
-            .await;
-        assert!(events.to_string().contains("import.finished"));
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{url}: {body}");
+        assert_eq!(error_fields(&body)[0].0, "url", "{url}");
     }
+    let (_, body) = app
+        .graphql(
+            Some(&admin),
+            SAVE,
+            json!({ "i": { "url": "https://hooks.example.org/x", "events": ["user.craeted"] } }),
+        )
+        .await;
+    assert_eq!(error_fields(&body)[0].0, "events");
+    let saved = app
+        .ok(
+            &admin,
+            SAVE,
+            json!({ "i": { "url": "https://hooks.example.org/x", "events": ["user.created"] } }),
+        )
+        .await;
+    assert_eq!(saved["saveWebhook"]["webhook"]["active"], true);
+    let manager = app.login("manager@clinic.test", PASSWORD).await;
+    let (_, body) = app
+        .graphql(Some(&manager), "{ webhooks { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let events = app
+        .ok(&admin, "{ webhookEvents { name } }", json!({}))
+        .await;
+    assert!(events.to_string().contains("import.finished"));
 }

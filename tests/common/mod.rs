@@ -1,11 +1,14 @@
 //! Black-box test harness: starts the real server on a free port, exactly as
 //! `rollcall serve` does, and talks HTTP and websockets to it.
 //!
-//! Every test runs on each backend available: embedded SQLite with the in-process
-//! session store, and PostgreSQL with Redis. Each app gets its own database (a
-//! temporary SQLite file, or a fresh PostgreSQL database) and its own Redis key
-//! prefix, and removes them when dropped. With `CI=true` an unreachable PostgreSQL
-//! or Redis fails the test; elsewhere those runs are skipped, loudly.
+//! Every test runs on each backend available: embedded SQLite with the
+//! in-process session store, and PostgreSQL with Redis. `#[each_backend]`
+//! (from the `test-macros` crate) above a test's `async fn name(backend:
+//! Backend)` makes it two tests, `name::embedded` and `name::production`. Each
+//! app gets its own database (a temporary SQLite file, or a fresh PostgreSQL
+//! database) and its own Redis key prefix, and removes them when dropped. With
+//! `CI=true` an unreachable PostgreSQL or Redis fails the test; elsewhere those
+//! runs are skipped, loudly.
 
 // Tests look at the database as it is, across organisations.
 #![allow(clippy::disallowed_methods)]
@@ -75,14 +78,19 @@ async fn production_reachable() -> bool {
         && matches!(tokio::time::timeout(timeout, redis).await, Ok(Some(_)))
 }
 
-/// The backends this run covers.
-pub async fn backends() -> Vec<Backend> {
+/// Whether this run covers `backend`: the embedded one always; production
+/// where PostgreSQL and Redis answer. With `CI=true` they must, and a run
+/// without them fails; elsewhere it is skipped, loudly.
+pub async fn reachable(backend: Backend) -> bool {
+    if backend == Backend::Embedded {
+        return true;
+    }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     // Where they must answer, a machine busy with other tests gets a few
     // tries before the run fails.
     for _ in 0..if ci { 5 } else { 1 } {
         if production_reachable().await {
-            return vec![Backend::Embedded, Backend::Production];
+            return true;
         }
         if ci {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -98,7 +106,17 @@ pub async fn backends() -> Vec<Backend> {
     eprintln!(
         "\n*** SKIPPING the PostgreSQL + Redis run: they are unreachable. Set CI=true to make this fatal. ***\n"
     );
-    vec![Backend::Embedded]
+    false
+}
+
+/// The backends this run covers, for a test that walks them in turn (most
+/// are one test per backend, through `#[each_backend]`).
+pub async fn backends() -> Vec<Backend> {
+    let mut covered = vec![Backend::Embedded];
+    if reachable(Backend::Production).await {
+        covered.push(Backend::Production);
+    }
+    covered
 }
 
 /// Where one test's data lives; shared by the instances of a scale-out test.
@@ -371,6 +389,14 @@ impl TestApp {
             .await
             .unwrap();
         org.id
+    }
+
+    /// A new organisation named `name` and its admin `email`, logged in: the
+    /// organisation's id and the admin's token.
+    pub async fn admin_in(&self, name: &str, email: &str) -> (Uuid, String) {
+        let organization = self.organization(name).await;
+        self.user(organization, email, &["Admin"]).await;
+        (organization, self.login(email, PASSWORD).await)
     }
 
     /// Create an active user holding `roles` (by name) in `organization`, with
