@@ -9,9 +9,9 @@ use super::{
     staff::{clearable, parse_credentials, parse_ids, parse_user_details},
 };
 use crate::{
-    domain::{Npi, Phone, text},
+    domain::{Npi, Phone},
     error::{AppError, AppResult, Validation},
-    services::providers::{self, PracticeDetails, parse_tax_id},
+    services::providers::{self, PracticeDetails, field, parse_tax_id},
 };
 
 /// A new provider: their login and their practice details. Give `password`, or
@@ -89,8 +89,12 @@ pub struct ProviderFilter {
     pub credentialing_status: Option<CredentialingStatus>,
 }
 
-fn line(field: &'static str, max: usize) -> impl Fn(&str) -> AppResult<String> {
-    move |raw| text::required(raw, field, max)
+/// A practice field's rule, for `clearable`.
+fn line(
+    field: &'static str,
+    rule: fn(&str, &str) -> AppResult<String>,
+) -> impl Fn(&str) -> AppResult<String> {
+    move |raw| rule(raw, field)
 }
 
 fn parse_practice(
@@ -113,16 +117,20 @@ fn parse_practice(
     ] = fields;
     PracticeDetails {
         organization_role: organization_role
-            .and_then(|r| v.check(text::required(&r, "organizationRole", 100))),
-        specialty: clearable(v, specialty, line("specialty", 200)),
-        address_line1: clearable(v, address_line1, line("addressLine1", 200)),
-        address_line2: clearable(v, address_line2, line("addressLine2", 200)),
-        city: clearable(v, city, line("city", 100)),
-        state: clearable(v, state, line("state", 100)),
-        postal_code: clearable(v, postal_code, line("postalCode", 20)),
+            .and_then(|r| v.check(field::organization_role(&r, "organizationRole"))),
+        specialty: clearable(v, specialty, line("specialty", field::specialty)),
+        address_line1: clearable(v, address_line1, line("addressLine1", field::address_line)),
+        address_line2: clearable(v, address_line2, line("addressLine2", field::address_line)),
+        city: clearable(v, city, line("city", field::city)),
+        state: clearable(v, state, line("state", field::state)),
+        postal_code: clearable(v, postal_code, line("postalCode", field::postal_code)),
         phone: clearable(v, phone, |p| Phone::parse(p, "phone")),
         billing_tax_id: clearable(v, billing_tax_id, |t| parse_tax_id(t, "billingTaxId")),
-        billing_address: clearable(v, billing_address, line("billingAddress", 500)),
+        billing_address: clearable(
+            v,
+            billing_address,
+            line("billingAddress", field::billing_address),
+        ),
         credentialing_status: credentialing_status.map(Into::into),
         location_id: clearable(v, location_id, |id| {
             parse_id(&ID(id.to_owned()), "locationId")

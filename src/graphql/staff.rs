@@ -16,7 +16,7 @@ use crate::{
     services::{
         organizations::{self, FirstAdmin, SettingsChanges},
         roles::{self, RoleSpec},
-        users::{self, Credentials, UserChanges, UserDetails, field, parse_idle_timeout},
+        users::{self, Credentials, RawUser, UserChanges, UserDetails, field, parse_idle_timeout},
     },
 };
 
@@ -155,46 +155,21 @@ pub(crate) fn parse_user_details(
     idle_timeout_minutes: Option<i32>,
     external_id: Option<&str>,
 ) -> Option<UserDetails> {
-    let email = v.check(Email::parse(email, "email"));
-    let first_name = v.check(field::first_name(first_name, "firstName"));
-    let last_name = v.check(field::last_name(last_name, "lastName"));
-    let title = v.check(field::optional(title, "title", field::title));
-    let mobile_phone = v.check(
-        mobile_phone
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| Phone::parse(p, "mobilePhone"))
-            .transpose(),
-    );
-    let locale = v.check(
-        locale
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| Locale::parse(l, "locale"))
-            .transpose(),
-    );
-    let idle = v.check(
-        idle_timeout_minutes
-            .map(|m| parse_idle_timeout(m, "idleTimeoutMinutes"))
-            .transpose(),
-    );
-    let external_id = v.check(field::optional(
+    let idle_timeout_minutes = idle_timeout_minutes.map(|minutes| minutes.to_string());
+    RawUser {
+        email: Some(email),
+        first_name: Some(first_name),
+        last_name: Some(last_name),
+        title,
+        employee_status: employee_status.map(|s| domain::EmployeeStatus::from(s).as_str()),
+        mobile_phone,
+        locale,
+        idle_timeout_minutes: idle_timeout_minutes.as_deref(),
         external_id,
-        "externalId",
-        field::external_id,
-    ));
-    Some(UserDetails {
-        email: email?,
-        first_name: first_name?,
-        last_name: last_name?,
-        title: title?,
-        employee_status: employee_status.map_or(domain::EmployeeStatus::Active, Into::into),
-        mobile_phone: mobile_phone?,
-        locale: locale?,
-        idle_timeout_minutes: idle?,
-        external_id: external_id?,
-        employee_number: None,
-        department: None,
-        user_name: None,
-    })
+        ..RawUser::default()
+    }
+    .parse(v, users::client_name)
+    .details()
 }
 
 /// How the new user will first log in, from `password` and `generatePassword`.

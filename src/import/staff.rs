@@ -27,13 +27,13 @@ use crate::db::{Scope, unscoped};
 use crate::{
     auth::{Authority, Permission, access},
     db::bulk,
-    domain::{Email, EmployeeStatus, Locale, Npi, Phone, text},
+    domain::{Email, EmployeeStatus, Npi, Phone},
     error::{AppResult, FieldError, Validation},
     services::{
         invites,
-        providers::{PracticeDetails, parse_tax_id},
+        providers::{PracticeDetails, field, parse_tax_id},
         roles,
-        users::{UserChanges, UserDetails, field, parse_idle_timeout},
+        users::{self, RawUser, UserChanges, UserDetails, UserFields},
     },
 };
 
@@ -181,16 +181,8 @@ pub struct StaffImport<'a> {
 /// One parsed row: the mapped, non-blank values.
 #[derive(Default)]
 struct Parsed {
-    email: Option<Email>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    title: Option<String>,
-    employee_status: Option<EmployeeStatus>,
-    mobile_phone: Option<Phone>,
-    locale: Option<Locale>,
+    user: UserFields,
     roles: Option<Vec<String>>,
-    external_id: Option<String>,
-    idle_timeout: Option<i32>,
     npi: Option<Npi>,
     organization_role: Option<String>,
     specialty: Option<String>,
@@ -204,19 +196,21 @@ struct Parsed {
 }
 
 impl Parsed {
-    /// A new user's details from the row, with its address.
+    /// A new user's details from the row, with its address; a name the file
+    /// does not give is blank.
     fn details(&self, email: &Email) -> UserDetails {
+        let user = &self.user;
         UserDetails {
-            title: self.title.clone(),
-            employee_status: self.employee_status.unwrap_or(EmployeeStatus::Active),
-            mobile_phone: self.mobile_phone.clone(),
-            locale: self.locale.clone(),
-            idle_timeout_minutes: self.idle_timeout,
-            external_id: self.external_id.clone(),
+            title: user.title.clone(),
+            employee_status: user.employee_status.unwrap_or(EmployeeStatus::Active),
+            mobile_phone: user.mobile_phone.clone(),
+            locale: user.locale.clone(),
+            idle_timeout_minutes: user.idle_timeout_minutes,
+            external_id: user.external_id.clone(),
             ..UserDetails::named(
                 email.clone(),
-                self.first_name.clone().unwrap_or_default(),
-                self.last_name.clone().unwrap_or_default(),
+                user.first_name.clone().unwrap_or_default(),
+                user.last_name.clone().unwrap_or_default(),
             )
         }
     }
@@ -241,17 +235,7 @@ impl Parsed {
     /// What the row changes on a user who exists: its mapped, non-blank cells.
     /// A blank cell leaves a field as it is; an import never clears one.
     fn changes(&self) -> UserChanges {
-        UserChanges {
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            title: self.title.clone().map(Some),
-            employee_status: self.employee_status,
-            mobile_phone: self.mobile_phone.clone().map(Some),
-            locale: self.locale.clone().map(Some),
-            idle_timeout_minutes: self.idle_timeout.map(Some),
-            external_id: self.external_id.clone().map(Some),
-            ..UserChanges::default()
-        }
+        self.user.clone().changes()
     }
 }
 
@@ -282,57 +266,62 @@ impl StaffImport<'_> {
 
     fn parse(&self, row: &Row, errors: &mut Vec<FieldError>) -> Parsed {
         let mut v = Validation::default();
-        let text =
-            |field: &str, max: usize| text::optional(self.cell(row, field).as_deref(), field, max);
+        let cell = |field: &str| self.cell(row, field);
+        let (email, first_name, last_name, title, employee_status) = (
+            cell("email"),
+            cell("firstName"),
+            cell("lastName"),
+            cell("title"),
+            cell("employeeStatus"),
+        );
+        let (mobile_phone, locale, external_id, idle_timeout_minutes) = (
+            cell("mobilePhone"),
+            cell("locale"),
+            cell("externalId"),
+            cell("idleTimeoutMinutes"),
+        );
         let mut parsed = Parsed {
-            email: v.check(self.email(row)).flatten(),
-            first_name: v
-                .check(self.typed(row, "firstName", field::first_name))
-                .flatten(),
-            last_name: v
-                .check(self.typed(row, "lastName", field::last_name))
-                .flatten(),
-            title: v.check(self.typed(row, "title", field::title)).flatten(),
-            employee_status: v
-                .check(self.typed(row, "employeeStatus", EmployeeStatus::parse))
-                .flatten(),
-            mobile_phone: v
-                .check(self.typed(row, "mobilePhone", Phone::parse))
-                .flatten(),
-            locale: v.check(self.typed(row, "locale", Locale::parse)).flatten(),
-            roles: self.cell(row, "roles").map(|c| {
+            user: RawUser {
+                email: email.as_deref(),
+                first_name: first_name.as_deref(),
+                last_name: last_name.as_deref(),
+                title: title.as_deref(),
+                employee_status: employee_status.as_deref(),
+                mobile_phone: mobile_phone.as_deref(),
+                locale: locale.as_deref(),
+                idle_timeout_minutes: idle_timeout_minutes.as_deref(),
+                external_id: external_id.as_deref(),
+                ..RawUser::default()
+            }
+            .parse(&mut v, users::client_name),
+            roles: cell("roles").map(|c| {
                 c.split(';')
                     .map(str::trim)
                     .filter(|r| !r.is_empty())
                     .map(str::to_owned)
                     .collect()
             }),
-            external_id: v
-                .check(self.typed(row, "externalId", field::external_id))
-                .flatten(),
-            idle_timeout: v
-                .check(self.typed(row, "idleTimeoutMinutes", |c, field| {
-                    c.parse::<i32>()
-                        .map_err(|_| {
-                            crate::error::AppError::bad_input(
-                                field,
-                                "must be a whole number of minutes",
-                            )
-                        })
-                        .and_then(|m| parse_idle_timeout(m, field))
-                }))
-                .flatten(),
             ..Parsed::default()
         };
         if self.providers {
             parsed.npi = v.check(self.typed(row, "npi", Npi::parse)).flatten();
-            parsed.organization_role = v.check(text("organizationRole", 100)).flatten();
-            parsed.specialty = v.check(text("specialty", 200)).flatten();
-            parsed.address_line1 = v.check(text("addressLine1", 200)).flatten();
-            parsed.address_line2 = v.check(text("addressLine2", 200)).flatten();
-            parsed.city = v.check(text("city", 100)).flatten();
-            parsed.state = v.check(text("state", 100)).flatten();
-            parsed.postal_code = v.check(text("postalCode", 20)).flatten();
+            parsed.organization_role = v
+                .check(self.typed(row, "organizationRole", field::organization_role))
+                .flatten();
+            parsed.specialty = v
+                .check(self.typed(row, "specialty", field::specialty))
+                .flatten();
+            parsed.address_line1 = v
+                .check(self.typed(row, "addressLine1", field::address_line))
+                .flatten();
+            parsed.address_line2 = v
+                .check(self.typed(row, "addressLine2", field::address_line))
+                .flatten();
+            parsed.city = v.check(self.typed(row, "city", field::city)).flatten();
+            parsed.state = v.check(self.typed(row, "state", field::state)).flatten();
+            parsed.postal_code = v
+                .check(self.typed(row, "postalCode", field::postal_code))
+                .flatten();
             parsed.phone = v.check(self.typed(row, "phone", Phone::parse)).flatten();
             parsed.billing_tax_id = v
                 .check(self.typed(row, "billingTaxId", parse_tax_id))
@@ -418,7 +407,7 @@ impl StaffImport<'_> {
             planned
                 .iter_mut()
                 .filter_map(|(number, parsed, errors, _)| {
-                    Some((*number, parsed.email.as_ref()?.as_str(), errors))
+                    Some((*number, parsed.user.email.as_ref()?.as_str(), errors))
                 })
                 .collect(),
             |_, first| FieldError::new("email", format!("repeats the email of row {first}")),
@@ -452,7 +441,7 @@ impl StaffImport<'_> {
         let emails: Vec<String> = planned
             .iter()
             .filter(|(_, _, errors, _)| errors.is_empty())
-            .filter_map(|(_, p, _, _)| p.email.as_ref().map(|e| e.as_str().to_owned()))
+            .filter_map(|(_, p, _, _)| p.user.email.as_ref().map(|e| e.as_str().to_owned()))
             .collect();
         let existing: HashMap<String, entity::user::Model> = if emails.is_empty() {
             HashMap::new()
@@ -533,7 +522,7 @@ impl StaffImport<'_> {
         let mut results = Vec::with_capacity(planned.len());
         let mut writes = Writes::default();
         for (number, parsed, mut errors, values) in planned {
-            let identity = parsed.email.as_ref().map(|e| e.as_str().to_owned());
+            let identity = parsed.user.email.as_ref().map(|e| e.as_str().to_owned());
             let existing_user = identity.as_ref().and_then(|e| existing.users.get(e));
             if let Some(user) = existing_user
                 && user.organization_id != self.organization.id
@@ -562,7 +551,7 @@ impl StaffImport<'_> {
                 results.push(RowResult::failed(number, identity, errors, values));
                 continue;
             }
-            let Some(email) = parsed.email.clone() else {
+            let Some(email) = parsed.user.email.clone() else {
                 continue;
             };
             let (status, record_id, undo) = match existing_user {

@@ -32,7 +32,7 @@ use crate::{
         self,
         audit::{self, AuditEntry},
         roles,
-        users::{self, Credentials, UserChanges, UserDetails, field},
+        users::{self, Credentials, RawUser, UserChanges, UserDetails},
     },
 };
 
@@ -124,46 +124,40 @@ fn email_of(body: &Value, user_name: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// SCIM's names of the user's fields the product names otherwise.
+fn scim_name(field: &'static str) -> &'static str {
+    match field {
+        "email" => "emails",
+        "firstName" => "name.givenName",
+        "lastName" => "name.familyName",
+        other => other,
+    }
+}
+
 pub fn desired(body: &Value) -> ScimResult<Desired> {
     let mut v = Validation::default();
     let user_name = string(get_ci(body, "userName"));
-    let user_name = v.check(field::user_name(user_name.unwrap_or(""), "userName"));
-    let email = match email_of(body, user_name.as_deref()) {
-        Some(raw) => v.check(Email::parse(&raw, "emails")),
-        None => {
-            v.add(
-                "emails",
-                "a user needs an email address: give one in emails, or a userName that is one",
-            );
-            None
-        }
-    };
+    let email = email_of(body, user_name);
+    if email.is_none() {
+        v.add(
+            "emails",
+            "a user needs an email address: give one in emails, or a userName that is one",
+        );
+    }
     let name = get_ci(body, "name");
-    let given = string(name.and_then(|n| get_ci(n, "givenName")));
-    let family = string(name.and_then(|n| get_ci(n, "familyName")));
-    let first_name = v.check(field::first_name(given.unwrap_or(""), "name.givenName"));
-    let last_name = v.check(field::last_name(family.unwrap_or(""), "name.familyName"));
-    let title = v.check(field::optional(
-        string(get_ci(body, "title")),
-        "title",
-        field::title,
-    ));
-    let external_id = v.check(field::optional(
-        string(get_ci(body, "externalId")),
-        "externalId",
-        field::external_id,
-    ));
     let enterprise = get_ci(body, ENTERPRISE_SCHEMA);
-    let employee_number = v.check(field::optional(
-        string(enterprise.and_then(|e| get_ci(e, "employeeNumber"))),
-        "employeeNumber",
-        field::employee_number,
-    ));
-    let department = v.check(field::optional(
-        string(enterprise.and_then(|e| get_ci(e, "department"))),
-        "department",
-        field::department,
-    ));
+    let fields = RawUser {
+        user_name: Some(user_name.unwrap_or("")),
+        email: email.as_deref(),
+        first_name: Some(string(name.and_then(|n| get_ci(n, "givenName"))).unwrap_or("")),
+        last_name: Some(string(name.and_then(|n| get_ci(n, "familyName"))).unwrap_or("")),
+        title: string(get_ci(body, "title")),
+        external_id: string(get_ci(body, "externalId")),
+        employee_number: string(enterprise.and_then(|e| get_ci(e, "employeeNumber"))),
+        department: string(enterprise.and_then(|e| get_ci(e, "department"))),
+        ..RawUser::default()
+    }
+    .parse(&mut v, scim_name);
     let active = match get_ci(body, "active") {
         None | Some(Value::Null) => true,
         Some(value) => boolean(value).unwrap_or_else(|| {
@@ -172,16 +166,10 @@ pub fn desired(body: &Value) -> ScimResult<Desired> {
         }),
     };
     v.finish().map_err(ScimError::from)?;
-    let (Some(user_name), Some(email), Some(first_name), Some(last_name)) =
-        (user_name, email, first_name, last_name)
-    else {
+    let user_name = fields.user_name.clone();
+    let (Some(user_name), Some(mut details)) = (user_name, fields.details()) else {
         return Err(ScimError::invalid_value("The user is incomplete."));
     };
-    let mut details = UserDetails::named(email, first_name, last_name);
-    details.title = title.flatten();
-    details.external_id = external_id.flatten();
-    details.employee_number = employee_number.flatten();
-    details.department = department.flatten();
     // Kept only when it is not the address itself.
     details.user_name =
         (!user_name.eq_ignore_ascii_case(details.email.as_str())).then_some(user_name);

@@ -56,6 +56,36 @@ impl CredentialingStatus {
     }
 }
 
+/// The rules of a provider's practice fields, in one place for every door
+/// (GraphQL and the import), as `users::field` holds a user's. Each takes a
+/// value that is there (callers treat blank as absent) and the name its
+/// errors give.
+pub mod field {
+    use crate::{domain::text, error::AppResult};
+
+    pub fn organization_role(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn specialty(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 200)
+    }
+    pub fn address_line(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 200)
+    }
+    pub fn city(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn state(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 100)
+    }
+    pub fn postal_code(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 20)
+    }
+    pub fn billing_address(raw: &str, field: &str) -> AppResult<String> {
+        text::required(raw, field, 500)
+    }
+}
+
 /// A US employer identification number (EIN), stored as `12-3456789`.
 pub fn parse_tax_id(raw: &str, field: &str) -> AppResult<String> {
     let digits: String = raw.chars().filter(char::is_ascii_digit).collect();

@@ -610,15 +610,16 @@ impl Authenticator {
             }
             Some(user) => (user, false),
             None if provider.jit_provisioning => {
-                let name = |raw: Option<String>, fallback: &str, field: &str| {
-                    raw.and_then(|n| text::required(&n, field, 100).ok())
-                        .unwrap_or_else(|| fallback.to_owned())
+                // A name the provider gives that a user's name may not be
+                // is replaced, as one it does not give.
+                let name = |raw: Option<String>, rule: fn(&str, &str) -> AppResult<String>| {
+                    raw.and_then(|n| rule(&n, "name").ok())
                 };
                 let local = email.split('@').next().unwrap_or("user");
                 let details = users::UserDetails::named(
                     Email::parse(email, "email")?,
-                    name(given, local, "firstName"),
-                    name(family, "-", "lastName"),
+                    name(given, users::field::first_name).unwrap_or_else(|| local.to_owned()),
+                    name(family, users::field::last_name).unwrap_or_else(|| "-".to_owned()),
                 );
                 (
                     users::insert(&txn, provider.organization_id, &details, None).await?,

@@ -25,7 +25,7 @@ use crate::{
         session::SessionStore,
     },
     domain::{Email, EmployeeStatus, Locale, Phone},
-    error::{AppError, AppResult, OnConstraint},
+    error::{AppError, AppResult, OnConstraint, Validation},
 };
 
 /// What `users` may be narrowed by.
@@ -134,6 +134,142 @@ pub mod field {
         raw.filter(|r| !r.trim().is_empty())
             .map(|r| rule(r, field))
             .transpose()
+    }
+}
+
+/// A user's fields as a door received them, before any rule: the text a
+/// client sent or a cell held, `None` where it gave nothing. GraphQL inputs,
+/// import rows and SCIM representations map onto this, and [`RawUser::parse`]
+/// holds every field to its rule in one place.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawUser<'a> {
+    pub email: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub employee_status: Option<&'a str>,
+    pub mobile_phone: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub idle_timeout_minutes: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub employee_number: Option<&'a str>,
+    pub department: Option<&'a str>,
+    pub user_name: Option<&'a str>,
+}
+
+/// A user's fields as parsed: each one given and valid, else `None`.
+#[derive(Clone, Debug, Default)]
+pub struct UserFields {
+    pub email: Option<Email>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Option<String>,
+    pub employee_status: Option<EmployeeStatus>,
+    pub mobile_phone: Option<Phone>,
+    pub locale: Option<Locale>,
+    pub idle_timeout_minutes: Option<i32>,
+    pub external_id: Option<String>,
+    pub employee_number: Option<String>,
+    pub department: Option<String>,
+    pub user_name: Option<String>,
+}
+
+/// The clients' names of a user's fields, as GraphQL and the import's
+/// mapping use them: the names a door's errors give unless it names its
+/// fields otherwise (SCIM's `name.givenName`).
+pub fn client_name(field: &'static str) -> &'static str {
+    field
+}
+
+impl RawUser<'_> {
+    /// Each given field held to its rule; every error goes to `v`, under the
+    /// name `name` gives the field (see [`client_name`]). A blank optional
+    /// field is absent; the address, the names and `userName` given blank
+    /// are required.
+    pub fn parse(&self, v: &mut Validation, name: fn(&'static str) -> &'static str) -> UserFields {
+        fn given(raw: Option<&str>) -> Option<&str> {
+            raw.filter(|r| !r.trim().is_empty())
+        }
+        let text = |v: &mut Validation, raw, key, rule| {
+            v.check(field::optional(raw, name(key), rule)).flatten()
+        };
+        UserFields {
+            email: self
+                .email
+                .and_then(|raw| v.check(Email::parse(raw, name("email")))),
+            first_name: self
+                .first_name
+                .and_then(|raw| v.check(field::first_name(raw, name("firstName")))),
+            last_name: self
+                .last_name
+                .and_then(|raw| v.check(field::last_name(raw, name("lastName")))),
+            title: text(v, self.title, "title", field::title),
+            employee_status: given(self.employee_status)
+                .and_then(|raw| v.check(EmployeeStatus::parse(raw, name("employeeStatus")))),
+            mobile_phone: given(self.mobile_phone)
+                .and_then(|raw| v.check(Phone::parse(raw, name("mobilePhone")))),
+            locale: given(self.locale).and_then(|raw| v.check(Locale::parse(raw, name("locale")))),
+            idle_timeout_minutes: given(self.idle_timeout_minutes).and_then(|raw| {
+                let field = name("idleTimeoutMinutes");
+                v.check(
+                    raw.trim()
+                        .parse::<i32>()
+                        .map_err(|_| {
+                            AppError::bad_input(field, "must be a whole number of minutes")
+                        })
+                        .and_then(|minutes| parse_idle_timeout(minutes, field)),
+                )
+            }),
+            external_id: text(v, self.external_id, "externalId", field::external_id),
+            employee_number: text(
+                v,
+                self.employee_number,
+                "employeeNumber",
+                field::employee_number,
+            ),
+            department: text(v, self.department, "department", field::department),
+            user_name: self
+                .user_name
+                .and_then(|raw| v.check(field::user_name(raw, name("userName")))),
+        }
+    }
+}
+
+impl UserFields {
+    /// A new user's details: `None` unless the address and both names are
+    /// there. An employee status not given is Active.
+    pub fn details(self) -> Option<UserDetails> {
+        Some(UserDetails {
+            title: self.title,
+            employee_status: self.employee_status.unwrap_or(EmployeeStatus::Active),
+            mobile_phone: self.mobile_phone,
+            locale: self.locale,
+            idle_timeout_minutes: self.idle_timeout_minutes,
+            external_id: self.external_id,
+            employee_number: self.employee_number,
+            department: self.department,
+            user_name: self.user_name,
+            ..UserDetails::named(self.email?, self.first_name?, self.last_name?)
+        })
+    }
+
+    /// What these fields change on a user who exists: each one given; what is
+    /// absent is left as it is, never cleared.
+    pub fn changes(self) -> UserChanges {
+        UserChanges {
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            title: self.title.map(Some),
+            employee_status: self.employee_status,
+            mobile_phone: self.mobile_phone.map(Some),
+            locale: self.locale.map(Some),
+            idle_timeout_minutes: self.idle_timeout_minutes.map(Some),
+            external_id: self.external_id.map(Some),
+            employee_number: self.employee_number.map(Some),
+            department: self.department.map(Some),
+            user_name: self.user_name.map(Some),
+        }
     }
 }
 
@@ -742,4 +878,72 @@ pub(crate) async fn ensure_email_free(
 
 fn email_taken(email: &Email) -> AppError {
     AppError::Conflict(format!("A user with the email {email} already exists."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(raw: RawUser<'_>, name: fn(&'static str) -> &'static str) -> Vec<(String, String)> {
+        let mut v = Validation::default();
+        raw.parse(&mut v, name);
+        v.into_errors()
+            .into_iter()
+            .map(|e| (e.field, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_door_gets_the_same_fields_from_the_same_text() {
+        let mut v = Validation::default();
+        let fields = RawUser {
+            email: Some(" Nurse@Clinic.TEST "),
+            first_name: Some("Ana"),
+            last_name: Some("Silva"),
+            title: Some("  "),
+            employee_status: Some("On leave"),
+            mobile_phone: Some("(415) 555-2671"),
+            idle_timeout_minutes: Some("30"),
+            ..RawUser::default()
+        }
+        .parse(&mut v, client_name);
+        assert!(v.into_errors().is_empty());
+        assert_eq!(fields.title, None, "blank is absent");
+        let details = fields.clone().details().unwrap();
+        assert_eq!(details.email.as_str(), "nurse@clinic.test");
+        assert_eq!(details.employee_status, EmployeeStatus::Leave);
+        assert_eq!(details.mobile_phone.unwrap().as_str(), "+14155552671");
+        assert_eq!(details.idle_timeout_minutes, Some(30));
+        let changes = fields.changes();
+        assert_eq!(changes.title, None, "what is absent is left as it is");
+        assert_eq!(changes.first_name.as_deref(), Some("Ana"));
+    }
+
+    #[test]
+    fn a_required_field_given_blank_is_required_and_each_door_names_it_its_way() {
+        let raw = RawUser {
+            email: Some("not an address"),
+            first_name: Some(" "),
+            last_name: Some("Silva"),
+            idle_timeout_minutes: Some("half an hour"),
+            ..RawUser::default()
+        };
+        let ours = errors(raw, client_name);
+        let fields: Vec<&str> = ours.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["email", "firstName", "idleTimeoutMinutes"]);
+        assert_eq!(ours[1].1, "is required");
+        let scim = errors(raw, |field| match field {
+            "firstName" => "name.givenName",
+            other => other,
+        });
+        assert_eq!(scim[1].0, "name.givenName");
+        // Absent, nothing is required: an import row may leave a name out.
+        assert!(errors(RawUser::default(), client_name).is_empty());
+        assert!(
+            RawUser::default()
+                .parse(&mut Validation::default(), client_name)
+                .details()
+                .is_none()
+        );
+    }
 }
