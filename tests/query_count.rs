@@ -22,7 +22,6 @@ use chrono::Utc;
 use common::{Backend, TestApp};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
-use uuid::Uuid;
 
 const LIST: &str = "query($n: Int!) { users(first: $n) { totalCount edges { node {
     email roles { name permissions } suspendedRoles { name } permissions
@@ -83,77 +82,23 @@ async fn page_costs_on(backend: Backend) {
     .exec(&app.db)
     .await
     .unwrap();
-    let now = Utc::now();
     let mut staff = Vec::new();
-    for i in 0..120 {
-        let id = Uuid::now_v7();
-        staff.push(id);
-        entity::user::Entity::insert(entity::user::ActiveModel {
-            id: Set(id),
-            organization_id: Set(org),
-            email: Set(format!("staff{i}@big.test")),
-            password_hash: Set(None),
-            first_name: Set("Staff".into()),
-            last_name: Set(format!("Member {i}")),
-            title: Set(None),
-            status: Set("ACTIVE".into()),
-            employee_status: Set("ACTIVE".into()),
-            mobile_phone: Set(None),
-            locale: Set(None),
-            idle_timeout_minutes: Set(None),
-            external_id: Set(None),
-            must_change_password: Set(false),
-            is_super_admin: Set(false),
-            last_login_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            email_signature: Set(None),
-            preferences: Set(None),
-            service_account: Set(false),
-            user_name: Set(None),
-            employee_number: Set(None),
-            department: Set(None),
-            deprovisioned_at: Set(None),
-            reactivated_at: Set(None),
-            dormancy_warned_at: Set(None),
-        })
-        .exec_without_returning(&app.db)
-        .await
-        .unwrap();
-        for role in roles.iter().skip(i % 3).step_by(3) {
-            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
-                user_id: Set(id),
-                role_id: Set(role.id),
-            })
-            .exec_without_returning(&app.db)
-            .await
-            .unwrap();
-        }
+    for i in 0..120u32 {
+        let held: Vec<&str> = roles
+            .iter()
+            .skip(i as usize % 3)
+            .step_by(3)
+            .map(|r| r.name.as_str())
+            .collect();
+        let mut person = app
+            .person(org, &format!("staff{i}@big.test"))
+            .named("Staff", &format!("Member {i}"))
+            .without_password()
+            .roles(&held);
         if i % 2 == 0 {
-            entity::provider::Entity::insert(entity::provider::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                organization_id: Set(org),
-                user_id: Set(id),
-                npi: Set(format!("{i:010}")),
-                organization_role: Set("Provider".into()),
-                specialty: Set(None),
-                address_line1: Set(None),
-                address_line2: Set(None),
-                city: Set(None),
-                state: Set(None),
-                postal_code: Set(None),
-                phone: Set(None),
-                billing_tax_id: Set(None),
-                billing_address: Set(None),
-                credentialing_status: Set("PENDING".into()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                location_id: Set(None),
-            })
-            .exec_without_returning(&app.db)
-            .await
-            .unwrap();
+            person = person.provider(&common::people::npi(i));
         }
+        staff.push(person.insert().await);
     }
 
     // Count, page, roles, permissions, providers, their users: six

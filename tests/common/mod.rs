@@ -19,20 +19,18 @@
 )]
 
 pub mod browser;
+pub mod people;
 pub mod services;
 pub mod smtp;
 pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
 use rollcall::{app::Application, config::Config};
 
 /// The tests' key for secrets at rest (32 bytes of 0x2a).
 pub const SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -397,69 +395,6 @@ impl TestApp {
         let organization = self.organization(name).await;
         self.user(organization, email, &["Admin"]).await;
         (organization, self.login(email, PASSWORD).await)
-    }
-
-    /// Create an active user holding `roles` (by name) in `organization`, with
-    /// [`PASSWORD`], directly in the database; their id.
-    pub async fn user(&self, organization: Uuid, email: &str, roles: &[&str]) -> Uuid {
-        let hash = rollcall::auth::password::Hasher::new(1)
-            .hash(
-                &rollcall::auth::password::Password::parse(PASSWORD, Default::default(), None, "p")
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let now = Utc::now();
-        let id = Uuid::now_v7();
-        entity::user::Entity::insert(entity::user::ActiveModel {
-            id: Set(id),
-            organization_id: Set(organization),
-            email: Set(email.to_lowercase()),
-            password_hash: Set(Some(hash)),
-            first_name: Set("Test".into()),
-            last_name: Set(email.split('@').next().unwrap().into()),
-            title: Set(None),
-            status: Set("ACTIVE".into()),
-            employee_status: Set("ACTIVE".into()),
-            mobile_phone: Set(None),
-            locale: Set(None),
-            idle_timeout_minutes: Set(None),
-            external_id: Set(None),
-            must_change_password: Set(false),
-            is_super_admin: Set(false),
-            last_login_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            email_signature: Set(None),
-            preferences: Set(None),
-            service_account: Set(false),
-            user_name: Set(None),
-            employee_number: Set(None),
-            department: Set(None),
-            deprovisioned_at: Set(None),
-            reactivated_at: Set(None),
-            dormancy_warned_at: Set(None),
-        })
-        .exec_without_returning(&self.db)
-        .await
-        .unwrap();
-        for role in roles {
-            let role = entity::role::Entity::find()
-                .filter(entity::role::Column::OrganizationId.eq(organization))
-                .filter(entity::role::Column::Name.eq(*role))
-                .one(&self.db)
-                .await
-                .unwrap()
-                .unwrap();
-            entity::user_role::Entity::insert(entity::user_role::ActiveModel {
-                user_id: Set(id),
-                role_id: Set(role.id),
-            })
-            .exec_without_returning(&self.db)
-            .await
-            .unwrap();
-        }
-        id
     }
 
     /// Stop accepting and wait for the server to finish.
