@@ -9,9 +9,9 @@ use super::{
     staff::{clearable, parse_credentials, parse_ids, parse_user_details},
 };
 use crate::{
-    domain::{Npi, Phone},
-    error::{AppError, AppResult, Validation},
-    services::providers::{self, PracticeDetails, field, parse_tax_id},
+    domain::Npi,
+    error::{AppError, Validation},
+    services::providers::{self, Given, PracticeDetails, RawPractice},
 };
 
 /// A new provider: their login and their practice details. Give `password`, or
@@ -89,12 +89,13 @@ pub struct ProviderFilter {
     pub credentialing_status: Option<CredentialingStatus>,
 }
 
-/// A practice field's rule, for `clearable`.
-fn line(
-    field: &'static str,
-    rule: fn(&str, &str) -> AppResult<String>,
-) -> impl Fn(&str) -> AppResult<String> {
-    move |raw| rule(raw, field)
+/// A GraphQL input's practice field: undefined is absent, `null` clears.
+fn practice_field(value: &MaybeUndefined<String>) -> Given<'_> {
+    match value {
+        MaybeUndefined::Undefined => Given::Absent,
+        MaybeUndefined::Null => Given::Clear,
+        MaybeUndefined::Value(raw) => Given::text(Some(raw)),
+    }
 }
 
 fn parse_practice(
@@ -116,25 +117,23 @@ fn parse_practice(
         location_id,
     ] = fields;
     PracticeDetails {
-        organization_role: organization_role
-            .and_then(|r| v.check(field::organization_role(&r, "organizationRole"))),
-        specialty: clearable(v, specialty, line("specialty", field::specialty)),
-        address_line1: clearable(v, address_line1, line("addressLine1", field::address_line)),
-        address_line2: clearable(v, address_line2, line("addressLine2", field::address_line)),
-        city: clearable(v, city, line("city", field::city)),
-        state: clearable(v, state, line("state", field::state)),
-        postal_code: clearable(v, postal_code, line("postalCode", field::postal_code)),
-        phone: clearable(v, phone, |p| Phone::parse(p, "phone")),
-        billing_tax_id: clearable(v, billing_tax_id, |t| parse_tax_id(t, "billingTaxId")),
-        billing_address: clearable(
-            v,
-            billing_address,
-            line("billingAddress", field::billing_address),
-        ),
         credentialing_status: credentialing_status.map(Into::into),
         location_id: clearable(v, location_id, |id| {
             parse_id(&ID(id.to_owned()), "locationId")
         }),
+        ..RawPractice {
+            organization_role: organization_role.as_deref(),
+            specialty: practice_field(&specialty),
+            address_line1: practice_field(&address_line1),
+            address_line2: practice_field(&address_line2),
+            city: practice_field(&city),
+            state: practice_field(&state),
+            postal_code: practice_field(&postal_code),
+            phone: practice_field(&phone),
+            billing_tax_id: practice_field(&billing_tax_id),
+            billing_address: practice_field(&billing_address),
+        }
+        .parse(v)
     }
 }
 

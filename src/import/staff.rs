@@ -27,11 +27,11 @@ use crate::db::{Scope, unscoped};
 use crate::{
     auth::{Authority, Permission, access},
     db::bulk,
-    domain::{Email, EmployeeStatus, Npi, Phone},
+    domain::{Email, EmployeeStatus, Npi},
     error::{AppResult, FieldError, Validation},
     services::{
         invites,
-        providers::{PracticeDetails, field, parse_tax_id},
+        providers::{Given, PracticeDetails, RawPractice},
         roles,
         users::{self, RawUser, UserChanges, UserDetails, UserFields},
     },
@@ -184,15 +184,7 @@ struct Parsed {
     user: UserFields,
     roles: Option<Vec<String>>,
     npi: Option<Npi>,
-    organization_role: Option<String>,
-    specialty: Option<String>,
-    address_line1: Option<String>,
-    address_line2: Option<String>,
-    city: Option<String>,
-    state: Option<String>,
-    postal_code: Option<String>,
-    phone: Option<Phone>,
-    billing_tax_id: Option<String>,
+    practice: PracticeDetails,
 }
 
 impl Parsed {
@@ -217,19 +209,7 @@ impl Parsed {
 
     /// A provider's details from the row: its mapped, non-blank cells.
     fn practice(&self) -> PracticeDetails {
-        let given = |value: &Option<String>| value.clone().map(Some);
-        PracticeDetails {
-            organization_role: self.organization_role.clone(),
-            specialty: given(&self.specialty),
-            address_line1: given(&self.address_line1),
-            address_line2: given(&self.address_line2),
-            city: given(&self.city),
-            state: given(&self.state),
-            postal_code: given(&self.postal_code),
-            phone: self.phone.clone().map(Some),
-            billing_tax_id: given(&self.billing_tax_id),
-            ..PracticeDetails::default()
-        }
+        self.practice.clone()
     }
 
     /// What the row changes on a user who exists: its mapped, non-blank cells.
@@ -305,27 +285,36 @@ impl StaffImport<'_> {
         };
         if self.providers {
             parsed.npi = v.check(self.typed(row, "npi", Npi::parse)).flatten();
-            parsed.organization_role = v
-                .check(self.typed(row, "organizationRole", field::organization_role))
-                .flatten();
-            parsed.specialty = v
-                .check(self.typed(row, "specialty", field::specialty))
-                .flatten();
-            parsed.address_line1 = v
-                .check(self.typed(row, "addressLine1", field::address_line))
-                .flatten();
-            parsed.address_line2 = v
-                .check(self.typed(row, "addressLine2", field::address_line))
-                .flatten();
-            parsed.city = v.check(self.typed(row, "city", field::city)).flatten();
-            parsed.state = v.check(self.typed(row, "state", field::state)).flatten();
-            parsed.postal_code = v
-                .check(self.typed(row, "postalCode", field::postal_code))
-                .flatten();
-            parsed.phone = v.check(self.typed(row, "phone", Phone::parse)).flatten();
-            parsed.billing_tax_id = v
-                .check(self.typed(row, "billingTaxId", parse_tax_id))
-                .flatten();
+            let (organization_role, specialty, address_line1, address_line2, city) = (
+                cell("organizationRole"),
+                cell("specialty"),
+                cell("addressLine1"),
+                cell("addressLine2"),
+                cell("city"),
+            );
+            let (state, postal_code, phone, billing_tax_id) = (
+                cell("state"),
+                cell("postalCode"),
+                cell("phone"),
+                cell("billingTaxId"),
+            );
+            // A blank cell is no cell: an import never clears a field.
+            fn given<'c>(cell: &'c Option<Cow<'_, str>>) -> Given<'c> {
+                cell.as_deref().map_or(Given::Absent, Given::Value)
+            }
+            parsed.practice = RawPractice {
+                organization_role: organization_role.as_deref(),
+                specialty: given(&specialty),
+                address_line1: given(&address_line1),
+                address_line2: given(&address_line2),
+                city: given(&city),
+                state: given(&state),
+                postal_code: given(&postal_code),
+                phone: given(&phone),
+                billing_tax_id: given(&billing_tax_id),
+                ..RawPractice::default()
+            }
+            .parse(&mut v);
         }
         errors.extend(v.into_errors());
         for spec in super::fields::fields(if self.providers {

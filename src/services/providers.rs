@@ -21,7 +21,7 @@ use crate::db::{Page, PageRequest, escape_like, paginate};
 use crate::{
     auth::{Actor, Permission, password::Hasher},
     domain::{Npi, Phone},
-    error::{AppError, AppResult, OnConstraint},
+    error::{AppError, AppResult, OnConstraint, Validation},
 };
 
 /// Where a provider is in credentialing.
@@ -83,6 +83,92 @@ pub mod field {
     }
     pub fn billing_address(raw: &str, field: &str) -> AppResult<String> {
         text::required(raw, field, 500)
+    }
+}
+
+/// A practice field as a door received it.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Given<'a> {
+    /// Not given: left as it is.
+    #[default]
+    Absent,
+    /// Given empty (GraphQL's `null`, or blank text): cleared.
+    Clear,
+    Value(&'a str),
+}
+
+impl<'a> Given<'a> {
+    /// Text given blank clears, as `null` does.
+    pub fn text(raw: Option<&'a str>) -> Self {
+        match raw {
+            None => Self::Absent,
+            Some(raw) if raw.trim().is_empty() => Self::Clear,
+            Some(raw) => Self::Value(raw),
+        }
+    }
+
+    fn parse<T>(
+        self,
+        v: &mut Validation,
+        field: &str,
+        rule: impl FnOnce(&str, &str) -> AppResult<T>,
+    ) -> Option<Option<T>> {
+        match self {
+            Self::Absent => None,
+            Self::Clear => Some(None),
+            Self::Value(raw) => v.check(rule(raw, field)).map(Some),
+        }
+    }
+}
+
+/// A provider's practice fields as a door received them, before any rule:
+/// `createProvider` and `updateProvider` (where `null` clears) and a provider
+/// import row (where a blank cell is absent) map onto this, and
+/// [`RawPractice::parse`] holds each field to its rule in one place. The
+/// location and the credentialing status arrive typed, and are set on the
+/// details by the door.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawPractice<'a> {
+    pub organization_role: Option<&'a str>,
+    pub specialty: Given<'a>,
+    pub address_line1: Given<'a>,
+    pub address_line2: Given<'a>,
+    pub city: Given<'a>,
+    pub state: Given<'a>,
+    pub postal_code: Given<'a>,
+    pub phone: Given<'a>,
+    pub billing_tax_id: Given<'a>,
+    pub billing_address: Given<'a>,
+}
+
+impl RawPractice<'_> {
+    /// Each given field held to its rule, every error to `v` under the
+    /// clients' name of the field.
+    pub fn parse(&self, v: &mut Validation) -> PracticeDetails {
+        PracticeDetails {
+            organization_role: self
+                .organization_role
+                .and_then(|r| v.check(field::organization_role(r, "organizationRole"))),
+            specialty: self.specialty.parse(v, "specialty", field::specialty),
+            address_line1: self
+                .address_line1
+                .parse(v, "addressLine1", field::address_line),
+            address_line2: self
+                .address_line2
+                .parse(v, "addressLine2", field::address_line),
+            city: self.city.parse(v, "city", field::city),
+            state: self.state.parse(v, "state", field::state),
+            postal_code: self.postal_code.parse(v, "postalCode", field::postal_code),
+            phone: self.phone.parse(v, "phone", Phone::parse),
+            billing_tax_id: self.billing_tax_id.parse(v, "billingTaxId", parse_tax_id),
+            billing_address: self.billing_address.parse(
+                v,
+                "billingAddress",
+                field::billing_address,
+            ),
+            credentialing_status: None,
+            location_id: None,
+        }
     }
 }
 
@@ -501,6 +587,26 @@ fn npi_taken(npi: &Npi) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_practice_field_absent_is_left_given_blank_is_cleared_and_each_is_held_to_its_rule() {
+        let mut v = Validation::default();
+        let practice = RawPractice {
+            specialty: Given::text(Some("  ")),
+            city: Given::text(Some("Springfield")),
+            state: Given::Clear,
+            billing_tax_id: Given::Value("12"),
+            postal_code: Given::Value(&"9".repeat(21)),
+            ..RawPractice::default()
+        }
+        .parse(&mut v);
+        assert_eq!(practice.specialty, Some(None));
+        assert_eq!(practice.city, Some(Some("Springfield".to_owned())));
+        assert_eq!(practice.state, Some(None));
+        assert_eq!(practice.address_line1, None);
+        let fields: Vec<String> = v.into_errors().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["postalCode", "billingTaxId"]);
+    }
 
     #[test]
     fn tax_ids_are_nine_digits_stored_with_a_dash() {
