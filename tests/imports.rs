@@ -832,3 +832,66 @@ async fn a_previewed_file_imports_as_its_preview_said(backend: Backend) {
         "{data}"
     );
 }
+
+/// When each of `tables` was last analysed by hand, as PostgreSQL counts it.
+async fn analysed_at(app: &TestApp, tables: &[&str]) -> Vec<Option<String>> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let mut seen = Vec::new();
+    for table in tables {
+        let row = app
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT last_analyze::text FROM pg_stat_user_tables WHERE relname = $1",
+                [(*table).into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(row.try_get_by_index::<Option<String>>(0).unwrap());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_large_import_leaves_the_planner_statistics_of_what_it_wrote_fresh() {
+    if !common::reachable(Backend::Production).await {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Production).await;
+    let token = importer(&app, "Growing Clinic").await;
+    let tables = ["users", "user_roles", "import_rows"];
+    assert_eq!(analysed_at(&app, &tables).await, [None, None, None]);
+
+    // 300 staff into an organisation of one: the tables the planner knew as
+    // a few rows now hold hundreds.
+    let mut file = String::from("Email,First Name,Last Name,Roles\n");
+    for i in 0..300 {
+        file.push_str(&format!("staff{i}@growing.test,Staff,Member {i},Billing\n"));
+    }
+    let id = app.start_staff_import(&token, file.into_bytes()).await;
+    assert_eq!(app.finished_job(&token, &id).await["createdCount"], 300);
+    // The statistics follow the job's end, as soon as it is recorded.
+    let mut after = analysed_at(&app, &tables).await;
+    for _ in 0..50 {
+        if after.iter().all(Option::is_some) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = analysed_at(&app, &tables).await;
+    }
+    assert!(
+        after.iter().all(Option::is_some),
+        "users, their roles and the row log: {after:?}"
+    );
+
+    // Ten more change too little of them to be worth it, as autovacuum counts.
+    let mut file = String::from("Email,First Name,Last Name\n");
+    for i in 0..10 {
+        file.push_str(&format!("late{i}@growing.test,Late,Member {i}\n"));
+    }
+    let id = app.start_staff_import(&token, file.into_bytes()).await;
+    assert_eq!(app.finished_job(&token, &id).await["createdCount"], 10);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(analysed_at(&app, &tables).await, after);
+}

@@ -11,7 +11,7 @@
 //! sea-orm as before.
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Select,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Select, Statement,
     sqlx::{self, Column, Row, postgres::PgRow},
 };
 use uuid::Uuid;
@@ -124,7 +124,16 @@ where
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
     }
-    let rows = db.query_all_raw(query.build(DbBackend::Postgres)).await?;
+    read(db, query.build(DbBackend::Postgres)).await.map(Some)
+}
+
+/// The rows a PostgreSQL `statement` finds, read by position.
+pub async fn read<T, C>(db: &C, statement: Statement) -> Result<Vec<T>, DbErr>
+where
+    T: ByPosition,
+    C: ConnectionTrait,
+{
+    let rows = db.query_all_raw(statement).await?;
     rows.iter()
         .map(|row| {
             let row = row.try_as_pg_row().ok_or_else(|| {
@@ -132,8 +141,7 @@ where
             })?;
             T::from_row(row, 0).map_err(|e| DbErr::Type(e.to_string()))
         })
-        .collect::<Result<_, _>>()
-        .map(Some)
+        .collect()
 }
 
 /// Every model `select` finds: read by position on PostgreSQL.

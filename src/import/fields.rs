@@ -34,6 +34,26 @@ impl ImportKind {
         }
     }
 
+    /// The tables an import of this kind writes, its own rows' log included.
+    pub fn written_tables(self) -> Vec<&'static str> {
+        use sea_orm::EntityName;
+        let mut tables = match self {
+            Self::Users | Self::Providers => vec![
+                entity::user::Entity.table_name(),
+                entity::user_role::Entity.table_name(),
+                entity::provider::Entity.table_name(),
+            ],
+            Self::Patients => vec![
+                entity::patient::Entity.table_name(),
+                entity::enrollment::Entity.table_name(),
+                entity::patient_link::Entity.table_name(),
+            ],
+            Self::Locations => vec![entity::location::Entity.table_name()],
+        };
+        tables.push(entity::import_row::Entity.table_name());
+        tables
+    }
+
     pub fn from_stored(stored: &str) -> Option<Self> {
         match stored {
             "USERS" => Some(Self::Users),

@@ -561,9 +561,30 @@ impl Runner {
             txn.commit().await?;
             tracing::info!(job_id = %job.id, "import job finished");
             events::import_job_ended(&job.kind, JobStatus::from_stored(&ended.status).as_str());
+            self.refresh_statistics(ended).await;
             Ok(RunEnd::Finished)
         } else {
             Ok(RunEnd::LostClaim)
+        }
+    }
+
+    /// Bring the planner's statistics of what `ended` wrote up to date, so
+    /// that the pages read next, the organisation's first after a large
+    /// import, are planned for the tables as they now are. The job has
+    /// ended whatever this finds: a failure is logged, not the job's.
+    async fn refresh_statistics(&self, ended: &entity::import_job::Model) {
+        let Some(kind) = ImportKind::from_stored(&ended.kind) else {
+            return;
+        };
+        let written = u64::try_from(ended.processed_rows).unwrap_or(0);
+        match crate::db::refresh_statistics(&self.db, &kind.written_tables(), written).await {
+            Ok(tables) if !tables.is_empty() => {
+                tracing::info!(job_id = %ended.id, tables = %tables.join(", "), "statistics refreshed after the import");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(job_id = %ended.id, %error, "statistics not refreshed after the import");
+            }
         }
     }
 
