@@ -61,6 +61,14 @@ impl ByPosition for Uuid {
     }
 }
 
+/// One column of ids, as an array (an aggregate's, say).
+impl ByPosition for Vec<Uuid> {
+    const COLUMNS: usize = 1;
+    fn from_row(row: &PgRow, first: usize) -> Result<Self, sqlx::Error> {
+        row.try_get(first)
+    }
+}
+
 /// Two things side by side: the columns of one, then the other's.
 impl<A: ByPosition, B: ByPosition> ByPosition for (A, B) {
     const COLUMNS: usize = A::COLUMNS + B::COLUMNS;
