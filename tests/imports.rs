@@ -22,10 +22,8 @@ const START: &str =
 
 /// An organisation with an admin who may import; the admin's token.
 async fn importer(app: &TestApp, name: &str) -> String {
-    let org = app.organization(name).await;
     let email = format!("admin@{}.test", name.to_lowercase().replace(' ', "-"));
-    app.user(org, &email, &["Admin"]).await;
-    app.login(&email, PASSWORD).await
+    app.admin_in(name, &email).await.1
 }
 
 fn failed_rows(job_rows: &Value) -> Vec<(u64, Vec<String>)> {

@@ -33,11 +33,9 @@ struct Lakeview {
 }
 
 async fn lakeview(app: &TestApp) -> Lakeview {
-    let org = app.organization("Lakeview Clinic").await;
-    app.user(org, "admin@lakeview.test", &["Admin"]).await;
+    let (org, admin) = app.admin_in("Lakeview Clinic", "admin@lakeview.test").await;
     let nurse_id = app.user(org, "nurse@lakeview.test", &["Provider"]).await;
     let other_id = app.user(org, "other@lakeview.test", &["Provider"]).await;
-    let admin = app.login("admin@lakeview.test", PASSWORD).await;
     let nurse = app.login("nurse@lakeview.test", PASSWORD).await;
     app.ok(
         &admin,
