@@ -76,6 +76,29 @@ pub async fn plan_writes(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// `column` is one of `values`, for a statement run on `backend`: on
+/// PostgreSQL one array parameter (`= ANY($1)`), where `IN ($1, …, $n)`
+/// binds, sends and parses a parameter per value (an import batch looks up a
+/// thousand at once); SQLite, which has no arrays, gets `IN`. PostgreSQL
+/// still plans such a statement for each call's values, as it does every
+/// statement of an import's batch ([`begin_batch`]); a read that runs for
+/// every page wants a statement that keeps one plan instead, as the roles of
+/// a page of users do (`services::roles`).
+pub fn among<V>(
+    backend: DbBackend,
+    column: impl ColumnTrait,
+    values: impl IntoIterator<Item = V>,
+) -> sea_orm::sea_query::Expr
+where
+    V: Into<sea_orm::Value> + sea_orm::sea_query::postgres_array::NotU8,
+{
+    if backend == DbBackend::Postgres {
+        column.eq_any(values)
+    } else {
+        column.is_in(values)
+    }
+}
+
 /// Which page of a list to fetch: the `first` items after the cursor `after`
 /// (an id, or a number for lists in row order).
 #[derive(Clone, Copy, Debug)]

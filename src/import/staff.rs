@@ -8,12 +8,7 @@ use std::{
 };
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, QueryFilter,
-    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{
@@ -435,13 +430,13 @@ impl StaffImport<'_> {
         let existing: HashMap<String, entity::user::Model> = if emails.is_empty() {
             HashMap::new()
         } else {
-            let among = if db.get_database_backend() == DbBackend::Postgres {
-                // One array parameter instead of one per email: a batch's
-                // thousand parameters cost more to bind and plan than the lookup.
-                Expr::col(entity::user::Column::Email).eq(PgFunc::any(Expr::val(emails)))
-            } else {
-                entity::user::Column::Email.is_in(emails)
-            };
+            // One array parameter instead of one per email: a batch's
+            // thousand parameters cost more to bind and plan than the lookup.
+            let among = crate::db::among(
+                db.get_database_backend(),
+                entity::user::Column::Email,
+                emails,
+            );
             // An address is one account's in every organisation: a row naming
             // another organisation's person is refused, so look everywhere.
             unscoped::find::<entity::user::Entity>()
@@ -462,8 +457,16 @@ impl StaffImport<'_> {
                 .find::<entity::provider::Entity>()
                 .filter(
                     sea_orm::Condition::any()
-                        .add(entity::provider::Column::UserId.is_in(user_ids))
-                        .add(entity::provider::Column::Npi.is_in(npis)),
+                        .add(crate::db::among(
+                            db.get_database_backend(),
+                            entity::provider::Column::UserId,
+                            user_ids,
+                        ))
+                        .add(crate::db::among(
+                            db.get_database_backend(),
+                            entity::provider::Column::Npi,
+                            npis,
+                        )),
                 )
                 .all(db)
                 .await?;
