@@ -120,6 +120,43 @@ async fn page_costs_on(backend: Backend) {
     let data = app.ok(&token, COUNTED, json!({ "n": 1 })).await;
     assert_eq!(data["users"]["totalCount"], 121, "{backend:?}");
 
+    // Every field of a user's own record asked of a page: still the one
+    // statement (each field's column is read with the page, none through
+    // the record's loader), and each user as `user(id:)` reads them whole.
+    let filled = staff[7];
+    entity::user::Entity::update(entity::user::ActiveModel {
+        id: Set(filled),
+        title: Set(Some("Charge Nurse".to_owned())),
+        mobile_phone: Set(Some("+14155550123".to_owned())),
+        locale: Set(Some("fr-CA".to_owned())),
+        idle_timeout_minutes: Set(Some(45)),
+        external_id: Set(Some("E-0007".to_owned())),
+        last_login_at: Set(Some(Utc::now())),
+        email_signature: Set(Some("Kind regards".to_owned())),
+        preferences: Set(Some(json!({ "view": "board", "n": [1, null] }))),
+        employee_status: Set("LEAVE".to_owned()),
+        ..Default::default()
+    })
+    .exec(&app.db)
+    .await
+    .unwrap();
+    let fields = record_fields(&app, &token).await;
+    assert!(fields.len() >= 18, "{fields}", fields = fields.len());
+    let fields = fields.join(" ");
+    let page =
+        format!("query($n: Int!) {{ users(first: $n) {{ edges {{ node {{ {fields} }} }} }} }}");
+    assert_eq!(cost(&app, &token, &page, 100).await, 1, "{backend:?}");
+    let listed = app.ok(&token, &page, json!({ "n": 100 })).await;
+    let one = format!("query($id: ID!) {{ user(id: $id) {{ {fields} }} }}");
+    let mut compared = 0;
+    for edge in listed["users"]["edges"].as_array().unwrap() {
+        let user = &edge["node"];
+        let alone = app.ok(&token, &one, json!({ "id": user["id"] })).await;
+        assert_eq!(alone["user"], *user, "{backend:?}");
+        compared += usize::from(user["id"] == json!(filled.to_string()));
+    }
+    assert_eq!(compared, 1, "{backend:?}: the filled user is on the page");
+
     // Roles asked for come with the page: one statement more, however
     // they are asked for (edges or nodes, a field or a fragment), and the
     // same roles each way.
@@ -249,6 +286,35 @@ async fn page_costs_on(backend: Backend) {
         fewest, 3,
         "{backend:?}: 30 projects with stats cost {fewest} statements"
     );
+}
+
+/// The fields of a user that its record holds: those that take no arguments
+/// and answer a scalar or an enum, but for two read from other tables.
+async fn record_fields(app: &TestApp, token: &str) -> Vec<String> {
+    let data = app
+        .ok(
+            token,
+            "{ __type(name: \"User\") { fields { name args { name }
+                type { kind ofType { kind ofType { kind } } } } } }",
+            json!({}),
+        )
+        .await;
+    let kind = |t: &serde_json::Value| -> String {
+        let mut t = t;
+        while t["kind"] == "NON_NULL" || t["kind"] == "LIST" {
+            t = &t["ofType"];
+        }
+        t["kind"].as_str().unwrap_or_default().to_owned()
+    };
+    data["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["args"].as_array().unwrap().is_empty())
+        .filter(|f| ["SCALAR", "ENUM"].contains(&kind(&f["type"]).as_str()))
+        .filter(|f| !["permissions", "recoveryCodesLeft"].contains(&f["name"].as_str().unwrap()))
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 const BARE: &str = "query($n: Int!) { users(first: $n) { edges { node { email } } } }";

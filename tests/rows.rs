@@ -1,8 +1,10 @@
-//! Users and roles read by position (`rollcall::db::rows`, on PostgreSQL) come
-//! out exactly as sea-orm reads them by name: every column filled, every
-//! optional one NULL, and a role joined to its holder; a statement whose
-//! columns are not the model's, in its order, is refused rather than read
-//! into the wrong fields. On SQLite the same calls read through sea-orm.
+//! Users and roles read by position or by the names of some of their columns
+//! (`rollcall::db::rows`, on PostgreSQL) come out exactly as sea-orm reads
+//! them: every column filled, every optional one NULL, and a role joined to
+//! its holder; a statement whose columns are not the model's, in its order,
+//! is refused rather than read into the wrong fields, and a model read in part
+//! is handed out only for the columns read. On SQLite the rows are read
+//! whole, through sea-orm.
 
 // Tests look at the database as it is, across organisations.
 #![allow(clippy::disallowed_methods)]
@@ -17,8 +19,11 @@ use test_macros::each_backend;
 
 use chrono::{TimeZone, Utc};
 use common::{Backend, TestApp};
+use entity::user::Column;
 use rollcall::db::{bulk, rows};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -72,26 +77,59 @@ async fn models_read_by_position_equal_those_read_by_name(backend: Backend) {
             .filter(entity::user::Column::Email.like("row%"))
             .order_by_asc(entity::user::Column::Id)
     };
-    let by_position = rows::all(&app.db, select()).await.unwrap();
-    assert_eq!(by_position, users, "{backend:?}");
-    assert_eq!(
-        by_position,
-        select().all(&app.db).await.unwrap(),
-        "{backend:?}"
-    );
+    let by_name = select().all(&app.db).await.unwrap();
+    assert_eq!(by_name, users, "{backend:?}");
+    let postgres = matches!(backend, Backend::Production);
+    if postgres {
+        let by_position: Vec<entity::user::Model> =
+            rows::read(&app.db, select().build(DbBackend::Postgres))
+                .await
+                .unwrap();
+        assert_eq!(by_position, users);
+        // Columns of the model's but out of its order: refused.
+        let swapped = select()
+            .select_only()
+            .column(Column::OrganizationId)
+            .column(Column::Id)
+            .build(DbBackend::Postgres);
+        let err = rows::read::<entity::user::Model, _>(&app.db, swapped)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("id at position 0"), "{err}");
+    }
 
-    // Columns of the model's but out of its order: refused on PostgreSQL.
-    let swapped = select()
-        .select_only()
-        .column(entity::user::Column::OrganizationId)
-        .column(entity::user::Column::Id);
-    let read = rows::on_postgres::<entity::user::Model, _>(&app.db, &swapped).await;
-    match backend {
-        common::Backend::Production => {
-            let err = read.unwrap_err().to_string();
-            assert!(err.contains("id at position 0"), "{err}");
+    // Every column asked for: each model whole.
+    let every: Vec<Column> = Column::iter().collect();
+    let whole = rows::partial(&app.db, select(), &every).await.unwrap();
+    for (part, user) in whole.iter().zip(&users) {
+        for column in Column::iter() {
+            assert_eq!(part.get(column as u32), Some(user), "{column:?}");
         }
-        common::Backend::Embedded => assert!(read.unwrap().is_none()),
+    }
+    // Some, in another order than the model's: those read are the record's;
+    // the others are not handed out (on SQLite the rows are read whole).
+    let some = [
+        Column::Email,
+        Column::Preferences,
+        Column::Id,
+        Column::LastLoginAt,
+    ];
+    let parts = rows::partial(&app.db, select(), &some).await.unwrap();
+    assert_eq!(parts.len(), users.len());
+    for (part, user) in parts.iter().zip(&users) {
+        for column in Column::iter() {
+            let read = part.get(column as u32);
+            if some.iter().any(|c| *c as u32 == column as u32) || !postgres {
+                let read = read.unwrap();
+                assert_eq!(read.id, user.id);
+                assert_eq!(read.email, user.email);
+                assert_eq!(read.preferences, user.preferences);
+                assert_eq!(read.last_login_at, user.last_login_at);
+            } else {
+                assert!(read.is_none(), "{column:?} was not read");
+            }
+        }
     }
 
     // Roles with their holders: the same each way.

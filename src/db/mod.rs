@@ -122,6 +122,16 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The same page with each item turned into another, or the first error.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, _>>()?,
+            had_cursor: self.had_cursor,
+            has_next_page: self.has_next_page,
+            total_count: self.total_count,
+        })
+    }
+
     /// The page of `items` fetched for `request` with one more row than it
     /// asked: whether a next page exists is whether that extra row came.
     pub fn of<C>(mut items: Vec<T>, request: &PageRequest<C>, total_count: Option<u64>) -> Self {
@@ -152,21 +162,23 @@ where
     Ok(Page::of(select.all(db).await?, &page, total_count))
 }
 
-/// [`paginate`] for a model read by position ([`rows`]): the lists a page
-/// of which carries many columns per row.
-pub async fn paginate_by_position<E, C>(
+/// A page of what `select` finds, with only `columns` read where the backend
+/// allows (see [`rows::partial`]).
+pub async fn paginate_partial<E, C>(
     db: &C,
     select: Select<E>,
     id_column: E::Column,
     page: PageRequest,
-) -> AppResult<Page<E::Model>>
+    columns: &[E::Column],
+) -> AppResult<Page<rows::Partial<E::Model>>>
 where
     E: EntityTrait,
-    E::Model: rows::ByPosition + Send + Sync,
+    E::Model: rows::ByName + Send + Sync,
     C: ConnectionTrait,
 {
     let (select, total_count) = page_select(db, select, id_column, &page).await?;
-    Ok(Page::of(rows::all(db, select).await?, &page, total_count))
+    let found = rows::partial(db, select, columns).await?;
+    Ok(Page::of(found, &page, total_count))
 }
 
 /// The statement of a page (one row more than asked, to tell whether another

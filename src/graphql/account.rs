@@ -1,16 +1,17 @@
 //! Organisations, users and roles as clients read them.
 
-use std::sync::Arc;
-
+use anyhow::anyhow;
 use async_graphql::{Context, ID, InputObject, Object, Result};
+use entity::user::Column;
 
 use super::{
     Ctx,
     connection::{Conn, into_connection, page_request, parse_id},
-    people::{Organization, PermissionInfo, Role, User, UserStatus},
+    people::{FIELD_COLUMNS, Organization, PermissionInfo, Role, User, UserStatus},
 };
 use crate::{
     auth::Permission,
+    error::AppError,
     services::{organizations, roles, users},
 };
 
@@ -27,13 +28,19 @@ pub struct UserFilter {
 #[derive(Default)]
 pub struct AccountQuery;
 
-/// Whether a list of users is asked for its users' roles or permissions
-/// (both read the roles), through its edges or its nodes.
-fn selects_roles(ctx: &Context<'_>) -> bool {
+/// What a list of users is asked of its users, through its edges or its
+/// nodes: the columns of their records its fields read, and whether it reads
+/// their roles (`roles` and `permissions` both do).
+fn selected(ctx: &Context<'_>) -> (Vec<Column>, bool) {
     let ahead = ctx.look_ahead();
-    [ahead.field("edges").field("node"), ahead.field("nodes")]
+    let users = [ahead.field("edges").field("node"), ahead.field("nodes")];
+    let asked = |field: &str| users.iter().any(|user| user.field(field).exists());
+    let columns = FIELD_COLUMNS
         .iter()
-        .any(|user| user.field("roles").exists() || user.field("permissions").exists())
+        .filter(|(field, _)| asked(field))
+        .map(|&(_, column)| column)
+        .collect();
+    (columns, asked("roles") || asked("permissions"))
 }
 
 #[Object]
@@ -93,25 +100,21 @@ impl AccountQuery {
                 .map(|id| parse_id(id, "filter.roleId"))
                 .transpose()?,
         };
-        let page = users::list(&state.db, actor, filter, page).await?;
+        let (columns, with_roles) = selected(ctx);
+        let page = users::list(&state.db, actor, filter, page, &columns).await?;
+        let mut page = page.try_map(|part| {
+            User::listed(part).ok_or_else(|| AppError::from(anyhow!("a user read without its id")))
+        })?;
         // Roles asked for come with the page, in one statement, rather than
         // through the loader a hundred keys at a time.
-        let mut roles = if selects_roles(ctx) {
-            let ids: Vec<_> = page.items.iter().map(|m| m.id).collect();
-            Some(roles::roles_by_user(&state.db, actor.tenant(), &ids).await?)
-        } else {
-            None
-        };
-        Ok(into_connection(
-            page,
-            |m| m.id,
-            |m| {
-                let held = roles
-                    .as_mut()
-                    .map(|roles| roles.remove(&m.id).unwrap_or_default());
-                User(Arc::new(m), held)
-            },
-        ))
+        if with_roles {
+            let ids: Vec<_> = page.items.iter().map(User::uuid).collect();
+            let mut held = roles::roles_by_user(&state.db, actor.tenant(), &ids).await?;
+            for user in &mut page.items {
+                user.held(held.remove(&user.uuid()).unwrap_or_default());
+            }
+        }
+        Ok(into_connection(page, User::uuid, |user| user))
     }
 
     /// One user of the organisation; null for an unknown id or another organisation's.

@@ -11,6 +11,9 @@ use async_graphql::{
     SimpleObject, Value, dataloader::DataLoader,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::user::Column;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 use super::{
     Ctx,
@@ -22,6 +25,7 @@ use super::{
 };
 use crate::{
     auth::Permission,
+    db::rows::Partial,
     error::AppError,
     services::{organizations, profiles, providers::CredentialingStatus as Status},
 };
@@ -86,36 +90,127 @@ pub enum EmployeeStatus {
     Leave,
 }
 
-/// A staff login. Shared, not copied: `me` answers from the record the
-/// request's session check already holds. The second part holds the user's
-/// roles when the list that found them read them with its page; without it
-/// they come through the roles loader.
-pub struct User(
-    pub Arc<entity::user::Model>,
-    pub(super) Option<Vec<entity::role::Model>>,
-);
+/// A staff login: its record, and its roles when the list that found it read
+/// them with its page (without them they come through the roles loader).
+pub struct User {
+    id: Uuid,
+    organization_id: Uuid,
+    record: Record,
+    roles: Option<Vec<entity::role::Model>>,
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a page's users, the many, hold their records inline; the few whole records pay the padding"
+)]
+enum Record {
+    /// Shared, not copied: `me` answers from the record the request's
+    /// session check already holds.
+    Whole(Arc<entity::user::Model>),
+    /// A user of a page, read with the columns its selection asks for
+    /// ([`FIELD_COLUMNS`]). A field that needs another column reads the whole
+    /// record, once, through the loader (with the page's other users).
+    Listed(
+        Partial<entity::user::Model>,
+        OnceCell<Arc<entity::user::Model>>,
+    ),
+}
+
+/// The column of the record each field of a user reads, so that a page of
+/// users reads those of the fields asked for and no others. A field left out
+/// here still answers, from the whole record read for it.
+pub(super) const FIELD_COLUMNS: [(&str, Column); 17] = [
+    ("email", Column::Email),
+    ("firstName", Column::FirstName),
+    ("lastName", Column::LastName),
+    ("title", Column::Title),
+    ("status", Column::Status),
+    ("employeeStatus", Column::EmployeeStatus),
+    ("mobilePhone", Column::MobilePhone),
+    ("locale", Column::Locale),
+    ("idleTimeoutMinutes", Column::IdleTimeoutMinutes),
+    ("externalId", Column::ExternalId),
+    ("mustChangePassword", Column::MustChangePassword),
+    ("isSuperAdmin", Column::IsSuperAdmin),
+    ("lastLoginAt", Column::LastLoginAt),
+    ("createdAt", Column::CreatedAt),
+    ("updatedAt", Column::UpdatedAt),
+    ("emailSignature", Column::EmailSignature),
+    ("preferences", Column::Preferences),
+];
 
 impl From<entity::user::Model> for User {
     fn from(model: entity::user::Model) -> Self {
-        Self(Arc::new(model), None)
+        Self::from(Arc::new(model))
     }
 }
 
 impl From<Arc<entity::user::Model>> for User {
     fn from(model: Arc<entity::user::Model>) -> Self {
-        Self(model, None)
+        Self {
+            id: model.id,
+            organization_id: model.organization_id,
+            record: Record::Whole(model),
+            roles: None,
+        }
     }
 }
 
 impl User {
+    /// A user of a page, read in part; `None` if its id and organisation were
+    /// not read.
+    pub(super) fn listed(part: Partial<entity::user::Model>) -> Option<Self> {
+        let id = part.get(Column::Id as u32)?.id;
+        let organization_id = part.get(Column::OrganizationId as u32)?.organization_id;
+        Some(Self {
+            id,
+            organization_id,
+            record: Record::Listed(part, OnceCell::new()),
+            roles: None,
+        })
+    }
+
+    pub(super) fn uuid(&self) -> Uuid {
+        self.id
+    }
+
+    /// The roles the user holds, read with their page.
+    pub(super) fn held(&mut self, roles: Vec<entity::role::Model>) {
+        self.roles = Some(roles);
+    }
+
+    /// The record, for a field that reads its `column`.
+    async fn record(&self, ctx: &Context<'_>, column: Column) -> Result<&entity::user::Model> {
+        match &self.record {
+            Record::Whole(model) => Ok(model),
+            Record::Listed(part, whole) => match part.get(column as u32) {
+                Some(model) => Ok(model),
+                // Boxed: every field of a user is resolved through one
+                // future type, as large as the largest field's.
+                None => Ok(whole
+                    .get_or_try_init(|| Box::pin(self.read_whole(ctx)))
+                    .await?),
+            },
+        }
+    }
+
+    async fn read_whole(&self, ctx: &Context<'_>) -> Result<Arc<entity::user::Model>> {
+        ctx.data::<DataLoader<UserById>>()?
+            .load_one(Key::within(self.organization_id, self.id))
+            .await
+            .map_err(loader_error)?
+            .map(Arc::new)
+            .ok_or_else(|| AppError::NotFound("user").into())
+    }
+
     /// The user's roles, read with the page when it did, else through the loader.
     async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<entity::role::Model>> {
-        if let Some(roles) = &self.1 {
+        if let Some(roles) = &self.roles {
             return Ok(roles.clone());
         }
         let loader = ctx.data::<DataLoader<RolesOfUser>>()?;
         let roles = loader
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
         Ok(roles.unwrap_or_default())
@@ -125,65 +220,76 @@ impl User {
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.id.to_string())
     }
     /// The username, lower case.
-    async fn email(&self) -> &str {
-        &self.0.email
+    async fn email(&self, ctx: &Context<'_>) -> Result<&str> {
+        let record = self.record(ctx, Column::Email).await?;
+        Ok(&record.email)
     }
-    async fn first_name(&self) -> &str {
-        &self.0.first_name
+    async fn first_name(&self, ctx: &Context<'_>) -> Result<&str> {
+        let record = self.record(ctx, Column::FirstName).await?;
+        Ok(&record.first_name)
     }
-    async fn last_name(&self) -> &str {
-        &self.0.last_name
+    async fn last_name(&self, ctx: &Context<'_>) -> Result<&str> {
+        let record = self.record(ctx, Column::LastName).await?;
+        Ok(&record.last_name)
     }
-    async fn title(&self) -> Option<&str> {
-        self.0.title.as_deref()
+    async fn title(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let record = self.record(ctx, Column::Title).await?;
+        Ok(record.title.as_deref())
     }
-    async fn status(&self) -> UserStatus {
-        if self.0.status == "ACTIVE" {
+    async fn status(&self, ctx: &Context<'_>) -> Result<UserStatus> {
+        let record = self.record(ctx, Column::Status).await?;
+        Ok(if record.status == "ACTIVE" {
             UserStatus::Active
         } else {
             UserStatus::Inactive
-        }
+        })
     }
-    async fn employee_status(&self) -> EmployeeStatus {
-        match self.0.employee_status.as_str() {
+    async fn employee_status(&self, ctx: &Context<'_>) -> Result<EmployeeStatus> {
+        let record = self.record(ctx, Column::EmployeeStatus).await?;
+        Ok(match record.employee_status.as_str() {
             "INACTIVE" => EmployeeStatus::Inactive,
             "LEAVE" => EmployeeStatus::Leave,
             _ => EmployeeStatus::Active,
-        }
+        })
     }
     /// E.164, e.g. `+14155550123`.
-    async fn mobile_phone(&self) -> Option<&str> {
-        self.0.mobile_phone.as_deref()
+    async fn mobile_phone(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let record = self.record(ctx, Column::MobilePhone).await?;
+        Ok(record.mobile_phone.as_deref())
     }
     /// BCP 47, e.g. `en-US`.
-    async fn locale(&self) -> Option<&str> {
-        self.0.locale.as_deref()
+    async fn locale(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let record = self.record(ctx, Column::Locale).await?;
+        Ok(record.locale.as_deref())
     }
     /// The user's own inactivity timeout in minutes; the organisation's applies when null.
-    async fn idle_timeout_minutes(&self) -> Option<i32> {
-        self.0.idle_timeout_minutes
+    async fn idle_timeout_minutes(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        let record = self.record(ctx, Column::IdleTimeoutMinutes).await?;
+        Ok(record.idle_timeout_minutes)
     }
     /// The organisation's own identifier for this person.
-    async fn external_id(&self) -> Option<&str> {
-        self.0.external_id.as_deref()
+    async fn external_id(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let record = self.record(ctx, Column::ExternalId).await?;
+        Ok(record.external_id.as_deref())
     }
     /// Until changed, the user can do nothing but change their password.
-    async fn must_change_password(&self) -> bool {
-        self.0.must_change_password
+    async fn must_change_password(&self, ctx: &Context<'_>) -> Result<bool> {
+        let record = self.record(ctx, Column::MustChangePassword).await?;
+        Ok(record.must_change_password)
     }
     /// The user's second factors, never their secrets: for the user and for
     /// those with USERS_WRITE; null for anyone else.
     async fn authenticators(&self, ctx: &Context<'_>) -> Result<Option<Vec<Authenticator>>> {
         let actor = ctx.caller()?.actor_in_setup()?;
-        if actor.user_id != self.0.id && !actor.has(Permission::UsersWrite) {
+        if actor.user_id != self.id && !actor.has(Permission::UsersWrite) {
             return Ok(None);
         }
         let found = ctx
             .data::<DataLoader<AuthenticatorsOfUser>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?
             .unwrap_or_default();
@@ -192,28 +298,32 @@ impl User {
     /// Unused recovery codes: for the user and for those with USERS_WRITE.
     async fn recovery_codes_left(&self, ctx: &Context<'_>) -> Result<Option<u64>> {
         let actor = ctx.caller()?.actor_in_setup()?;
-        if actor.user_id != self.0.id && !actor.has(Permission::UsersWrite) {
+        if actor.user_id != self.id && !actor.has(Permission::UsersWrite) {
             return Ok(None);
         }
         let left = ctx
             .data::<DataLoader<RecoveryCodesLeft>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
         Ok(Some(left.unwrap_or_default()))
     }
     /// Whether the user may act in every organisation.
-    async fn is_super_admin(&self) -> bool {
-        self.0.is_super_admin
+    async fn is_super_admin(&self, ctx: &Context<'_>) -> Result<bool> {
+        let record = self.record(ctx, Column::IsSuperAdmin).await?;
+        Ok(record.is_super_admin)
     }
-    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_login_at
+    async fn last_login_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let record = self.record(ctx, Column::LastLoginAt).await?;
+        Ok(record.last_login_at)
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let record = self.record(ctx, Column::CreatedAt).await?;
+        Ok(record.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let record = self.record(ctx, Column::UpdatedAt).await?;
+        Ok(record.updated_at)
     }
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let state = ctx.state()?;
@@ -224,19 +334,19 @@ impl User {
         let find = Box::pin(organizations::find(
             &state.db,
             actor,
-            Some(self.0.organization_id),
+            Some(self.organization_id),
         ));
         Ok(Organization(find.await?))
     }
     /// The user's provider record, if they are a provider (PROVIDERS_READ to see it).
     async fn provider(&self, ctx: &Context<'_>) -> Result<Option<Provider>> {
         let actor = ctx.caller()?.actor_in_setup()?;
-        if actor.user_id != self.0.id && !actor.has(Permission::ProvidersRead) {
+        if actor.user_id != self.id && !actor.has(Permission::ProvidersRead) {
             return Ok(None);
         }
         let provider = ctx
             .data::<DataLoader<ProviderOfUser>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
         Ok(provider.map(Provider))
@@ -250,24 +360,29 @@ impl User {
     async fn suspended_roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
         let roles = ctx
             .data::<DataLoader<super::loaders::SuspendedRolesOfUser>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
         Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
     }
     /// Appended to emails the user sends from the front-ends.
-    async fn email_signature(&self) -> Option<&str> {
-        self.0.email_signature.as_deref()
+    async fn email_signature(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let record = self.record(ctx, Column::EmailSignature).await?;
+        Ok(record.email_signature.as_deref())
     }
     /// The front-ends' settings for this user (a JSON object).
-    async fn preferences(&self) -> Option<async_graphql::Json<serde_json::Value>> {
-        self.0.preferences.clone().map(async_graphql::Json)
+    async fn preferences(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<async_graphql::Json<serde_json::Value>>> {
+        let record = self.record(ctx, Column::Preferences).await?;
+        Ok(record.preferences.clone().map(async_graphql::Json))
     }
     /// The user's certifications, soonest to expire first.
     async fn certifications(&self, ctx: &Context<'_>) -> Result<Vec<Certification>> {
         Ok(ctx
             .data::<DataLoader<CertificationsOfUser>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?
             .unwrap_or_default()
@@ -279,7 +394,7 @@ impl User {
     async fn availability(&self, ctx: &Context<'_>) -> Result<Vec<AvailabilitySlot>> {
         Ok(ctx
             .data::<DataLoader<AvailabilityOfUser>>()?
-            .load_one(Key::within(self.0.organization_id, self.0.id))
+            .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?
             .unwrap_or_default()

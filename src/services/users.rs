@@ -17,7 +17,7 @@ use super::{
     auth::{self, policy_of},
     invites, organizations, roles,
 };
-use crate::db::{Page, PageRequest, escape_like, paginate_by_position, unscoped};
+use crate::db::{Page, PageRequest, escape_like, paginate_partial, rows::Partial, unscoped};
 use crate::{
     auth::{
         Actor, Permission,
@@ -54,12 +54,15 @@ pub async fn find(
         .await?)
 }
 
+/// A page of the organisation's staff with `columns` read: what the caller
+/// will show of them, besides their id and organisation, read always.
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
     filter: UserFilter,
     page: PageRequest,
-) -> AppResult<Page<entity::user::Model>> {
+    columns: &[entity::user::Column],
+) -> AppResult<Page<Partial<entity::user::Model>>> {
     use entity::user::Column;
     actor.require(Permission::UsersRead)?;
     let mut select = actor.scope::<entity::user::Entity>();
@@ -92,7 +95,16 @@ pub async fn list(
             ),
         );
     }
-    paginate_by_position(db, select, Column::Id, page).await
+    let columns: Vec<_> = [Column::Id, Column::OrganizationId]
+        .into_iter()
+        .chain(
+            columns
+                .iter()
+                .copied()
+                .filter(|c| !matches!(c, Column::Id | Column::OrganizationId)),
+        )
+        .collect();
+    paginate_partial(db, select, Column::Id, page, &columns).await
 }
 
 /// The rules of a user's text fields, in one place for every door: GraphQL,
