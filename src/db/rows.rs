@@ -59,7 +59,7 @@ impl<M> Partial<M> {
 
     /// The model, if the column at `place` in the entity's `Column` was read.
     pub fn get(&self, place: u32) -> Option<&M> {
-        (self.read & (1 << place) != 0).then_some(&self.model)
+        (place < u64::BITS && self.read & (1 << place) != 0).then_some(&self.model)
     }
 }
 
@@ -89,6 +89,11 @@ macro_rules! by_position {
                 })
             }
         }
+
+        const _: () = assert!(
+            [$(stringify!($field)),+].len() <= u64::BITS as usize,
+            "a partial model marks its fields read in 64 bits"
+        );
 
         impl ByName for $model {
             const FIELDS: &'static [&'static str] = &[$(stringify!($field)),+];
