@@ -1,4 +1,5 @@
-//! Models read from PostgreSQL rows by position.
+//! Models read from PostgreSQL rows by position, or in part by the names of
+//! the columns a statement selected.
 //!
 //! sea-orm reads each column of a model by its name, and for a column that is
 //! NULL it first formats an error message, then turns the error into `None`.
