@@ -297,6 +297,7 @@ impl Application {
             outbox_wake,
             import_wake,
             outbound,
+            roles: Arc::default(),
         };
         let scheduler = Scheduler {
             feeds: state.feeds(),

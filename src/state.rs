@@ -22,6 +22,8 @@ pub struct AppState {
     pub import_wake: Arc<Notify>,
     /// How requests to URLs organisations chose are made.
     pub outbound: Arc<crate::outbound::Outbound>,
+    /// The organisations' roles as this instance last read them.
+    pub roles: Arc<crate::services::roles::Catalog>,
 }
 
 impl AppState {

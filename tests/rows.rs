@@ -132,6 +132,26 @@ async fn models_read_by_position_equal_those_read_by_name(backend: Backend) {
         }
     }
 
+    // Expressions after the columns, read by position beside each model:
+    // on PostgreSQL only.
+    let ids = (
+        sea_orm::sea_query::Expr::cust("ARRAY[\"id\", \"organization_id\"]"),
+        "ids",
+    );
+    let read: Result<Vec<(rows::Partial<entity::user::Model>, Vec<Uuid>)>, _> =
+        rows::partial_with(&app.db, select(), &some, [ids]).await;
+    if postgres {
+        let read = read.unwrap();
+        assert_eq!(read.len(), users.len());
+        for ((part, ids), user) in read.iter().zip(&users) {
+            assert_eq!(part.get(Column::Email as u32).unwrap().email, user.email);
+            assert!(part.get(Column::Title as u32).is_none());
+            assert_eq!(*ids, [user.id, user.organization_id]);
+        }
+    } else {
+        assert!(read.is_err());
+    }
+
     // Roles with their holders: the same each way.
     let roles = entity::role::Entity::find()
         .filter(entity::role::Column::OrganizationId.eq(org))

@@ -76,17 +76,22 @@ struct Riverside {
     app: TestApp,
     admin: String,
     admin_id: String,
+    /// The super admin who made it, and its id.
+    root: String,
+    id: String,
 }
 
 async fn riverside(backend: Backend) -> Riverside {
     let app = TestApp::spawn(backend).await;
     let root = app.super_admin("root@platform.test").await;
-    let (admin, admin_id, _) =
+    let (admin, admin_id, id) =
         organization_with_admin(&app, &root, "Riverside Clinic", "ada@riverside.test").await;
     Riverside {
         app,
         admin,
         admin_id,
+        root,
+        id,
     }
 }
 
@@ -441,6 +446,7 @@ async fn the_last_administrator_can_neither_be_deactivated_nor_lose_the_right(ba
         app,
         admin,
         admin_id,
+        ..
     } = riverside(backend).await;
     for (query, variables) in [
         (
@@ -848,6 +854,91 @@ async fn organisation_settings_apply_to_the_next_password(backend: Backend) {
         )
         .await;
     assert_eq!(data["auditEvents"]["totalCount"], 1);
+}
+
+/// A page of users shows each one's roles as they are now, on every
+/// instance and to everyone who reads it: renamed, created and given, taken
+/// away. (The page reads the ids of each user's roles, and each instance
+/// keeps the organisation's roles while its authorisation epoch stands.)
+#[each_backend]
+#[tokio::test]
+async fn a_page_of_users_shows_their_roles_as_they_are_now_on_every_instance(backend: Backend) {
+    let clinic = riverside(backend).await;
+    let (front_desk, bob_id, _) = bob_at_the_front_desk(&clinic).await;
+    let (app, admin) = (&clinic.app, &clinic.admin);
+    let peer = app.peer().await;
+    let second = peer.as_ref().unwrap_or(app);
+    const PAGE: &str = "{ users(first: 50) { edges { node { email roles { name } } } } }";
+    let root_inside = || async {
+        let body: Value = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&clinic.root)
+            .header("x-rollcall-organization", &clinic.id)
+            .json(&json!({ "query": PAGE }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"].clone()
+    };
+    let bobs_roles = |data: &Value| -> Vec<String> {
+        let edges = data["users"]["edges"].as_array().unwrap();
+        let bob = edges
+            .iter()
+            .find(|e| e["node"]["email"] == "bob.desk@riverside.test")
+            .unwrap_or_else(|| panic!("Bob is not on the page: {data}"));
+        bob["node"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let seen_everywhere = |expected: &'static [&'static str]| async move {
+        for instance in [app, second] {
+            let data = instance.ok(admin, PAGE, Value::Null).await;
+            assert_eq!(bobs_roles(&data), expected, "{backend:?}");
+        }
+        assert_eq!(bobs_roles(&root_inside().await), expected, "{backend:?}");
+    };
+    seen_everywhere(&["Front Desk"]).await;
+
+    // Renamed on one instance: the new name on each at once.
+    app.ok(
+        admin,
+        "mutation($id: ID!, $i: RoleInput!) { updateRole(id: $id, input: $i) { id } }",
+        json!({ "id": front_desk, "i": { "name": "Reception", "permissions": ["USERS_READ"] } }),
+    )
+    .await;
+    seen_everywhere(&["Reception"]).await;
+
+    // A role made since, given beside it: both, by name.
+    let admissions = app
+        .ok(
+            admin,
+            "mutation($i: RoleInput!) { createRole(input: $i) { id } }",
+            json!({ "i": { "name": "Admissions", "permissions": ["PROJECTS_READ"] } }),
+        )
+        .await["createRole"]["id"]
+        .clone();
+    const SET_ROLES: &str =
+        "mutation($u: ID!, $r: [ID!]!) { setUserRoles(userId: $u, roleIds: $r) { id } }";
+    app.ok(
+        admin,
+        SET_ROLES,
+        json!({ "u": bob_id, "r": [front_desk, admissions] }),
+    )
+    .await;
+    seen_everywhere(&["Admissions", "Reception"]).await;
+
+    // Taken away again.
+    second
+        .ok(admin, SET_ROLES, json!({ "u": bob_id, "r": [admissions] }))
+        .await;
+    seen_everywhere(&["Admissions"]).await;
 }
 
 #[each_backend]

@@ -74,6 +74,18 @@ pub struct Actor {
     /// Emergency access the user gave themselves, as it was when the request
     /// began (see [`Actor::emergency_access`]).
     pub break_glass: Option<Arc<BreakGlassAccess>>,
+    /// The authorisation epoch of the session's organisation as the session
+    /// check read it; none for an API client or a feed. See
+    /// [`Actor::authz_epoch`].
+    pub epoch: Option<OrganizationEpoch>,
+}
+
+/// An organisation's authorisation epoch: replaced by every change of its
+/// roles, so that what an instance keeps of them is current while it stands.
+#[derive(Clone, Debug)]
+pub struct OrganizationEpoch {
+    pub organization_id: Uuid,
+    pub epoch: Arc<str>,
 }
 
 /// Emergency access: a "break glass" grant in force.
@@ -104,6 +116,16 @@ impl Actor {
         self.break_glass
             .as_deref()
             .filter(|access| chrono::Utc::now() < access.stops_at)
+    }
+
+    /// The authorisation epoch of the organisation the actor acts in, when
+    /// the request read it: not for a super admin acting in another
+    /// organisation than their session's, nor for a client or a feed.
+    pub fn authz_epoch(&self) -> Option<&str> {
+        self.epoch
+            .as_ref()
+            .filter(|e| e.organization_id == self.organization_id)
+            .map(|e| &*e.epoch)
     }
 
     pub fn is_super_admin(&self) -> bool {

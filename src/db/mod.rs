@@ -162,28 +162,10 @@ where
     Ok(Page::of(select.all(db).await?, &page, total_count))
 }
 
-/// A page of what `select` finds, with only `columns` read where the backend
-/// allows (see [`rows::partial`]).
-pub async fn paginate_partial<E, C>(
-    db: &C,
-    select: Select<E>,
-    id_column: E::Column,
-    page: PageRequest,
-    columns: &[E::Column],
-) -> AppResult<Page<rows::Partial<E::Model>>>
-where
-    E: EntityTrait,
-    E::Model: rows::ByName + Send + Sync,
-    C: ConnectionTrait,
-{
-    let (select, total_count) = page_select(db, select, id_column, &page).await?;
-    let found = rows::partial(db, select, columns).await?;
-    Ok(Page::of(found, &page, total_count))
-}
-
 /// The statement of a page (one row more than asked, to tell whether another
-/// page follows) and the list's total when asked.
-async fn page_select<E, C>(
+/// page follows) and the list's total when asked: read its rows, then make
+/// them the page with [`Page::of`].
+pub async fn page_select<E, C>(
     db: &C,
     select: Select<E>,
     id_column: E::Column,

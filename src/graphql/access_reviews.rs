@@ -160,7 +160,7 @@ async fn roles_named(ctx: &Context<'_>, ids: &serde_json::Value) -> Result<Vec<R
     Ok(ids
         .iter()
         .filter_map(|id| found.remove(&Key::new(actor.tenant(), *id)))
-        .map(Role)
+        .map(Role::from)
         .collect())
 }
 

@@ -1,5 +1,7 @@
 //! Organisations, users and roles as clients read them.
 
+use std::sync::Arc;
+
 use anyhow::anyhow;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use entity::user::Column;
@@ -27,6 +29,13 @@ pub struct UserFilter {
 
 #[derive(Default)]
 pub struct AccountQuery;
+
+/// The roles of a page's users: the organisation's roles by id, for the ids
+/// the page read, or each user's roles as read for the page.
+enum Held {
+    Known(Arc<roles::KnownRoles>),
+    Read(std::collections::BTreeMap<uuid::Uuid, Vec<entity::role::Model>>),
+}
 
 /// What a list of users is asked of its users, through its edges or its
 /// nodes: the columns of their records its fields read, and whether it reads
@@ -101,19 +110,53 @@ impl AccountQuery {
                 .transpose()?,
         };
         let (columns, with_roles) = selected(ctx);
-        let page = users::list(&state.db, actor, filter, page, &columns).await?;
-        let mut page = page.try_map(|part| {
-            User::listed(part).ok_or_else(|| AppError::from(anyhow!("a user read without its id")))
-        })?;
-        // Roles asked for come with the page, in one statement, rather than
-        // through the loader a hundred keys at a time.
-        if with_roles {
-            let ids: Vec<_> = page.items.iter().map(User::uuid).collect();
-            let mut held = roles::roles_by_user(&state.db, actor.tenant(), &ids).await?;
-            for user in &mut page.items {
-                user.held(held.remove(&user.uuid()).unwrap_or_default());
+        let page = users::list(&state.db, actor, filter, page, &columns, with_roles).await?;
+        // Roles asked for come with the page: the ids each user holds read by
+        // the page's own statement and the roles themselves from the
+        // instance's catalog, or where the page could not read the ids
+        // (SQLite), in one statement for the page rather than through the
+        // loader a hundred keys at a time. Either way a role is the
+        // organisation's or not shown.
+        let mut held = if !with_roles {
+            None
+        } else if page.items.iter().all(|user| user.role_ids.is_some()) {
+            let ids = page
+                .items
+                .iter()
+                .flat_map(|user| user.role_ids.iter().flatten());
+            let known = state.roles.roles(&state.db, actor, ids.copied()).await?;
+            Some(Held::Known(known))
+        } else {
+            let ids: Vec<_> = page
+                .items
+                .iter()
+                .filter_map(|user| user.record.get(Column::Id as u32).map(|m| m.id))
+                .collect();
+            let read = roles::roles_by_user(&state.db, actor.tenant(), &ids).await?;
+            Some(Held::Read(read))
+        };
+        let page = page.try_map(|listed| {
+            let mut user = User::listed(listed.record)
+                .ok_or_else(|| AppError::from(anyhow!("a user read without its id")))?;
+            match &mut held {
+                None => {}
+                Some(Held::Known(known)) => {
+                    let mut roles: Vec<_> = listed
+                        .role_ids
+                        .iter()
+                        .flatten()
+                        .filter_map(|id| known.get(id).cloned())
+                        .collect();
+                    roles.sort_by(|a, b| a.name.cmp(&b.name));
+                    user.held(roles);
+                }
+                Some(Held::Read(read)) => {
+                    let roles = read.remove(&user.uuid()).unwrap_or_default();
+                    user.held(roles.into_iter().map(Arc::new).collect());
+                }
             }
-        }
+            Ok::<_, AppError>(user)
+        })?;
         Ok(into_connection(page, User::uuid, |user| user))
     }
 
@@ -132,7 +175,7 @@ impl AccountQuery {
         Ok(roles::list(&ctx.state()?.db, actor)
             .await?
             .into_iter()
-            .map(Role)
+            .map(Role::from)
             .collect())
     }
 

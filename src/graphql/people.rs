@@ -96,7 +96,7 @@ pub struct User {
     id: Uuid,
     organization_id: Uuid,
     record: Record,
-    roles: Option<Vec<entity::role::Model>>,
+    roles: Option<Vec<Arc<entity::role::Model>>>,
 }
 
 enum Record {
@@ -173,7 +173,7 @@ impl User {
     }
 
     /// The roles the user holds, read with their page.
-    pub(super) fn held(&mut self, roles: Vec<entity::role::Model>) {
+    pub(super) fn held(&mut self, roles: Vec<Arc<entity::role::Model>>) {
         self.roles = Some(roles);
     }
 
@@ -202,7 +202,7 @@ impl User {
     }
 
     /// The user's roles, read with the page when it did, else through the loader.
-    async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<entity::role::Model>> {
+    async fn held_roles(&self, ctx: &Context<'_>) -> Result<Vec<Arc<entity::role::Model>>> {
         if let Some(roles) = &self.roles {
             return Ok(roles.clone());
         }
@@ -211,7 +211,11 @@ impl User {
             .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
-        Ok(roles.unwrap_or_default())
+        Ok(roles
+            .unwrap_or_default()
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 }
 
@@ -361,7 +365,11 @@ impl User {
             .load_one(Key::within(self.organization_id, self.id))
             .await
             .map_err(loader_error)?;
-        Ok(roles.unwrap_or_default().into_iter().map(Role).collect())
+        Ok(roles
+            .unwrap_or_default()
+            .into_iter()
+            .map(Role::from)
+            .collect())
     }
     /// Appended to emails the user sends from the front-ends.
     async fn email_signature(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
@@ -414,7 +422,13 @@ impl User {
 }
 
 /// A named set of permissions.
-pub struct Role(pub entity::role::Model);
+pub struct Role(pub Arc<entity::role::Model>);
+
+impl From<entity::role::Model> for Role {
+    fn from(model: entity::role::Model) -> Self {
+        Self(Arc::new(model))
+    }
+}
 
 #[Object]
 impl Role {

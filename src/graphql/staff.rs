@@ -457,7 +457,7 @@ impl StaffMutation {
     async fn create_role(&self, ctx: &Context<'_>, input: RoleInput) -> Result<Role> {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
-        Ok(Role(
+        Ok(Role::from(
             roles::create(&state.db, actor, parse_role(input)?).await?,
         ))
     }
@@ -467,7 +467,7 @@ impl StaffMutation {
         let state = ctx.state()?;
         let actor = ctx.caller()?.actor()?;
         let id = parse_id(&id, "id")?;
-        Ok(Role(
+        Ok(Role::from(
             roles::update(
                 &state.db,
                 state.auth.store().as_ref(),

@@ -385,6 +385,7 @@ impl Feeds {
             has_second_factor: false,
             must_enroll_mfa: false,
             break_glass: None,
+            epoch: None,
         }))
     }
 

@@ -281,6 +281,7 @@ impl Authenticator {
             has_second_factor: false,
             must_enroll_mfa: false,
             break_glass: None,
+            epoch: None,
         };
         audit::record(
             &self.db,

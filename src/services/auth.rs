@@ -28,7 +28,7 @@ use crate::db::{Scope, global, unscoped};
 use crate::{
     auth::{
         Actor, Credential, Permission,
-        actor::{BreakGlassAccess, Origin},
+        actor::{BreakGlassAccess, OrganizationEpoch, Origin},
         mfa::{MfaPolicy, PENDING_LOGIN, SecretKey},
         password::{Hasher, Password, PasswordPolicy, Verified},
         session::{AuthMethod, NewSession, SessionRecord, SessionStore, SessionToken},
@@ -150,6 +150,14 @@ impl Authenticator {
             return Ok(None);
         };
         let session = touched.session;
+        // The organisation's part of the epochs ("organisation/user").
+        let epoch = touched
+            .authz_epoch
+            .split_once('/')
+            .map(|(organization, _)| OrganizationEpoch {
+                organization_id: session.organization_id,
+                epoch: organization.into(),
+            });
         let provider_verified = session.auth_methods.contains(&AuthMethod::Mfa);
         // The two shared parts only: no copy of the entry's epoch per request.
         let cached = self
@@ -205,6 +213,7 @@ impl Authenticator {
             // meets the policy without one of Rollcall's own.
             must_enroll_mfa: must_enroll_mfa && !provider_verified,
             break_glass,
+            epoch,
         }))
     }
 

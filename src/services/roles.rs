@@ -2,8 +2,9 @@
 //! administrable.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::{Arc, LazyLock},
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, LazyLock, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -31,6 +32,83 @@ pub async fn list(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<Vec<ent
         .order_by_asc(entity::role::Column::Name)
         .all(db)
         .await?)
+}
+
+/// The roles of each organisation as this instance last read them, for the
+/// pages of users that show their holders' roles: a page reads the ids of
+/// each user's roles, and their names come from here rather than from a
+/// statement of their own.
+///
+/// What is kept of an organisation stands while its authorisation epoch
+/// does (every change to its roles replaces the epoch, see
+/// [`super::commit_authz_change`]), and is read again when a page holds a role
+/// it does not know (one created since) or after [`KEPT_FOR`] whatever the
+/// epoch says. A request without the epoch of the organisation it acts in (a
+/// client's, a feed's, a super admin's in another organisation) reads the
+/// roles afresh and keeps nothing.
+#[derive(Default)]
+pub struct Catalog {
+    organizations: Mutex<HashMap<Uuid, Arc<KnownRoles>>>,
+}
+
+/// One organisation's roles by id, as read under an epoch.
+pub struct KnownRoles {
+    epoch: Arc<str>,
+    read: Instant,
+    roles: HashMap<Uuid, Arc<entity::role::Model>>,
+}
+
+impl KnownRoles {
+    /// The role with this id, if the organisation has it.
+    pub fn get(&self, id: &Uuid) -> Option<&Arc<entity::role::Model>> {
+        self.roles.get(id)
+    }
+}
+
+/// How long the catalog keeps an organisation's roles, whatever its epoch.
+const KEPT_FOR: Duration = Duration::from_secs(300);
+/// Organisations the catalog keeps at most; it starts again when full.
+const CATALOG_CAPACITY: usize = 10_000;
+
+impl Catalog {
+    /// The roles of `actor`'s organisation, current as of the request's
+    /// epoch and holding every one of `ids` the organisation has.
+    pub async fn roles(
+        &self,
+        db: &impl ConnectionTrait,
+        actor: &Actor,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) -> AppResult<Arc<KnownRoles>> {
+        let organization = actor.organization_id;
+        let epoch = actor.authz_epoch();
+        if let Some(epoch) = epoch {
+            let kept = self.lock().get(&organization).cloned();
+            if let Some(kept) =
+                kept.filter(|kept| *kept.epoch == *epoch && kept.read.elapsed() < KEPT_FOR)
+                && ids.into_iter().all(|id| kept.roles.contains_key(&id))
+            {
+                return Ok(kept);
+            }
+        }
+        let roles = actor.scope::<entity::role::Entity>().all(db).await?;
+        let known = Arc::new(KnownRoles {
+            epoch: epoch.unwrap_or_default().into(),
+            read: Instant::now(),
+            roles: roles.into_iter().map(|r| (r.id, Arc::new(r))).collect(),
+        });
+        if epoch.is_some() {
+            let mut organizations = self.lock();
+            if organizations.len() >= CATALOG_CAPACITY {
+                organizations.clear();
+            }
+            organizations.insert(organization, known.clone());
+        }
+        Ok(known)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<KnownRoles>>> {
+        self.organizations.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The permissions of each of `role_ids`.
