@@ -18,6 +18,15 @@
 //! 5. logins alone, as many as the hasher takes (`ROLLCALL_HASH_CONCURRENCY`
 //!    defaults to the cores less one), then the time of one hash.
 //!
+//! Within each round, after phase 3 and before its return, it drives the
+//! yardstick of the session's cost: a bare async-graphql-poem server in the
+//! same process, answering `{ __typename }` as it is (B) and after one Redis
+//! GET per request on the same Redis (B+GET), both there and back. It prints
+//! what share of its throughput the bare server keeps with its GET, beside
+//! what share of Rollcall's unauthenticated throughput its authenticated
+//! `{ __typename }` keeps: the session check costs no more than a bare GET
+//! when the second is as large as the first.
+//!
 //! It prints each round, then for each phase the median and range over the
 //! rounds of requests per second, p50/p99 latency and CPU time per request,
 //! and of the share of throughput each round lost to the session against its
@@ -63,6 +72,90 @@ struct Round {
     session_only: Figures,
     authenticated: Figures,
     under_logins: Figures,
+    bare: Figures,
+    bare_get: Figures,
+}
+
+/// A bare async-graphql-poem server, the yardstick of what a session check
+/// may cost: a schema of one field and nothing else, and with a Redis
+/// connection one GET per request, of the key its bearer token names,
+/// before executing.
+mod bare {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+    use poem::{
+        EndpointExt, Request, Route, Server, handler, listener::TcpListener, post, web::Data,
+    };
+    use redis::{AsyncCommands, aio::MultiplexedConnection};
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn ok(&self) -> bool {
+            true
+        }
+    }
+
+    #[derive(Clone)]
+    struct Bare {
+        schema: Schema<Query, EmptyMutation, EmptySubscription>,
+        redis: Option<MultiplexedConnection>,
+    }
+
+    #[handler]
+    async fn graphql(
+        request: &Request,
+        query: GraphQLRequest,
+        bare: Data<&Bare>,
+    ) -> GraphQLResponse {
+        if let Some(redis) = &bare.redis {
+            let token = request
+                .header("authorization")
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let _: Option<String> = redis.clone().get(format!("bare:{token}")).await.unwrap();
+        }
+        bare.schema.execute(query.0).await.into()
+    }
+
+    /// Start one on a free port, with a key of a session's size for each of
+    /// `tokens` when it reads `redis`: its address.
+    pub async fn start(redis: Option<(&str, &[String])>) -> String {
+        let redis = match redis {
+            Some((url, tokens)) => {
+                let mut connection = redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                for token in tokens {
+                    let () = connection
+                        .set_ex(format!("bare:{token}"), "x".repeat(160), 3_600)
+                        .await
+                        .unwrap();
+                }
+                Some(connection)
+            }
+            None => None,
+        };
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        let port = super::free_port();
+        let app = Route::new()
+            .at("/graphql", post(graphql))
+            .data(Bare { schema, redis });
+        tokio::spawn(Server::new(TcpListener::bind(format!("127.0.0.1:{port}"))).run(app));
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        format!("http://127.0.0.1:{port}")
+    }
 }
 
 /// One phase's figures in a round.
@@ -240,8 +333,14 @@ async fn measure(
         println!("{note}");
     }
 
+    // The yardstick, on the same Redis.
+    let redis_url = redis_url.unwrap_or_else(common::redis_url);
+    let bare = bare::start(None).await;
+    let bare_get = bare::start(Some((&redis_url, &tokens))).await;
+
     // Warm up connections, caches and the pool.
     drive(&app.address, Some(&tokens), "{ me { id email } }", 2).await;
+    drive(&bare_get, Some(&tokens), "{ __typename }", 1).await;
 
     // The phases take turns, round after round, so that a machine that
     // slows down or speeds up meanwhile weighs on all of them alike; each
@@ -252,8 +351,13 @@ async fn measure(
         let session_only = drive(&app.address, Some(&tokens), "{ __typename }", seconds).await;
         let authenticated =
             drive(&app.address, Some(&tokens), "{ me { id email } }", seconds).await;
+        let bare_alone = drive(&bare, None, "{ __typename }", seconds).await;
+        let with_get = drive(&bare_get, Some(&tokens), "{ __typename }", seconds).await;
         // Then back in the opposite order: a machine speeding up or
         // slowing down through the round weighs on each phase alike.
+        let with_get =
+            with_get.and(drive(&bare_get, Some(&tokens), "{ __typename }", seconds).await);
+        let bare_alone = bare_alone.and(drive(&bare, None, "{ __typename }", seconds).await);
         let authenticated = authenticated
             .and(drive(&app.address, Some(&tokens), "{ me { id email } }", seconds).await);
         let session_only =
@@ -261,28 +365,34 @@ async fn measure(
         let anonymous = anonymous.and(drive(&app.address, None, "{ __typename }", seconds).await);
         let (under_logins, logged_in, refused) = beside_logins(&app, &tokens, seconds).await;
         println!(
-            "round {round}: {:.0} / {:.0} / {:.0} / {:.0} req/s; logins beside it {:.1}/s ({refused} failed)",
+            "round {round}: {:.0} / {:.0} / {:.0} / {:.0} req/s; logins beside it {:.1}/s ({refused} failed); bare {:.0} / with a GET {:.0} req/s",
             anonymous.requests_per_second(),
             session_only.requests_per_second(),
             authenticated.requests_per_second(),
             under_logins.requests_per_second(),
             logged_in as f64 / seconds as f64,
+            bare_alone.requests_per_second(),
+            with_get.requests_per_second(),
         );
         rounds_seen.push(Round {
             anonymous,
             session_only,
             authenticated,
             under_logins,
+            bare: bare_alone,
+            bare_get: with_get,
         });
     }
     println!();
-    let phases: [(&str, Phase); 4] = [
+    let phases: [(&str, Phase); 6] = [
         ("unauthenticated { __typename }", |r| &r.anonymous),
         ("authenticated { __typename }", |r| &r.session_only),
         ("authenticated { me { id email } }", |r| &r.authenticated),
         ("authenticated, with 20 logins/s hashed", |r| {
             &r.under_logins
         }),
+        ("bare async-graphql-poem { __typename }", |r| &r.bare),
+        ("the same after one Redis GET", |r| &r.bare_get),
     ];
     for (name, phase) in phases {
         let figures: Vec<&Figures> = rounds_seen.iter().map(phase).collect();
@@ -304,6 +414,20 @@ async fn measure(
         "mean over the rounds, with its 95% confidence interval: {}% for the lookup alone; {}% for the session and me",
         mean_within(losses(|r| &r.session_only)),
         mean_within(losses(|r| &r.authenticated))
+    );
+    // The aim: the session check costs no more than one bare GET, each
+    // against its own server without it, round by round.
+    let kept = |with: Phase, without: Phase| {
+        rounds_seen
+            .iter()
+            .map(move |r| with(r).requests_per_second() / without(r).requests_per_second() * 100.0)
+    };
+    println!(
+        "throughput kept: Rollcall's authenticated {{ __typename }} {}% of its unauthenticated (mean {}%); the bare server with one GET {}% of its own without (mean {}%)",
+        spread(kept(|r| &r.session_only, |r| &r.anonymous)),
+        mean_within(kept(|r| &r.session_only, |r| &r.anonymous)),
+        spread(kept(|r| &r.bare_get, |r| &r.bare)),
+        mean_within(kept(|r| &r.bare_get, |r| &r.bare)),
     );
     // The same from CPU time per request: the throughput a saturated
     // core loses, 1 - (CPU per anonymous request / CPU per request).
