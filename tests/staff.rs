@@ -857,9 +857,10 @@ async fn organisation_settings_apply_to_the_next_password(backend: Backend) {
 }
 
 /// A page of users shows each one's roles as they are now, on every
-/// instance and to everyone who reads it: renamed, created and given, taken
-/// away. (The page reads the ids of each user's roles, and each instance
-/// keeps the organisation's roles while its authorisation epoch stands.)
+/// instance and to everyone who reads it (a person, an API client, a super
+/// admin acting inside): renamed, created and given, taken away. (The page
+/// reads the ids of each user's roles, and each instance keeps the
+/// organisation's roles while its authorisation epoch stands.)
 #[each_backend]
 #[tokio::test]
 async fn a_page_of_users_shows_their_roles_as_they_are_now_on_every_instance(backend: Backend) {
@@ -869,6 +870,18 @@ async fn a_page_of_users_shows_their_roles_as_they_are_now_on_every_instance(bac
     let peer = app.peer().await;
     let second = peer.as_ref().unwrap_or(app);
     const PAGE: &str = "{ users(first: 50) { edges { node { email roles { name } } } } }";
+    let client = app
+        .ok(
+            admin,
+            "mutation($i: ApiClientInput!) { createApiClient(input: $i) { token } }",
+            json!({ "i": { "name": "Roster sync", "permissions": ["USERS_READ"],
+                "expiresAt": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339() } }),
+        )
+        .await["createApiClient"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = &client;
     let root_inside = || async {
         let body: Value = app
             .client
@@ -902,6 +915,8 @@ async fn a_page_of_users_shows_their_roles_as_they_are_now_on_every_instance(bac
             let data = instance.ok(admin, PAGE, Value::Null).await;
             assert_eq!(bobs_roles(&data), expected, "{backend:?}");
         }
+        let data = second.ok(client, PAGE, Value::Null).await;
+        assert_eq!(bobs_roles(&data), expected, "{backend:?}: an API client");
         assert_eq!(bobs_roles(&root_inside().await), expected, "{backend:?}");
     };
     seen_everywhere(&["Front Desk"]).await;

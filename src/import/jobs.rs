@@ -518,9 +518,11 @@ impl Runner {
             return Ok(false);
         }
         if access_changed {
-            self.store.bump_authz_epoch(job.organization_id).await?;
+            crate::services::commit_authz_change(txn, self.store.as_ref(), job.organization_id)
+                .await?;
+        } else {
+            txn.commit().await?;
         }
-        txn.commit().await?;
         for (rows, outcome) in [
             (created, "created"),
             (updated, "updated"),

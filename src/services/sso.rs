@@ -698,11 +698,10 @@ impl Authenticator {
             )
             .await?;
         }
-        txn.commit().await?;
         if !remove.is_empty() || !add.is_empty() {
-            self.store
-                .bump_authz_epoch(provider.organization_id)
-                .await?;
+            super::commit_authz_change(txn, self.store.as_ref(), provider.organization_id).await?;
+        } else {
+            txn.commit().await?;
         }
         Ok(user)
     }
