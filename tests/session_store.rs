@@ -274,3 +274,76 @@ async fn concurrent_checks_each_get_their_own_answer() {
         }
     }
 }
+
+/// A session checked again (the Redis store reads it then without its
+/// script) still slides, ends when idle, shows a second factor verified since
+/// and a replaced epoch, and gets a new epoch when Redis lost its own.
+#[tokio::test]
+async fn a_session_checked_again_slides_ends_and_shows_what_changed() {
+    let (stores, storage) = stores().await;
+    for store in stores {
+        let kind = store.kind();
+        let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
+        let (token, _) = store.create(new_session(user, org, IDLE)).await.unwrap();
+        let id = token.id();
+        let first = store.touch(&id).await.unwrap().expect("live");
+        let again = store.touch(&id).await.unwrap().expect("live");
+        assert_eq!(
+            (again.session.user_id, again.session.organization_id),
+            (user, org)
+        );
+        assert_eq!(again.authz_epoch, first.authz_epoch, "{kind}");
+
+        tokio::time::sleep(IDLE / 2).await;
+        let slid = store.touch(&id).await.unwrap().expect("live");
+        assert!(
+            slid.session.last_seen_at > first.session.last_seen_at,
+            "{kind}: a check after a tenth of the window slides it"
+        );
+        tokio::time::sleep(IDLE / 2).await;
+        let within = store.touch(&id).await.unwrap();
+        assert!(within.is_some(), "{kind}: still inside the slid window");
+
+        store
+            .record_second_factor(&id, AuthMethod::Otp)
+            .await
+            .unwrap()
+            .expect("live");
+        let stepped = store.touch(&id).await.unwrap().expect("live");
+        assert_eq!(
+            stepped.session.auth_methods,
+            [AuthMethod::Password, AuthMethod::Otp],
+            "{kind}"
+        );
+        store.bump_user_epoch(user).await.unwrap();
+        let bumped = store.touch(&id).await.unwrap().expect("live").authz_epoch;
+        assert_ne!(bumped, first.authz_epoch, "{kind}");
+
+        if let Some(storage) = &storage
+            && kind == "redis"
+        {
+            let client = redis::Client::open(storage.redis_url.clone().unwrap()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let lost = format!("{}authz:{org}", storage.redis_prefix);
+            redis::cmd("DEL")
+                .arg(&lost)
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+            let renewed = store.touch(&id).await.unwrap().expect("live").authz_epoch;
+            assert_ne!(renewed, bumped, "a lost epoch is made anew");
+            let stored: Option<String> = redis::cmd("GET")
+                .arg(&lost)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            assert!(stored.is_some_and(|epoch| renewed.starts_with(&epoch)));
+        }
+
+        tokio::time::sleep(IDLE + IDLE / 4).await;
+        assert!(
+            store.touch(&id).await.unwrap().is_none(),
+            "{kind}: an idle session ends"
+        );
+    }
+}

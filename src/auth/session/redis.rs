@@ -11,9 +11,11 @@
 //! - channel `revoked`: the ids of revoked sessions, for every instance's subscriptions.
 //!
 //! Every check-and-change is a Lua script, so it is atomic and costs one round trip;
-//! times come from Redis's own clock, so instances with skewed clocks agree.
+//! times come from Redis's own clock, so instances with skewed clocks agree. The
+//! common session check changes nothing and needs no script: see [`Checks`].
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -43,8 +45,8 @@ use super::{
 /// client far less to parse than an array of seven. It slides a session at
 /// most once per tenth of its inactivity window (once a second at most): a
 /// burst of requests writes once, and the session still ends no more than that
-/// much before its sliding expiry. The checks of requests arriving together go
-/// in one call (see [`send_touches`]).
+/// much before its sliding expiry. A session an instance has checked before
+/// is read without it unless one of those writes is due (see [`Checks`]).
 const TOUCH: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -295,13 +297,13 @@ impl RedisStore {
     }
 }
 
-/// One session's fields and epochs in one string, or `None` when it does not
-/// exist or ended.
-type TouchReply = StoreResult<Option<String>>;
+/// A session check's answer: the session with its epochs, or `None` when it
+/// does not exist or ended.
+type TouchReply = StoreResult<Option<Touched>>;
 
-/// A session check waiting to be sent: its key, when it was asked (its answer
-/// is due within the timeout of that), and where to answer it.
-type Waiting = (String, Instant, oneshot::Sender<TouchReply>);
+/// A session check waiting to be sent: its session, when it was asked (its
+/// answer is due within the timeout of that), and where to answer it.
+type Waiting = (SessionId, Instant, oneshot::Sender<TouchReply>);
 
 /// How long a user's record epoch lasts, in milliseconds (as the script sets it).
 const USER_EPOCH_MS: u64 = 86_400_000;
@@ -309,10 +311,13 @@ const USER_EPOCH_MS: u64 = 86_400_000;
 /// The most session checks sent in one call.
 const MOST_TOUCHES: usize = 128;
 
+/// The most sessions whose user and organisation an instance remembers; past
+/// it, it forgets them all and learns them again from the script.
+const MOST_OWNERS: usize = 100_000;
+
 /// Send the session checks of this instance: whatever arrived while the last
-/// call was out goes in the next one, one script over all their keys. Under
-/// load that is one round trip (and one script run, one read and one write on
-/// each side) for many requests; alone, a check goes at once.
+/// call was out goes in the next one. Under load that is one round trip for
+/// many requests; alone, a check goes at once.
 ///
 /// Every check is answered within `timeout` of being asked: a call may take
 /// until the oldest check it carries is due, and checks already due when their
@@ -325,7 +330,11 @@ async fn send_touches(
     timeout: Duration,
     mut waiting: mpsc::UnboundedReceiver<Waiting>,
 ) {
-    let (epochs, user_epochs) = (format!("{prefix}authz:"), format!("{prefix}uep:"));
+    let mut checks = Checks {
+        script,
+        keys: Keys::new(&prefix),
+        owners: HashMap::new(),
+    };
     let mut batch: Vec<Waiting> = Vec::with_capacity(MOST_TOUCHES);
     while waiting.recv_many(&mut batch, MOST_TOUCHES).await > 0 {
         // Requests that gave up waiting need no call, nor do checks that are
@@ -341,19 +350,12 @@ async fn send_touches(
             continue;
         };
         let due = tokio::time::Instant::from_std(asked + timeout);
-        let mut invocation = script.prepare_invoke();
-        for (key, _, _) in &mut batch {
-            invocation.key(std::mem::take(key));
-        }
-        invocation.arg(&epochs).arg(new_epoch()).arg(&user_epochs);
-        let mut connection = link.get();
-        let call = invocation.invoke_async::<Vec<Option<String>>>(&mut connection);
-        let failure = match tokio::time::timeout_at(due, call).await {
-            Ok(Ok(replies)) => {
-                // A reply shorter than the batch leaves the rest unanswered:
-                // dropped senders, which their requests report.
-                for ((_, _, answer), reply) in batch.drain(..).zip(replies) {
-                    let _ = answer.send(Ok(reply));
+        let ids: Vec<&SessionId> = batch.iter().map(|(id, _, _)| id).collect();
+        let checked = tokio::time::timeout_at(due, checks.run(&link, &ids)).await;
+        let failure = match checked {
+            Ok(Ok(answers)) => {
+                for ((_, _, answer), touched) in batch.drain(..).zip(answers) {
+                    let _ = answer.send(Ok(touched));
                 }
                 None
             }
@@ -372,6 +374,253 @@ async fn send_touches(
             }
         }
     }
+}
+
+/// The keys a session check reads, under the store's prefix.
+struct Keys {
+    prefix: String,
+    epochs: String,
+    user_epochs: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            epochs: format!("{prefix}authz:"),
+            user_epochs: format!("{prefix}uep:"),
+        }
+    }
+
+    fn session(&self, id: &SessionId) -> String {
+        session_key(&self.prefix, id)
+    }
+}
+
+/// The epoch keys of a session this instance has checked before: its user and
+/// organisation never change, so its next check can read them beside it.
+struct Owner {
+    user_id: Uuid,
+    organization_id: Uuid,
+    /// `authz:{organization}` and `uep:{user}`, under the prefix.
+    epoch_keys: [String; 2],
+}
+
+/// The session checks of one instance, and what they remember between calls.
+///
+/// A session seen before is checked without a script: one pipeline reads
+/// Redis's clock, each such session's fields and, with one `MGET`, the epochs
+/// of their organisations and users. That reads what the script reads, in the
+/// same order (the epochs after the session), and writes nothing. Whatever
+/// needs a write goes through [`TOUCH`] in a second call: a session the
+/// instance has not seen, one due to slide (at most once a tenth of its
+/// window, a second at most), one that has just ended but not yet lapsed,
+/// and one whose epoch Redis lost. Each script call costs Redis several
+/// times what the same reads cost a client.
+struct Checks {
+    script: Script,
+    keys: Keys,
+    owners: HashMap<SessionId, Owner>,
+}
+
+impl Checks {
+    /// Check `ids`: each one's answer, in order.
+    async fn run(
+        &mut self,
+        link: &Link,
+        ids: &[&SessionId],
+    ) -> redis::RedisResult<Vec<Option<Touched>>> {
+        let mut answers: Vec<Option<Touched>> = vec![None; ids.len()];
+        let (known, mut scripted): (Vec<usize>, Vec<usize>) =
+            (0..ids.len()).partition(|&i| self.owners.contains_key(ids[i]));
+        if !known.is_empty() {
+            let read = self.read(link, ids, &known).await?;
+            for (i, outcome) in known.into_iter().zip(read) {
+                match outcome {
+                    Read::Live(touched) => answers[i] = Some(touched),
+                    Read::Gone => {
+                        self.owners.remove(ids[i]);
+                    }
+                    Read::NeedsScript => scripted.push(i),
+                }
+            }
+        }
+        if !scripted.is_empty() {
+            let mut invocation = self.script.prepare_invoke();
+            for &i in &scripted {
+                invocation.key(self.keys.session(ids[i]));
+            }
+            invocation
+                .arg(&self.keys.epochs)
+                .arg(new_epoch())
+                .arg(&self.keys.user_epochs);
+            let replies: Vec<Option<String>> = invocation.invoke_async(&mut link.get()).await?;
+            if replies.len() != scripted.len() {
+                return Err(unexpected_reply());
+            }
+            for (i, reply) in scripted.into_iter().zip(replies) {
+                let touched = reply.and_then(|reply| touched_from_reply(ids[i].clone(), &reply));
+                match &touched {
+                    Some(touched) => self.remember(&touched.session),
+                    None => {
+                        self.owners.remove(ids[i]);
+                    }
+                }
+                answers[i] = touched;
+            }
+        }
+        Ok(answers)
+    }
+
+    fn remember(&mut self, session: &SessionRecord) {
+        if self.owners.contains_key(&session.id) {
+            return;
+        }
+        if self.owners.len() >= MOST_OWNERS {
+            self.owners.clear();
+        }
+        let epoch_keys = [
+            format!("{}{}", self.keys.epochs, session.organization_id),
+            format!("{}{}", self.keys.user_epochs, session.user_id),
+        ];
+        self.owners.insert(
+            session.id.clone(),
+            Owner {
+                user_id: session.user_id,
+                organization_id: session.organization_id,
+                epoch_keys,
+            },
+        );
+    }
+
+    /// Read the sessions `known` (indexes into `ids`) and their epochs in one
+    /// pipeline, without a script.
+    async fn read(
+        &self,
+        link: &Link,
+        ids: &[&SessionId],
+        known: &[usize],
+    ) -> redis::RedisResult<Vec<Read>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        let mut epoch_keys: Vec<&str> = Vec::with_capacity(known.len() * 2);
+        let mut places: HashMap<&str, usize> = HashMap::with_capacity(known.len() * 2);
+        let mut owners = Vec::with_capacity(known.len());
+        for &i in known {
+            pipe.cmd("HMGET")
+                .arg(self.keys.session(ids[i]))
+                .arg(&FIELDS[..TOUCHED_FIELDS]);
+            let owner = &self.owners[ids[i]];
+            let [organization, user] = owner.epoch_keys.each_ref().map(|key| {
+                *places.entry(key.as_str()).or_insert_with(|| {
+                    epoch_keys.push(key);
+                    epoch_keys.len() - 1
+                })
+            });
+            owners.push((owner, organization, user));
+        }
+        pipe.cmd("MGET").arg(&epoch_keys);
+        let replies: Vec<redis::Value> = pipe.query_async(&mut link.get()).await?;
+        let shape = unexpected_reply;
+        let mut replies = replies.into_iter();
+        let now = replies
+            .next()
+            .as_ref()
+            .and_then(redis_millis)
+            .ok_or_else(shape)?;
+        let sessions: Vec<redis::Value> = replies.by_ref().take(known.len()).collect();
+        let epochs = match replies.next() {
+            Some(redis::Value::Array(epochs)) if epochs.len() == epoch_keys.len() => epochs,
+            _ => return Err(shape()),
+        };
+        if sessions.len() != known.len() {
+            return Err(shape());
+        }
+        Ok(known
+            .iter()
+            .zip(sessions)
+            .zip(owners)
+            .map(|((&i, fields), (owner, organization, user))| {
+                let redis::Value::Array(fields) = fields else {
+                    return Read::NeedsScript;
+                };
+                let fields: Vec<Option<&str>> = fields.iter().map(text).collect();
+                if fields.iter().all(Option::is_none) {
+                    return Read::Gone;
+                }
+                let Some(session) = RedisStore::record_from_fields(ids[i].clone(), &fields) else {
+                    return Read::NeedsScript;
+                };
+                let (Some(organization), Some(user)) =
+                    (text(&epochs[organization]), text(&epochs[user]))
+                else {
+                    return Read::NeedsScript;
+                };
+                let seen = session.last_seen_at.timestamp_millis();
+                let idle = i64::try_from(session.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+                let since = now - seen;
+                let ended = now >= session.absolute_expiry.timestamp_millis() || since >= idle;
+                let slide_due = since >= 1000 || since.saturating_mul(10) >= idle;
+                if ended
+                    || slide_due
+                    || (session.user_id, session.organization_id)
+                        != (owner.user_id, owner.organization_id)
+                {
+                    return Read::NeedsScript;
+                }
+                Read::Live(Touched {
+                    session,
+                    authz_epoch: format!("{organization}/{user}"),
+                })
+            })
+            .collect())
+    }
+}
+
+/// A reply to the session check of another shape than asked for.
+fn unexpected_reply() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "session check: a reply of another shape",
+    ))
+}
+
+/// What a read without a script found of one session.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per session of a call, moved straight into its answer"
+)]
+enum Read {
+    Live(Touched),
+    Gone,
+    /// Its check needs a write, or what was read is not what was expected.
+    NeedsScript,
+}
+
+/// The fields a session check reads: [`FIELDS`] without the address and
+/// user agent.
+const TOUCHED_FIELDS: usize = 9;
+
+/// A reply's text, if it is one.
+fn text(value: &redis::Value) -> Option<&str> {
+    match value {
+        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        redis::Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// Redis's clock in milliseconds, from the reply of `TIME`.
+fn redis_millis(value: &redis::Value) -> Option<i64> {
+    let redis::Value::Array(parts) = value else {
+        return None;
+    };
+    let [seconds, micros] = parts.as_slice() else {
+        return None;
+    };
+    let seconds: i64 = text(seconds)?.parse().ok()?;
+    let micros: i64 = text(micros)?.parse().ok()?;
+    Some(seconds * 1000 + micros / 1000)
 }
 
 /// A session check's answer: nine session fields and the epochs, separated by
@@ -448,12 +697,11 @@ impl SessionStore for RedisStore {
         let (answer, answered) = oneshot::channel();
         // The sending task bounds the wait (see [`send_touches`]).
         self.touches
-            .send((self.session_key(id), Instant::now(), answer))
+            .send((id.clone(), Instant::now(), answer))
             .map_err(|_| StoreError("the session checks stopped".to_owned()))?;
-        let reply = answered
+        answered
             .await
-            .map_err(|_| StoreError("the session check was dropped".to_owned()))??;
-        Ok(reply.and_then(|reply| touched_from_reply(id.clone(), &reply)))
+            .map_err(|_| StoreError("the session check was dropped".to_owned()))?
     }
 
     async fn get(&self, id: &SessionId) -> StoreResult<Option<SessionRecord>> {
