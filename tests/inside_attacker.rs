@@ -450,17 +450,7 @@ async fn an_import_cannot_leave_the_organisation_without_an_administrator(backen
     assert_eq!(preview["sampleRows"][0]["status"], "FAILED");
     assert_eq!(preview["sampleRows"][0]["errors"][0]["field"], "roles");
 
-    let (_, started) = app
-        .upload(
-            &admin,
-            "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-            json!({ "kind": "USERS", "mapping": mapping }),
-            "roles.csv",
-            file,
-        )
-        .await;
-    let id = started["data"]["startImport"]["id"].as_str().unwrap();
-    let job = app.finished_job(&admin, id).await;
+    let (_, job) = import_roles(&app, &admin, file).await;
     assert_eq!(
         (&job["status"], &job["failedCount"], &job["updatedCount"]),
         (&json!("FINISHED_WITH_ERRORS"), &json!(1), &json!(1)),
@@ -471,4 +461,64 @@ async fn an_import_cannot_leave_the_organisation_without_an_administrator(backen
         .ok(&admin, "{ me { roles { name } } }", Value::Null)
         .await;
     assert_eq!(me["me"]["roles"][0]["name"], "Admin", "{backend:?}");
+}
+
+/// The same across batches, which a job checks while the batch before is
+/// still being written: the last administrator's demotion comes in a later
+/// batch than the other's, and is refused all the same.
+#[each_backend]
+#[tokio::test]
+async fn an_import_cannot_leave_no_administrator_across_its_batches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app.organization("Batched Admin Care").await;
+    app.user(org, "first@batched.test", &["Admin"]).await;
+    app.user(org, "second@batched.test", &["Admin"]).await;
+    let admin = app.login("first@batched.test", PASSWORD).await;
+    let mut file = String::from("email,roles\nsecond@batched.test,Billing\n");
+    for n in 0..1500 {
+        file.push_str(&format!("staff{n}@batched.test,Billing\n"));
+    }
+    file.push_str("first@batched.test,Billing\n");
+    let (id, job) = import_roles(&app, &admin, file.into_bytes()).await;
+    assert_eq!(
+        (&job["status"], &job["failedCount"], &job["createdCount"]),
+        (&json!("FINISHED_WITH_ERRORS"), &json!(1), &json!(1500)),
+        "{backend:?}: {job}"
+    );
+    let failed = app
+        .ok(
+            &admin,
+            "query($id: ID!) { importJob(id: $id) { rows(status: FAILED, first: 5) { edges { node { rowNumber errors { field message } } } } } }",
+            json!({ "id": &id }),
+        )
+        .await;
+    let row = &failed["importJob"]["rows"]["edges"][0]["node"];
+    assert_eq!(row["rowNumber"], 1503, "{backend:?}: {failed}");
+    assert_eq!(row["errors"][0]["field"], "roles", "{backend:?}: {failed}");
+    let me = app
+        .ok(&admin, "{ me { roles { name } } }", Value::Null)
+        .await;
+    assert_eq!(me["me"]["roles"][0]["name"], "Admin", "{backend:?}");
+}
+
+/// Start a USERS import of `file` (columns email and roles) as `admin`, and
+/// wait for it to end: the job's id and its end.
+async fn import_roles(app: &TestApp, admin: &str, file: Vec<u8>) -> (String, Value) {
+    let mapping =
+        json!([{ "column": "email", "field": "email" }, { "column": "roles", "field": "roles" }]);
+    let (_, started) = app
+        .upload(
+            admin,
+            "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
+            json!({ "kind": "USERS", "mapping": mapping }),
+            "roles.csv",
+            file,
+        )
+        .await;
+    let id = started["data"]["startImport"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = app.finished_job(admin, &id).await;
+    (id, job)
 }

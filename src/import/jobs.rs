@@ -4,19 +4,20 @@
 //! whose instance died is claimed again once its lease lapses and continues after
 //! its last committed batch; a graceful shutdown hands it back at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use futures_util::{StreamExt, stream::FuturesOrdered};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, QueryFilter,
     QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Importer, JobContext,
+    Importer, JobContext, ParsedBatch,
     fields::{ImportKind, fields},
     file::{self, CsvFile},
     mapping::{ColumnMapping, Mapping},
@@ -78,6 +79,9 @@ impl JobStatus {
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
+/// Batches of a job in flight at once on PostgreSQL (see [`Flight`]).
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// About how much of a file's text one stored chunk holds; the job holds one
 /// chunk at a time, however long the file. About a batch of rows: a chunk
 /// costs one more statement per batch, a primary-key read.
@@ -85,10 +89,155 @@ pub const CHUNK_BYTES: usize = 64 << 10;
 
 /// What one batch of a job does.
 enum Work<'i, 'c> {
-    /// Check and write rows of the job's file, knowing the rows before them.
-    Rows(&'i Importer<'c>, Vec<super::file::Row>, &'i mut Earlier),
+    /// Check and write rows of the job's file, parsed in file order.
+    Rows(&'i Importer<'c>, ParsedBatch),
     /// Undo rows another job wrote.
     Revert(ImportKind, Vec<entity::import_row::Model>),
+}
+
+/// A batch's place in the order of commits (see [`Flight`]).
+#[derive(Default)]
+struct Turn {
+    /// The batch's key, held from its start to its end.
+    own: Option<i64>,
+    /// Told once the batch holds its key.
+    started: Option<oneshot::Sender<()>>,
+    /// Told whether the batch committed.
+    done: Option<oneshot::Sender<bool>>,
+    /// The batch before it, whose commit it waits for.
+    before: Option<Before>,
+}
+
+/// The batch before another, as that one waits for it.
+struct Before {
+    key: i64,
+    started: oneshot::Receiver<()>,
+    done: oneshot::Receiver<bool>,
+}
+
+/// A batch on its way: whether it committed.
+type Landing<'r> = Pin<Box<dyn Future<Output = AppResult<bool>> + Send + 'r>>;
+
+/// The batches of a job's run in flight: on PostgreSQL two at once, each in a
+/// transaction on a connection of its own, so that the server and the
+/// database, and the database's cores, work at once instead of in turn.
+///
+/// Batches commit in file order, so the checkpoint stays a count of rows: a
+/// batch checks and writes its rows, then waits for the batch before it to
+/// end before it advances the job's counters and commits, and gives up if
+/// that one did not commit. The wait is one the database sees: each batch
+/// holds an advisory lock of its own from its start, and the next takes it
+/// to wait. Were the batch before ever to wait on a lock the next one holds
+/// (both inserting one NPI, say), PostgreSQL would see the cycle, end one of
+/// them as a deadlock, and the job would retry it from its checkpoint; a wait
+/// inside the server instead would hang both for good.
+///
+/// What the two batches check concurrently, they check correctly: the batch
+/// before holds none of the next one's emails (a repeat of an earlier row
+/// fails), and the guard that an administrator remains runs after each
+/// batch's writes, under the organisation's lock. SQLite has one writer: one
+/// batch at a time there.
+struct Flight<'r, 'c> {
+    runner: &'r Runner,
+    job: &'r entity::import_job::Model,
+    import: &'r Importer<'c>,
+    most: usize,
+    batches: FuturesOrdered<Landing<'r>>,
+    /// The last batch sent, as the next one waits for it.
+    last: Option<Before>,
+}
+
+impl<'r, 'c: 'r> Flight<'r, 'c> {
+    fn new(
+        runner: &'r Runner,
+        job: &'r entity::import_job::Model,
+        import: &'r Importer<'c>,
+    ) -> Self {
+        let most = match runner.db.get_database_backend() {
+            DbBackend::Postgres => BATCHES_IN_FLIGHT,
+            _ => 1,
+        };
+        Self {
+            runner,
+            job,
+            import,
+            most,
+            batches: FuturesOrdered::new(),
+            last: None,
+        }
+    }
+
+    /// Parse a batch of rows (in file order) and send it on its way, unless
+    /// this instance is stopping; once as many batches as may be are in
+    /// flight, wait for the oldest to land. How the run ends when it must end
+    /// here.
+    async fn send(
+        &mut self,
+        rows: Vec<file::Row>,
+        earlier: &mut Earlier,
+    ) -> AppResult<Option<RunEnd>> {
+        if self.runner.stopping.is_cancelled() {
+            if let Some(end) = self.land().await? {
+                return Ok(Some(end));
+            }
+            self.runner.release(self.job.id).await?;
+            tracing::info!(job_id = %self.job.id, "import job handed back: this instance is stopping");
+            return Ok(Some(RunEnd::Stopping));
+        }
+        let key = rows.first().map(|row| turn_key(self.job.id, row.number));
+        let parsed = self.import.parse(rows, earlier);
+        let turn = match key {
+            Some(key) if self.most > 1 => {
+                let (started, started_rx) = oneshot::channel();
+                let (done, done_rx) = oneshot::channel();
+                let before = self.last.replace(Before {
+                    key,
+                    started: started_rx,
+                    done: done_rx,
+                });
+                Turn {
+                    own: Some(key),
+                    started: Some(started),
+                    done: Some(done),
+                    before,
+                }
+            }
+            _ => Turn::default(),
+        };
+        let runner = self.runner;
+        self.batches.push_back(Box::pin(runner.commit_batch(
+            self.job,
+            Work::Rows(self.import, parsed),
+            turn,
+        )));
+        while self.batches.len() >= self.most {
+            if let Some(end) = self.land_one().await? {
+                return Ok(Some(end));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Wait for every batch in flight to land.
+    async fn land(&mut self) -> AppResult<Option<RunEnd>> {
+        while !self.batches.is_empty() {
+            if let Some(end) = self.land_one().await? {
+                return Ok(Some(end));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn land_one(&mut self) -> AppResult<Option<RunEnd>> {
+        match self.batches.next().await {
+            Some(Ok(true)) | None => Ok(None),
+            Some(Ok(false)) => {
+                tracing::info!(job_id = %self.job.id, "import job no longer ours (cancelled or reclaimed)");
+                Ok(Some(RunEnd::LostClaim))
+            }
+            Some(Err(err)) => Err(err),
+        }
+    }
 }
 
 /// How a run of a job ended on this instance.
@@ -325,6 +474,7 @@ impl Runner {
         if skip > 0 {
             earlier.remember_job(&self.db, &job).await?;
         }
+        let mut flight = Flight::new(self, &job, &import);
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         if stored.chunked {
             let mut skip = skip;
@@ -342,7 +492,7 @@ impl Runner {
                         break;
                     }
                     let rows = std::mem::take(&mut batch);
-                    if let Some(end) = self.run_batch(&job, &import, rows, &mut earlier).await? {
+                    if let Some(end) = flight.send(rows, &mut earlier).await? {
                         return Ok(end);
                     }
                 }
@@ -355,41 +505,21 @@ impl Runner {
                     break;
                 }
                 let rows = std::mem::take(&mut batch);
-                if let Some(end) = self.run_batch(&job, &import, rows, &mut earlier).await? {
+                if let Some(end) = flight.send(rows, &mut earlier).await? {
                     return Ok(end);
                 }
             }
         }
         if !batch.is_empty()
-            && let Some(end) = self.run_batch(&job, &import, batch, &mut earlier).await?
+            && let Some(end) = flight.send(batch, &mut earlier).await?
         {
             return Ok(end);
         }
+        if let Some(end) = flight.land().await? {
+            return Ok(end);
+        }
+        drop(flight);
         self.finish(&job).await
-    }
-
-    /// Commit one batch of rows unless this instance is stopping or the job is
-    /// no longer its own; how the run ends when it must end here.
-    async fn run_batch(
-        &self,
-        job: &entity::import_job::Model,
-        import: &Importer<'_>,
-        rows: Vec<file::Row>,
-        earlier: &mut Earlier,
-    ) -> AppResult<Option<RunEnd>> {
-        if self.stopping.is_cancelled() {
-            self.release(job.id).await?;
-            tracing::info!(job_id = %job.id, "import job handed back: this instance is stopping");
-            return Ok(Some(RunEnd::Stopping));
-        }
-        if !self
-            .commit_batch(job, Work::Rows(import, rows, earlier))
-            .await?
-        {
-            tracing::info!(job_id = %job.id, "import job no longer ours (cancelled or reclaimed)");
-            return Ok(Some(RunEnd::LostClaim));
-        }
-        Ok(None)
     }
 
     /// Run a job reverting another, from its checkpoint to its end: the
@@ -422,7 +552,10 @@ impl Runner {
                 break;
             }
             done += batch.len() as u64;
-            if !self.commit_batch(&job, Work::Revert(kind, batch)).await? {
+            if !self
+                .commit_batch(&job, Work::Revert(kind, batch), Turn::default())
+                .await?
+            {
                 tracing::info!(job_id = %job.id, "import revert no longer ours (cancelled or reclaimed)");
                 return Ok(RunEnd::LostClaim);
             }
@@ -430,15 +563,46 @@ impl Runner {
         self.finish(&job).await
     }
 
-    /// Write one batch and advance the checkpoint, all or nothing; false when the
-    /// job is no longer this instance's to run.
+    /// Write one batch and advance the checkpoint, all or nothing, in its
+    /// `turn`; false when the job is no longer this instance's to run.
     async fn commit_batch(
         &self,
         job: &entity::import_job::Model,
         work: Work<'_, '_>,
+        turn: Turn,
+    ) -> AppResult<bool> {
+        let Turn {
+            own,
+            started,
+            done,
+            before,
+        } = turn;
+        let committed = self.write_batch(job, work, own, started, before).await;
+        if let Some(done) = done {
+            let _ = done.send(matches!(committed, Ok(true)));
+        }
+        committed
+    }
+
+    /// Check and write a batch, holding the key `own`; wait for the batch
+    /// `before` it to commit; then advance the checkpoint. All in one
+    /// transaction.
+    async fn write_batch(
+        &self,
+        job: &entity::import_job::Model,
+        work: Work<'_, '_>,
+        own: Option<i64>,
+        started: Option<oneshot::Sender<()>>,
+        before: Option<Before>,
     ) -> AppResult<bool> {
         use entity::import_job::{Column, Entity};
         let txn = crate::db::begin_batch(&self.db, true).await?;
+        if let Some(key) = own {
+            hold_turn(&txn, key).await?;
+        }
+        if let Some(started) = started {
+            let _ = started.send(());
+        }
         // The starter's rights as they are now: a demotion or deactivation
         // during the import applies to its next batch.
         let authority = crate::services::roles::authority_of(
@@ -448,13 +612,15 @@ impl Runner {
         )
         .await?;
         let (results, access_changed) = match work {
-            Work::Rows(import, batch, earlier) => {
-                let results = import
-                    .process(&txn, batch, earlier, !job.dry_run, &authority)
-                    .await?;
+            Work::Rows(import, parsed) => {
+                let write = !job.dry_run;
+                let (results, writes) = import.check(&txn, parsed, write, &authority).await?;
+                if write {
+                    import.write(&txn, writes).await?;
+                }
                 // Existing users' records or roles changed: no instance may
                 // keep them, or their old permissions, past this commit.
-                let changed = !job.dry_run
+                let changed = write
                     && import.changes_users()
                     && results.iter().any(|r| r.status == RowStatus::Updated);
                 (results, changed)
@@ -482,6 +648,12 @@ impl Runner {
         });
         let models = results.iter().map(|r| row::to_model(job.id, r));
         crate::db::bulk::insert_all(&txn, models).await?;
+        if let Some(before) = before
+            && !wait_turn(&txn, before).await?
+        {
+            txn.rollback().await?;
+            return Ok(false);
+        }
         let ours = Scope::of(job.organization_id)
             .update_many::<Entity>()
             .col_expr(
@@ -643,6 +815,34 @@ impl Runner {
         events::import_job_ended(&job.kind, JobStatus::Failed.as_str());
         Ok(RunEnd::Finished)
     }
+}
+
+/// The key of a job's batch starting at row `first`, as an advisory lock
+/// holds it. Another job's batch with the same key only waits a little.
+fn turn_key(job: Uuid, first: usize) -> i64 {
+    let (high, low) = job.as_u64_pair();
+    i64::from_ne_bytes((high ^ low ^ (first as u64).rotate_left(32)).to_ne_bytes())
+}
+
+/// Hold `key` until the transaction ends.
+async fn hold_turn(txn: &impl ConnectionTrait, key: i64) -> AppResult<()> {
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Wait for the batch `before` to end, in the database (see [`Flight`]);
+/// whether it committed.
+async fn wait_turn(txn: &impl ConnectionTrait, before: Before) -> AppResult<bool> {
+    if before.started.await.is_err() {
+        return Ok(false);
+    }
+    hold_turn(txn, before.key).await?;
+    Ok(before.done.await.unwrap_or(false))
 }
 
 /// Audit a job's end (`import.finish`, the `import.finished` event of

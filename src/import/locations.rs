@@ -30,7 +30,7 @@ pub struct LocationImport<'a> {
 }
 
 /// A row as parsed: its details and the key of its name.
-struct ParsedRow {
+pub struct ParsedRow {
     number: usize,
     identity: Option<String>,
     details: Option<LocationDetails>,
@@ -38,9 +38,16 @@ struct ParsedRow {
     values: Vec<(String, String)>,
 }
 
+impl ParsedRow {
+    /// The row failed as a whole with `error`, keeping its identity.
+    pub(super) fn fail(self, error: FieldError) -> RowResult {
+        RowResult::failed(self.number, self.identity, vec![error], self.values)
+    }
+}
+
 /// What a batch writes.
 #[derive(Default)]
-struct Writes {
+pub struct Writes {
     created: Vec<entity::location::Model>,
     updates: Vec<entity::location::ActiveModel>,
 }
@@ -53,27 +60,22 @@ impl LocationImport<'_> {
         Some(name_key(&text::required(&name, "name", 200).ok()?))
     }
 
-    /// Check a batch against the organisation and, when `write`, apply it in the
-    /// caller's transaction. Four steps: parse, look up, plan, write.
-    pub async fn process(
+    /// Check a parsed batch against the organisation: each row's outcome,
+    /// and what writing the batch writes ([`Self::write`]). Of the four steps,
+    /// look up and plan (parse, [`Self::parse_batch`], comes before; write
+    /// after). Nothing is written.
+    pub(super) async fn check(
         &self,
         db: &impl ConnectionTrait,
-        rows: Vec<Row>,
-        earlier: &mut Earlier,
-        write: bool,
-    ) -> AppResult<Vec<RowResult>> {
-        let parsed = self.parse_batch(&rows, earlier);
+        parsed: Vec<ParsedRow>,
+    ) -> AppResult<(Vec<RowResult>, Writes)> {
         let existing = self.look_up(db, &parsed).await?;
-        let (results, writes) = self.plan(parsed, &existing);
-        if write {
-            Self::write(db, writes).await?;
-        }
-        Ok(results)
+        Ok(self.plan(parsed, &existing))
     }
 
     /// Parse: each row's details by the locations' field rules, and repeats of
     /// an earlier row's name. Nothing is read.
-    fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
+    pub(super) fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
         let mut parsed: Vec<ParsedRow> = rows.iter().map(|row| self.parse(row)).collect();
         earlier.mark_repeats(
             parsed
@@ -182,7 +184,7 @@ impl LocationImport<'_> {
     }
 
     /// Write: the planned changes, in the caller's transaction.
-    async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+    pub(super) async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
         bulk::update_changed(db, writes.updates).await?;
         // Updates by id go on with plans made for this batch; inserts check
         // their foreign keys with cached ones.

@@ -54,6 +54,43 @@ pub struct JobContext<'a> {
     pub public_url: &'a str,
 }
 
+/// A batch's rows once parsed, by kind (see [`Importer::parse`]).
+pub enum ParsedBatch {
+    Staff(Vec<staff::ParsedRow>),
+    Patients(Vec<patients::ParsedRow>),
+    Locations(Vec<locations::ParsedRow>),
+}
+
+impl ParsedBatch {
+    /// Every row failed as a whole with `error`, each keeping its identity
+    /// (so a resumed job remembers it as the run that went on does).
+    fn fail(self, error: &FieldError) -> Vec<row::RowResult> {
+        match self {
+            Self::Staff(rows) => rows
+                .into_iter()
+                .map(|row| staff::fail_parsed(row, error.clone()))
+                .collect(),
+            Self::Patients(rows) => rows
+                .into_iter()
+                .map(|row| row.fail(error.clone()))
+                .collect(),
+            Self::Locations(rows) => rows
+                .into_iter()
+                .map(|row| row.fail(error.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// What a checked batch writes, by kind (see [`Importer::check`]).
+pub enum Writes {
+    Staff(staff::Writes),
+    Patients(patients::Writes),
+    Locations(locations::Writes),
+    /// Every row failed.
+    Nothing,
+}
+
 /// The batch processor of a job's kind.
 pub enum Importer<'a> {
     Staff(staff::StaffImport<'a>),
@@ -100,10 +137,8 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Check a batch and, when `write`, apply it in the caller's transaction,
-    /// under the access rule for `authority` (whoever started the import, with
-    /// the rights they hold now): without the permissions of the kind's
-    /// mutations every row fails, and each row is held to the rule on its own.
+    /// Check a batch and, when `write`, apply it in the caller's transaction:
+    /// [`Self::parse`], [`Self::check`], then [`Self::write`].
     pub async fn process(
         &self,
         db: &impl ConnectionTrait,
@@ -112,23 +147,74 @@ impl<'a> Importer<'a> {
         write: bool,
         authority: &Authority,
     ) -> AppResult<Vec<row::RowResult>> {
+        let parsed = self.parse(rows, earlier);
+        let (results, writes) = self.check(db, parsed, write, authority).await?;
+        if write {
+            self.write(db, writes).await?;
+        }
+        Ok(results)
+    }
+
+    /// Parse a batch: each row by its kind's field rules, and its repeats of
+    /// an earlier row of the file (which `earlier` then remembers, so batches
+    /// are parsed in file order). Nothing is read.
+    pub fn parse(&self, rows: Vec<file::Row>, earlier: &mut row::Earlier) -> ParsedBatch {
+        match self {
+            Self::Staff(import) => ParsedBatch::Staff(import.parse_batch(rows, earlier)),
+            Self::Patients(import) => ParsedBatch::Patients(import.parse_batch(&rows, earlier)),
+            Self::Locations(import) => ParsedBatch::Locations(import.parse_batch(&rows, earlier)),
+        }
+    }
+
+    /// Check a parsed batch against what exists, under the access rule for
+    /// `authority` (whoever started the import, with the rights they hold
+    /// now): without the permissions of the kind's mutations every row fails,
+    /// and each row is held to the rule on its own. Each row's outcome, and
+    /// what [`Self::write`] then writes; this reads only, so a job checks its
+    /// next batch while the one before is written. Undo records are kept for
+    /// what will be written (`write`).
+    pub async fn check(
+        &self,
+        db: &impl ConnectionTrait,
+        parsed: ParsedBatch,
+        write: bool,
+        authority: &Authority,
+    ) -> AppResult<(Vec<row::RowResult>, Writes)> {
         let lacking = std::iter::once(&Permission::ImportsRun)
             .chain(self.kind().write_permissions())
             .find_map(|p| authority.require_for(*p, "row").err());
         if let Some(refusal) = lacking {
-            let error = FieldError::from(refusal);
-            return Ok(rows
-                .into_iter()
-                .map(|row| {
-                    let values = row::row_values(self.headers(), &row);
-                    row::RowResult::failed(row.number, None, vec![error.clone()], values)
-                })
-                .collect());
+            return Ok((parsed.fail(&FieldError::from(refusal)), Writes::Nothing));
         }
-        match self {
-            Self::Staff(import) => import.process(db, rows, earlier, write, authority).await,
-            Self::Patients(import) => import.process(db, rows, earlier, write).await,
-            Self::Locations(import) => import.process(db, rows, earlier, write).await,
+        Ok(match (self, parsed) {
+            (Self::Staff(import), ParsedBatch::Staff(rows)) => {
+                let (results, writes) = import.check(db, rows, write, authority).await?;
+                (results, Writes::Staff(writes))
+            }
+            (Self::Patients(import), ParsedBatch::Patients(rows)) => {
+                let (results, writes) = import.check(db, rows).await?;
+                (results, Writes::Patients(writes))
+            }
+            (Self::Locations(import), ParsedBatch::Locations(rows)) => {
+                let (results, writes) = import.check(db, rows).await?;
+                (results, Writes::Locations(writes))
+            }
+            _ => return Err(anyhow::anyhow!("a batch parsed for another kind of import").into()),
+        })
+    }
+
+    /// Write what [`Self::check`] planned, in the caller's transaction.
+    pub async fn write(&self, db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+        match (self, writes) {
+            (Self::Staff(import), Writes::Staff(writes)) => import.write(db, writes).await,
+            (Self::Patients(_), Writes::Patients(writes)) => {
+                patients::PatientImport::write(db, writes).await
+            }
+            (Self::Locations(_), Writes::Locations(writes)) => {
+                locations::LocationImport::write(db, writes).await
+            }
+            (_, Writes::Nothing) => Ok(()),
+            _ => Err(anyhow::anyhow!("writes planned for another kind of import").into()),
         }
     }
 
@@ -148,14 +234,6 @@ impl<'a> Importer<'a> {
             Self::Staff(_) => fields::ImportKind::Users,
             Self::Patients(_) => fields::ImportKind::Patients,
             Self::Locations(_) => fields::ImportKind::Locations,
-        }
-    }
-
-    fn headers(&self) -> &[String] {
-        match self {
-            Self::Staff(import) => import.headers,
-            Self::Patients(import) => import.headers,
-            Self::Locations(import) => import.headers,
         }
     }
 

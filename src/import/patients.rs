@@ -39,12 +39,19 @@ pub struct PatientImport<'a> {
 }
 
 /// A row as parsed: its details and the identity that names it.
-struct ParsedRow {
+pub struct ParsedRow {
     number: usize,
     identity: Option<String>,
     details: Option<PatientDetails>,
     errors: Vec<FieldError>,
     values: Vec<(String, String)>,
+}
+
+impl ParsedRow {
+    /// The row failed as a whole with `error`, keeping its identity.
+    pub(super) fn fail(self, error: FieldError) -> RowResult {
+        RowResult::failed(self.number, self.identity, vec![error], self.values)
+    }
 }
 
 /// The batch's patients who exist already, and which of them the job's project
@@ -76,7 +83,7 @@ impl Existing {
 
 /// What a batch writes.
 #[derive(Default)]
-struct Writes {
+pub struct Writes {
     updates: Vec<entity::patient::ActiveModel>,
     patients: Vec<entity::patient::Model>,
     enrollments: Vec<entity::enrollment::Model>,
@@ -97,27 +104,22 @@ impl PatientImport<'_> {
         })
     }
 
-    /// Check a batch against the organisation and, when `write`, apply it in the
-    /// caller's transaction. Four steps: parse, look up, plan, write.
-    pub async fn process(
+    /// Check a parsed batch against the organisation: each row's outcome,
+    /// and what writing the batch writes ([`Self::write`]). Of the four steps,
+    /// look up and plan (parse, [`Self::parse_batch`], comes before; write
+    /// after). Nothing is written.
+    pub(super) async fn check(
         &self,
         db: &impl ConnectionTrait,
-        rows: Vec<Row>,
-        earlier: &mut Earlier,
-        write: bool,
-    ) -> AppResult<Vec<RowResult>> {
-        let parsed = self.parse_batch(&rows, earlier);
+        parsed: Vec<ParsedRow>,
+    ) -> AppResult<(Vec<RowResult>, Writes)> {
         let existing = self.look_up(db, &parsed).await?;
-        let (results, writes) = self.plan(parsed, &existing);
-        if write {
-            Self::write(db, writes).await?;
-        }
-        Ok(results)
+        Ok(self.plan(parsed, &existing))
     }
 
     /// Parse: each row's details by the patients' field rules, and repeats of
     /// an earlier row's identity. Nothing is read.
-    fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
+    pub(super) fn parse_batch(&self, rows: &[Row], earlier: &mut Earlier) -> Vec<ParsedRow> {
         let mut parsed: Vec<ParsedRow> = rows.iter().map(|row| self.parse(row)).collect();
         // A later row repeating an identity of the file fails, naming the first.
         earlier.mark_repeats(
@@ -317,7 +319,7 @@ impl PatientImport<'_> {
     }
 
     /// Write: the planned changes, in the caller's transaction.
-    async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+    pub(super) async fn write(db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
         bulk::update_changed(db, writes.updates).await?;
         // Updates by id go on with plans made for this batch; inserts check
         // their foreign keys with cached ones.

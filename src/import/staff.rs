@@ -175,7 +175,7 @@ pub struct StaffImport<'a> {
 
 /// One parsed row: the mapped, non-blank values.
 #[derive(Default)]
-struct Parsed {
+pub struct Parsed {
     user: UserFields,
     roles: Option<Vec<String>>,
     npi: Option<Npi>,
@@ -327,18 +327,18 @@ impl StaffImport<'_> {
         parsed
     }
 
-    /// Check a batch against the organisation and, when `write`, apply it in the
-    /// caller's transaction. Every row gets its outcome; a bad row never stops the
-    /// others. Four steps: parse, look up, plan, write.
-    pub async fn process(
+    /// Check a parsed batch against the organisation: each row's outcome,
+    /// and what writing the batch writes ([`Self::write`]). Every row gets its
+    /// outcome; a bad row never stops the others. Of the four steps, look up
+    /// and plan (parse, [`Self::parse_batch`], comes before; write after).
+    /// Nothing is written; the undo records are kept when `write`.
+    pub(super) async fn check(
         &self,
         db: &impl ConnectionTrait,
-        rows: Vec<Row>,
-        earlier: &mut Earlier,
+        planned: Vec<ParsedRow>,
         write: bool,
         authority: &Authority,
-    ) -> AppResult<Vec<RowResult>> {
-        let planned = self.parse_batch(rows, earlier);
+    ) -> AppResult<(Vec<RowResult>, Writes)> {
         let (existing, held) = self.look_up(db, &planned).await?;
         let mut rule = RowRule {
             authority,
@@ -346,17 +346,13 @@ impl StaffImport<'_> {
             held,
             administrators: None,
         };
-        let (results, writes) = self.plan(db, planned, &existing, &mut rule, write).await?;
-        if write {
-            self.write(db, writes).await?;
-        }
-        Ok(results)
+        self.plan(db, planned, &existing, &mut rule, write).await
     }
 
     /// Parse: each row's values by the field rules, its roles known to the
     /// organisation, and repeats of an earlier row's email or of an NPI of the
     /// batch. Nothing is read.
-    fn parse_batch(&self, rows: Vec<Row>, earlier: &mut Earlier) -> Vec<ParsedRow> {
+    pub(super) fn parse_batch(&self, rows: Vec<Row>, earlier: &mut Earlier) -> Vec<ParsedRow> {
         let mut planned = Vec::with_capacity(rows.len());
         for row in rows {
             let mut errors = Vec::new();
@@ -694,7 +690,7 @@ impl StaffImport<'_> {
     }
 
     /// Write: the batch's records, in bulk, in the caller's transaction.
-    async fn write(&self, db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
+    pub(super) async fn write(&self, db: &impl ConnectionTrait, writes: Writes) -> AppResult<()> {
         if !writes.relinked.is_empty() {
             // Like `setUserRoles`: changes to who may administer the
             // organisation are serialised, and one always remains. New
@@ -781,7 +777,13 @@ impl StaffImport<'_> {
 
 /// A row of a batch once parsed: its number, what it says, its errors so far
 /// and its cells as uploaded.
-type ParsedRow = (usize, Parsed, Vec<FieldError>, Vec<(String, String)>);
+pub type ParsedRow = (usize, Parsed, Vec<FieldError>, Vec<(String, String)>);
+
+/// A parsed row failed as a whole with `error`, keeping its identity.
+pub(super) fn fail_parsed((number, parsed, _, values): ParsedRow, error: FieldError) -> RowResult {
+    let identity = parsed.user.email.as_ref().map(|e| e.as_str().to_owned());
+    RowResult::failed(number, identity, vec![error], values)
+}
 
 /// What exists already for a batch's rows.
 struct Existing {
@@ -795,7 +797,7 @@ struct Existing {
 
 /// What a batch will write.
 #[derive(Default)]
-struct Writes {
+pub struct Writes {
     new_users: Vec<entity::user::Model>,
     new_providers: Vec<entity::provider::Model>,
     user_updates: Vec<entity::user::ActiveModel>,

@@ -689,10 +689,12 @@ fn names(permissions: &BTreeSet<Permission>) -> Vec<&'static str> {
 /// Serialise changes to who may administer an organisation: on PostgreSQL the
 /// organisation's row is locked until the transaction ends, so two admins removing
 /// each other at once cannot both succeed. (SQLite has one writer at a time.)
+/// `FOR NO KEY UPDATE`: such changes wait for each other, not for records
+/// being added to the organisation (whose foreign keys share its row).
 pub async fn lock_organization(db: &impl ConnectionTrait, organization_id: Uuid) -> AppResult<()> {
     let mut select = Scope::of(organization_id).organization();
     if db.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_exclusive();
+        select = select.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
     }
     select.one(db).await?;
     Ok(())
