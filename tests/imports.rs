@@ -26,24 +26,6 @@ async fn importer(app: &TestApp, name: &str) -> String {
     app.admin_in(name, &email).await.1
 }
 
-/// Start an import of `file` with `input` as `admin`, and wait for it to
-/// end: the job's id and its end.
-async fn import_to_end(
-    app: &TestApp,
-    admin: &str,
-    input: Value,
-    name: &str,
-    file: Vec<u8>,
-) -> (String, Value) {
-    let (_, body) = app.upload(admin, START, input, name, file).await;
-    let id = body["data"]["startImport"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let job = app.finished_job(admin, &id).await;
-    (id, job)
-}
-
 fn failed_rows(job_rows: &Value) -> Vec<(u64, Vec<String>)> {
     job_rows["edges"]
         .as_array()
@@ -367,14 +349,14 @@ async fn a_european_export_maps_itself_and_a_windows_file_is_refused_before_any_
         .map(|m| m["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields.len(), 5, "{body}");
-    let (_, job) = import_to_end(
-        &app,
-        &admin,
-        json!({ "kind": "USERS" }),
-        "nord.csv",
-        sample("staff_semicolon.csv"),
-    )
-    .await;
+    let job = app
+        .import_finished(
+            &admin,
+            json!({ "kind": "USERS" }),
+            "nord.csv",
+            sample("staff_semicolon.csv"),
+        )
+        .await;
     assert_eq!(
         (job["status"].as_str(), job["createdCount"].as_u64()),
         (Some("FINISHED"), Some(10)),
@@ -414,14 +396,15 @@ async fn a_european_export_maps_itself_and_a_windows_file_is_refused_before_any_
 async fn providers_import_with_their_practice_details_and_bad_npis_fail_alone(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = importer(&app, "Lakeside").await;
-    let (id, job) = import_to_end(
-        &app,
-        &admin,
-        json!({ "kind": "PROVIDERS" }),
-        "providers.csv",
-        sample("providers.csv"),
-    )
-    .await;
+    let id = app
+        .start_import(
+            &admin,
+            json!({ "kind": "PROVIDERS" }),
+            "providers.csv",
+            sample("providers.csv"),
+        )
+        .await;
+    let job = app.finished_job(&admin, &id).await;
     assert_eq!(
         (
             job["totalRows"].as_u64(),
@@ -464,14 +447,15 @@ async fn one_npi_a_batch_apart_fails_the_later_row_alone(backend: Backend) {
         let npi = common::people::npi(if n == 1100 { 0 } else { n });
         file.push_str(&format!("dr{n}@farside.test,Ann,Lee{n},{npi}\n"));
     }
-    let (id, job) = import_to_end(
-        &app,
-        &admin,
-        json!({ "kind": "PROVIDERS" }),
-        "providers.csv",
-        file.into_bytes(),
-    )
-    .await;
+    let id = app
+        .start_import(
+            &admin,
+            json!({ "kind": "PROVIDERS" }),
+            "providers.csv",
+            file.into_bytes(),
+        )
+        .await;
+    let job = app.finished_job(&admin, &id).await;
     assert_eq!(
         (
             &job["status"],
@@ -538,14 +522,15 @@ async fn mappings_templates_dry_runs_and_access_are_checked(backend: Backend) {
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
 
     // A dry run records every outcome and writes no record.
-    let (id, job) = import_to_end(
-        &app,
-        &admin,
-        json!({ "kind": "USERS", "templateId": template_id, "dryRun": true }),
-        "nord.csv",
-        file.clone(),
-    )
-    .await;
+    let id = app
+        .start_import(
+            &admin,
+            json!({ "kind": "USERS", "templateId": template_id, "dryRun": true }),
+            "nord.csv",
+            file.clone(),
+        )
+        .await;
+    let job = app.finished_job(&admin, &id).await;
     assert_eq!(job["createdCount"], 10, "{backend:?}: {job}");
     let data = app
         .ok(

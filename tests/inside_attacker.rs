@@ -450,7 +450,14 @@ async fn an_import_cannot_leave_the_organisation_without_an_administrator(backen
     assert_eq!(preview["sampleRows"][0]["status"], "FAILED");
     assert_eq!(preview["sampleRows"][0]["errors"][0]["field"], "roles");
 
-    let (_, job) = import_roles(&app, &admin, file).await;
+    let job = app
+        .import_finished(
+            &admin,
+            json!({ "kind": "USERS", "mapping": mapping }),
+            "roles.csv",
+            file,
+        )
+        .await;
     assert_eq!(
         (&job["status"], &job["failedCount"], &job["updatedCount"]),
         (&json!("FINISHED_WITH_ERRORS"), &json!(1), &json!(1)),
@@ -479,7 +486,13 @@ async fn an_import_cannot_leave_no_administrator_across_its_batches(backend: Bac
         file.push_str(&format!("staff{n}@batched.test,Billing\n"));
     }
     file.push_str("first@batched.test,Billing\n");
-    let (id, job) = import_roles(&app, &admin, file.into_bytes()).await;
+    let mapping =
+        json!([{ "column": "email", "field": "email" }, { "column": "roles", "field": "roles" }]);
+    let input = json!({ "kind": "USERS", "mapping": mapping });
+    let id = app
+        .start_import(&admin, input, "roles.csv", file.into_bytes())
+        .await;
+    let job = app.finished_job(&admin, &id).await;
     assert_eq!(
         (&job["status"], &job["failedCount"], &job["createdCount"]),
         (&json!("FINISHED_WITH_ERRORS"), &json!(1), &json!(1500)),
@@ -499,26 +512,4 @@ async fn an_import_cannot_leave_no_administrator_across_its_batches(backend: Bac
         .ok(&admin, "{ me { roles { name } } }", Value::Null)
         .await;
     assert_eq!(me["me"]["roles"][0]["name"], "Admin", "{backend:?}");
-}
-
-/// Start a USERS import of `file` (columns email and roles) as `admin`, and
-/// wait for it to end: the job's id and its end.
-async fn import_roles(app: &TestApp, admin: &str, file: Vec<u8>) -> (String, Value) {
-    let mapping =
-        json!([{ "column": "email", "field": "email" }, { "column": "roles", "field": "roles" }]);
-    let (_, started) = app
-        .upload(
-            admin,
-            "mutation($input: ImportInput!) { startImport(input: $input) { id } }",
-            json!({ "kind": "USERS", "mapping": mapping }),
-            "roles.csv",
-            file,
-        )
-        .await;
-    let id = started["data"]["startImport"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let job = app.finished_job(admin, &id).await;
-    (id, job)
 }
