@@ -315,6 +315,7 @@ async fn a_session_checked_again_slides_ends_and_shows_what_changed() {
             [AuthMethod::Password, AuthMethod::Otp],
             "{kind}"
         );
+        assert!(stepped.session.mfa_verified_at.is_some(), "{kind}");
         store.bump_user_epoch(user).await.unwrap();
         let bumped = store.touch(&id).await.unwrap().expect("live").authz_epoch;
         assert_ne!(bumped, first.authz_epoch, "{kind}");
@@ -338,6 +339,31 @@ async fn a_session_checked_again_slides_ends_and_shows_what_changed() {
                 .await
                 .unwrap();
             assert!(stored.is_some_and(|epoch| renewed.starts_with(&epoch)));
+
+            // A session stored before sessions had a check string is checked
+            // all the same, and gets one.
+            let key = format!("{}s:{}", storage.redis_prefix, id.0);
+            redis::cmd("HDEL")
+                .arg(&key)
+                .arg("chk")
+                .query_async::<()>(&mut connection)
+                .await
+                .unwrap();
+            let older = store.touch(&id).await.unwrap().expect("live");
+            assert_eq!(
+                older.session.auth_methods,
+                [AuthMethod::Password, AuthMethod::Otp]
+            );
+            assert!(older.session.mfa_verified_at.is_some());
+            let check: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("chk")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            assert!(check.is_some(), "the script writes the check string");
+            let again = store.touch(&id).await.unwrap().expect("live");
+            assert_eq!(again.session.mfa_verified_at, older.session.mfa_verified_at);
         }
 
         tokio::time::sleep(IDLE + IDLE / 4).await;

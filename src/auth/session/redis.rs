@@ -2,7 +2,8 @@
 //!
 //! Keys, all under the configured prefix:
 //! - `s:{id}`: a hash per session, expiring with it (the shorter of the inactivity
-//!   window and what remains of the absolute lifetime);
+//!   window and what remains of the absolute lifetime); its field `chk` holds
+//!   what a request needs of the others as one string, for the session check;
 //! - `us:{user}`: the set of a user's session ids, for listing and revoking;
 //! - `authz:{organization}`: the organisation's authorisation epoch;
 //! - `uep:{user}`: the user's record epoch (a day without use and it lapses;
@@ -33,27 +34,44 @@ use super::{
     methods_from_str, methods_to_string, millis_to_time, new_epoch,
 };
 
+/// Lua: `check_string(f)`, a session's check string (the hash's `chk`) from
+/// its fields `uid`, `org`, `created`, `seen`, `abs`, `idle`, `amr`, `pend`
+/// and `mfa`, in that order: they, separated by spaces. Every script that
+/// writes one of those fields writes the string with it.
+macro_rules! check_string_lua {
+    () => {
+        r"
+local function check_string(f)
+  return f[1] .. ' ' .. f[2] .. ' ' .. f[3] .. ' ' .. f[4] .. ' ' .. f[5] .. ' ' .. f[6] ..
+    ' ' .. (f[7] or 'pwd') .. ' ' .. (f[8] or '0') .. ' ' .. (f[9] or '0')
+end
+"
+    };
+}
+
 /// For each session key: reads the session, refuses it if ended, slides it, and
 /// reads its organisation's authorisation epoch and its user's record epoch
 /// (creating them if Redis lost them; both in one call, since each call
 /// from the script costs Redis more than the command itself), all at once.
-/// It answers, per key, false
-/// or one string of what a request needs, separated by spaces: user,
-/// organisation, created, seen, absolute end, inactivity window (milliseconds),
-/// methods, whether a second factor is pending, when one was last verified
-/// (milliseconds, 0 for never) and the two epochs; not the address and user agent. One string costs the
-/// client far less to parse than an array of seven. It slides a session at
-/// most once per tenth of its inactivity window (once a second at most): a
-/// burst of requests writes once, and the session still ends no more than that
-/// much before its sliding expiry. A session an instance has checked before
-/// is read without it unless one of those writes is due (see [`Checks`]).
-const TOUCH: &str = r"
+/// It answers, per key, false or the session's check string (see
+/// [`check_string_lua`]; what a request needs, not the address and user
+/// agent) followed by a space and the two epochs. One string costs the
+/// client far less to parse than an array. It slides a session at most once
+/// per tenth of its inactivity window (once a second at most): a burst of
+/// requests writes once, and the session still ends no more than that much
+/// before its sliding expiry. It writes the check string whenever it slides,
+/// and when the stored one differs (a session stored before there was one).
+/// A session an instance has checked before is read without it unless one
+/// of those writes is due (see [`Checks`]).
+const TOUCH: &str = concat!(
+    check_string_lua!(),
+    r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local replies = {}
 for i, key in ipairs(KEYS) do
   local f = redis.call('HMGET', key, 'uid', 'org', 'created', 'seen', 'abs', 'idle', 'amr',
-    'pend', 'mfa')
+    'pend', 'mfa', 'chk')
   if not f[1] then
     replies[i] = false
   else
@@ -64,10 +82,16 @@ for i, key in ipairs(KEYS) do
       redis.call('DEL', key)
       replies[i] = false
     else
-      if now - seen >= math.min(1000, idle / 10) then
-        redis.call('HSET', key, 'seen', now)
-        redis.call('PEXPIRE', key, math.min(idle, abs - now))
+      local slide = now - seen >= math.min(1000, idle / 10)
+      if slide then
         f[4] = tostring(now)
+      end
+      local check = check_string(f)
+      if slide then
+        redis.call('HSET', key, 'seen', now, 'chk', check)
+        redis.call('PEXPIRE', key, math.min(idle, abs - now))
+      elseif f[10] ~= check then
+        redis.call('HSET', key, 'chk', check)
       end
       local epoch_key = ARGV[1] .. f[2]
       local user_key = ARGV[3] .. f[1]
@@ -82,47 +106,56 @@ for i, key in ipairs(KEYS) do
         user_epoch = ARGV[2]
         redis.call('SET', user_key, user_epoch, 'PX', 86400000)
       end
-      replies[i] = f[1] .. ' ' .. f[2] .. ' ' .. f[3] .. ' ' .. f[4] .. ' ' .. f[5] .. ' ' ..
-        f[6] .. ' ' .. (f[7] or 'pwd') .. ' ' .. (f[8] or '0') .. ' ' .. (f[9] or '0') .. ' ' ..
-        epoch .. '/' .. user_epoch
+      replies[i] = check .. ' ' .. epoch .. '/' .. user_epoch
     end
   end
 end
 return replies
-";
+"
+);
 
-const CREATE: &str = r"
+const CREATE: &str = concat!(
+    check_string_lua!(),
+    r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle = tonumber(ARGV[3])
 local max = tonumber(ARGV[4])
 local mfa = 0
 if ARGV[10] == '1' then mfa = now end
+local check = check_string({ARGV[1], ARGV[2], now, now, now + max, idle, ARGV[8], ARGV[9], mfa})
 redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'org', ARGV[2], 'created', now, 'seen', now,
   'abs', now + max, 'idle', idle, 'ip', ARGV[5], 'ua', ARGV[6], 'amr', ARGV[8],
-  'pend', ARGV[9], 'mfa', mfa)
+  'pend', ARGV[9], 'mfa', mfa, 'chk', check)
 redis.call('PEXPIRE', KEYS[1], math.min(idle, max))
 redis.call('SADD', KEYS[2], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], max)
 return now
-";
+"
+);
 
 /// A second factor verified on a live session: note when, and add its method.
-const RECORD_SECOND_FACTOR: &str = r"
+const RECORD_SECOND_FACTOR: &str = concat!(
+    check_string_lua!(),
+    r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', KEYS[1], 'seen', 'abs', 'idle', 'amr')
+local f = redis.call('HMGET', KEYS[1], 'uid', 'org', 'created', 'seen', 'abs', 'idle', 'amr',
+  'pend', 'mfa')
 if not f[1] then return false end
-if now >= tonumber(f[2]) or now >= tonumber(f[1]) + tonumber(f[3]) then return false end
-local amr = f[4] or 'pwd'
+if now >= tonumber(f[5]) or now >= tonumber(f[4]) + tonumber(f[6]) then return false end
+local amr = f[7] or 'pwd'
 local found = false
 for m in string.gmatch(amr, '[^,]+') do
   if m == ARGV[1] then found = true end
 end
 if not found then amr = amr .. ',' .. ARGV[1] end
-redis.call('HSET', KEYS[1], 'mfa', now, 'amr', amr)
+f[7] = amr
+f[9] = now
+redis.call('HSET', KEYS[1], 'mfa', now, 'amr', amr, 'chk', check_string(f))
 return now
-";
+"
+);
 
 const REVOKE: &str = r"
 local uid = redis.call('HGET', KEYS[1], 'uid')
@@ -409,14 +442,15 @@ struct Owner {
 /// The session checks of one instance, and what they remember between calls.
 ///
 /// A session seen before is checked without a script: one pipeline reads
-/// Redis's clock, each such session's fields and, with one `MGET`, the epochs
-/// of their organisations and users. That reads what the script reads, in the
-/// same order (the epochs after the session), and writes nothing. Whatever
-/// needs a write goes through [`TOUCH`] in a second call: a session the
-/// instance has not seen, one due to slide (at most once a tenth of its
-/// window, a second at most), one that has just ended but not yet lapsed,
-/// and one whose epoch Redis lost. Each script call costs Redis several
-/// times what the same reads cost a client.
+/// Redis's clock, each such session's check string (`HGET` of its `chk`, one
+/// string of what a request needs) and, with one `MGET`, the epochs of their
+/// organisations and users. That reads what the script reads, in the same
+/// order (the epochs after the session), and writes nothing. Whatever needs a
+/// write, or is not what was expected, goes through [`TOUCH`] in a second
+/// call: a session the instance has not seen, one due to slide (at most once
+/// a tenth of its window, a second at most), one that has ended or has no
+/// check string, and one whose epoch Redis lost. Each script call costs Redis
+/// several times what the same reads cost a client.
 struct Checks {
     script: Script,
     keys: Keys,
@@ -435,13 +469,10 @@ impl Checks {
             (0..ids.len()).partition(|&i| self.owners.contains_key(ids[i]));
         if !known.is_empty() {
             let read = self.read(link, ids, &known).await?;
-            for (i, outcome) in known.into_iter().zip(read) {
-                match outcome {
-                    Read::Live(touched) => answers[i] = Some(touched),
-                    Read::Gone => {
-                        self.owners.remove(ids[i]);
-                    }
-                    Read::NeedsScript => scripted.push(i),
+            for (i, touched) in known.into_iter().zip(read) {
+                match touched {
+                    Some(touched) => answers[i] = Some(touched),
+                    None => scripted.push(i),
                 }
             }
         }
@@ -494,22 +525,21 @@ impl Checks {
     }
 
     /// Read the sessions `known` (indexes into `ids`) and their epochs in one
-    /// pipeline, without a script.
+    /// pipeline, without a script: each one's answer, or `None` where its
+    /// check needs the script.
     async fn read(
         &self,
         link: &Link,
         ids: &[&SessionId],
         known: &[usize],
-    ) -> redis::RedisResult<Vec<Read>> {
+    ) -> redis::RedisResult<Vec<Option<Touched>>> {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         let mut epoch_keys: Vec<&str> = Vec::with_capacity(known.len() * 2);
         let mut places: HashMap<&str, usize> = HashMap::with_capacity(known.len() * 2);
         let mut owners = Vec::with_capacity(known.len());
         for &i in known {
-            pipe.cmd("HMGET")
-                .arg(self.keys.session(ids[i]))
-                .arg(&FIELDS[..TOUCHED_FIELDS]);
+            pipe.cmd("HGET").arg(self.keys.session(ids[i])).arg("chk");
             let owner = &self.owners[ids[i]];
             let [organization, user] = owner.epoch_keys.each_ref().map(|key| {
                 *places.entry(key.as_str()).or_insert_with(|| {
@@ -528,47 +558,30 @@ impl Checks {
             .as_ref()
             .and_then(redis_millis)
             .ok_or_else(shape)?;
-        let sessions: Vec<redis::Value> = replies.by_ref().take(known.len()).collect();
+        let checks: Vec<redis::Value> = replies.by_ref().take(known.len()).collect();
         let epochs = match replies.next() {
             Some(redis::Value::Array(epochs)) if epochs.len() == epoch_keys.len() => epochs,
             _ => return Err(shape()),
         };
-        if sessions.len() != known.len() {
+        if checks.len() != known.len() {
             return Err(shape());
         }
         Ok(known
             .iter()
-            .zip(sessions)
+            .zip(checks)
             .zip(owners)
-            .map(|((&i, fields), (owner, organization, user))| {
-                let redis::Value::Array(fields) = fields else {
-                    return Read::NeedsScript;
-                };
-                let fields: Vec<Option<&str>> = fields.iter().map(text).collect();
-                if fields.iter().all(Option::is_none) {
-                    return Read::Gone;
-                }
-                let Some(session) = RedisStore::record_from_fields(ids[i].clone(), &fields) else {
-                    return Read::NeedsScript;
-                };
-                let (Some(organization), Some(user)) =
-                    (text(&epochs[organization]), text(&epochs[user]))
-                else {
-                    return Read::NeedsScript;
-                };
+            .map(|((&i, check), (owner, organization, user))| {
+                let session = record_from_check(ids[i].clone(), text(&check)?)?;
+                let organization = text(&epochs[organization])?;
+                let user = text(&epochs[user])?;
                 let seen = session.last_seen_at.timestamp_millis();
                 let idle = i64::try_from(session.idle_timeout.as_millis()).unwrap_or(i64::MAX);
                 let since = now - seen;
                 let ended = now >= session.absolute_expiry.timestamp_millis() || since >= idle;
                 let slide_due = since >= 1000 || since.saturating_mul(10) >= idle;
-                if ended
-                    || slide_due
-                    || (session.user_id, session.organization_id)
-                        != (owner.user_id, owner.organization_id)
-                {
-                    return Read::NeedsScript;
-                }
-                Read::Live(Touched {
+                let same_owner = (session.user_id, session.organization_id)
+                    == (owner.user_id, owner.organization_id);
+                (!ended && !slide_due && same_owner).then(|| Touched {
                     session,
                     authz_epoch: format!("{organization}/{user}"),
                 })
@@ -585,20 +598,8 @@ fn unexpected_reply() -> redis::RedisError {
     ))
 }
 
-/// What a read without a script found of one session.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per session of a call, moved straight into its answer"
-)]
-enum Read {
-    Live(Touched),
-    Gone,
-    /// Its check needs a write, or what was read is not what was expected.
-    NeedsScript,
-}
-
-/// The fields a session check reads: [`FIELDS`] without the address and
-/// user agent.
+/// The fields in a session's check string: [`FIELDS`] without the address
+/// and user agent.
 const TOUCHED_FIELDS: usize = 9;
 
 /// A reply's text, if it is one.
@@ -623,18 +624,25 @@ fn redis_millis(value: &redis::Value) -> Option<i64> {
     Some(seconds * 1000 + micros / 1000)
 }
 
-/// A session check's answer: nine session fields and the epochs, separated by
-/// spaces (see [`TOUCH`]); `None` if it is not of that shape.
-fn touched_from_reply(id: SessionId, reply: &str) -> Option<Touched> {
-    let mut fields = [None; 10];
-    for (field, part) in fields.iter_mut().zip(reply.split(' ')) {
-        *field = Some(part);
+/// A session from its check string (see [`check_string_lua`]); `None` if it
+/// is not of that shape.
+fn record_from_check(id: SessionId, check: &str) -> Option<SessionRecord> {
+    let mut parts = check.split(' ');
+    let fields: [Option<&str>; TOUCHED_FIELDS] = std::array::from_fn(|_| parts.next());
+    if fields.iter().any(Option::is_none) || parts.next().is_some() {
+        return None;
     }
-    let authz_epoch = fields[9]?.to_owned();
-    let session = RedisStore::record_from_fields(id, &fields[..9])?;
+    RedisStore::record_from_fields(id, &fields)
+}
+
+/// A script's answer to a session check: the session's check string and its
+/// epochs, separated by a space (see [`TOUCH`]); `None` if it is not of that
+/// shape.
+fn touched_from_reply(id: SessionId, reply: &str) -> Option<Touched> {
+    let (check, authz_epoch) = reply.rsplit_once(' ')?;
     Some(Touched {
-        session,
-        authz_epoch,
+        session: record_from_check(id, check)?,
+        authz_epoch: authz_epoch.to_owned(),
     })
 }
 
@@ -988,6 +996,7 @@ mod tests {
             format!("{user} {user} 1 2 3 -4 pwd 0 0 e/u"),
             format!("{user} {user} 1 2 three 4 pwd 0 0 e/u"),
             format!("{user} {user} 1 2 3 4 pwd 0 0"),
+            format!("{user} {user} 1 2 3 4 pwd 0 0 extra e/u"),
         ] {
             assert!(
                 touched_from_reply(SessionId("id".to_owned()), &reply).is_none(),
