@@ -79,10 +79,11 @@ impl JobStatus {
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
-/// Batches of a job in flight at once on PostgreSQL (see [`Flight`]). Three
-/// finished a file about a tenth sooner than two on a two-core machine
-/// (BENCHMARKS.md); each holds one of the pool's connections while in flight.
-const BATCHES_IN_FLIGHT: usize = 3;
+/// Batches of a job in flight at once on PostgreSQL (see [`Flight`]), each
+/// holding one of the pool's connections. Three finished a file about a
+/// tenth sooner on a two-core machine, but left a pool of five too few
+/// connections for anything else (BENCHMARKS.md).
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// About how much of a file's text one stored chunk holds; the job holds one
 /// chunk at a time, however long the file. About a batch of rows: a chunk
@@ -120,25 +121,23 @@ struct Before {
 /// A batch on its way: whether it committed.
 type Landing<'r> = Pin<Box<dyn Future<Output = AppResult<bool>> + Send + 'r>>;
 
-/// The batches of a job's run in flight: on PostgreSQL up to
-/// [`BATCHES_IN_FLIGHT`] at once, each in a transaction on a connection of its
-/// own, so that the server and the database, and the database's cores, work
-/// at once instead of in turn.
+/// The batches of a job's run in flight: on PostgreSQL two at once, each in a
+/// transaction on a connection of its own, so that the server and the
+/// database, and the database's cores, work at once instead of in turn.
 ///
 /// Batches commit in file order, so the checkpoint stays a count of rows: a
 /// batch checks and writes its rows, then waits for the batch before it to
 /// end before it advances the job's counters and commits, and gives up if
 /// that one did not commit. The wait is one the database sees: each batch
 /// holds an advisory lock of its own from its start, and the next takes it
-/// to wait. Were an earlier batch ever to wait on a lock a later one holds
-/// (both inserting one NPI, say), PostgreSQL would see the cycle through the
-/// advisory locks between them, end one of them as a deadlock, and the job
-/// would retry it from its checkpoint; a wait inside the server instead would
-/// hang them all for good.
+/// to wait. Were the batch before ever to wait on a lock the next one holds
+/// (both inserting one NPI, say), PostgreSQL would see the cycle, end one of
+/// them as a deadlock, and the job would retry it from its checkpoint; a wait
+/// inside the server instead would hang both for good.
 ///
-/// What batches in flight check concurrently, they check correctly: an
-/// earlier batch holds none of a later one's emails (a repeat of an earlier
-/// row fails), and the guard that an administrator remains runs after each
+/// What the two batches check concurrently, they check correctly: the batch
+/// before holds none of the next one's emails (a repeat of an earlier row
+/// fails), and the guard that an administrator remains runs after each
 /// batch's writes, under the organisation's lock. SQLite has one writer: one
 /// batch at a time there.
 struct Flight<'r, 'c> {
