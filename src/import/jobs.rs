@@ -79,11 +79,20 @@ impl JobStatus {
 /// Rows per transaction.
 pub const BATCH_ROWS: usize = 1000;
 
-/// Batches of a job in flight at once on PostgreSQL (see [`Flight`]), each
-/// holding one of the pool's connections. Three finished a file about a
-/// tenth sooner on a two-core machine, but left a pool of five too few
-/// connections for anything else (BENCHMARKS.md).
-const BATCHES_IN_FLIGHT: usize = 2;
+/// The most batches of a job in flight at once on PostgreSQL (see
+/// [`Flight`]). Three finished a file about a tenth sooner than two on a
+/// two-core machine (BENCHMARKS.md).
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// How many batches a job may have in flight with a pool of `pool`
+/// connections: each holds one while in flight, and a job takes at most half
+/// of the pool, so that requests and other work keep the rest (with a pool of
+/// five, three in flight starved them).
+fn batches_in_flight(pool: u32) -> usize {
+    usize::try_from(pool / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(1, BATCHES_IN_FLIGHT)
+}
 
 /// About how much of a file's text one stored chunk holds; the job holds one
 /// chunk at a time, however long the file. About a batch of rows: a chunk
@@ -121,7 +130,8 @@ struct Before {
 /// A batch on its way: whether it committed.
 type Landing<'r> = Pin<Box<dyn Future<Output = AppResult<bool>> + Send + 'r>>;
 
-/// The batches of a job's run in flight: on PostgreSQL two at once, each in a
+/// The batches of a job's run in flight: on PostgreSQL up to three at once
+/// (fewer with a small pool, see [`batches_in_flight`]), each in a
 /// transaction on a connection of its own, so that the server and the
 /// database, and the database's cores, work at once instead of in turn.
 ///
@@ -130,14 +140,15 @@ type Landing<'r> = Pin<Box<dyn Future<Output = AppResult<bool>> + Send + 'r>>;
 /// end before it advances the job's counters and commits, and gives up if
 /// that one did not commit. The wait is one the database sees: each batch
 /// holds an advisory lock of its own from its start, and the next takes it
-/// to wait. Were the batch before ever to wait on a lock the next one holds
-/// (both inserting one NPI, say), PostgreSQL would see the cycle, end one of
-/// them as a deadlock, and the job would retry it from its checkpoint; a wait
-/// inside the server instead would hang both for good.
+/// to wait. Were an earlier batch ever to wait on a lock a later one holds
+/// (both inserting one NPI, say), PostgreSQL would see the cycle through the
+/// advisory locks between them, end one of them as a deadlock, and the job
+/// would retry it from its checkpoint; a wait inside the server instead would
+/// hang them all for good.
 ///
-/// What the two batches check concurrently, they check correctly: the batch
-/// before holds none of the next one's emails (a repeat of an earlier row
-/// fails), and the guard that an administrator remains runs after each
+/// What batches in flight check concurrently, they check correctly: an
+/// earlier batch holds none of a later one's emails (a repeat of an earlier
+/// row fails), and the guard that an administrator remains runs after each
 /// batch's writes, under the organisation's lock. SQLite has one writer: one
 /// batch at a time there.
 struct Flight<'r, 'c> {
@@ -157,7 +168,13 @@ impl<'r, 'c: 'r> Flight<'r, 'c> {
         import: &'r Importer<'c>,
     ) -> Self {
         let most = match runner.db.get_database_backend() {
-            DbBackend::Postgres => BATCHES_IN_FLIGHT,
+            DbBackend::Postgres => batches_in_flight(
+                runner
+                    .db
+                    .get_postgres_connection_pool()
+                    .options()
+                    .get_max_connections(),
+            ),
             _ => 1,
         };
         Self {
@@ -980,4 +997,18 @@ async fn chunk_text(
         .await?
         .ok_or_else(|| anyhow::anyhow!("import job {} without chunk {seq}", job.id))?;
     Ok(String::from_utf8(data).map_err(|e| anyhow::anyhow!("stored chunk is not UTF-8: {e}"))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_takes_at_most_half_the_pool_for_its_batches() {
+        let widths: Vec<usize> = [1, 2, 3, 4, 5, 6, 7, 10, 100]
+            .into_iter()
+            .map(batches_in_flight)
+            .collect();
+        assert_eq!(widths, [1, 1, 1, 2, 2, 3, 3, 3, 3]);
+    }
 }
